@@ -1,0 +1,1 @@
+//! circuitry-circuits (in progress)

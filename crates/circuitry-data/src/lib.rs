@@ -1,0 +1,1 @@
+//! circuitry-data (in progress)

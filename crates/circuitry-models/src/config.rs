@@ -1,0 +1,196 @@
+//! The architecture-independent description of a decoder-only transformer.
+//!
+//! Every supported family (GPT-2, Llama and its Qwen2/Mistral-style variants) is expressed as a
+//! [`ModelConfig`]; the forward pass in [`crate::transformer`] switches on these fields only.
+
+use serde::{Deserialize, Serialize};
+
+/// Which family a model belongs to; decides the weight-name mapping, not the forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    Gpt2,
+    Llama,
+}
+
+impl Architecture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Gpt2 => "gpt2",
+            Architecture::Llama => "llama",
+        }
+    }
+}
+
+/// Normalisation layer kind. The `*Pre` kinds are what weight processing leaves behind after
+/// folding the learned scale (and bias) into the next linear map, as in TransformerLens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormKind {
+    /// Centre, divide by `sqrt(var + eps)`, then scale and shift.
+    LayerNorm,
+    /// LayerNorm without the learned scale and shift.
+    LayerNormPre,
+    /// Divide by `sqrt(mean(x^2) + eps)`, then scale.
+    RmsNorm,
+    /// RMSNorm without the learned scale.
+    RmsNormPre,
+}
+
+impl NormKind {
+    pub fn centers(self) -> bool {
+        matches!(self, NormKind::LayerNorm | NormKind::LayerNormPre)
+    }
+    pub fn has_weight(self) -> bool {
+        matches!(self, NormKind::LayerNorm | NormKind::RmsNorm)
+    }
+    /// The kind left after folding the learned parameters away.
+    pub fn folded(self) -> NormKind {
+        match self {
+            NormKind::LayerNorm | NormKind::LayerNormPre => NormKind::LayerNormPre,
+            NormKind::RmsNorm | NormKind::RmsNormPre => NormKind::RmsNormPre,
+        }
+    }
+}
+
+/// How position enters the model.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Positional {
+    /// A learned table `W_pos [n_ctx, d_model]` added to the token embedding.
+    Learned,
+    /// Rotary embeddings on queries and keys (Hugging Face `rotate_half` layout), applied to the
+    /// first `dim` features of each head.
+    Rotary { theta: f64, dim: usize },
+}
+
+/// MLP nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActFn {
+    /// GELU, tanh approximation (GPT-2's `gelu_new`).
+    GeluTanh,
+    /// GELU with the exact erf form.
+    Gelu,
+    Relu,
+    /// SiLU / swish, as used by SwiGLU.
+    Silu,
+}
+
+impl ActFn {
+    pub fn from_hf_name(name: &str) -> Option<ActFn> {
+        Some(match name {
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" | "gelu_tanh" => ActFn::GeluTanh,
+            "gelu" => ActFn::Gelu,
+            "relu" => ActFn::Relu,
+            "silu" | "swish" => ActFn::Silu,
+            _ => return None,
+        })
+    }
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            ActFn::GeluTanh => "gelu_new",
+            ActFn::Gelu => "gelu",
+            ActFn::Relu => "relu",
+            ActFn::Silu => "silu",
+        }
+    }
+}
+
+/// A complete description of the computation. Sizes follow TransformerLens's names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    /// Key/value heads; smaller than `n_heads` under grouped-query attention.
+    pub n_kv_heads: usize,
+    pub d_head: usize,
+    pub d_mlp: usize,
+    pub d_vocab: usize,
+    /// Longest sequence the model accepts.
+    pub n_ctx: usize,
+    pub norm: NormKind,
+    pub norm_eps: f64,
+    pub positional: Positional,
+    pub act_fn: ActFn,
+    /// SwiGLU-style MLP: `act(x W_gate) * (x W_in)`.
+    pub gated_mlp: bool,
+    /// Blocks have attention only (no second norm, no MLP), as in the Mathematical Framework's
+    /// toy models.
+    #[serde(default)]
+    pub attn_only: bool,
+    /// Biases on the query/key/value projections.
+    pub qkv_bias: bool,
+    /// Bias on the attention output projection.
+    pub attn_out_bias: bool,
+    pub mlp_bias: bool,
+    /// Bias on the unembedding.
+    pub unembed_bias: bool,
+    /// The unembedding is the transposed token embedding in the source checkpoint.
+    pub tied_embeddings: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
+    pub pad_token_id: Option<u32>,
+}
+
+impl ModelConfig {
+    /// Query heads per key/value head.
+    pub fn kv_group(&self) -> usize {
+        self.n_heads / self.n_kv_heads
+    }
+
+    /// Checks the internal consistency of the sizes, naming the first inconsistency found.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("d_model", self.d_model),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("n_kv_heads", self.n_kv_heads),
+            ("d_head", self.d_head),
+            ("d_mlp", self.d_mlp),
+            ("d_vocab", self.d_vocab),
+            ("n_ctx", self.n_ctx),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        if self.n_heads % self.n_kv_heads != 0 {
+            return Err(format!(
+                "n_heads ({}) must be a multiple of n_kv_heads ({})",
+                self.n_heads, self.n_kv_heads
+            ));
+        }
+        if let Positional::Rotary { dim, .. } = self.positional {
+            if dim == 0 || dim > self.d_head || dim % 2 != 0 {
+                return Err(format!(
+                    "rotary dimension {dim} must be even and at most d_head ({})",
+                    self.d_head
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parameter count (embeddings and unembedding included, tied ones once).
+    pub fn n_params(&self) -> usize {
+        let d = self.d_model;
+        let attn = d * self.n_heads * self.d_head * 2 + d * self.n_kv_heads * self.d_head * 2;
+        let mlp = if self.attn_only {
+            0
+        } else {
+            d * self.d_mlp * if self.gated_mlp { 3 } else { 2 }
+        };
+        let embed = self.d_vocab * d;
+        let unembed = if self.tied_embeddings { 0 } else { d * self.d_vocab };
+        let pos = if self.positional == Positional::Learned {
+            self.n_ctx * d
+        } else {
+            0
+        };
+        self.n_layers * (attn + mlp) + embed + unembed + pos
+    }
+}

@@ -1,0 +1,274 @@
+//! Interventions at hook points: which entries an edit touches ([`Selection`]) and what it does
+//! to them ([`EditOp`]).
+
+use burn::prelude::*;
+
+use crate::hooks::{HookLayout, HookPoint};
+
+/// A hook's tensor; hooks are rank 3 (`[batch, pos, d]`) or rank 4 (per head / attention).
+#[derive(Clone, Debug)]
+pub enum HookTensor {
+    R3(Tensor<3>),
+    R4(Tensor<4>),
+}
+
+impl HookTensor {
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            HookTensor::R3(t) => t.dims().to_vec(),
+            HookTensor::R4(t) => t.dims().to_vec(),
+        }
+    }
+
+    /// The rank-3 tensor; panics on a rank-4 one (hook ranks are fixed by [`crate::HookKind`]).
+    pub fn r3(self) -> Tensor<3> {
+        match self {
+            HookTensor::R3(t) => t,
+            HookTensor::R4(t) => panic!("expected a rank-3 hook tensor, got {:?}", t.dims()),
+        }
+    }
+
+    /// The rank-4 tensor; panics on a rank-3 one.
+    pub fn r4(self) -> Tensor<4> {
+        match self {
+            HookTensor::R4(t) => t,
+            HookTensor::R3(t) => panic!("expected a rank-4 hook tensor, got {:?}", t.dims()),
+        }
+    }
+
+    /// Host copy as `f32`, row-major.
+    pub fn to_vec(&self) -> Vec<f32> {
+        let data = match self {
+            HookTensor::R3(t) => t.to_data(),
+            HookTensor::R4(t) => t.to_data(),
+        };
+        data.convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("float tensor data")
+    }
+
+    pub fn detach(self) -> HookTensor {
+        match self {
+            HookTensor::R3(t) => HookTensor::R3(t.detach()),
+            HookTensor::R4(t) => HookTensor::R4(t.detach()),
+        }
+    }
+}
+
+impl From<Tensor<3>> for HookTensor {
+    fn from(t: Tensor<3>) -> Self {
+        HookTensor::R3(t)
+    }
+}
+
+impl From<Tensor<4>> for HookTensor {
+    fn from(t: Tensor<4>) -> Self {
+        HookTensor::R4(t)
+    }
+}
+
+/// Positions an edit touches.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Positions {
+    #[default]
+    All,
+    /// The same positions in every selected row.
+    Same(Vec<usize>),
+    /// Positions per batch row (`per_row[b]` for row `b`); rows beyond the list are untouched.
+    PerRow(Vec<Vec<usize>>),
+}
+
+/// Which entries of a hook tensor an edit touches. Empty fields mean "all".
+///
+/// `positions` index the sequence axis (for attention scores and patterns, the query axis);
+/// `heads` the head axis of per-head hooks; `features` the last axis (neurons of `mlp.hook_post`,
+/// residual directions, key positions of a pattern).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    pub rows: Option<Vec<usize>>,
+    pub positions: Positions,
+    pub heads: Option<Vec<usize>>,
+    pub features: Option<Vec<usize>>,
+}
+
+impl Selection {
+    pub fn all() -> Selection {
+        Selection::default()
+    }
+    pub fn positions(positions: Vec<usize>) -> Selection {
+        Selection {
+            positions: Positions::Same(positions),
+            ..Selection::default()
+        }
+    }
+    pub fn heads(heads: Vec<usize>) -> Selection {
+        Selection {
+            heads: Some(heads),
+            ..Selection::default()
+        }
+    }
+    pub fn is_all(&self) -> bool {
+        *self == Selection::default()
+    }
+
+    /// The selection as a host boolean mask of the given hook shape.
+    fn mask(&self, layout: HookLayout, dims: &[usize]) -> Vec<bool> {
+        let (b, a1, a2, a3) = match dims.len() {
+            3 => (dims[0], dims[1], 1, dims[2]),
+            _ => (dims[0], dims[1], dims[2], dims[3]),
+        };
+        // Which axis holds positions and which heads, by layout.
+        let (pos_axis, head_axis) = match layout {
+            HookLayout::BatchPosD => (1, None),
+            HookLayout::BatchPosHeadD => (1, Some(2)),
+            HookLayout::BatchHeadQK => (2, Some(1)),
+        };
+        let in_list = |list: &Option<Vec<usize>>, i: usize| list.as_ref().is_none_or(|l| l.contains(&i));
+        let mut out = vec![false; b * a1 * a2 * a3];
+        for row in 0..b {
+            if !in_list(&self.rows, row) {
+                continue;
+            }
+            let row_positions: Option<&[usize]> = match &self.positions {
+                Positions::All => None,
+                Positions::Same(p) => Some(p),
+                Positions::PerRow(per_row) => match per_row.get(row) {
+                    Some(p) => Some(p),
+                    None => continue,
+                },
+            };
+            for i1 in 0..a1 {
+                for i2 in 0..a2 {
+                    let pos = if pos_axis == 1 { i1 } else { i2 };
+                    if row_positions.is_some_and(|p| !p.contains(&pos)) {
+                        continue;
+                    }
+                    if let Some(axis) = head_axis {
+                        let head = if axis == 1 { i1 } else { i2 };
+                        if !in_list(&self.heads, head) {
+                            continue;
+                        }
+                    }
+                    for i3 in 0..a3 {
+                        if in_list(&self.features, i3) {
+                            out[((row * a1 + i1) * a2 + i2) * a3 + i3] = true;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What an edit does to the selected entries.
+#[derive(Clone, Debug)]
+pub enum EditOp {
+    /// Take the selected entries from `value`, which has the hook's full shape (patching).
+    Replace(HookTensor),
+    /// Set the selected entries to zero (zero ablation).
+    Zero,
+    /// Add `value` (the hook's full shape) to the selected entries (steering; and, with a
+    /// zero tensor that requires grad, the handle for gradients at this hook).
+    Add(HookTensor),
+    /// Multiply the selected entries by a constant.
+    Scale(f32),
+}
+
+/// One intervention at one hook point.
+#[derive(Clone, Debug)]
+pub struct Edit {
+    pub hook: HookPoint,
+    pub selection: Selection,
+    pub op: EditOp,
+}
+
+impl Edit {
+    pub fn new(hook: HookPoint, selection: Selection, op: EditOp) -> Edit {
+        Edit {
+            hook,
+            selection,
+            op,
+        }
+    }
+
+    pub(crate) fn apply3(&self, x: Tensor<3>) -> Tensor<3> {
+        let mask = (!self.selection.is_all())
+            .then(|| bool_mask::<3>(&self.selection, self.hook.kind.layout(), &x));
+        match &self.op {
+            EditOp::Replace(v) => select(x, v.clone().r3(), mask),
+            EditOp::Zero => {
+                let zeros = x.zeros_like();
+                select(x, zeros, mask)
+            }
+            EditOp::Add(v) => {
+                let added = x.clone() + v.clone().r3();
+                select(x, added, mask)
+            }
+            EditOp::Scale(f) => {
+                let scaled = x.clone() * *f;
+                select(x, scaled, mask)
+            }
+        }
+    }
+
+    pub(crate) fn apply4(&self, x: Tensor<4>) -> Tensor<4> {
+        let mask = (!self.selection.is_all())
+            .then(|| bool_mask::<4>(&self.selection, self.hook.kind.layout(), &x));
+        match &self.op {
+            EditOp::Replace(v) => select(x, v.clone().r4(), mask),
+            EditOp::Zero => {
+                let zeros = x.zeros_like();
+                select(x, zeros, mask)
+            }
+            EditOp::Add(v) => {
+                let added = x.clone() + v.clone().r4();
+                select(x, added, mask)
+            }
+            EditOp::Scale(f) => {
+                let scaled = x.clone() * *f;
+                select(x, scaled, mask)
+            }
+        }
+    }
+}
+
+fn bool_mask<const D: usize>(sel: &Selection, layout: HookLayout, x: &Tensor<D>) -> Tensor<D, Bool> {
+    let dims = x.dims();
+    let mask = sel.mask(layout, &dims);
+    Tensor::<D, Bool>::from_data(TensorData::new(mask, dims), &x.device())
+}
+
+/// `new` where the mask is set (everywhere without a mask), `old` elsewhere.
+fn select<const D: usize>(old: Tensor<D>, new: Tensor<D>, mask: Option<Tensor<D, Bool>>) -> Tensor<D> {
+    match mask {
+        None => new,
+        Some(m) => old.mask_where(m, new),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_masks_follow_layout() {
+        let sel = Selection {
+            positions: Positions::Same(vec![1]),
+            heads: Some(vec![0]),
+            ..Selection::default()
+        };
+        // [b=1, pos=2, head=2, d=1]: only (pos 1, head 0)
+        let m = sel.mask(HookLayout::BatchPosHeadD, &[1, 2, 2, 1]);
+        assert_eq!(m, vec![false, false, true, false]);
+        // [b=1, head=2, q=2, k=1]: only (head 0, q 1)
+        let m = sel.mask(HookLayout::BatchHeadQK, &[1, 2, 2, 1]);
+        assert_eq!(m, vec![false, true, false, false]);
+        let per_row = Selection {
+            positions: Positions::PerRow(vec![vec![0], vec![1]]),
+            ..Selection::default()
+        };
+        let m = per_row.mask(HookLayout::BatchPosD, &[3, 2, 1]);
+        assert_eq!(m, vec![true, false, false, true, false, false]);
+    }
+}

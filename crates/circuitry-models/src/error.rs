@@ -1,0 +1,69 @@
+//! Errors from loading models and tokenizers. Each names the file and, where there is one, the
+//! tensor or key at fault.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid {format} file: {message}")]
+    Format {
+        path: PathBuf,
+        format: &'static str,
+        message: String,
+    },
+    #[error("{path}: config key `{key}`: {message}")]
+    Config {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error(
+        "{path}: unsupported architecture `{found}`; supported: GPT2LMHeadModel (gpt2), LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM (llama)"
+    )]
+    UnsupportedArchitecture { path: PathBuf, found: String },
+    #[error("{path}: tensor `{name}` is missing (expected shape {expected:?})")]
+    MissingTensor {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+    },
+    #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{path}: tensor `{name}` has unsupported data type {dtype}; supported: {supported}")]
+    UnsupportedDtype {
+        path: PathBuf,
+        name: String,
+        dtype: String,
+        supported: &'static str,
+    },
+    #[error("{path}: unexpected tensors not used by the {architecture} architecture: {names}")]
+    UnusedTensors {
+        path: PathBuf,
+        architecture: &'static str,
+        names: String,
+    },
+    #[error("{path}: {message}")]
+    NotFound { path: PathBuf, message: String },
+    #[error("{path}: tokenizer: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+}
+
+impl LoadError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> LoadError {
+        LoadError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

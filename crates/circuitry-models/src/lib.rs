@@ -1,0 +1,42 @@
+//! Transformer language models for circuitry: GPT-2 and Llama families as burn modules with every
+//! TransformerLens hook point, interventions at those hooks, weight loading (Hugging Face
+//! safetensors directories, the local hub cache, GGUF), tokenizers, and TransformerLens-style
+//! weight processing.
+//!
+//! This crate knows nothing of experiment files, datasets or tables, and never touches the
+//! network. Modules take the device from their tensors, so the same code runs on any backend.
+
+pub mod architectures;
+pub mod batch;
+pub mod cache;
+pub mod components;
+pub mod config;
+pub mod device;
+pub mod edits;
+pub mod error;
+pub mod hooks;
+pub mod load;
+pub mod loading;
+pub mod processing;
+pub mod tokenizer;
+pub mod transformer;
+pub mod weights;
+
+pub use batch::{PaddingSide, TokenBatch};
+pub use cache::{ActivationCache, Intervention};
+pub use config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
+pub use device::{DeviceKind, parse_device};
+pub use edits::{Edit, EditOp, HookTensor, Positions, Selection};
+pub use error::LoadError;
+pub use hooks::{HookKind, HookLayout, HookPoint};
+pub use load::{LoadedModel, load_model, load_weights};
+pub use loading::ModelSource;
+pub use processing::Processing;
+pub use tokenizer::Tokenizer;
+pub use transformer::{Output, Span, Transformer};
+pub use weights::{HostTensor, Weights};
+
+pub(crate) use transformer::linear;
+
+/// Re-exported so that downstream crates use the same burn as the models.
+pub use burn;

@@ -1,0 +1,238 @@
+//! Weight processing as TransformerLens's `HookedTransformer` does it by default, so that
+//! circuit-level results are comparable: fold the norms' learned parameters into the next linear
+//! maps, centre the weights that write to the residual stream (LayerNorm models only), centre the
+//! unembedding, and fold value biases into the output bias. Logits change only by a constant per
+//! position (so probabilities are unchanged).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::NormKind;
+use crate::weights::{HostTensor, Weights};
+
+/// Which processing steps to apply; all on by default, as in TransformerLens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Processing {
+    pub fold_ln: bool,
+    pub center_writing_weights: bool,
+    pub center_unembed: bool,
+    pub fold_value_biases: bool,
+}
+
+impl Default for Processing {
+    fn default() -> Self {
+        Processing::all()
+    }
+}
+
+impl Processing {
+    pub fn all() -> Processing {
+        Processing {
+            fold_ln: true,
+            center_writing_weights: true,
+            center_unembed: true,
+            fold_value_biases: true,
+        }
+    }
+    pub fn none() -> Processing {
+        Processing {
+            fold_ln: false,
+            center_writing_weights: false,
+            center_unembed: false,
+            fold_value_biases: false,
+        }
+    }
+}
+
+/// Applies `processing` to `weights` (in the order TransformerLens uses).
+pub fn process(mut weights: Weights, processing: Processing) -> Weights {
+    let layer_norm = weights.config.norm.centers();
+    if processing.fold_ln && weights.config.norm.has_weight() {
+        fold_norms(&mut weights);
+    }
+    let center_writing = processing.center_writing_weights && layer_norm;
+    if center_writing {
+        center_writing_weights(&mut weights);
+    }
+    if processing.center_unembed {
+        let w_u = weights.tensors.get_mut("unembed.W_U").expect("checked weights");
+        subtract_row_means(w_u);
+        if let Some(b_u) = weights.tensors.get_mut("unembed.b_U") {
+            subtract_mean(b_u);
+        }
+    }
+    if processing.fold_value_biases {
+        fold_value_biases(&mut weights, center_writing);
+    }
+    weights
+}
+
+/// Folds each norm's scale (and LayerNorm's shift) into the maps that read its output, leaving
+/// `LayerNormPre`/`RmsNormPre`. For LayerNorm the reading weights are also centred along
+/// `d_model`, which cannot change outputs because the normalised input is centred.
+fn fold_norms(weights: &mut Weights) {
+    let cfg = weights.config.clone();
+    let centre = cfg.norm.centers();
+    let t = &mut weights.tensors;
+    let fold = |t: &mut std::collections::BTreeMap<String, HostTensor>, norm: &str, readers: &[(String, String)]| {
+        let w = t.remove(&format!("{norm}.w")).expect("norm weight");
+        let b = t.remove(&format!("{norm}.b"));
+        for (w_name, b_name) in readers {
+            let mat = t.get(w_name).expect("reader weight").clone();
+            if let Some(b) = &b {
+                let shift = vec_mat(&b.data, &mat);
+                let bias = t
+                    .entry(b_name.clone())
+                    .or_insert_with(|| HostTensor::new(vec![mat.shape[1]], vec![0.0; mat.shape[1]]));
+                for (x, s) in bias.data.iter_mut().zip(shift) {
+                    *x += s;
+                }
+            }
+            let mut mat = mat;
+            scale_rows(&mut mat, &w.data);
+            if centre {
+                subtract_column_means(&mut mat);
+            }
+            t.insert(w_name.clone(), mat);
+        }
+    };
+    for l in 0..cfg.n_layers {
+        let p = format!("blocks.{l}");
+        let attn: Vec<(String, String)> = ["Q", "K", "V"]
+            .iter()
+            .map(|x| (format!("{p}.attn.W_{x}"), format!("{p}.attn.b_{x}")))
+            .collect();
+        fold(t, &format!("{p}.ln1"), &attn);
+        if !cfg.attn_only {
+            let mut mlp = vec![(format!("{p}.mlp.W_in"), format!("{p}.mlp.b_in"))];
+            if cfg.gated_mlp {
+                mlp.push((format!("{p}.mlp.W_gate"), format!("{p}.mlp.b_gate")));
+            }
+            fold(t, &format!("{p}.ln2"), &mlp);
+        }
+    }
+    fold(t, "ln_final", &[("unembed.W_U".to_string(), "unembed.b_U".to_string())]);
+    let c = &mut weights.config;
+    if c.norm == NormKind::LayerNorm {
+        // Folding the shift created biases on every reader.
+        c.qkv_bias = true;
+        c.mlp_bias = c.mlp_bias || !c.attn_only;
+        c.unembed_bias = true;
+    }
+    c.norm = c.norm.folded();
+}
+
+/// Removes the mean along `d_model` from everything that writes to the residual stream.
+fn center_writing_weights(weights: &mut Weights) {
+    let cfg = weights.config.clone();
+    let t = &mut weights.tensors;
+    let mut names = vec!["embed.W_E".to_string(), "pos_embed.W_pos".to_string()];
+    for l in 0..cfg.n_layers {
+        names.push(format!("blocks.{l}.attn.W_O"));
+        names.push(format!("blocks.{l}.mlp.W_out"));
+    }
+    for name in names {
+        if let Some(w) = t.get_mut(&name) {
+            subtract_row_means(w);
+        }
+    }
+    for l in 0..cfg.n_layers {
+        for name in [format!("blocks.{l}.attn.b_O"), format!("blocks.{l}.mlp.b_out")] {
+            if let Some(b) = t.get_mut(&name) {
+                subtract_mean(b);
+            }
+        }
+    }
+}
+
+/// `b_O += sum_h b_V[h] @ W_O[h]`, `b_V = 0`: value biases have a constant effect because
+/// attention patterns sum to one.
+fn fold_value_biases(weights: &mut Weights, center_writing: bool) {
+    let cfg = weights.config.clone();
+    let (h, dh, d) = (cfg.n_heads, cfg.d_head, cfg.d_model);
+    let group = cfg.kv_group();
+    let mut any = false;
+    for l in 0..cfg.n_layers {
+        let p = format!("blocks.{l}");
+        let Some(b_v) = weights.tensors.get(&format!("{p}.attn.b_V")).cloned() else {
+            continue;
+        };
+        any = true;
+        // b_V per query head (key/value heads repeated under GQA), concatenated: [h * dh].
+        let b_v_heads: Vec<f32> = (0..h)
+            .flat_map(|head| b_v.data[(head / group) * dh..(head / group + 1) * dh].to_vec())
+            .collect();
+        let w_o = &weights.tensors[&format!("{p}.attn.W_O")];
+        let shift = vec_mat(&b_v_heads, w_o);
+        let b_o = weights
+            .tensors
+            .entry(format!("{p}.attn.b_O"))
+            .or_insert_with(|| HostTensor::new(vec![d], vec![0.0; d]));
+        for (x, s) in b_o.data.iter_mut().zip(shift) {
+            *x += s;
+        }
+        if center_writing {
+            subtract_mean(b_o);
+        }
+        weights
+            .tensors
+            .get_mut(&format!("{p}.attn.b_V"))
+            .expect("present")
+            .data
+            .fill(0.0);
+    }
+    if any {
+        weights.config.attn_out_bias = true;
+    }
+}
+
+/// `v @ m` for a vector of length `m.shape[0]`.
+fn vec_mat(v: &[f32], m: &HostTensor) -> Vec<f32> {
+    let (r, c) = (m.shape[0], m.shape[1]);
+    let mut out = vec![0f64; c];
+    for i in 0..r {
+        let vi = v[i] as f64;
+        for (o, x) in out.iter_mut().zip(&m.data[i * c..(i + 1) * c]) {
+            *o += vi * *x as f64;
+        }
+    }
+    out.into_iter().map(|x| x as f32).collect()
+}
+
+/// Multiplies row `i` by `s[i]`.
+fn scale_rows(m: &mut HostTensor, s: &[f32]) {
+    let c = m.shape[1];
+    for (i, row) in m.data.chunks_mut(c).enumerate() {
+        row.iter_mut().for_each(|x| *x *= s[i]);
+    }
+}
+
+/// Subtracts from each column its mean (centring along the row axis, e.g. `d_model` of `W_Q`).
+fn subtract_column_means(m: &mut HostTensor) {
+    let (r, c) = (m.shape[0], m.shape[1]);
+    let mut mean = vec![0f64; c];
+    for row in m.data.chunks(c) {
+        for (s, x) in mean.iter_mut().zip(row) {
+            *s += *x as f64;
+        }
+    }
+    mean.iter_mut().for_each(|s| *s /= r as f64);
+    for row in m.data.chunks_mut(c) {
+        for (x, s) in row.iter_mut().zip(&mean) {
+            *x -= *s as f32;
+        }
+    }
+}
+
+/// Subtracts from each row its mean (centring along the last axis, e.g. `d_model` of `W_O`).
+fn subtract_row_means(m: &mut HostTensor) {
+    let c = *m.shape.last().expect("matrix");
+    for row in m.data.chunks_mut(c) {
+        let mean = row.iter().map(|x| *x as f64).sum::<f64>() / c as f64;
+        row.iter_mut().for_each(|x| *x -= mean as f32);
+    }
+}
+
+fn subtract_mean(v: &mut HostTensor) {
+    let mean = v.data.iter().map(|x| *x as f64).sum::<f64>() / v.data.len() as f64;
+    v.data.iter_mut().for_each(|x| *x -= mean as f32);
+}

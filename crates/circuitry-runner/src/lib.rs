@@ -1,0 +1,1 @@
+//! circuitry-runner (in progress)

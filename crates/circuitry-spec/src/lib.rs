@@ -1,0 +1,1 @@
+//! circuitry-spec (in progress)

@@ -1,0 +1,1 @@
+//! circuitry-train (in progress)
