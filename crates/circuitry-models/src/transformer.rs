@@ -46,7 +46,8 @@ pub struct Span {
     /// Start at this block from the given residual stream (`blocks.l.hook_resid_pre`,
     /// `[batch, seq, d_model]`) instead of from the tokens.
     pub start: Option<(usize, Tensor<3>)>,
-    /// Stop before this block and return its `hook_resid_pre` as the output, without logits.
+    /// Stop before this block and return its `hook_resid_pre` as the output, without logits
+    /// (with `n_layers`, the residual stream after the last block).
     pub stop_before: Option<usize>,
 }
 
@@ -114,9 +115,11 @@ impl Transformer {
         for (l, block) in self.blocks.iter().enumerate().take(last).skip(first) {
             resid = self.block_forward(block, l, resid, &mask, rotary.as_ref(), &mut hooks);
         }
-        if span.stop_before.is_some_and(|s| s < cfg.n_layers) {
-            let hook = HookPoint::resid_pre(last);
-            let resid = hooks.h3(hook, resid);
+        if span.stop_before.is_some() {
+            // `blocks.L.hook_resid_pre` of the stop layer, or the final residual stream.
+            if last < cfg.n_layers {
+                resid = hooks.h3(HookPoint::resid_pre(last), resid);
+            }
             return Output {
                 logits: None,
                 resid,
