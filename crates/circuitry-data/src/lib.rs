@@ -1,1 +1,35 @@
-//! circuitry-data (in progress)
+//! Prompt datasets for circuitry.
+//!
+//! This crate turns a dataset description into token sequences and their metadata: a
+//! [`Dataset`] of [`Prompt`]s, each with a stable id (its index), token ids, optional source
+//! text, an optional corrupt (counterfactual) sequence of the same length, named positions
+//! (`first`, `last`; IOI adds `IO`, `S1`, `S2`, `END`), named answer tokens and pass-through
+//! string fields, plus a content hash of the whole dataset. Sources ([`Source`]) are inline
+//! lists (texts, records, raw token ids), JSONL/CSV/Parquet files ([`FileSource`]), and the
+//! generators [`RepeatedTokens`] and [`IoiConfig`]. Everything is tokenized with the model's
+//! [`circuitry_models::Tokenizer`].
+//!
+//! What it must not do: it never runs models (no tensors, no forward passes) and never parses
+//! experiment files. The runner maps the experiment file's dataset section onto this crate's Rust
+//! API ([`build_dataset`] with a [`Source`] and [`DatasetOptions`]), derives generator seeds with
+//! [`derive_seed`]`(experiment_seed, dataset_name)`, and pads the groups that
+//! [`Dataset::batches`] returns with `circuitry_models::TokenBatch` and [`pad_id`].
+//!
+//! Randomness comes from the crate's own documented, version-stable generator ([`rng`]), never
+//! from the `rand` crate, so a seed reproduces the same dataset across dependency upgrades.
+
+pub mod dataset;
+pub mod error;
+pub mod files;
+pub mod ioi;
+pub mod repeated;
+pub mod rng;
+pub mod source;
+
+pub use dataset::{Batch, Dataset, FIRST, LAST, Prompt, content_hash, pad_id};
+pub use error::{DataError, Location, RowIssue};
+pub use files::{FileFormat, FileSource};
+pub use ioi::{IoiConfig, IoiCorruption, IoiTemplates};
+pub use repeated::{RepeatedTokens, special_token_ids};
+pub use rng::{Rng, SplitMix64, derive_seed};
+pub use source::{DatasetOptions, Record, Source, build_dataset};

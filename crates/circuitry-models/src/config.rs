@@ -158,19 +158,19 @@ impl ModelConfig {
                 return Err(format!("{name} must be positive"));
             }
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(format!(
                 "n_heads ({}) must be a multiple of n_kv_heads ({})",
                 self.n_heads, self.n_kv_heads
             ));
         }
-        if let Positional::Rotary { dim, .. } = self.positional {
-            if dim == 0 || dim > self.d_head || dim % 2 != 0 {
-                return Err(format!(
-                    "rotary dimension {dim} must be even and at most d_head ({})",
-                    self.d_head
-                ));
-            }
+        if let Positional::Rotary { dim, .. } = self.positional
+            && (dim == 0 || dim > self.d_head || !dim.is_multiple_of(2))
+        {
+            return Err(format!(
+                "rotary dimension {dim} must be even and at most d_head ({})",
+                self.d_head
+            ));
         }
         Ok(())
     }

@@ -189,8 +189,8 @@ fn fold_value_biases(weights: &mut Weights, center_writing: bool) {
 fn vec_mat(v: &[f32], m: &HostTensor) -> Vec<f32> {
     let (r, c) = (m.shape[0], m.shape[1]);
     let mut out = vec![0f64; c];
-    for i in 0..r {
-        let vi = v[i] as f64;
+    for (i, &vi) in v.iter().enumerate().take(r) {
+        let vi = vi as f64;
         for (o, x) in out.iter_mut().zip(&m.data[i * c..(i + 1) * c]) {
             *o += vi * *x as f64;
         }

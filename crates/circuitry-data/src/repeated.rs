@@ -1,0 +1,135 @@
+//! The `repeated_tokens` generator: random token sequences repeated, for induction heads.
+
+use std::collections::BTreeSet;
+
+use circuitry_models::Tokenizer;
+
+use crate::dataset::Prompt;
+use crate::error::DataError;
+use crate::rng::Rng;
+
+/// Position name of the first random token (0, or 1 after a BOS).
+pub const SEQ_START: &str = "seq_start";
+/// Position name of the first token of the second repetition (present when `repeats >= 2`).
+pub const REPEAT_START: &str = "repeat_start";
+
+/// `n` prompts of `[BOS?] r r ... r`: `r` is `length` tokens drawn independently and uniformly
+/// (with replacement) from the candidate tokens, repeated `repeats` times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepeatedTokens {
+    pub n: usize,
+    pub length: usize,
+    /// Copies of the random sequence (default 2).
+    pub repeats: usize,
+    /// Candidate tokens `[lo, hi)`; `None`: the whole vocabulary.
+    pub token_range: Option<(u32, u32)>,
+    /// Leave out the tokenizer's special tokens and its BOS/EOS/pad ids (default true).
+    pub exclude_special: bool,
+    /// The stream's seed; the runner passes `derive_seed(experiment_seed, dataset_name)` unless
+    /// the dataset sets its own.
+    pub seed: u64,
+}
+
+impl RepeatedTokens {
+    /// `n` prompts of a `length`-token sequence repeated twice, over the whole vocabulary minus
+    /// the special tokens.
+    pub fn new(n: usize, length: usize, seed: u64) -> RepeatedTokens {
+        RepeatedTokens {
+            n,
+            length,
+            repeats: 2,
+            token_range: None,
+            exclude_special: true,
+            seed,
+        }
+    }
+}
+
+/// The token ids a tokenizer marks special, plus its BOS, EOS and pad ids.
+pub fn special_token_ids(tokenizer: &Tokenizer) -> BTreeSet<u32> {
+    let mut ids: BTreeSet<u32> = tokenizer
+        .inner()
+        .get_added_tokens_decoder()
+        .into_iter()
+        .filter(|(_, t)| t.special)
+        .map(|(id, _)| id)
+        .collect();
+    ids.extend(
+        [
+            tokenizer.bos_token_id,
+            tokenizer.eos_token_id,
+            tokenizer.pad_token_id,
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    ids
+}
+
+pub(crate) fn generate_repeated(
+    dataset: &str,
+    cfg: &RepeatedTokens,
+    tokenizer: &Tokenizer,
+    bos: &[u32],
+) -> Result<Vec<Prompt>, DataError> {
+    let vocab = tokenizer.vocab_size() as u64;
+    if cfg.length == 0 || cfg.repeats == 0 {
+        return Err(DataError::config(
+            dataset,
+            format!(
+                "repeated_tokens needs length >= 1 and repeats >= 1 (got length {}, repeats {})",
+                cfg.length, cfg.repeats
+            ),
+            "set length and repeats to positive numbers",
+        ));
+    }
+    let (lo, hi) = cfg
+        .token_range
+        .map_or((0, vocab), |(lo, hi)| (lo.into(), hi.into()));
+    if lo >= hi || hi > vocab {
+        return Err(DataError::config(
+            dataset,
+            format!(
+                "token range [{lo}, {hi}) is not a non-empty range inside the vocabulary of {vocab}"
+            ),
+            "use 0 <= lo < hi <= vocab_size",
+        ));
+    }
+    let excluded = if cfg.exclude_special {
+        special_token_ids(tokenizer)
+    } else {
+        BTreeSet::new()
+    };
+    let candidates: Vec<u32> = (lo..hi)
+        .map(|t| t as u32)
+        .filter(|t| !excluded.contains(t))
+        .collect();
+    if candidates.is_empty() {
+        return Err(DataError::config(
+            dataset,
+            format!(
+                "no candidate tokens in [{lo}, {hi}) once the special tokens {excluded:?} are left out"
+            ),
+            "widen the token range, or set exclude_special = false",
+        ));
+    }
+    let mut rng = Rng::new(cfg.seed);
+    let mut prompts = Vec::with_capacity(cfg.n);
+    for i in 0..cfg.n {
+        let seq: Vec<u32> = (0..cfg.length)
+            .map(|_| candidates[rng.index(candidates.len())])
+            .collect();
+        let mut tokens = bos.to_vec();
+        for _ in 0..cfg.repeats {
+            tokens.extend_from_slice(&seq);
+        }
+        let mut p = Prompt::from_tokens(i as u32, tokens);
+        p.positions.insert(SEQ_START.to_string(), bos.len());
+        if cfg.repeats >= 2 {
+            p.positions
+                .insert(REPEAT_START.to_string(), bos.len() + cfg.length);
+        }
+        prompts.push(p);
+    }
+    Ok(prompts)
+}

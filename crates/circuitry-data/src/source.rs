@@ -1,0 +1,337 @@
+//! What a dataset is built from, the options every dataset takes, and [`build_dataset`].
+
+use std::collections::BTreeMap;
+
+use circuitry_models::Tokenizer;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{Dataset, Prompt};
+use crate::error::{DataError, RowIssue};
+use crate::files::{FileSource, read_file};
+use crate::ioi::{IoiConfig, generate_ioi};
+use crate::repeated::{RepeatedTokens, generate_repeated};
+
+/// Options that apply to every dataset, whatever its source.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatasetOptions {
+    /// Prepend the tokenizer's BOS id to every prompt (and corrupt prompt); an error if the
+    /// tokenizer has none. Named positions count the BOS token (`first` is then the BOS).
+    pub prepend_bos: bool,
+    /// The model's context length: every prompt longer than this is reported (all in one error).
+    pub n_ctx: Option<usize>,
+}
+
+/// One inline prompt with optional counterfactual and answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub text: String,
+    /// Counterfactual text; must tokenize to as many tokens as `text`. If one record of a
+    /// dataset has one, all must.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<String>,
+    /// Answer name -> text that must tokenize to exactly one token (e.g. `"IO" -> " Mary"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub answers: BTreeMap<String, String>,
+    /// Pass-through metadata.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Record {
+    pub fn new(text: impl Into<String>) -> Record {
+        Record {
+            text: text.into(),
+            ..Record::default()
+        }
+    }
+
+    pub fn with_corrupt(mut self, corrupt: impl Into<String>) -> Record {
+        self.corrupt = Some(corrupt.into());
+        self
+    }
+
+    pub fn with_answer(mut self, name: impl Into<String>, text: impl Into<String>) -> Record {
+        self.answers.insert(name.into(), text.into());
+        self
+    }
+}
+
+/// Where a dataset's prompts come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// Plain texts, one prompt each.
+    Texts(Vec<String>),
+    /// Texts with optional counterfactuals, answers and fields.
+    Records(Vec<Record>),
+    /// Raw token-id lists (each id must be below the vocabulary size).
+    TokenIds(Vec<Vec<u32>>),
+    /// A JSONL, CSV or Parquet file.
+    File(FileSource),
+    /// Generator: random token sequences repeated (induction).
+    RepeatedTokens(RepeatedTokens),
+    /// Generator: Indirect Object Identification sentences with counterfactuals.
+    Ioi(IoiConfig),
+}
+
+/// Builds the dataset `name` from `source`, tokenized with `tokenizer`, and validates it:
+/// non-empty, every prompt non-empty, answers single tokens, corrupt prompts as long as their
+/// clean ones, and (with `options.n_ctx`) no prompt longer than the context. Each check reports
+/// every offending row at once.
+pub fn build_dataset(
+    name: &str,
+    source: &Source,
+    tokenizer: &Tokenizer,
+    options: &DatasetOptions,
+) -> Result<Dataset, DataError> {
+    let bos = bos_prefix(name, tokenizer, options)?;
+    let prompts = match source {
+        Source::Texts(texts) => {
+            let records = texts
+                .iter()
+                .map(|t| RawRecord::inline(Record::new(t.clone())))
+                .collect();
+            prompts_from_records(name, records, tokenizer, &bos)?
+        }
+        Source::Records(records) => {
+            let records = records.iter().cloned().map(RawRecord::inline).collect();
+            prompts_from_records(name, records, tokenizer, &bos)?
+        }
+        Source::TokenIds(rows) => prompts_from_ids(name, rows, tokenizer, &bos)?,
+        Source::File(file) => {
+            let records = read_file(name, file)?;
+            prompts_from_records(name, records, tokenizer, &bos)?
+        }
+        Source::RepeatedTokens(cfg) => generated(generate_repeated(name, cfg, tokenizer, &bos)?),
+        Source::Ioi(cfg) => generated(generate_ioi(name, cfg, tokenizer, &bos)?),
+    };
+    finish(name, prompts, options)
+}
+
+/// `[bos]` when the options ask for it, else empty.
+pub(crate) fn bos_prefix(
+    dataset: &str,
+    tokenizer: &Tokenizer,
+    options: &DatasetOptions,
+) -> Result<Vec<u32>, DataError> {
+    if !options.prepend_bos {
+        return Ok(Vec::new());
+    }
+    match tokenizer.bos_token_id {
+        Some(id) => Ok(vec![id]),
+        None => Err(DataError::NoBos {
+            dataset: dataset.to_string(),
+            tokenizer: tokenizer.source.clone(),
+        }),
+    }
+}
+
+/// Prompts paired with where each came from (for error messages).
+type WithOrigin = Vec<(Prompt, String)>;
+
+fn generated(prompts: Vec<Prompt>) -> WithOrigin {
+    prompts
+        .into_iter()
+        .map(|p| (p, "generated".to_string()))
+        .collect()
+}
+
+/// Checks emptiness and the context length, then numbers and hashes the prompts.
+fn finish(name: &str, prompts: WithOrigin, options: &DatasetOptions) -> Result<Dataset, DataError> {
+    if prompts.is_empty() {
+        return Err(DataError::config(
+            name,
+            "the dataset has no prompts",
+            "give at least one prompt (for files: check the file is not empty and the limit is not 0; for generators: n >= 1)",
+        ));
+    }
+    if let Some(n_ctx) = options.n_ctx {
+        let rows: Vec<RowIssue> = prompts
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, _))| p.len() > n_ctx)
+            .map(|(i, (p, origin))| RowIssue {
+                id: i as u32,
+                origin: origin.clone(),
+                detail: format!("length {}", p.len()),
+            })
+            .collect();
+        if !rows.is_empty() {
+            return Err(DataError::TooLong {
+                dataset: name.to_string(),
+                n_ctx,
+                rows,
+            });
+        }
+    }
+    Ok(Dataset::new(
+        name,
+        prompts.into_iter().map(|(p, _)| p).collect(),
+    ))
+}
+
+/// A record with where it came from (`inline`, `<file> line N`, `<file> row N`).
+#[derive(Clone, Debug)]
+pub(crate) struct RawRecord {
+    pub origin: String,
+    pub record: Record,
+}
+
+impl RawRecord {
+    fn inline(record: Record) -> RawRecord {
+        RawRecord {
+            origin: "inline".to_string(),
+            record,
+        }
+    }
+}
+
+pub(crate) fn encode(
+    dataset: &str,
+    tokenizer: &Tokenizer,
+    text: &str,
+    origin: &str,
+) -> Result<Vec<u32>, DataError> {
+    tokenizer.encode(text).map_err(|e| DataError::Tokenize {
+        dataset: dataset.to_string(),
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// How a text splits into tokens, for error messages: `["ĠZ", "y"]` shown as `" Z" "y"`.
+pub(crate) fn pieces(tokenizer: &Tokenizer, ids: &[u32]) -> String {
+    ids.iter()
+        .map(|&id| format!("{:?}", tokenizer.token_text(id)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn prompts_from_records(
+    dataset: &str,
+    records: Vec<RawRecord>,
+    tokenizer: &Tokenizer,
+    bos: &[u32],
+) -> Result<WithOrigin, DataError> {
+    let any_corrupt = records.iter().any(|r| r.record.corrupt.is_some());
+    let mut invalid = Vec::new();
+    let mut bad_answers = Vec::new();
+    let mut bad_lengths = Vec::new();
+    let mut prompts = Vec::with_capacity(records.len());
+    for (i, raw) in records.into_iter().enumerate() {
+        let id = i as u32;
+        let RawRecord { origin, record } = raw;
+        let issue = |detail: String| RowIssue {
+            id,
+            origin: origin.clone(),
+            detail,
+        };
+        let text_ids = encode(dataset, tokenizer, &record.text, &origin)?;
+        if text_ids.is_empty() {
+            invalid.push(issue(format!("text {:?} has no tokens", record.text)));
+            continue;
+        }
+        let tokens: Vec<u32> = bos.iter().copied().chain(text_ids).collect();
+        let mut prompt = Prompt::from_tokens(id, tokens);
+        prompt.text = Some(record.text.clone());
+        if any_corrupt {
+            match &record.corrupt {
+                None => invalid.push(issue(
+                    "no corrupt text, but other prompts of the dataset have one".to_string(),
+                )),
+                Some(c) => {
+                    let c_ids: Vec<u32> = bos
+                        .iter()
+                        .copied()
+                        .chain(encode(dataset, tokenizer, c, &origin)?)
+                        .collect();
+                    if c_ids.len() != prompt.tokens.len() {
+                        bad_lengths.push(issue(format!(
+                            "clean {:?} has {} tokens, corrupt {:?} has {}",
+                            record.text,
+                            prompt.tokens.len(),
+                            c,
+                            c_ids.len()
+                        )));
+                    }
+                    prompt.corrupt_tokens = Some(c_ids);
+                    prompt.corrupt_text = Some(c.clone());
+                }
+            }
+        }
+        for (name, text) in &record.answers {
+            let ids = encode(dataset, tokenizer, text, &origin)?;
+            if ids.len() == 1 {
+                prompt.answers.insert(name.clone(), ids[0]);
+            } else {
+                bad_answers.push(issue(format!(
+                    "answer `{name}` = {text:?} is {} tokens [{}]",
+                    ids.len(),
+                    pieces(tokenizer, &ids)
+                )));
+            }
+        }
+        prompt.fields = record.fields;
+        prompts.push((prompt, origin));
+    }
+    if !invalid.is_empty() {
+        return Err(DataError::InvalidPrompts {
+            dataset: dataset.to_string(),
+            rows: invalid,
+        });
+    }
+    if !bad_answers.is_empty() {
+        return Err(DataError::AnswerTokens {
+            dataset: dataset.to_string(),
+            rows: bad_answers,
+        });
+    }
+    if !bad_lengths.is_empty() {
+        return Err(DataError::CorruptLength {
+            dataset: dataset.to_string(),
+            rows: bad_lengths,
+        });
+    }
+    Ok(prompts)
+}
+
+fn prompts_from_ids(
+    dataset: &str,
+    rows: &[Vec<u32>],
+    tokenizer: &Tokenizer,
+    bos: &[u32],
+) -> Result<WithOrigin, DataError> {
+    let vocab = tokenizer.vocab_size();
+    let mut invalid = Vec::new();
+    let mut prompts = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let issue = |detail: String| RowIssue {
+            id: i as u32,
+            origin: "inline".to_string(),
+            detail,
+        };
+        if row.is_empty() {
+            invalid.push(issue("no token ids".to_string()));
+            continue;
+        }
+        let out: Vec<u32> = row
+            .iter()
+            .copied()
+            .filter(|&t| t as usize >= vocab)
+            .collect();
+        if !out.is_empty() {
+            invalid.push(issue(format!(
+                "token id(s) {out:?} out of range for a vocabulary of {vocab}"
+            )));
+            continue;
+        }
+        let tokens = bos.iter().chain(row).copied().collect();
+        prompts.push((Prompt::from_tokens(i as u32, tokens), "inline".to_string()));
+    }
+    if !invalid.is_empty() {
+        return Err(DataError::InvalidPrompts {
+            dataset: dataset.to_string(),
+            rows: invalid,
+        });
+    }
+    Ok(prompts)
+}
