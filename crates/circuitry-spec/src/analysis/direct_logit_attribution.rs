@@ -1,0 +1,105 @@
+//! `kind = "direct_logit_attribution"`.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::AnalysisKind;
+use crate::refs::{PositionRef, Target};
+use crate::validate::Checker;
+
+/// How much each component's direct output contributes to a target logit (or logit difference).
+///
+/// Decomposes the final residual stream at `position` into the outputs of the embeddings, every
+/// attention head, every MLP and the summed biases, each scaled by the final norm's scale, and
+/// projects them onto the target's unembedding direction. Columns: prompt, component (embed,
+/// pos_embed, head, mlp, bias), layer, head, attribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectLogitAttributionParams {
+    /// What to explain: "next" (the token that actually follows `position`), { token = T } or
+    /// { diff = [A, B] }. Required: the last position has no next token, so "next" needs an
+    /// earlier `position`.
+    pub target: Target,
+    /// The position whose prediction is explained.
+    #[serde(default = "last")]
+    pub position: PositionRef,
+    /// Which components to report.
+    #[serde(default = "all_components")]
+    pub components: Vec<Component>,
+    /// Layers whose heads and MLPs are reported (0-based). Default: every layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<u32>>,
+    /// Heads reported in every selected layer (0-based). Default: every head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<Vec<u32>>,
+}
+
+/// A kind of component writing to the residual stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    /// Every attention head's output (`blocks.L.attn.hook_result`).
+    Heads,
+    /// Every MLP's output (`blocks.L.hook_mlp_out`).
+    Mlps,
+    /// The token embedding (`hook_embed`).
+    Embed,
+    /// The positional embedding (`hook_pos_embed`), for models that have one.
+    PosEmbed,
+    /// The attention and MLP output biases, summed over layers.
+    Bias,
+}
+
+impl Component {
+    /// Every component, in listing order.
+    pub const ALL: [Component; 5] = [
+        Component::Heads,
+        Component::Mlps,
+        Component::Embed,
+        Component::PosEmbed,
+        Component::Bias,
+    ];
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Component::Heads => "heads",
+            Component::Mlps => "mlps",
+            Component::Embed => "embed",
+            Component::PosEmbed => "pos_embed",
+            Component::Bias => "bias",
+        };
+        f.write_str(name)
+    }
+}
+
+fn last() -> PositionRef {
+    PositionRef::Last
+}
+
+fn all_components() -> Vec<Component> {
+    Component::ALL.to_vec()
+}
+
+impl AnalysisKind for DirectLogitAttributionParams {
+    fn validate(&self, c: &mut Checker<'_, '_>) {
+        c.target("target", &self.target);
+        c.position("position", &self.position);
+        if self.target == Target::Next
+            && matches!(self.position, PositionRef::Last | PositionRef::Index(-1))
+        {
+            c.error("target", "target \"next\" at the last position: the last token has no next token")
+                .hint = Some("explain an earlier position (e.g. position = -2) or an answer token (target = { token = \"IO\" } or { diff = [\"IO\", \"S\"] })".into());
+        }
+        if matches!(self.position, PositionRef::Named(ref n) if n == "END") && self.target == Target::Next {
+            c.error("target", "target \"next\" at END: END is the last token and has no next token")
+                .hint = Some("use target = { diff = [\"IO\", \"S\"] } or { token = \"IO\" }".into());
+        }
+        c.distinct("components", &self.components);
+        c.filter("layers", self.layers.as_deref());
+        c.filter("heads", self.heads.as_deref());
+    }
+}

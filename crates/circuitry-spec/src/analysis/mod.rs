@@ -1,0 +1,260 @@
+//! `[analyses.NAME]`: what to compute. Every analysis has a `kind`, the `model` and `dataset` it
+//! reads and a `batch_size`; the rest are the kind's own parameters, one struct per kind, each in
+//! its own file of this module.
+//!
+//! # Adding a kind
+//!
+//! 1. Write `src/analysis/my_kind.rs` with a `MyKindParams` struct deriving `Clone, Debug,
+//!    PartialEq, Serialize, Deserialize, JsonSchema`, with `#[serde(deny_unknown_fields)]`, a doc
+//!    comment whose first line is the one-line description, and a doc comment on every field
+//!    (they become the JSON Schema and the `circuitry analyses` listing). Give every optional
+//!    field a `#[serde(default ...)]`.
+//! 2. `impl AnalysisKind for MyKindParams` with the checks the types cannot express (ranges,
+//!    duplicates, references to the dataset's positions and answers via [`Checker`]).
+//! 3. Add one line to the `analysis_kinds!` list below: `my_kind => MyKind(MyKindParams),`. The
+//!    module name is the `kind` written in experiment files.
+//! 4. Regenerate the schema: `CIRCUITRY_BLESS=1 cargo test -p circuitry-spec`.
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::de::{DeError, from_entries, from_node};
+use crate::diagnostic::{did_you_mean, list};
+use crate::node::{Entry, Node, join_path};
+use crate::validate::{Checker, Ctx};
+
+/// The checks of one analysis kind beyond what its types enforce.
+pub(crate) trait AnalysisKind {
+    /// Reports problems through `c`; keys are relative to the analysis table. `c.dataset` is the
+    /// analysis's dataset when it is defined and valid.
+    fn validate(&self, c: &mut Checker<'_, '_>);
+}
+
+/// One registered kind: its name, how to parse its parameters, and their schema.
+pub(crate) struct KindEntry {
+    pub name: &'static str,
+    pub parse: fn(&Node, &str) -> Result<AnalysisParams, DeError>,
+    pub schema: fn(&mut SchemaGenerator) -> Schema,
+}
+
+macro_rules! analysis_kinds {
+    ($( $module:ident => $variant:ident($params:ident) ),+ $(,)?) => {
+        $( mod $module; pub use self::$module::$params; )+
+
+        /// The kind-specific parameters of an analysis; the variant is its `kind`.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum AnalysisParams {
+            $( #[doc = concat!("`kind = \"", stringify!($module), "\"`")] $variant($params), )+
+        }
+
+        impl AnalysisParams {
+            /// The `kind` as written in experiment files.
+            pub fn kind(&self) -> &'static str {
+                match self { $( AnalysisParams::$variant(_) => stringify!($module), )+ }
+            }
+
+            fn validate(&self, c: &mut Checker<'_, '_>) {
+                match self { $( AnalysisParams::$variant(p) => AnalysisKind::validate(p, c), )+ }
+            }
+
+            fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+                match self { $( AnalysisParams::$variant(p) => serde_json::to_value(p), )+ }
+            }
+        }
+
+        /// Every kind, in listing order.
+        pub(crate) const KINDS: &[KindEntry] = &[
+            $( KindEntry {
+                name: stringify!($module),
+                parse: |node, path| from_node::<$params>(node, path).map(AnalysisParams::$variant),
+                schema: <$params as JsonSchema>::json_schema,
+            }, )+
+        ];
+    };
+}
+
+analysis_kinds! {
+    attention_pattern => AttentionPattern(AttentionPatternParams),
+    logit_lens => LogitLens(LogitLensParams),
+    direct_logit_attribution => DirectLogitAttribution(DirectLogitAttributionParams),
+    head_detector => HeadDetector(HeadDetectorParams),
+    next_token => NextToken(NextTokenParams),
+}
+
+pub use self::direct_logit_attribution::Component;
+pub use self::head_detector::{Detector, ErrorMeasure};
+
+/// The names of every analysis kind.
+pub fn kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|k| k.name).collect()
+}
+
+/// An analysis: which model and dataset it reads, in what batches, and its kind's parameters.
+/// Its output table is `<out>/<experiment>/<analysis name>.parquet`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalysisSpec {
+    /// The `[models.*]` entry it analyses.
+    pub model: String,
+    /// The `[datasets.*]` entry it reads.
+    pub dataset: String,
+    /// Prompts per forward pass.
+    pub batch_size: u32,
+    /// The kind and its parameters.
+    pub params: AnalysisParams,
+}
+
+impl AnalysisSpec {
+    /// The `kind` as written in experiment files.
+    pub fn kind(&self) -> &'static str {
+        self.params.kind()
+    }
+}
+
+impl Serialize for AnalysisSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut map = serde_json::Map::new();
+        map.insert("kind".into(), self.kind().into());
+        map.insert("model".into(), self.model.clone().into());
+        map.insert("dataset".into(), self.dataset.clone().into());
+        map.insert("batch_size".into(), self.batch_size.into());
+        if let serde_json::Value::Object(params) =
+            self.params.to_json().map_err(S::Error::custom)?
+        {
+            map.extend(params);
+        }
+        map.serialize(s)
+    }
+}
+
+/// Keys every analysis has, whatever its kind.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnalysisCommon {
+    /// The model to analyse: the name of a `[models.*]` entry.
+    pub model: String,
+    /// The prompts: the name of a `[datasets.*]` entry.
+    pub dataset: String,
+    /// Prompts per forward pass (> 0).
+    #[schemars(range(min = 1))]
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+}
+
+fn default_batch_size() -> u32 {
+    8
+}
+
+const COMMON_KEYS: &[&str] = &["kind", "model", "dataset", "batch_size"];
+
+/// The schema of an analysis table: one branch per kind, each with the common keys.
+pub(crate) fn analysis_schema(g: &mut SchemaGenerator) -> Schema {
+    let common = AnalysisCommon::json_schema(g);
+    let branches: Vec<Schema> = KINDS
+        .iter()
+        .map(|k| {
+            let kind = json_schema!({
+                "const": k.name,
+                "description": "The analysis kind; `circuitry analyses` lists every kind and its parameters."
+            });
+            crate::schema::merge_branch((k.schema)(g), &[("kind", kind)], &common, k.name)
+        })
+        .collect();
+    json_schema!({
+        "description": format!("An analysis: `kind` ({}), the `model` and `dataset` it reads, `batch_size`, and the kind's own parameters. Its table is written to <out>/<experiment>/<analysis name>.parquet.", kind_names().join(", ")),
+        "oneOf": branches
+    })
+}
+
+/// Builds an analysis from its table (without cross-references, see [`validate`]).
+pub(crate) fn lower(name: &str, node: &Node, ctx: &mut Ctx<'_>) -> Option<AnalysisSpec> {
+    let path = join_path("analyses", name);
+    let Some(entries) = node.as_table() else {
+        ctx.error(
+            &node.span,
+            format!(
+                "`{path}` must be a table, found {}",
+                node.value.a_type_name()
+            ),
+        )
+        .hint = Some(format!("write it as an [{path}] section"));
+        return None;
+    };
+    let names = kind_names();
+    let Some(kind_entry) = entries.iter().find(|e| e.key == "kind") else {
+        ctx.error(
+            &node.span,
+            format!("missing required key `kind` in `{path}`"),
+        )
+        .hint = Some(format!("kinds: {}", list(&names)));
+        return None;
+    };
+    let Some(kind) = kind_entry.node.as_str() else {
+        ctx.error(
+            &kind_entry.node.span,
+            format!(
+                "`{path}.kind` must be a string, found {}",
+                kind_entry.node.value.a_type_name()
+            ),
+        )
+        .hint = Some(format!("kinds: {}", list(&names)));
+        return None;
+    };
+    let Some(registered) = KINDS.iter().find(|k| k.name == kind) else {
+        let d = ctx.error(
+            &kind_entry.node.span,
+            format!("unknown analysis kind `{kind}`"),
+        );
+        d.hint = Some(match did_you_mean(kind, &names) {
+            Some(s) => format!("did you mean `{s}`? kinds: {}", list(&names)),
+            None => format!("kinds: {}", list(&names)),
+        });
+        return None;
+    };
+    let (common, rest): (Vec<Entry>, Vec<Entry>) = entries
+        .iter()
+        .filter(|e| e.key != "kind")
+        .cloned()
+        .partition(|e| COMMON_KEYS.contains(&e.key.as_str()));
+    let common = from_entries::<AnalysisCommon>(common, &node.span, &path)
+        .map_err(|e| ctx.de_error(e, &[]))
+        .ok();
+    let params = (registered.parse)(&Node::table(rest, node.span.clone()), &path)
+        .map_err(|e| ctx.de_error(e, COMMON_KEYS))
+        .ok();
+    let (common, params) = (common?, params?);
+    Some(AnalysisSpec {
+        model: common.model,
+        dataset: common.dataset,
+        batch_size: common.batch_size,
+        params,
+    })
+}
+
+/// Checks an analysis against the experiment: its model and dataset exist, its parameters are in
+/// range and refer to positions and answers its dataset has. `datasets` holds the valid datasets.
+pub(crate) fn validate(
+    spec: &AnalysisSpec,
+    c: &mut Checker<'_, '_>,
+    model_names: &[&str],
+    dataset_names: &[&str],
+) {
+    check_reference(c, "model", &spec.model, model_names);
+    check_reference(c, "dataset", &spec.dataset, dataset_names);
+    c.positive("batch_size", spec.batch_size);
+    spec.params.validate(c);
+}
+
+/// `key` names an entry of `section`; reports a did-you-mean otherwise.
+pub(crate) fn check_reference(c: &mut Checker<'_, '_>, key: &str, value: &str, defined: &[&str]) {
+    if defined.contains(&value) {
+        return;
+    }
+    let section = if key == "model" { "models" } else { "datasets" };
+    let d = c.error(key, format!("no {key} `{value}`"));
+    d.hint = Some(match did_you_mean(value, defined) {
+        Some(s) => format!("did you mean `{s}`? defined {section}: {}", list(defined)),
+        None if defined.is_empty() => format!("define it in a [{section}.{value}] section"),
+        None => format!("defined {section}: {}", list(defined)),
+    });
+}

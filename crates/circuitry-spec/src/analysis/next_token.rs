@@ -1,0 +1,34 @@
+//! `kind = "next_token"`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::AnalysisKind;
+use crate::refs::Positions;
+use crate::validate::Checker;
+
+/// The model's top next-token predictions at the selected positions.
+///
+/// Columns: prompt, position, rank (0 = most likely), token, token_id, logit, prob.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextTokenParams {
+    /// How many predictions to report per position (> 0).
+    #[schemars(range(min = 1))]
+    #[serde(default = "ten")]
+    pub top_k: u32,
+    /// Positions whose predictions are reported.
+    #[serde(default = "Positions::last")]
+    pub positions: Positions,
+}
+
+fn ten() -> u32 {
+    10
+}
+
+impl AnalysisKind for NextTokenParams {
+    fn validate(&self, c: &mut Checker<'_, '_>) {
+        c.positive("top_k", self.top_k);
+        c.positions("positions", &self.positions);
+    }
+}

@@ -1,0 +1,255 @@
+//! `[models.NAME]`: where a model's weights are, how they are processed, how batches are padded.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::paths::resolve_path;
+use crate::validate::Checker;
+
+/// A model to analyse: a local Hugging Face directory or GGUF file, or a hub id resolved offline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// A local model: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
+    /// or a `.gguf` file. Relative paths are relative to the experiment file's directory; a
+    /// leading `~` is the home directory. Give exactly one of `path` and `hub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A Hugging Face hub id, `ORG/NAME` or `ORG/NAME@REVISION`, resolved offline from the local
+    /// Hugging Face cache (nothing is downloaded). Give exactly one of `path` and `hub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
+    /// Weight processing as in TransformerLens's HookedTransformer: `true` (default) applies every
+    /// step, `false` none, and a table switches single steps off, e.g. `{ fold_ln = false }`.
+    #[serde(default, deserialize_with = "processing_bool_or_table")]
+    #[schemars(schema_with = "processing_schema")]
+    pub processing: Processing,
+    /// Which side batches of prompts of different lengths are padded on.
+    #[serde(default)]
+    pub padding_side: PaddingSide,
+    /// A `tokenizer.json` to use instead of the model's own (relative to the experiment file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
+}
+
+/// Weight-processing steps; each defaults to on, matching TransformerLens's defaults. Processing
+/// leaves the logits unchanged up to a per-position constant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Processing {
+    /// Fold each LayerNorm/RMSNorm's scale (and bias) into the weights of the layer that reads it.
+    #[serde(default = "yes")]
+    pub fold_ln: bool,
+    /// Remove the mean from every weight that writes to the residual stream (LayerNorm models
+    /// only; ignored for RMSNorm models).
+    #[serde(default = "yes")]
+    pub center_writing_weights: bool,
+    /// Remove the mean over the vocabulary from the unembedding (logits shift by a constant).
+    #[serde(default = "yes")]
+    pub center_unembed: bool,
+    /// Fold the value biases into the attention output bias.
+    #[serde(default = "yes")]
+    pub fold_value_biases: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Processing {
+    /// Every step on.
+    pub const ALL: Processing = Processing {
+        fold_ln: true,
+        center_writing_weights: true,
+        center_unembed: true,
+        fold_value_biases: true,
+    };
+    /// Every step off.
+    pub const NONE: Processing = Processing {
+        fold_ln: false,
+        center_writing_weights: false,
+        center_unembed: false,
+        fold_value_biases: false,
+    };
+}
+
+impl Default for Processing {
+    fn default() -> Self {
+        Processing::ALL
+    }
+}
+
+fn processing_bool_or_table<'de, D: Deserializer<'de>>(d: D) -> Result<Processing, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Processing;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean or a table of processing steps")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Processing, E> {
+            Ok(if v { Processing::ALL } else { Processing::NONE })
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Processing, A::Error> {
+            Processing::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn processing_schema(g: &mut SchemaGenerator) -> Schema {
+    let table = g.subschema_for::<Processing>();
+    json_schema!({
+        "description": "Weight processing as in TransformerLens's HookedTransformer: true (default) applies every step, false none, and a table switches single steps off, e.g. { fold_ln = false }.",
+        "anyOf": [ { "type": "boolean" }, table ]
+    })
+}
+
+/// Which side prompts of different lengths are padded on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaddingSide {
+    /// Pad after the prompt (default): token positions line up from the start.
+    #[default]
+    Right,
+    /// Pad before the prompt: the last tokens line up.
+    Left,
+}
+
+/// Where a model's files are, after resolving the experiment's paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelLocation {
+    /// A local Hugging Face directory or `.gguf` file.
+    Local(PathBuf),
+    /// A hub id to find in the local Hugging Face cache.
+    Hub {
+        /// `ORG/NAME`.
+        repo_id: String,
+        /// The `@REVISION` part, if given.
+        revision: Option<String>,
+    },
+}
+
+impl ModelSpec {
+    /// Where the weights are; relative paths are resolved against `base_dir` (the experiment
+    /// file's directory, see [`crate::Experiment::base_dir`]).
+    pub fn location(&self, base_dir: &Path) -> ModelLocation {
+        match (&self.path, &self.hub) {
+            (_, Some(hub)) => {
+                let (repo_id, revision) = match hub.split_once('@') {
+                    Some((id, rev)) => (id.to_string(), Some(rev.to_string())),
+                    None => (hub.clone(), None),
+                };
+                ModelLocation::Hub { repo_id, revision }
+            }
+            (Some(path), None) => ModelLocation::Local(resolve_path(base_dir, path)),
+            (None, None) => ModelLocation::Local(base_dir.to_path_buf()),
+        }
+    }
+
+    /// The tokenizer override, resolved against `base_dir`.
+    pub fn tokenizer_path(&self, base_dir: &Path) -> Option<PathBuf> {
+        self.tokenizer.as_deref().map(|t| resolve_path(base_dir, t))
+    }
+
+    pub(crate) fn validate(&self, c: &mut Checker<'_, '_>) {
+        match (&self.path, &self.hub) {
+            (None, None) => {
+                c.error("", "a model needs `path` (a local directory or .gguf file) or `hub` (ORG/NAME[@REV])")
+                    .hint = Some("e.g. path = \"models/attn-only-2l\" or hub = \"HuggingFaceTB/SmolLM2-135M\"".into());
+            }
+            (Some(_), Some(_)) => {
+                c.error("hub", "give either `path` or `hub`, not both");
+            }
+            (Some(path), None) => {
+                if path.trim().is_empty() {
+                    c.error("path", "`path` cannot be empty");
+                }
+            }
+            (None, Some(hub)) => {
+                if let Err(why) = check_hub_id(hub) {
+                    c.error("hub", format!("invalid hub id `{hub}`: {why}"))
+                        .hint = Some("write ORG/NAME or ORG/NAME@REVISION, e.g. \"HuggingFaceTB/SmolLM2-135M@main\"".into());
+                }
+            }
+        }
+        if self
+            .tokenizer
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            c.error("tokenizer", "`tokenizer` cannot be empty");
+        }
+    }
+}
+
+fn check_hub_id(hub: &str) -> Result<(), &'static str> {
+    let (id, revision) = match hub.split_once('@') {
+        Some((id, rev)) => (id, Some(rev)),
+        None => (hub, None),
+    };
+    if revision.is_some_and(|r| r.is_empty() || r.contains('@')) {
+        return Err("the revision after `@` is empty or has another `@`");
+    }
+    let parts: Vec<&str> = id.split('/').collect();
+    if parts.len() > 2 {
+        return Err("a hub id has at most one `/`");
+    }
+    let ok = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    if !parts.iter().all(|p| ok(p)) {
+        return Err("names may use letters, digits, `-`, `_` and `.`");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_ids() {
+        assert!(check_hub_id("HuggingFaceTB/SmolLM2-135M").is_ok());
+        assert!(check_hub_id("gpt2").is_ok());
+        assert!(check_hub_id("org/name@v1.0").is_ok());
+        assert!(check_hub_id("org/name@").is_err());
+        assert!(check_hub_id("a/b/c").is_err());
+        assert!(check_hub_id("org/").is_err());
+        assert!(check_hub_id("org/na me").is_err());
+    }
+
+    #[test]
+    fn locations() {
+        let base = Path::new("/exp");
+        let m = ModelSpec {
+            path: Some("models/x".into()),
+            hub: None,
+            processing: Processing::ALL,
+            padding_side: PaddingSide::Right,
+            tokenizer: None,
+        };
+        assert_eq!(
+            m.location(base),
+            ModelLocation::Local("/exp/models/x".into())
+        );
+        let h = ModelSpec {
+            path: None,
+            hub: Some("org/name@rev".into()),
+            ..m
+        };
+        assert_eq!(
+            h.location(base),
+            ModelLocation::Hub {
+                repo_id: "org/name".into(),
+                revision: Some("rev".into())
+            }
+        );
+    }
+}

@@ -1,0 +1,812 @@
+//! Reference types shared by analyses: which positions ([`PositionRef`], [`Positions`]), which
+//! tokens ([`TokenRef`], [`TokenSelection`]), what a logit attribution explains ([`Target`]) and
+//! what an intervention measures ([`Metric`]).
+//!
+//! Each has a short string form and a table form; parsing normalizes both to one canonical
+//! value, so `positions = "last"` and `positions = ["last"]` hash the same.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+// ---------------------------------------------------------------------------------------------
+// PositionRef
+
+/// One token position of a prompt.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PositionRef {
+    /// `"first"`: position 0 (the BOS token when the dataset prepends one).
+    First,
+    /// `"last"`: the last token of each prompt (padding excluded).
+    Last,
+    /// A named position of the dataset, e.g. `"END"` or `"S2"` for the `ioi` generator.
+    Named(String),
+    /// A token index; negative values count from the end (`-1` is the last token).
+    Index(i64),
+}
+
+impl fmt::Display for PositionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PositionRef::First => f.write_str("first"),
+            PositionRef::Last => f.write_str("last"),
+            PositionRef::Named(n) => f.write_str(n),
+            PositionRef::Index(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+impl Serialize for PositionRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PositionRef::Index(i) => s.serialize_i64(*i),
+            other => s.serialize_str(&other.to_string()),
+        }
+    }
+}
+
+struct PositionRefVisitor;
+
+impl Visitor<'_> for PositionRefVisitor {
+    type Value = PositionRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a position: \"first\", \"last\", a named position or an integer index")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PositionRef, E> {
+        match v {
+            "first" => Ok(PositionRef::First),
+            "last" => Ok(PositionRef::Last),
+            "all" => Err(E::custom(
+                "\"all\" selects several positions, but this key takes exactly one",
+            )),
+            "" => Err(E::custom("a position name cannot be empty")),
+            name => Ok(PositionRef::Named(name.to_string())),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositionRef, E> {
+        Ok(PositionRef::Index(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositionRef, E> {
+        i64::try_from(v)
+            .map(PositionRef::Index)
+            .map_err(|_| E::custom("position index out of range"))
+    }
+}
+
+impl<'de> Deserialize<'de> for PositionRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PositionRefVisitor)
+    }
+}
+
+impl JsonSchema for PositionRef {
+    fn schema_name() -> Cow<'static, str> {
+        "PositionRef".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "title": "position",
+            "description": "One token position: \"first\", \"last\", a named position of the dataset (the ioi generator names IO, S1, S2 and END) or an integer token index (negative counts from the end: -1 is the last token).",
+            "anyOf": [
+                { "type": "string", "minLength": 1, "not": { "const": "all" }, "examples": ["last", "first", "END", "S2"] },
+                { "type": "integer" }
+            ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Positions
+
+/// A set of positions: `"all"`, one [`PositionRef`], or a list of them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Positions {
+    /// `"all"`: every position of every prompt.
+    #[default]
+    All,
+    /// The listed positions (a single position is a list of one).
+    List(Vec<PositionRef>),
+}
+
+impl Positions {
+    /// Only the last position.
+    pub fn last() -> Self {
+        Positions::List(vec![PositionRef::Last])
+    }
+
+    /// The listed positions, or `None` for `"all"`.
+    pub fn as_list(&self) -> Option<&[PositionRef]> {
+        match self {
+            Positions::All => None,
+            Positions::List(l) => Some(l),
+        }
+    }
+}
+
+impl Serialize for Positions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Positions::All => s.serialize_str("all"),
+            Positions::List(l) => l.serialize(s),
+        }
+    }
+}
+
+struct PositionsVisitor;
+
+impl<'de> Visitor<'de> for PositionsVisitor {
+    type Value = Positions;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"all\", a position or a list of positions")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Positions, E> {
+        if v == "all" {
+            Ok(Positions::All)
+        } else {
+            PositionRefVisitor
+                .visit_str(v)
+                .map(|p| Positions::List(vec![p]))
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Positions, E> {
+        Ok(Positions::List(vec![PositionRef::Index(v)]))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Positions, E> {
+        PositionRefVisitor
+            .visit_u64(v)
+            .map(|p| Positions::List(vec![p]))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Positions, A::Error> {
+        let mut list = Vec::new();
+        while let Some(p) = seq.next_element::<PositionRef>()? {
+            list.push(p);
+        }
+        if list.is_empty() {
+            return Err(de::Error::custom(
+                "an empty list selects no position; write \"all\" or list at least one",
+            ));
+        }
+        Ok(Positions::List(list))
+    }
+}
+
+impl<'de> Deserialize<'de> for Positions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PositionsVisitor)
+    }
+}
+
+impl JsonSchema for Positions {
+    fn schema_name() -> Cow<'static, str> {
+        "Positions".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let one = g.subschema_for::<PositionRef>();
+        json_schema!({
+            "title": "positions",
+            "description": "A set of token positions: \"all\", one position, or a list of positions.",
+            "anyOf": [
+                { "const": "all" },
+                one,
+                { "type": "array", "items": one, "minItems": 1 }
+            ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TokenRef
+
+/// One vocabulary token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TokenRef {
+    /// A string: an answer token of the dataset (e.g. `"IO"` or `"S"` for the ioi generator).
+    Answer(String),
+    /// `{ text = " Mary" }`: literal text that must tokenize to exactly one token.
+    Text(String),
+    /// `{ id = 5 }`: a raw token id.
+    Id(u32),
+}
+
+impl fmt::Display for TokenRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenRef::Answer(a) => write!(f, "{a}"),
+            TokenRef::Text(t) => write!(f, "{{ text = {} }}", serde_json::Value::String(t.clone())),
+            TokenRef::Id(i) => write!(f, "{{ id = {i} }}"),
+        }
+    }
+}
+
+impl Serialize for TokenRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TokenRef::Answer(a) => s.serialize_str(a),
+            TokenRef::Text(t) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("text", t)?;
+                m.end()
+            }
+            TokenRef::Id(i) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("id", i)?;
+                m.end()
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRefTable {
+    text: Option<String>,
+    id: Option<u32>,
+}
+
+struct TokenRefVisitor;
+
+impl<'de> Visitor<'de> for TokenRefVisitor {
+    type Value = TokenRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a token: an answer name, { text = \"...\" } or { id = N }")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<TokenRef, E> {
+        if v.is_empty() {
+            return Err(E::custom(
+                "an answer name cannot be empty (for literal text write { text = \"...\" })",
+            ));
+        }
+        Ok(TokenRef::Answer(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<TokenRef, E> {
+        Err(E::custom(format_args!(
+            "a bare integer is not a token; write a raw token id as {{ id = {v} }}"
+        )))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<TokenRef, E> {
+        self.visit_i64(v as i64)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TokenRef, A::Error> {
+        let t = TokenRefTable::deserialize(MapAccessDeserializer::new(map))?;
+        match (t.text, t.id) {
+            (Some(text), None) if !text.is_empty() => Ok(TokenRef::Text(text)),
+            (Some(_), None) => Err(de::Error::custom("token text cannot be empty")),
+            (None, Some(id)) => Ok(TokenRef::Id(id)),
+            _ => Err(de::Error::custom(
+                "a token table needs exactly one of `text` or `id`",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TokenRefVisitor)
+    }
+}
+
+impl JsonSchema for TokenRef {
+    fn schema_name() -> Cow<'static, str> {
+        "TokenRef".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "title": "token",
+            "description": "One token: a string names an answer token of the dataset (the ioi generator defines IO and S); { text = \" Mary\" } is literal text that must be exactly one token; { id = 5 } is a raw token id.",
+            "anyOf": [
+                { "type": "string", "minLength": 1, "description": "An answer name of the dataset, e.g. \"IO\"." },
+                {
+                    "type": "object",
+                    "properties": { "text": { "type": "string", "minLength": 1, "description": "Literal text that must tokenize to exactly one token." } },
+                    "required": ["text"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "properties": { "id": { "type": "integer", "minimum": 0, "description": "A raw token id." } },
+                    "required": ["id"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TokenSelection
+
+/// Which tokens an analysis reports on: the actual next token, or a fixed list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TokenSelection {
+    /// `"next"`: the token that actually follows each position in the prompt.
+    Next,
+    /// The listed tokens (a single token is a list of one).
+    Tokens(Vec<TokenRef>),
+}
+
+impl Serialize for TokenSelection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TokenSelection::Next => s.serialize_str("next"),
+            TokenSelection::Tokens(t) => t.serialize(s),
+        }
+    }
+}
+
+struct TokenSelectionVisitor;
+
+impl<'de> Visitor<'de> for TokenSelectionVisitor {
+    type Value = TokenSelection;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"next\" or a list of tokens")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<TokenSelection, E> {
+        if v == "next" {
+            Ok(TokenSelection::Next)
+        } else {
+            TokenRefVisitor
+                .visit_str(v)
+                .map(|t| TokenSelection::Tokens(vec![t]))
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<TokenSelection, E> {
+        TokenRefVisitor
+            .visit_i64(v)
+            .map(|t| TokenSelection::Tokens(vec![t]))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TokenSelection, A::Error> {
+        TokenRefVisitor
+            .visit_map(map)
+            .map(|t| TokenSelection::Tokens(vec![t]))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TokenSelection, A::Error> {
+        let mut list = Vec::new();
+        while let Some(t) = seq.next_element::<TokenRef>()? {
+            list.push(t);
+        }
+        if list.is_empty() {
+            return Err(de::Error::custom(
+                "an empty list selects no token; write \"next\" or list at least one",
+            ));
+        }
+        Ok(TokenSelection::Tokens(list))
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenSelection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TokenSelectionVisitor)
+    }
+}
+
+impl JsonSchema for TokenSelection {
+    fn schema_name() -> Cow<'static, str> {
+        "TokenSelection".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let token = g.subschema_for::<TokenRef>();
+        json_schema!({
+            "title": "tokens",
+            "description": "\"next\" (the token that actually follows each position) or a list of tokens.",
+            "anyOf": [
+                { "const": "next" },
+                token,
+                { "type": "array", "items": token, "minItems": 1 }
+            ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target
+
+/// What a logit attribution explains.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// `"next"`: the logit of the token that actually follows the explained position.
+    Next,
+    /// `{ token = TokenRef }`: the logit of one token.
+    Token(TokenRef),
+    /// `{ diff = [A, B] }`: the logit difference `logit(A) - logit(B)`.
+    Diff(TokenRef, TokenRef),
+}
+
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Target::Next => s.serialize_str("next"),
+            Target::Token(t) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("token", t)?;
+                m.end()
+            }
+            Target::Diff(a, b) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("diff", &[a, b])?;
+                m.end()
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetTable {
+    token: Option<TokenRef>,
+    diff: Option<[TokenRef; 2]>,
+}
+
+struct TargetVisitor;
+
+impl<'de> Visitor<'de> for TargetVisitor {
+    type Value = Target;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"next\", { token = ... } or { diff = [..., ...] }")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Target, E> {
+        if v == "next" {
+            Ok(Target::Next)
+        } else {
+            Err(E::custom(format_args!(
+                "expected \"next\", {{ token = ... }} or {{ diff = [..., ...] }}, found string {}; \
+                 to explain an answer token write {{ token = {} }}",
+                serde_json::Value::String(v.into()),
+                serde_json::Value::String(v.into())
+            )))
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Target, A::Error> {
+        let t = TargetTable::deserialize(MapAccessDeserializer::new(map))?;
+        match (t.token, t.diff) {
+            (Some(token), None) => Ok(Target::Token(token)),
+            (None, Some([a, b])) => Ok(Target::Diff(a, b)),
+            _ => Err(de::Error::custom(
+                "a target table needs exactly one of `token` or `diff`",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TargetVisitor)
+    }
+}
+
+impl JsonSchema for Target {
+    fn schema_name() -> Cow<'static, str> {
+        "Target".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let token = g.subschema_for::<TokenRef>();
+        json_schema!({
+            "title": "target",
+            "description": "What a logit attribution explains: \"next\" (the token that actually follows the position), { token = T } (the logit of one token) or { diff = [A, B] } (the logit difference A - B).",
+            "anyOf": [
+                { "const": "next" },
+                {
+                    "type": "object",
+                    "properties": { "token": { "description": "The token whose logit is explained.", "allOf": [token] } },
+                    "required": ["token"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "properties": { "diff": { "description": "[A, B]: explain logit(A) - logit(B).", "type": "array", "items": token, "minItems": 2, "maxItems": 2 } },
+                    "required": ["diff"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metric
+
+/// What an intervention measures on the model's output, optionally normalized.
+///
+/// Forms: `"loss"`, `"kl"`, or a table with exactly one of `logit_diff = [A, B]`,
+/// `logprob = T`, `prob = T`, `loss = true`, `kl = true`, plus `normalize = true|false`
+/// (default false). Normalized, a metric reads `(m(patched) - m(corrupt)) / (m(clean) -
+/// m(corrupt))`: 1 means the clean behaviour is fully restored, 0 not at all.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Metric {
+    /// The raw quantity.
+    pub measure: Measure,
+    /// Report it normalized between the corrupt (0) and clean (1) baselines.
+    pub normalize: bool,
+}
+
+/// The raw quantity of a [`Metric`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Measure {
+    /// `logit(A) - logit(B)` at the measured position.
+    LogitDiff(TokenRef, TokenRef),
+    /// `log p(T)` at the measured position.
+    Logprob(TokenRef),
+    /// `p(T)` at the measured position.
+    Prob(TokenRef),
+    /// Mean next-token cross-entropy loss over the prompt.
+    Loss,
+    /// KL divergence of the intervened model's next-token distribution from the clean one.
+    Kl,
+}
+
+impl Serialize for Metric {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        match &self.measure {
+            Measure::LogitDiff(a, b) => m.serialize_entry("logit_diff", &[a, b])?,
+            Measure::Logprob(t) => m.serialize_entry("logprob", t)?,
+            Measure::Prob(t) => m.serialize_entry("prob", t)?,
+            Measure::Loss => m.serialize_entry("loss", &true)?,
+            Measure::Kl => m.serialize_entry("kl", &true)?,
+        }
+        m.serialize_entry("normalize", &self.normalize)?;
+        m.end()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricTable {
+    logit_diff: Option<[TokenRef; 2]>,
+    logprob: Option<TokenRef>,
+    prob: Option<TokenRef>,
+    loss: Option<bool>,
+    kl: Option<bool>,
+    #[serde(default)]
+    normalize: bool,
+}
+
+struct MetricVisitor;
+
+impl<'de> Visitor<'de> for MetricVisitor {
+    type Value = Metric;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"loss\", \"kl\" or a metric table")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Metric, E> {
+        let measure = match v {
+            "loss" => Measure::Loss,
+            "kl" => Measure::Kl,
+            _ => return Err(E::unknown_variant(v, &["loss", "kl"])),
+        };
+        Ok(Metric {
+            measure,
+            normalize: false,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Metric, A::Error> {
+        let t = MetricTable::deserialize(MapAccessDeserializer::new(map))?;
+        let mut measures = Vec::new();
+        if let Some([a, b]) = t.logit_diff {
+            measures.push(Measure::LogitDiff(a, b));
+        }
+        if let Some(tok) = t.logprob {
+            measures.push(Measure::Logprob(tok));
+        }
+        if let Some(tok) = t.prob {
+            measures.push(Measure::Prob(tok));
+        }
+        for (flag, measure, name) in [(t.loss, Measure::Loss, "loss"), (t.kl, Measure::Kl, "kl")] {
+            match flag {
+                Some(true) => measures.push(measure),
+                Some(false) => {
+                    return Err(de::Error::custom(format_args!(
+                        "`{name} = false` means nothing: write `{name} = true` or another measure"
+                    )));
+                }
+                None => {}
+            }
+        }
+        if measures.len() != 1 {
+            return Err(de::Error::custom(
+                "a metric table needs exactly one of `logit_diff`, `logprob`, `prob`, `loss` or `kl`",
+            ));
+        }
+        Ok(Metric {
+            measure: measures.remove(0),
+            normalize: t.normalize,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Metric {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MetricVisitor)
+    }
+}
+
+impl JsonSchema for Metric {
+    fn schema_name() -> Cow<'static, str> {
+        "Metric".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let token = g.subschema_for::<TokenRef>();
+        let normalize = json_schema!({
+            "type": "boolean",
+            "default": false,
+            "description": "Report (m(patched) - m(corrupt)) / (m(clean) - m(corrupt)): 1 = clean behaviour restored, 0 = none."
+        });
+        let one = |key: &str, value: Schema, doc: &str| {
+            json_schema!({
+                "type": "object",
+                "description": doc,
+                "properties": {
+                    key: { "description": doc, "allOf": [value] },
+                    "normalize": normalize.clone()
+                },
+                "required": [key],
+                "additionalProperties": false
+            })
+        };
+        json_schema!({
+            "title": "metric",
+            "description": "What an intervention measures: \"loss\", \"kl\", or a table with exactly one of logit_diff = [A, B], logprob = T, prob = T, loss = true, kl = true, and optionally normalize = true.",
+            "anyOf": [
+                { "enum": ["loss", "kl"] },
+                one("logit_diff", json_schema!({ "type": "array", "items": token.clone(), "minItems": 2, "maxItems": 2 }), "logit(A) - logit(B) at the measured position."),
+                one("logprob", token.clone(), "log p(T) at the measured position."),
+                one("prob", token, "p(T) at the measured position."),
+                one("loss", json_schema!({ "const": true }), "Mean next-token cross-entropy loss."),
+                one("kl", json_schema!({ "const": true }), "KL divergence from the clean next-token distribution.")
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::de::from_node;
+    use crate::diagnostic::Sources;
+    use crate::node::parse_document;
+
+    fn parse<T: serde::de::DeserializeOwned>(value: &str) -> Result<T, String> {
+        let sources = Sources {
+            file_path: "t.toml".into(),
+            file_text: format!("v = {value}\n"),
+            overrides: vec![],
+        };
+        let root = parse_document(&sources).map_err(|d| d.message)?;
+        from_node::<T>(root.get("v").unwrap(), "v")
+            .map_err(|e| e.into_diagnostic(&sources, &[]).message)
+    }
+
+    #[test]
+    fn positions_forms() {
+        assert_eq!(parse::<Positions>("\"all\"").unwrap(), Positions::All);
+        assert_eq!(parse::<Positions>("\"last\"").unwrap(), Positions::last());
+        assert_eq!(parse::<Positions>("[\"last\"]").unwrap(), Positions::last());
+        assert_eq!(
+            parse::<Positions>("[-1, \"END\", 0]").unwrap(),
+            Positions::List(vec![
+                PositionRef::Index(-1),
+                PositionRef::Named("END".into()),
+                PositionRef::Index(0)
+            ])
+        );
+        assert!(parse::<Positions>("[]").unwrap_err().contains("empty list"));
+        assert!(
+            parse::<PositionRef>("\"all\"")
+                .unwrap_err()
+                .contains("exactly one")
+        );
+        assert!(parse::<PositionRef>("1.5").is_err());
+    }
+
+    #[test]
+    fn token_forms() {
+        assert_eq!(
+            parse::<TokenRef>("\"IO\"").unwrap(),
+            TokenRef::Answer("IO".into())
+        );
+        assert_eq!(
+            parse::<TokenRef>("{ text = \" Mary\" }").unwrap(),
+            TokenRef::Text(" Mary".into())
+        );
+        assert_eq!(parse::<TokenRef>("{ id = 5 }").unwrap(), TokenRef::Id(5));
+        assert!(parse::<TokenRef>("5").unwrap_err().contains("{ id = 5 }"));
+        assert!(parse::<TokenRef>("{ id = 5, text = \"a\" }").is_err());
+        assert!(
+            parse::<TokenRef>("{ idd = 5 }")
+                .unwrap_err()
+                .contains("unknown key `idd`")
+        );
+        assert_eq!(
+            parse::<TokenSelection>("\"next\"").unwrap(),
+            TokenSelection::Next
+        );
+        assert_eq!(
+            parse::<TokenSelection>("\"IO\"").unwrap(),
+            TokenSelection::Tokens(vec![TokenRef::Answer("IO".into())])
+        );
+    }
+
+    #[test]
+    fn target_and_metric_forms() {
+        assert_eq!(parse::<Target>("\"next\"").unwrap(), Target::Next);
+        assert_eq!(
+            parse::<Target>("{ diff = [\"IO\", \"S\"] }").unwrap(),
+            Target::Diff(TokenRef::Answer("IO".into()), TokenRef::Answer("S".into()))
+        );
+        assert!(
+            parse::<Target>("\"IO\"")
+                .unwrap_err()
+                .contains("{ token = \"IO\" }")
+        );
+        assert!(parse::<Target>("{ diff = [\"IO\"] }").is_err());
+        assert_eq!(
+            parse::<Metric>("{ logit_diff = [\"IO\", \"S\"], normalize = true }").unwrap(),
+            Metric {
+                measure: Measure::LogitDiff(
+                    TokenRef::Answer("IO".into()),
+                    TokenRef::Answer("S".into())
+                ),
+                normalize: true
+            }
+        );
+        assert_eq!(parse::<Metric>("\"kl\"").unwrap().measure, Measure::Kl);
+        assert_eq!(
+            parse::<Metric>("{ loss = true }").unwrap().measure,
+            Measure::Loss
+        );
+        assert!(parse::<Metric>("{ loss = false }").is_err());
+        assert!(parse::<Metric>("{ logprob = \"IO\", prob = \"IO\" }").is_err());
+        assert!(
+            parse::<Metric>("\"los\"")
+                .unwrap_err()
+                .contains("unknown value")
+        );
+    }
+
+    #[test]
+    fn serialization_is_canonical() {
+        let p = parse::<Positions>("\"last\"").unwrap();
+        assert_eq!(serde_json::to_string(&p).unwrap(), "[\"last\"]");
+        let m = parse::<Metric>("\"loss\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            "{\"loss\":true,\"normalize\":false}"
+        );
+        let t = parse::<Target>("{ token = { id = 3 } }").unwrap();
+        assert_eq!(serde_json::to_string(&t).unwrap(), "{\"token\":{\"id\":3}}");
+    }
+}

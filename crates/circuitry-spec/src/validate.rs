@@ -1,0 +1,263 @@
+//! Checks beyond what the types enforce: ranges, duplicates, and references from analyses to the
+//! named positions and answer tokens of their dataset. Every check reports at the key it is about.
+
+use std::fmt::Display;
+
+use crate::dataset::{DatasetSource, DatasetSpec};
+use crate::de::DeError;
+use crate::diagnostic::{Diagnostic, Sources, did_you_mean, list};
+use crate::node::{Node, Span};
+use crate::refs::{Measure, Metric, PositionRef, Positions, Target, TokenRef, TokenSelection};
+
+/// Collects diagnostics while an experiment is lowered from its node tree.
+pub(crate) struct Ctx<'a> {
+    pub sources: &'a Sources,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(sources: &'a Sources) -> Self {
+        Ctx {
+            sources,
+            diags: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, d: Diagnostic) -> &mut Diagnostic {
+        self.diags.push(d);
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    pub fn error(&mut self, span: &Span, message: impl Into<String>) -> &mut Diagnostic {
+        let d = self.sources.error(span, message);
+        self.push(d)
+    }
+
+    /// Reports a deserialization error; `extra_keys` are further valid keys for did-you-mean.
+    pub fn de_error(&mut self, e: DeError, extra_keys: &[&str]) {
+        let d = e.into_diagnostic(self.sources, extra_keys);
+        self.push(d);
+    }
+
+    /// A checker for the entry at `node`, whose dotted path is `path` (e.g. `analyses.heads`).
+    pub fn checker<'c>(&'c mut self, node: &'c Node, path: String) -> Checker<'a, 'c> {
+        Checker {
+            ctx: self,
+            node,
+            path,
+            dataset: None,
+        }
+    }
+}
+
+/// Checks one entry (a model, dataset, analysis or training run); keys are relative to its table.
+pub(crate) struct Checker<'a, 'c> {
+    ctx: &'c mut Ctx<'a>,
+    node: &'c Node,
+    /// Dotted path of the entry, e.g. `analyses.heads`.
+    path: String,
+    /// For analyses and training runs: the dataset they read, when it is defined and valid.
+    pub dataset: Option<(&'c str, &'c DatasetSpec)>,
+}
+
+impl Checker<'_, '_> {
+    /// Reports `message` at `key` (a dotted path below the entry; `""` is the entry itself). A key
+    /// that is absent from the text (a default) is reported at its nearest written ancestor.
+    pub fn error(&mut self, key: &str, message: impl Into<String>) -> &mut Diagnostic {
+        let span = self.node.span_at(key).clone();
+        self.ctx.error(&span, message)
+    }
+
+    /// `key` as a full dotted path, for messages.
+    pub fn full(&self, key: &str) -> String {
+        if key.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// `key` must be > 0.
+    pub fn positive(&mut self, key: &str, value: impl Into<f64> + Copy + Display) {
+        if value.into() <= 0.0 {
+            let full = self.full(key);
+            self.error(
+                key,
+                format!("`{full}` must be greater than 0, found {value}"),
+            );
+        }
+    }
+
+    /// `key` must be ≥ 0.
+    pub fn non_negative(&mut self, key: &str, value: f64) {
+        if value < 0.0 {
+            let full = self.full(key);
+            self.error(key, format!("`{full}` must not be negative, found {value}"));
+        }
+    }
+
+    /// A list must not be empty nor repeat an element.
+    pub fn distinct<T: PartialEq + Display>(&mut self, key: &str, items: &[T]) {
+        if items.is_empty() {
+            let full = self.full(key);
+            self.error(key, format!("`{full}` is an empty list")).hint =
+                Some(format!("remove `{key}` to use its default"));
+            return;
+        }
+        for (i, item) in items.iter().enumerate() {
+            if items[..i].contains(item) {
+                let full = self.full(key);
+                self.error(
+                    &format!("{key}.{i}"),
+                    format!("`{full}` lists `{item}` twice"),
+                );
+            }
+        }
+    }
+
+    /// An optional layer/head/prompt filter: absent means all; present must be non-empty and
+    /// free of duplicates.
+    pub fn filter(&mut self, key: &str, items: Option<&[u32]>) {
+        if let Some(items) = items {
+            self.distinct(key, items);
+        }
+    }
+
+    /// Prompt indices must exist when the dataset's size is known.
+    pub fn prompt_indices(&mut self, key: &str, items: Option<&[u32]>) {
+        self.filter(key, items);
+        let (Some(items), Some((name, dataset))) = (items, self.dataset) else {
+            return;
+        };
+        let Some(len) = dataset.prompt_count() else {
+            return;
+        };
+        for (i, &p) in items.iter().enumerate() {
+            if u64::from(p) >= len {
+                self.error(
+                    &format!("{key}.{i}"),
+                    format!("prompt {p} does not exist: dataset `{name}` has {len} prompts (indices 0 to {})", len.saturating_sub(1)),
+                );
+            }
+        }
+    }
+
+    pub fn position(&mut self, key: &str, position: &PositionRef) {
+        let PositionRef::Named(name) = position else {
+            return;
+        };
+        let Some((dataset_name, dataset)) = self.dataset else {
+            return;
+        };
+        let named = dataset.named_positions();
+        if named.contains(&name.as_str()) {
+            return;
+        }
+        let kind = dataset.source_name();
+        let d = self.error(
+            key,
+            format!("dataset `{dataset_name}` ({kind}) has no named position `{name}`"),
+        );
+        d.hint = Some(if named.is_empty() {
+            "this dataset names no positions (the ioi generator names IO, S1, S2 and END); use \"first\", \"last\" or an integer index (negative counts from the end)".to_string()
+        } else {
+            match did_you_mean(name, named) {
+                Some(s) => format!("did you mean `{s}`? named positions: {}", list(named)),
+                None => format!(
+                    "named positions: {}; or use \"first\", \"last\" or an integer index",
+                    list(named)
+                ),
+            }
+        });
+    }
+
+    pub fn positions(&mut self, key: &str, positions: &Positions) {
+        if let Positions::List(items) = positions {
+            for (i, p) in items.iter().enumerate() {
+                self.position(&format!("{key}.{i}"), p);
+            }
+            self.distinct(key, items);
+        }
+    }
+
+    pub fn token(&mut self, key: &str, token: &TokenRef) {
+        let TokenRef::Answer(name) = token else {
+            return;
+        };
+        let Some((dataset_name, dataset)) = self.dataset else {
+            return;
+        };
+        let answers = dataset.answer_names();
+        if answers.iter().any(|a| a == name) {
+            if let DatasetSource::Prompts(p) = &dataset.source
+                && let Some(i) = p.prompts.iter().position(|p| p.answers.is_empty())
+            {
+                self.error(
+                    key,
+                    format!(
+                        "answer `{name}` is missing from prompt {i} of dataset `{dataset_name}`"
+                    ),
+                )
+                .hint = Some("give every prompt of the dataset its answers = { ... }".into());
+            }
+            return;
+        }
+        let kind = dataset.source_name();
+        let literal = serde_json::Value::String(name.clone());
+        let d = self.error(
+            key,
+            format!("dataset `{dataset_name}` ({kind}) has no answer `{name}`"),
+        );
+        d.hint = Some(if answers.is_empty() {
+            format!(
+                "this dataset defines no answers; for literal text write {{ text = {literal} }}, for a token id {{ id = N }}"
+            )
+        } else {
+            match did_you_mean(name, &answers) {
+                Some(s) => format!("did you mean `{s}`? answers: {}", list(&answers)),
+                None => format!(
+                    "answers: {}; for literal text write {{ text = {literal} }}",
+                    list(&answers)
+                ),
+            }
+        });
+    }
+
+    pub fn tokens(&mut self, key: &str, tokens: &TokenSelection) {
+        if let TokenSelection::Tokens(items) = tokens {
+            for (i, t) in items.iter().enumerate() {
+                self.token(&format!("{key}.{i}"), t);
+            }
+            self.distinct(key, items);
+        }
+    }
+
+    fn token_pair(&mut self, key: &str, a: &TokenRef, b: &TokenRef) {
+        self.token(&format!("{key}.0"), a);
+        self.token(&format!("{key}.1"), b);
+        if a == b {
+            self.error(
+                key,
+                format!("both tokens of `{key}` are `{a}`: the difference is always 0"),
+            );
+        }
+    }
+
+    pub fn target(&mut self, key: &str, target: &Target) {
+        match target {
+            Target::Next => {}
+            Target::Token(t) => self.token(&format!("{key}.token"), t),
+            Target::Diff(a, b) => self.token_pair(&format!("{key}.diff"), a, b),
+        }
+    }
+
+    #[allow(dead_code)] // used by the intervention analyses of a later issue
+    pub fn metric(&mut self, key: &str, metric: &Metric) {
+        match &metric.measure {
+            Measure::LogitDiff(a, b) => self.token_pair(&format!("{key}.logit_diff"), a, b),
+            Measure::Logprob(t) => self.token(&format!("{key}.logprob"), t),
+            Measure::Prob(t) => self.token(&format!("{key}.prob"), t),
+            Measure::Loss | Measure::Kl => {}
+        }
+    }
+}
