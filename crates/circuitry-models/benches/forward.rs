@@ -17,7 +17,10 @@ use circuitry_models::loading::expand_home;
 use circuitry_models::{Processing, TokenBatch, load_model, parse_device};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Best-of-n f32 GEMM throughput for a square matrix product on `device`.
@@ -38,22 +41,38 @@ fn main() {
     let path = std::env::var("CIRCUITRY_SMOLLM2_GGUF")
         .unwrap_or_else(|_| "~/.cache/circuitry/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
     let path = expand_home(&path);
-    let (batch, seq, iters) = (env_usize("BENCH_BATCH", 8), env_usize("BENCH_SEQ", 64), env_usize("BENCH_ITERS", 5));
+    let (batch, seq, iters) = (
+        env_usize("BENCH_BATCH", 8),
+        env_usize("BENCH_SEQ", 64),
+        env_usize("BENCH_ITERS", 5),
+    );
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("model: {}  batch {batch} x {seq} tokens, {iters} iterations, {threads} threads", path.display());
+    println!(
+        "model: {}  batch {batch} x {seq} tokens, {iters} iterations, {threads} threads",
+        path.display()
+    );
     for name in ["flex", "ndarray", "tch"] {
         let Ok(device) = parse_device(name) else {
             println!("{name:8} not compiled in (see --features)");
             continue;
         };
         let peak = matmul_peak(&device, 2048);
-        let loaded = load_model(path.to_str().expect("utf-8 path"), Path::new("."), Processing::all(), &device)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let loaded = load_model(
+            path.to_str().expect("utf-8 path"),
+            Path::new("."),
+            Processing::all(),
+            &device,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let model = loaded.model;
         let vocab = model.config.d_vocab as u32;
         // Deterministic pseudo-random tokens.
         let rows: Vec<Vec<u32>> = (0..batch)
-            .map(|b| (0..seq).map(|i| ((b * 7919 + i * 104729) as u32) % vocab).collect())
+            .map(|b| {
+                (0..seq)
+                    .map(|i| ((b * 7919 + i * 104729) as u32) % vocab)
+                    .collect()
+            })
             .collect();
         let tokens = TokenBatch::unpadded(&rows, &device);
         let _ = model.logits(&tokens).into_data(); // warm-up

@@ -33,7 +33,10 @@ impl TokenBatch {
     /// datasets before batching.
     pub fn new(rows: &[Vec<u32>], pad_id: u32, side: PaddingSide, device: &Device) -> TokenBatch {
         assert!(!rows.is_empty(), "a batch needs at least one sequence");
-        assert!(rows.iter().all(|r| !r.is_empty()), "sequences must be non-empty");
+        assert!(
+            rows.iter().all(|r| !r.is_empty()),
+            "sequences must be non-empty"
+        );
         let b = rows.len();
         let seq_len = rows.iter().map(Vec::len).max().unwrap_or(0);
         let mut ids = vec![pad_id as i64; b * seq_len];
@@ -55,7 +58,8 @@ impl TokenBatch {
         TokenBatch {
             ids: Tensor::from_data(TensorData::new(ids, [b, seq_len]), device),
             positions: Tensor::from_data(TensorData::new(positions, [b, seq_len]), device),
-            key_mask: padded.then(|| Tensor::from_data(TensorData::new(mask, [b, seq_len]), device)),
+            key_mask: padded
+                .then(|| Tensor::from_data(TensorData::new(mask, [b, seq_len]), device)),
             rows: rows.to_vec(),
             side,
             seq_len,

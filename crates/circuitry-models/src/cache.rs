@@ -77,7 +77,8 @@ impl Intervention {
     }
 
     pub fn touches_kind(&self, kind: HookKind) -> bool {
-        self.capture.iter().any(|h| h.kind == kind) || self.edits.iter().any(|e| e.hook.kind == kind)
+        self.capture.iter().any(|h| h.kind == kind)
+            || self.edits.iter().any(|e| e.hook.kind == kind)
     }
 }
 

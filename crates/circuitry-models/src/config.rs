@@ -185,7 +185,11 @@ impl ModelConfig {
             d * self.d_mlp * if self.gated_mlp { 3 } else { 2 }
         };
         let embed = self.d_vocab * d;
-        let unembed = if self.tied_embeddings { 0 } else { d * self.d_vocab };
+        let unembed = if self.tied_embeddings {
+            0
+        } else {
+            d * self.d_vocab
+        };
         let pos = if self.positional == Positional::Learned {
             self.n_ctx * d
         } else {

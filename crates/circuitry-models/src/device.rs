@@ -54,7 +54,9 @@ pub fn parse_device(name: &str) -> Result<Device, String> {
     }
     let index: usize = match index {
         None => 0,
-        Some(i) => i.parse().map_err(|_| format!("bad device index `{i}` in `{name}`"))?,
+        Some(i) => i
+            .parse()
+            .map_err(|_| format!("bad device index `{i}` in `{name}`"))?,
     };
     Ok(make_device(kind, index))
 }

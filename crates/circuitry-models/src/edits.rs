@@ -123,7 +123,8 @@ impl Selection {
             HookLayout::BatchPosHeadD => (1, Some(2)),
             HookLayout::BatchHeadQK => (2, Some(1)),
         };
-        let in_list = |list: &Option<Vec<usize>>, i: usize| list.as_ref().is_none_or(|l| l.contains(&i));
+        let in_list =
+            |list: &Option<Vec<usize>>, i: usize| list.as_ref().is_none_or(|l| l.contains(&i));
         let mut out = vec![false; b * a1 * a2 * a3];
         for row in 0..b {
             if !in_list(&self.rows, row) {
@@ -233,14 +234,22 @@ impl Edit {
     }
 }
 
-fn bool_mask<const D: usize>(sel: &Selection, layout: HookLayout, x: &Tensor<D>) -> Tensor<D, Bool> {
+fn bool_mask<const D: usize>(
+    sel: &Selection,
+    layout: HookLayout,
+    x: &Tensor<D>,
+) -> Tensor<D, Bool> {
     let dims = x.dims();
     let mask = sel.mask(layout, &dims);
     Tensor::<D, Bool>::from_data(TensorData::new(mask, dims), &x.device())
 }
 
 /// `new` where the mask is set (everywhere without a mask), `old` elsewhere.
-fn select<const D: usize>(old: Tensor<D>, new: Tensor<D>, mask: Option<Tensor<D, Bool>>) -> Tensor<D> {
+fn select<const D: usize>(
+    old: Tensor<D>,
+    new: Tensor<D>,
+    mask: Option<Tensor<D, Bool>>,
+) -> Tensor<D> {
     match mask {
         None => new,
         Some(m) => old.mask_where(m, new),

@@ -27,6 +27,8 @@ pub enum LoadError {
         "{path}: unsupported architecture `{found}`; supported: GPT2LMHeadModel (gpt2), LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM (llama)"
     )]
     UnsupportedArchitecture { path: PathBuf, found: String },
+    #[error("{path}: GGUF `general.architecture` is `{found}`; supported in GGUF files: llama")]
+    UnsupportedGgufArchitecture { path: PathBuf, found: String },
     #[error("{path}: tensor `{name}` is missing (expected shape {expected:?})")]
     MissingTensor {
         path: PathBuf,

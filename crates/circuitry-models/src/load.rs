@@ -5,9 +5,11 @@ use std::path::Path;
 use burn::prelude::Device;
 
 use crate::architectures::{self, JsonConfig};
+use crate::config::{Architecture, ModelConfig};
 use crate::error::LoadError;
-use crate::loading::ModelSource;
+use crate::loading::gguf::GgufFile;
 use crate::loading::safetensors_dir::SafetensorsDir;
+use crate::loading::{ModelSource, TensorSource};
 use crate::processing::{Processing, process};
 use crate::tokenizer::Tokenizer;
 use crate::transformer::Transformer;
@@ -22,44 +24,88 @@ pub struct LoadedModel {
     pub processing: Processing,
 }
 
-/// Reads the unprocessed weights (and configuration) of a model.
-pub fn load_weights(source: &ModelSource) -> Result<Weights, LoadError> {
-    match source {
-        ModelSource::HfDir(dir) => {
-            let (path, json) = architectures::read_config_json(dir)?;
-            let cfg = JsonConfig { path: &path, json: &json };
-            let arch = json
-                .get("architectures")
-                .and_then(|a| a.get(0))
-                .and_then(|a| a.as_str())
-                .or_else(|| json.get("model_type").and_then(|m| m.as_str()))
-                .unwrap_or("<none>")
-                .to_string();
-            let tensors = SafetensorsDir::open(dir)?;
-            match arch.as_str() {
-                "GPT2LMHeadModel" | "GPT2Model" | "gpt2" => {
-                    let config = architectures::gpt2::config_from_json(&cfg)?;
-                    architectures::gpt2::load_weights(config, &tensors)
-                }
-                "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "llama" | "mistral" | "qwen2" => {
-                    let config = architectures::llama::config_from_json(&cfg)?;
-                    architectures::llama::load_weights(config, &tensors)
-                }
-                other => Err(LoadError::UnsupportedArchitecture {
-                    path,
-                    found: other.to_string(),
-                }),
-            }
-        }
-        ModelSource::Gguf(path) => Err(LoadError::NotFound {
-            path: path.clone(),
-            message: "GGUF loading is not available in this build yet".into(),
+/// The checkpoint families circuitry reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Gpt2,
+    Llama,
+}
+
+/// Which family a Hugging Face `config.json` describes.
+fn hf_family(path: &Path, json: &serde_json::Value) -> Result<Family, LoadError> {
+    let arch = json
+        .get("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(|a| a.as_str())
+        .or_else(|| json.get("model_type").and_then(|m| m.as_str()))
+        .unwrap_or("<none>");
+    match arch {
+        "GPT2LMHeadModel" | "GPT2Model" | "gpt2" => Ok(Family::Gpt2),
+        "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "llama" | "mistral"
+        | "qwen2" => Ok(Family::Llama),
+        other => Err(LoadError::UnsupportedArchitecture {
+            path: path.to_path_buf(),
+            found: other.to_string(),
         }),
     }
 }
 
+/// Which family a GGUF file describes (only `llama` is read).
+fn gguf_family(path: &Path, file: &GgufFile) -> Result<Family, LoadError> {
+    match file.architecture()? {
+        "llama" => Ok(Family::Llama),
+        other => Err(LoadError::UnsupportedGgufArchitecture {
+            path: path.to_path_buf(),
+            found: other.to_string(),
+        }),
+    }
+}
+
+/// The configuration of a model, read from its metadata without loading the weights.
+pub fn read_config(source: &ModelSource) -> Result<ModelConfig, LoadError> {
+    match source {
+        ModelSource::HfDir(dir) => {
+            let (path, json) = architectures::read_config_json(dir)?;
+            let cfg = JsonConfig {
+                path: &path,
+                json: &json,
+            };
+            match hf_family(&path, &json)? {
+                Family::Gpt2 => architectures::gpt2::config_from_json(&cfg),
+                Family::Llama => architectures::llama::config_from_json(&cfg),
+            }
+        }
+        ModelSource::Gguf(path) => {
+            let file = GgufFile::open(path)?;
+            gguf_family(path, &file)?;
+            architectures::llama::config_from_gguf(file.metadata(), &file.shapes())
+        }
+    }
+}
+
+/// Reads the unprocessed weights (and configuration) of a model.
+pub fn load_weights(source: &ModelSource) -> Result<Weights, LoadError> {
+    let config = read_config(source)?;
+    match source {
+        ModelSource::HfDir(dir) => {
+            let tensors = SafetensorsDir::open(dir)?;
+            match config.architecture {
+                Architecture::Gpt2 => architectures::gpt2::load_weights(config, &tensors),
+                Architecture::Llama => architectures::llama::load_weights(config, &tensors),
+            }
+        }
+        ModelSource::Gguf(path) => {
+            let file = GgufFile::open(path)?;
+            architectures::llama::load_gguf_weights(config, &file)
+        }
+    }
+}
+
 /// The tokenizer that ships with a model, if any.
-pub fn load_tokenizer(source: &ModelSource, weights: &Weights) -> Result<Option<Tokenizer>, LoadError> {
+pub fn load_tokenizer(
+    source: &ModelSource,
+    weights: &Weights,
+) -> Result<Option<Tokenizer>, LoadError> {
     let cfg = &weights.config;
     let tokenizer = match source {
         ModelSource::HfDir(dir) => {
@@ -69,14 +115,23 @@ pub fn load_tokenizer(source: &ModelSource, weights: &Weights) -> Result<Option<
             }
             Tokenizer::from_file(&path)?
         }
-        ModelSource::Gguf(_) => return Ok(None),
+        ModelSource::Gguf(path) => Tokenizer::from_gguf(&GgufFile::open(path)?)?,
     };
-    Ok(Some(tokenizer.with_special_tokens(cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id)))
+    Ok(Some(tokenizer.with_special_tokens(
+        cfg.bos_token_id,
+        cfg.eos_token_id,
+        cfg.pad_token_id,
+    )))
 }
 
 /// Resolves `location` (relative to `base_dir`), loads and processes the weights, and builds the
 /// model on `device`.
-pub fn load_model(location: &str, base_dir: &Path, processing: Processing, device: &Device) -> Result<LoadedModel, LoadError> {
+pub fn load_model(
+    location: &str,
+    base_dir: &Path,
+    processing: Processing,
+    device: &Device,
+) -> Result<LoadedModel, LoadError> {
     let source = ModelSource::resolve(location, base_dir)?;
     let weights = load_weights(&source)?;
     let tokenizer = load_tokenizer(&source, &weights)?;

@@ -54,7 +54,10 @@ pub fn process(mut weights: Weights, processing: Processing) -> Weights {
         center_writing_weights(&mut weights);
     }
     if processing.center_unembed {
-        let w_u = weights.tensors.get_mut("unembed.W_U").expect("checked weights");
+        let w_u = weights
+            .tensors
+            .get_mut("unembed.W_U")
+            .expect("checked weights");
         subtract_row_means(w_u);
         if let Some(b_u) = weights.tensors.get_mut("unembed.b_U") {
             subtract_mean(b_u);
@@ -73,16 +76,18 @@ fn fold_norms(weights: &mut Weights) {
     let cfg = weights.config.clone();
     let centre = cfg.norm.centers();
     let t = &mut weights.tensors;
-    let fold = |t: &mut std::collections::BTreeMap<String, HostTensor>, norm: &str, readers: &[(String, String)]| {
+    let fold = |t: &mut std::collections::BTreeMap<String, HostTensor>,
+                norm: &str,
+                readers: &[(String, String)]| {
         let w = t.remove(&format!("{norm}.w")).expect("norm weight");
         let b = t.remove(&format!("{norm}.b"));
         for (w_name, b_name) in readers {
             let mat = t.get(w_name).expect("reader weight").clone();
             if let Some(b) = &b {
                 let shift = vec_mat(&b.data, &mat);
-                let bias = t
-                    .entry(b_name.clone())
-                    .or_insert_with(|| HostTensor::new(vec![mat.shape[1]], vec![0.0; mat.shape[1]]));
+                let bias = t.entry(b_name.clone()).or_insert_with(|| {
+                    HostTensor::new(vec![mat.shape[1]], vec![0.0; mat.shape[1]])
+                });
                 for (x, s) in bias.data.iter_mut().zip(shift) {
                     *x += s;
                 }
@@ -110,7 +115,11 @@ fn fold_norms(weights: &mut Weights) {
             fold(t, &format!("{p}.ln2"), &mlp);
         }
     }
-    fold(t, "ln_final", &[("unembed.W_U".to_string(), "unembed.b_U".to_string())]);
+    fold(
+        t,
+        "ln_final",
+        &[("unembed.W_U".to_string(), "unembed.b_U".to_string())],
+    );
     let c = &mut weights.config;
     if c.norm == NormKind::LayerNorm {
         // Folding the shift created biases on every reader.
@@ -136,7 +145,10 @@ fn center_writing_weights(weights: &mut Weights) {
         }
     }
     for l in 0..cfg.n_layers {
-        for name in [format!("blocks.{l}.attn.b_O"), format!("blocks.{l}.mlp.b_out")] {
+        for name in [
+            format!("blocks.{l}.attn.b_O"),
+            format!("blocks.{l}.mlp.b_out"),
+        ] {
             if let Some(b) = t.get_mut(&name) {
                 subtract_mean(b);
             }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::LoadError;
+use crate::loading::gguf::GgufFile;
 
 /// Text to token ids and back, with the special tokens a model declares.
 #[derive(Clone)]
@@ -45,8 +46,27 @@ impl Tokenizer {
         Ok(Tokenizer::from_inner(inner, path.to_path_buf()))
     }
 
+    /// Builds the tokenizer stored in a GGUF file's metadata, as Hugging Face transformers does
+    /// (see [`crate::loading::gguf::tokenizer`]); byte-level BPE vocabularies only. Special token
+    /// ids are set from `tokenizer.ggml.*_token_id`.
+    pub fn from_gguf(file: &GgufFile) -> Result<Tokenizer, LoadError> {
+        let meta = file.metadata();
+        let inner = crate::loading::gguf::tokenizer::build(meta)?;
+        let tokenizer = Tokenizer::from_inner(inner, meta.path().to_path_buf());
+        Ok(tokenizer.with_special_tokens(
+            meta.opt_u32("tokenizer.ggml.bos_token_id")?,
+            meta.opt_u32("tokenizer.ggml.eos_token_id")?,
+            meta.opt_u32("tokenizer.ggml.padding_token_id")?,
+        ))
+    }
+
     /// Sets the special token ids (from the model's configuration).
-    pub fn with_special_tokens(mut self, bos: Option<u32>, eos: Option<u32>, pad: Option<u32>) -> Tokenizer {
+    pub fn with_special_tokens(
+        mut self,
+        bos: Option<u32>,
+        eos: Option<u32>,
+        pad: Option<u32>,
+    ) -> Tokenizer {
         self.bos_token_id = bos;
         self.eos_token_id = eos;
         self.pad_token_id = pad;

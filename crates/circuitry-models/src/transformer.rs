@@ -148,7 +148,11 @@ impl Transformer {
     fn embed(&self, batch: &TokenBatch, hooks: &mut HookContext) -> Tensor<3> {
         let [b, t] = batch.ids.dims();
         let ids = batch.ids.clone().reshape([b * t]);
-        let embed = self.w_e.val().select(0, ids).reshape([b as i64, t as i64, -1]);
+        let embed = self
+            .w_e
+            .val()
+            .select(0, ids)
+            .reshape([b as i64, t as i64, -1]);
         let mut resid = hooks.h3(HookPoint::model(HookKind::Embed), embed);
         if let Some(w_pos) = &self.w_pos {
             let pos = batch.positions.clone().reshape([b * t]);
@@ -184,30 +188,38 @@ impl Transformer {
         hooks.h3(hp(HookKind::ResidPost), resid + mlp_out)
     }
 
-    /// The hook points this model has (no `hook_pos_embed` without learned positions, no
-    /// rotary hooks without rotary embeddings, no `mlp.hook_pre_linear` without a gated MLP).
+    /// The hook points this model has (see [`has_hook`]).
     pub fn hook_points(&self) -> Vec<HookPoint> {
-        let cfg = &self.config;
-        HookPoint::all(cfg.n_layers)
+        HookPoint::all(self.config.n_layers)
             .into_iter()
-            .filter(|h| match h.kind {
-                HookKind::PosEmbed => cfg.positional == Positional::Learned,
-                HookKind::RotQ | HookKind::RotK => cfg.positional != Positional::Learned,
-                HookKind::MlpPreLinear => cfg.gated_mlp && !cfg.attn_only,
-                HookKind::ResidMid
-                | HookKind::Ln2Scale
-                | HookKind::MlpPre
-                | HookKind::MlpPost
-                | HookKind::MlpOut => !cfg.attn_only,
-                _ => true,
-            })
-            .filter(|h| h.layer.is_none_or(|l| l < cfg.n_layers))
+            .filter(|h| has_hook(&self.config, h.kind))
             .collect()
     }
 }
 
+/// Whether models of this configuration have hooks of `kind`: no `hook_pos_embed` without
+/// learned positions, no rotary hooks without rotary embeddings, no `mlp.hook_pre_linear`
+/// without a gated MLP, no MLP-side hooks in attention-only models.
+pub fn has_hook(cfg: &ModelConfig, kind: HookKind) -> bool {
+    match kind {
+        HookKind::PosEmbed => cfg.positional == Positional::Learned,
+        HookKind::RotQ | HookKind::RotK => cfg.positional != Positional::Learned,
+        HookKind::MlpPreLinear => cfg.gated_mlp && !cfg.attn_only,
+        HookKind::ResidMid
+        | HookKind::Ln2Scale
+        | HookKind::MlpPre
+        | HookKind::MlpPost
+        | HookKind::MlpOut => !cfg.attn_only,
+        _ => true,
+    }
+}
+
 /// `x @ w + b` over the last axis of a `[batch, seq, in]` tensor, as one matrix product.
-pub(crate) fn linear(x: Tensor<3>, w: &Param<Tensor<2>>, b: Option<&Param<Tensor<1>>>) -> Tensor<3> {
+pub(crate) fn linear(
+    x: Tensor<3>,
+    w: &Param<Tensor<2>>,
+    b: Option<&Param<Tensor<1>>>,
+) -> Tensor<3> {
     let [bs, t, d] = x.dims();
     let y = x.reshape([bs * t, d]).matmul(w.val());
     let y = match b {

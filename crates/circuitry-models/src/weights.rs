@@ -30,7 +30,11 @@ pub struct HostTensor {
 
 impl HostTensor {
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> HostTensor {
-        assert_eq!(shape.iter().product::<usize>(), data.len(), "shape {shape:?}");
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            data.len(),
+            "shape {shape:?}"
+        );
         HostTensor { shape, data }
     }
 
@@ -39,9 +43,15 @@ impl HostTensor {
         assert_eq!(self.shape.len(), 2, "transpose needs a matrix");
         let (r, c) = (self.shape[0], self.shape[1]);
         let mut out = vec![0f32; r * c];
-        for i in 0..r {
-            for j in 0..c {
-                out[j * r + i] = self.data[i * c + j];
+        // Cache-friendly 32x32 tiles: loading a large checkpoint is dominated by transposes.
+        const TILE: usize = 32;
+        for i0 in (0..r).step_by(TILE) {
+            for j0 in (0..c).step_by(TILE) {
+                for i in i0..(i0 + TILE).min(r) {
+                    for j in j0..(j0 + TILE).min(c) {
+                        out[j * r + i] = self.data[i * c + j];
+                    }
+                }
             }
         }
         HostTensor::new(vec![c, r], out)
@@ -58,7 +68,10 @@ impl HostTensor {
     }
 
     pub fn to_tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
-        Tensor::from_data(TensorData::new(self.data.clone(), self.shape.clone()), device)
+        Tensor::from_data(
+            TensorData::new(self.data.clone(), self.shape.clone()),
+            device,
+        )
     }
 
     pub fn from_tensor<const D: usize>(t: &Tensor<D>) -> HostTensor {
@@ -172,7 +185,8 @@ impl Transformer {
         let cfg = weights.config.clone();
         let get = |name: &str| weights.tensors.get(name);
         let p1 = |name: &str| get(name).map(|t| Param::from_tensor(t.to_tensor::<1>(device)));
-        let p2 = |name: &str| Param::from_tensor(get(name).expect("checked").to_tensor::<2>(device));
+        let p2 =
+            |name: &str| Param::from_tensor(get(name).expect("checked").to_tensor::<2>(device));
         let norm = |prefix: &str| Norm {
             w: p1(&format!("{prefix}.w")),
             b: p1(&format!("{prefix}.b")),
@@ -225,11 +239,12 @@ impl Transformer {
     /// The model's weights under canonical names (host copies).
     pub fn to_weights(&self, source: &Path) -> Weights {
         let mut t = BTreeMap::new();
-        let put1 = |t: &mut BTreeMap<String, HostTensor>, name: String, p: &Option<Param<Tensor<1>>>| {
-            if let Some(p) = p {
-                t.insert(name, HostTensor::from_tensor(&p.val()));
-            }
-        };
+        let put1 =
+            |t: &mut BTreeMap<String, HostTensor>, name: String, p: &Option<Param<Tensor<1>>>| {
+                if let Some(p) = p {
+                    t.insert(name, HostTensor::from_tensor(&p.val()));
+                }
+            };
         let put2 = |t: &mut BTreeMap<String, HostTensor>, name: String, p: &Param<Tensor<2>>| {
             t.insert(name, HostTensor::from_tensor(&p.val()));
         };

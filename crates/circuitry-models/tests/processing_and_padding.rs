@@ -12,9 +12,14 @@ use common::*;
 
 fn load(name: &str, processing: Processing) -> Transformer {
     let dir = fixture_dir(name);
-    load_model(dir.to_str().unwrap(), Path::new("."), processing, &Device::flex())
-        .unwrap()
-        .model
+    load_model(
+        dir.to_str().unwrap(),
+        Path::new("."),
+        processing,
+        &Device::flex(),
+    )
+    .unwrap()
+    .model
 }
 
 #[test]
@@ -25,7 +30,8 @@ fn processing_changes_logits_only_by_a_per_position_constant() {
         let processed = load(name, Processing::all());
         let reference = load_reference(name);
         for set in ["plain", "repeated"] {
-            let batch = TokenBatch::unpadded(&rows(&reference[&format!("{set}.input_ids")]), &device);
+            let batch =
+                TokenBatch::unpadded(&rows(&reference[&format!("{set}.input_ids")]), &device);
             let a = raw.logits(&batch);
             let b = processed.logits(&batch);
             let pa = tensor_values(&softmax(a.clone(), 2));
@@ -36,7 +42,10 @@ fn processing_changes_logits_only_by_a_per_position_constant() {
             let delta = b - a;
             let spread = tensor_values(&(delta.clone().max_dim(2) - delta.min_dim(2)));
             let worst = spread.iter().copied().fold(0.0, f32::max);
-            assert!(worst < 1e-4, "{name} {set}: logit shift not constant per position ({worst})");
+            assert!(
+                worst < 1e-4,
+                "{name} {set}: logit shift not constant per position ({worst})"
+            );
         }
         // ...and the processed model really is different (centred unembedding, folded norms).
         assert_ne!(
@@ -44,7 +53,10 @@ fn processing_changes_logits_only_by_a_per_position_constant() {
             tensor_values(&processed.w_u.val()),
             "{name}: processing changed nothing"
         );
-        assert!(processed.blocks[0].ln1.w.is_none(), "{name}: ln1 not folded");
+        assert!(
+            processed.blocks[0].ln1.w.is_none(),
+            "{name}: ln1 not folded"
+        );
     }
 }
 
@@ -56,10 +68,15 @@ fn padded_batches_match_prompts_run_alone() {
         let reference = load_reference(name);
         let all = rows(&reference["plain.input_ids"]);
         // Unequal lengths: 16, 9 and 4 tokens.
-        let prompts: Vec<Vec<u32>> = vec![all[0].clone(), all[1][..9].to_vec(), all[2][..4].to_vec()];
+        let prompts: Vec<Vec<u32>> =
+            vec![all[0].clone(), all[1][..9].to_vec(), all[2][..4].to_vec()];
         let alone: Vec<Vec<f32>> = prompts
             .iter()
-            .map(|p| tensor_values(&model.logits(&TokenBatch::unpadded(std::slice::from_ref(p), &device))))
+            .map(|p| {
+                tensor_values(
+                    &model.logits(&TokenBatch::unpadded(std::slice::from_ref(p), &device)),
+                )
+            })
             .collect();
         for side in [PaddingSide::Right, PaddingSide::Left] {
             let batch = TokenBatch::new(&prompts, 0, side, &device);
@@ -74,8 +91,14 @@ fn padded_batches_match_prompts_run_alone() {
                     got.extend_from_slice(&values[start..start + v]);
                 }
                 let diff = max_abs_diff(&got, &alone[r], |_| false);
-                assert!(diff < 1e-4, "{name} {side:?} row {r}: differs from running alone by {diff}");
-                assert!(values.iter().all(|x| x.is_finite()), "{name} {side:?}: non-finite logits");
+                assert!(
+                    diff < 1e-4,
+                    "{name} {side:?} row {r}: differs from running alone by {diff}"
+                );
+                assert!(
+                    values.iter().all(|x| x.is_finite()),
+                    "{name} {side:?}: non-finite logits"
+                );
             }
         }
     }

@@ -25,10 +25,17 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         return Err(cfg.unsupported("scale_attn_weights", "false is not supported"));
     }
     let act_name = cfg.str("activation_function").unwrap_or("gelu_new");
-    let act_fn = ActFn::from_hf_name(act_name)
-        .ok_or_else(|| cfg.unsupported("activation_function", format!("`{act_name}` is not supported")))?;
+    let act_fn = ActFn::from_hf_name(act_name).ok_or_else(|| {
+        cfg.unsupported(
+            "activation_function",
+            format!("`{act_name}` is not supported"),
+        )
+    })?;
     if d_model % n_heads != 0 {
-        return Err(cfg.unsupported("n_head", format!("n_embd ({d_model}) is not a multiple of n_head ({n_heads})")));
+        return Err(cfg.unsupported(
+            "n_head",
+            format!("n_embd ({d_model}) is not a multiple of n_head ({n_heads})"),
+        ));
     }
     Ok(ModelConfig {
         architecture: Architecture::Gpt2,
@@ -58,9 +65,16 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
     })
 }
 
-pub(crate) fn load_weights(config: ModelConfig, source: &dyn TensorSource) -> Result<Weights, LoadError> {
+pub(crate) fn load_weights(
+    config: ModelConfig,
+    source: &dyn TensorSource,
+) -> Result<Weights, LoadError> {
     let mut m = Mapper::new(source);
-    let prefix = if m.has("transformer.wte.weight") { "transformer." } else { "" };
+    let prefix = if m.has("transformer.wte.weight") {
+        "transformer."
+    } else {
+        ""
+    };
     let n = |s: &str| format!("{prefix}{s}");
     let (d, v, mlp) = (config.d_model, config.d_vocab, config.d_mlp);
     let w_e = m.read(&n("wte.weight"), &[v, d])?;
@@ -75,7 +89,10 @@ pub(crate) fn load_weights(config: ModelConfig, source: &dyn TensorSource) -> Re
         let qkv = m.read(&h("attn.c_attn.weight"), &[d, 3 * d])?;
         let qkv_b = m.read(&h("attn.c_attn.bias"), &[3 * d])?;
         for (i, name) in ["Q", "K", "V"].iter().enumerate() {
-            m.put(c(&format!("attn.W_{name}")), qkv.columns(i * d, (i + 1) * d));
+            m.put(
+                c(&format!("attn.W_{name}")),
+                qkv.columns(i * d, (i + 1) * d),
+            );
             let b = qkv_b.data[i * d..(i + 1) * d].to_vec();
             m.put(c(&format!("attn.b_{name}")), HostTensor::new(vec![d], b));
         }
@@ -143,26 +160,44 @@ pub fn config_to_json(cfg: &ModelConfig) -> serde_json::Value {
 pub fn to_hf_tensors(weights: &Weights) -> Result<BTreeMap<String, HostTensor>, String> {
     let cfg = &weights.config;
     if cfg.architecture != Architecture::Gpt2 || cfg.norm != NormKind::LayerNorm {
-        return Err("only unprocessed GPT-2-family weights can be written as a GPT-2 checkpoint".into());
+        return Err(
+            "only unprocessed GPT-2-family weights can be written as a GPT-2 checkpoint".into(),
+        );
     }
-    let get = |k: &str| weights.tensors.get(k).cloned().ok_or_else(|| format!("missing `{k}`"));
+    let get = |k: &str| {
+        weights
+            .tensors
+            .get(k)
+            .cloned()
+            .ok_or_else(|| format!("missing `{k}`"))
+    };
     let mut out = BTreeMap::new();
     out.insert("transformer.wte.weight".to_string(), get("embed.W_E")?);
-    out.insert("transformer.wpe.weight".to_string(), get("pos_embed.W_pos")?);
+    out.insert(
+        "transformer.wpe.weight".to_string(),
+        get("pos_embed.W_pos")?,
+    );
     let d = cfg.d_model;
     for l in 0..cfg.n_layers {
         let c = |s: &str| format!("blocks.{l}.{s}");
         let h = |s: &str| format!("transformer.h.{l}.{s}");
         out.insert(h("ln_1.weight"), get(&c("ln1.w"))?);
         out.insert(h("ln_1.bias"), get(&c("ln1.b"))?);
-        let (q, k, v) = (get(&c("attn.W_Q"))?, get(&c("attn.W_K"))?, get(&c("attn.W_V"))?);
+        let (q, k, v) = (
+            get(&c("attn.W_Q"))?,
+            get(&c("attn.W_K"))?,
+            get(&c("attn.W_V"))?,
+        );
         let mut fused = Vec::with_capacity(d * 3 * d);
         for i in 0..d {
             for w in [&q, &k, &v] {
                 fused.extend_from_slice(&w.data[i * d..(i + 1) * d]);
             }
         }
-        out.insert(h("attn.c_attn.weight"), HostTensor::new(vec![d, 3 * d], fused));
+        out.insert(
+            h("attn.c_attn.weight"),
+            HostTensor::new(vec![d, 3 * d], fused),
+        );
         let mut fused_b = Vec::with_capacity(3 * d);
         for name in ["b_Q", "b_K", "b_V"] {
             fused_b.extend_from_slice(&get(&c(&format!("attn.{name}")))?.data);
@@ -182,6 +217,9 @@ pub fn to_hf_tensors(weights: &Weights) -> Result<BTreeMap<String, HostTensor>, 
     }
     out.insert("transformer.ln_f.weight".to_string(), get("ln_final.w")?);
     out.insert("transformer.ln_f.bias".to_string(), get("ln_final.b")?);
-    out.insert("lm_head.weight".to_string(), get("unembed.W_U")?.transposed());
+    out.insert(
+        "lm_head.weight".to_string(),
+        get("unembed.W_U")?.transposed(),
+    );
     Ok(out)
 }

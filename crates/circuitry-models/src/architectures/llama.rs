@@ -2,12 +2,20 @@
 //! configuration variants): RMSNorm, rotary embeddings, SwiGLU MLP, grouped-query attention,
 //! optional biases, tied or separate unembedding. Hugging Face `nn.Linear` weights are
 //! `[out, in]` and are transposed to `x @ W`.
+//!
+//! Two checkpoint layouts: Hugging Face (`config.json`, `model.layers.N.*`) and GGUF
+//! (`llama.*` metadata, `blk.N.*` tensors, whose row-major shapes equal Hugging Face's), where
+//! llama.cpp's converter has permuted the rows of the query and key projections for its
+//! interleaved rotary layout; loading undoes that permutation as transformers does.
+
+use std::collections::BTreeMap;
 
 use super::{JsonConfig, Mapper};
 use crate::config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
 use crate::error::LoadError;
 use crate::loading::TensorSource;
-use crate::weights::Weights;
+use crate::loading::gguf::GgufMetadata;
+use crate::weights::{HostTensor, Weights};
 
 /// Buffers some checkpoints carry that are not weights.
 const IGNORED: &[&str] = &[".rotary_emb.inv_freq"];
@@ -20,7 +28,9 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
     let d_head = cfg.opt_usize("head_dim")?.unwrap_or(d_model / n_heads);
     // transformers >= 5 nests rope settings in `rope_parameters`; older configs have `rope_theta`
     // and `rope_scaling`.
-    let rope = cfg.get("rope_parameters").or_else(|| cfg.get("rope_scaling"));
+    let rope = cfg
+        .get("rope_parameters")
+        .or_else(|| cfg.get("rope_scaling"));
     let mut theta = cfg.opt_f64("rope_theta")?;
     if let Some(r) = rope {
         let kind = r
@@ -31,7 +41,9 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         if kind != "default" {
             return Err(cfg.unsupported(
                 "rope_parameters",
-                format!("rope type `{kind}` is not supported (only the default rotary embedding is)"),
+                format!(
+                    "rope type `{kind}` is not supported (only the default rotary embedding is)"
+                ),
             ));
         }
         if let Some(t) = r.get("rope_theta").and_then(|v| v.as_f64()) {
@@ -85,7 +97,10 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
     Ok(config)
 }
 
-pub(crate) fn load_weights(config: ModelConfig, source: &dyn TensorSource) -> Result<Weights, LoadError> {
+pub(crate) fn load_weights(
+    config: ModelConfig,
+    source: &dyn TensorSource,
+) -> Result<Weights, LoadError> {
     let mut m = Mapper::new(source);
     let (d, v, mlp) = (config.d_model, config.d_vocab, config.d_mlp);
     let qd = config.n_heads * config.d_head;
@@ -96,7 +111,11 @@ pub(crate) fn load_weights(config: ModelConfig, source: &dyn TensorSource) -> Re
         let c = |s: &str| format!("blocks.{l}.{s}");
         let t = m.read(&h("input_layernorm.weight"), &[d])?;
         m.put(c("ln1.w"), t);
-        for (hf, ours, out_dim) in [("q_proj", "Q", qd), ("k_proj", "K", kvd), ("v_proj", "V", kvd)] {
+        for (hf, ours, out_dim) in [
+            ("q_proj", "Q", qd),
+            ("k_proj", "K", kvd),
+            ("v_proj", "V", kvd),
+        ] {
             let t = m.read(&h(&format!("self_attn.{hf}.weight")), &[out_dim, d])?;
             m.put(c(&format!("attn.W_{ours}")), t.transposed());
             if config.qkv_bias {
@@ -135,4 +154,298 @@ pub(crate) fn load_weights(config: ModelConfig, source: &dyn TensorSource) -> Re
     m.put("embed.W_E", w_e);
     m.put("unembed.W_U", w_u);
     m.finish(config, "llama", IGNORED)
+}
+
+/// The configuration of a `general.architecture = llama` GGUF file, from its `llama.*` metadata
+/// (key names as in transformers' `GGUF_CONFIG_MAPPING["llama"]`) and its tensor names (biases
+/// present or not; no `output.weight` means tied embeddings). Defaults where a key is absent are
+/// transformers' `LlamaConfig` defaults.
+pub(crate) fn config_from_gguf(
+    meta: &GgufMetadata,
+    tensors: &BTreeMap<String, Vec<usize>>,
+) -> Result<ModelConfig, LoadError> {
+    let d_model = meta.usize("llama.embedding_length")?;
+    let n_heads = meta.usize("llama.attention.head_count")?;
+    if n_heads == 0 {
+        return Err(meta.error("llama.attention.head_count", "must be positive"));
+    }
+    let n_kv_heads = meta
+        .opt_usize("llama.attention.head_count_kv")?
+        .unwrap_or(n_heads);
+    let d_head = match meta.opt_usize("llama.attention.key_length")? {
+        Some(k) => k,
+        None if d_model.is_multiple_of(n_heads) => d_model / n_heads,
+        None => {
+            return Err(meta.error(
+                "llama.attention.head_count",
+                format!("embedding length {d_model} is not a multiple of the head count {n_heads}"),
+            ));
+        }
+    };
+    if let Some(v) = meta
+        .opt_usize("llama.attention.value_length")?
+        .filter(|&v| v != d_head)
+    {
+        return Err(meta.error(
+            "llama.attention.value_length",
+            format!("{v} differs from the key length {d_head}; not supported"),
+        ));
+    }
+    if meta.opt_usize("llama.expert_count")?.unwrap_or(0) > 0 {
+        return Err(meta.error(
+            "llama.expert_count",
+            "mixture-of-experts models are not supported",
+        ));
+    }
+    if let Some(kind) = meta
+        .opt_str("llama.rope.scaling.type")?
+        .filter(|k| *k != "none")
+    {
+        return Err(meta.error(
+            "llama.rope.scaling.type",
+            format!(
+                "rope scaling `{kind}` is not supported (only the default rotary embedding is)"
+            ),
+        ));
+    }
+    let d_vocab = match meta.opt_usize("llama.vocab_size")? {
+        Some(v) => v,
+        None => meta
+            .opt_strings("tokenizer.ggml.tokens")?
+            .map(|t| t.len())
+            .ok_or_else(|| {
+                meta.error(
+                    "llama.vocab_size",
+                    "missing, and there is no `tokenizer.ggml.tokens` to count",
+                )
+            })?,
+    };
+    let n_layers = meta.usize("llama.block_count")?;
+    let d_mlp = meta.usize("llama.feed_forward_length")?;
+    let n_ctx = meta.opt_usize("llama.context_length")?.unwrap_or(2048);
+    // Sizes from a corrupt file must not overflow the products computed from them (such as
+    // n_heads * d_head) before the tensors' real shapes are checked.
+    const MAX_SIZE: usize = 1 << 24;
+    for (key, value) in [
+        ("llama.embedding_length", d_model),
+        ("llama.block_count", n_layers),
+        ("llama.feed_forward_length", d_mlp),
+        ("llama.attention.head_count", n_heads),
+        ("llama.attention.head_count_kv", n_kv_heads),
+        ("llama.attention.key_length", d_head),
+        ("llama.vocab_size", d_vocab),
+        ("llama.context_length", n_ctx),
+    ] {
+        if value > MAX_SIZE {
+            let message = format!("{value} is implausibly large (over {MAX_SIZE})");
+            return Err(meta.error(key, message));
+        }
+    }
+    let has = |name: &str| tensors.contains_key(name);
+    let config = ModelConfig {
+        architecture: Architecture::Llama,
+        d_model,
+        n_layers,
+        n_heads,
+        n_kv_heads,
+        d_head,
+        d_mlp,
+        d_vocab,
+        n_ctx,
+        norm: NormKind::RmsNorm,
+        norm_eps: meta
+            .opt_f64("llama.attention.layer_norm_rms_epsilon")?
+            .unwrap_or(1e-6),
+        positional: Positional::Rotary {
+            theta: meta.opt_f64("llama.rope.freq_base")?.unwrap_or(10000.0),
+            dim: meta
+                .opt_usize("llama.rope.dimension_count")?
+                .unwrap_or(d_head),
+        },
+        act_fn: ActFn::Silu,
+        gated_mlp: true,
+        attn_only: false,
+        // llama.cpp loads these biases when present (Qwen2-style files converted as llama).
+        qkv_bias: has("blk.0.attn_q.bias"),
+        attn_out_bias: has("blk.0.attn_output.bias"),
+        mlp_bias: has("blk.0.ffn_up.bias"),
+        unembed_bias: false,
+        tied_embeddings: !has("output.weight"),
+        bos_token_id: meta.opt_u32("tokenizer.ggml.bos_token_id")?,
+        eos_token_id: meta.opt_u32("tokenizer.ggml.eos_token_id")?,
+        pad_token_id: meta.opt_u32("tokenizer.ggml.padding_token_id")?,
+    };
+    config
+        .validate()
+        .map_err(|m| meta.error("llama.attention.head_count", m))?;
+    Ok(config)
+}
+
+/// Maps the tensors of a llama GGUF file to canonical weights. GGUF `blk.N.*` names, shapes as
+/// Hugging Face's (`[out, in]`, transposed here to `x @ W`); query and key rows (and biases) are
+/// un-permuted per head.
+pub(crate) fn load_gguf_weights(
+    config: ModelConfig,
+    source: &dyn TensorSource,
+) -> Result<Weights, LoadError> {
+    let mut m = Mapper::new(source);
+    let (d, v, mlp) = (config.d_model, config.d_vocab, config.d_mlp);
+    let qd = config.n_heads * config.d_head;
+    let kvd = config.n_kv_heads * config.d_head;
+    let w_e = m.read("token_embd.weight", &[v, d])?;
+    for l in 0..config.n_layers {
+        let g = |s: &str| format!("blk.{l}.{s}");
+        let c = |s: &str| format!("blocks.{l}.{s}");
+        let t = m.read(&g("attn_norm.weight"), &[d])?;
+        m.put(c("ln1.w"), t);
+        for (gguf, ours, out_dim, permuted_heads) in [
+            ("attn_q", "Q", qd, Some(config.n_heads)),
+            ("attn_k", "K", kvd, Some(config.n_kv_heads)),
+            ("attn_v", "V", kvd, None),
+        ] {
+            let name = g(&format!("{gguf}.weight"));
+            let mut t = m.read(&name, &[out_dim, d])?;
+            if let Some(heads) = permuted_heads {
+                t = unpermute_rows(&t, heads, source, &name)?;
+            }
+            m.put(c(&format!("attn.W_{ours}")), t.transposed());
+            if config.qkv_bias {
+                let name = g(&format!("{gguf}.bias"));
+                let mut t = m.read(&name, &[out_dim])?;
+                if let Some(heads) = permuted_heads {
+                    t = unpermute_rows(&t, heads, source, &name)?;
+                }
+                m.put(c(&format!("attn.b_{ours}")), t);
+            }
+        }
+        let t = m.read(&g("attn_output.weight"), &[d, qd])?;
+        m.put(c("attn.W_O"), t.transposed());
+        if config.attn_out_bias {
+            let t = m.read(&g("attn_output.bias"), &[d])?;
+            m.put(c("attn.b_O"), t);
+        }
+        let t = m.read(&g("ffn_norm.weight"), &[d])?;
+        m.put(c("ln2.w"), t);
+        for (gguf, ours, shape) in [
+            ("ffn_gate", "gate", [mlp, d]),
+            ("ffn_up", "in", [mlp, d]),
+            ("ffn_down", "out", [d, mlp]),
+        ] {
+            let t = m.read(&g(&format!("{gguf}.weight")), &shape)?;
+            m.put(c(&format!("mlp.W_{ours}")), t.transposed());
+            if config.mlp_bias {
+                let t = m.read(&g(&format!("{gguf}.bias")), &[shape[0]])?;
+                m.put(c(&format!("mlp.b_{ours}")), t);
+            }
+        }
+    }
+    let t = m.read("output_norm.weight", &[d])?;
+    m.put("ln_final.w", t);
+    let w_u = if !config.tied_embeddings && m.has("output.weight") {
+        m.read("output.weight", &[v, d])?.transposed()
+    } else {
+        w_e.transposed()
+    };
+    m.put("embed.W_E", w_e);
+    m.put("unembed.W_U", w_u);
+    m.finish(config, "llama", &[])
+}
+
+/// Undoes llama.cpp's `permute` of query/key rows (transformers' `reverse_permute_weights`):
+/// within each of `n_heads` heads, llama.cpp interleaves the two rotary halves (row `2j + i`
+/// holds what Hugging Face keeps at row `i * d_head/2 + j`); this puts them back. Works on
+/// weights `[rows, in]` and biases `[rows]` alike.
+fn unpermute_rows(
+    t: &HostTensor,
+    n_heads: usize,
+    source: &dyn TensorSource,
+    name: &str,
+) -> Result<HostTensor, LoadError> {
+    let rows = t.shape[0];
+    if n_heads == 0 || !rows.is_multiple_of(2 * n_heads) {
+        return Err(LoadError::Format {
+            path: source.path().to_path_buf(),
+            format: "GGUF",
+            message: format!(
+                "tensor `{name}`: {rows} rows do not split into {n_heads} heads of even size, so llama.cpp's rotary permutation cannot be undone"
+            ),
+        });
+    }
+    let cols = t.data.len() / rows;
+    let half = rows / n_heads / 2;
+    let mut out = vec![0f32; t.data.len()];
+    for h in 0..n_heads {
+        for i in 0..2 {
+            for j in 0..half {
+                let dst = h * 2 * half + i * half + j;
+                let src = h * 2 * half + j * 2 + i;
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    Ok(HostTensor::new(t.shape.clone(), out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// llama.cpp's `permute` from `convert_hf_to_gguf.py`:
+    /// `w.reshape(n_head, 2, rows // n_head // 2, *rest).swapaxes(1, 2).reshape(w.shape)`.
+    fn permute(t: &HostTensor, n_heads: usize) -> HostTensor {
+        let rows = t.shape[0];
+        let cols = t.data.len() / rows;
+        let half = rows / n_heads / 2;
+        let mut out = vec![0f32; t.data.len()];
+        for h in 0..n_heads {
+            for i in 0..2 {
+                for j in 0..half {
+                    let src = h * 2 * half + i * half + j;
+                    let dst = h * 2 * half + j * 2 + i;
+                    out[dst * cols..(dst + 1) * cols]
+                        .copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
+                }
+            }
+        }
+        HostTensor::new(t.shape.clone(), out)
+    }
+
+    struct NoSource;
+    impl TensorSource for NoSource {
+        fn path(&self) -> &std::path::Path {
+            std::path::Path::new("test.gguf")
+        }
+        fn shapes(&self) -> BTreeMap<String, Vec<usize>> {
+            BTreeMap::new()
+        }
+        fn read(&self, _: &str) -> Result<HostTensor, LoadError> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn unpermute_inverts_llama_cpp_permute() {
+        let (heads, d_head, cols) = (3, 8, 5);
+        let t = HostTensor::new(
+            vec![heads * d_head, cols],
+            (0..heads * d_head * cols).map(|x| x as f32).collect(),
+        );
+        let back = unpermute_rows(&permute(&t, heads), heads, &NoSource, "w").unwrap();
+        assert_eq!(back, t);
+        let bias = HostTensor::new(
+            vec![heads * d_head],
+            (0..heads * d_head).map(|x| x as f32).collect(),
+        );
+        assert_eq!(
+            unpermute_rows(&permute(&bias, heads), heads, &NoSource, "b").unwrap(),
+            bias
+        );
+        // Row 1 of a permuted head is Hugging Face's row d_head/2 (the second rotary half).
+        let p = permute(&bias, heads);
+        assert_eq!(p.data[1], (d_head / 2) as f32);
+        assert!(
+            unpermute_rows(&HostTensor::new(vec![6], vec![0.0; 6]), 4, &NoSource, "odd").is_err()
+        );
+    }
 }

@@ -61,7 +61,12 @@ impl<'a> Mapper<'a> {
     }
 
     /// Fails on checkpoint tensors that were neither used nor match an `ignored` suffix.
-    pub(crate) fn finish(self, config: ModelConfig, architecture: &'static str, ignored: &[&str]) -> Result<Weights, LoadError> {
+    pub(crate) fn finish(
+        self,
+        config: ModelConfig,
+        architecture: &'static str,
+        ignored: &[&str],
+    ) -> Result<Weights, LoadError> {
         let unused: Vec<&String> = self
             .shapes
             .keys()
@@ -89,7 +94,9 @@ impl<'a> Mapper<'a> {
 }
 
 /// Reads `config.json` of a Hugging Face model directory.
-pub(crate) fn read_config_json(dir: &Path) -> Result<(std::path::PathBuf, serde_json::Value), LoadError> {
+pub(crate) fn read_config_json(
+    dir: &Path,
+) -> Result<(std::path::PathBuf, serde_json::Value), LoadError> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| LoadError::io(&path, e))?;
     let json = serde_json::from_str(&text).map_err(|e| LoadError::Format {
@@ -126,17 +133,18 @@ impl JsonConfig<'_> {
     pub(crate) fn opt_usize(&self, key: &str) -> Result<Option<usize>, LoadError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(n as usize))
-                .ok_or_else(|| self.err(key, format!("expected a non-negative integer, found {v}"))),
+            Some(v) => v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
+                self.err(key, format!("expected a non-negative integer, found {v}"))
+            }),
         }
     }
 
     pub(crate) fn opt_u32(&self, key: &str) -> Result<Option<u32>, LoadError> {
         // Some configs give a list of eos ids; the first one is used.
         match self.get(key) {
-            Some(serde_json::Value::Array(a)) => Ok(a.first().and_then(|v| v.as_u64()).map(|n| n as u32)),
+            Some(serde_json::Value::Array(a)) => {
+                Ok(a.first().and_then(|v| v.as_u64()).map(|n| n as u32))
+            }
             _ => Ok(self.opt_usize(key)?.map(|n| n as u32)),
         }
     }

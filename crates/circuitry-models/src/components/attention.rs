@@ -41,14 +41,23 @@ pub struct AttentionMask {
 impl AttentionMask {
     /// `key_mask` is `[batch, seq]`, true on real tokens. Queries see keys at or before their own
     /// slot that are real tokens.
-    pub fn new(batch: usize, q_len: usize, key_mask: Option<&Tensor<2, Bool>>, device: &Device) -> Self {
+    pub fn new(
+        batch: usize,
+        q_len: usize,
+        key_mask: Option<&Tensor<2, Bool>>,
+        device: &Device,
+    ) -> Self {
         let causal = Tensor::<2, Int>::ones([q_len, q_len], device)
             .triu(1)
             .bool()
             .unsqueeze::<4>()
             .expand([batch, 1, q_len, q_len]);
         let padding = key_mask.map(|m| {
-            let pad = m.clone().bool_not().reshape([batch, 1, 1, q_len]).expand([batch, 1, q_len, q_len]);
+            let pad = m
+                .clone()
+                .bool_not()
+                .reshape([batch, 1, 1, q_len])
+                .expand([batch, 1, q_len, q_len]);
             pad.bool_and(causal.clone().bool_not())
         });
         AttentionMask { causal, padding }
@@ -84,7 +93,8 @@ impl Attention {
         let k = k.swap_dims(1, 2);
         let v = v.swap_dims(1, 2);
         let scores = q.matmul(k.transpose()) / (dh as f64).sqrt();
-        let mut scores = scores.mask_fill(mask.causal.clone().expand([b, h, t, t]), f32::NEG_INFINITY);
+        let mut scores =
+            scores.mask_fill(mask.causal.clone().expand([b, h, t, t]), f32::NEG_INFINITY);
         if let Some(pad) = &mask.padding {
             // Finite, so that a padding query with no real key left still has a defined pattern.
             scores = scores.mask_fill(pad.clone().expand([b, h, t, t]), f32::MIN);
@@ -99,7 +109,8 @@ impl Attention {
             let result = hooks.h4(hp(HookKind::Result), result);
             result.sum_dim(2).squeeze_dim::<3>(2)
         } else {
-            z.reshape([b as i64, t as i64, -1]).matmul(self.w_o.val().unsqueeze::<3>())
+            z.reshape([b as i64, t as i64, -1])
+                .matmul(self.w_o.val().unsqueeze::<3>())
         };
         match &self.b_o {
             Some(b_o) => out + b_o.val().unsqueeze::<3>(),
@@ -140,7 +151,9 @@ fn repeat_heads(w: Tensor<3>, group: usize) -> Tensor<3> {
         return w;
     }
     let [hk, a, c] = w.dims();
-    w.unsqueeze_dim::<4>(1).expand([hk, group, a, c]).reshape([hk * group, a, c])
+    w.unsqueeze_dim::<4>(1)
+        .expand([hk, group, a, c])
+        .reshape([hk * group, a, c])
 }
 
 /// `[b, t, hk, dh]` -> `[b, t, hk * group, dh]`, as Hugging Face's `repeat_kv`.

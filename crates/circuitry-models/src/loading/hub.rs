@@ -15,7 +15,8 @@ pub fn looks_like_hub_id(s: &str) -> bool {
             !p.is_empty()
                 && *p != "."
                 && *p != ".."
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         })
 }
 
@@ -54,7 +55,9 @@ pub fn resolve_cached(id: &str) -> Result<PathBuf, LoadError> {
     if !snapshot.join("config.json").is_file() {
         return Err(LoadError::NotFound {
             path: snapshot,
-            message: format!("revision `{rev}` of `{repo}` is not in the local cache (no config.json in its snapshot)"),
+            message: format!(
+                "revision `{rev}` of `{repo}` is not in the local cache (no config.json in its snapshot)"
+            ),
         });
     }
     Ok(snapshot)

@@ -1,6 +1,7 @@
 //! Reading checkpoints: where a model lives ([`ModelSource`]), and the readers for each format.
 //! Readers only produce host tensors under checkpoint names; [`crate::architectures`] maps them.
 
+pub mod gguf;
 pub mod hub;
 pub mod safetensors_dir;
 
@@ -40,7 +41,10 @@ impl ModelSource {
             base_dir.join(expanded)
         };
         if path.is_file() {
-            return if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+            return if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+            {
                 Ok(ModelSource::Gguf(path))
             } else {
                 Err(LoadError::NotFound {
@@ -55,7 +59,9 @@ impl ModelSource {
             } else {
                 Err(LoadError::NotFound {
                     path,
-                    message: "directory has no config.json (expected a Hugging Face model directory)".into(),
+                    message:
+                        "directory has no config.json (expected a Hugging Face model directory)"
+                            .into(),
                 })
             };
         }

@@ -27,18 +27,26 @@ impl SafetensorsDir {
         let names: Vec<PathBuf> = if single.is_file() {
             vec![single]
         } else if index_path.is_file() {
-            let text = std::fs::read_to_string(&index_path).map_err(|e| LoadError::io(&index_path, e))?;
-            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoadError::Format {
-                path: index_path.clone(),
-                format: "safetensors index",
-                message: e.to_string(),
-            })?;
-            let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| LoadError::Format {
-                path: index_path.clone(),
-                format: "safetensors index",
-                message: "no `weight_map` object".into(),
-            })?;
-            let mut files: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
+            let text =
+                std::fs::read_to_string(&index_path).map_err(|e| LoadError::io(&index_path, e))?;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| LoadError::Format {
+                    path: index_path.clone(),
+                    format: "safetensors index",
+                    message: e.to_string(),
+                })?;
+            let map = json
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| LoadError::Format {
+                    path: index_path.clone(),
+                    format: "safetensors index",
+                    message: "no `weight_map` object".into(),
+                })?;
+            let mut files: Vec<String> = map
+                .values()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
             files.sort();
             files.dedup();
             files.into_iter().map(|f| dir.join(f)).collect()
@@ -78,15 +86,21 @@ impl TensorSource for SafetensorsDir {
     }
 
     fn shapes(&self) -> BTreeMap<String, Vec<usize>> {
-        self.index.iter().map(|(k, (_, s))| (k.clone(), s.clone())).collect()
+        self.index
+            .iter()
+            .map(|(k, (_, s))| (k.clone(), s.clone()))
+            .collect()
     }
 
     fn read(&self, name: &str) -> Result<HostTensor, LoadError> {
-        let (file_idx, _) = self.index.get(name).ok_or_else(|| LoadError::MissingTensor {
-            path: self.dir.clone(),
-            name: name.to_string(),
-            expected: vec![],
-        })?;
+        let (file_idx, _) = self
+            .index
+            .get(name)
+            .ok_or_else(|| LoadError::MissingTensor {
+                path: self.dir.clone(),
+                name: name.to_string(),
+                expected: vec![],
+            })?;
         let (path, mmap) = &self.files[*file_idx];
         let st = SafeTensors::deserialize(mmap).map_err(|e| LoadError::Format {
             path: path.clone(),
@@ -100,7 +114,10 @@ impl TensorSource for SafetensorsDir {
         })?;
         let bytes = view.data();
         let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
             Dtype::F16 => bytes
                 .chunks_exact(2)
                 .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
