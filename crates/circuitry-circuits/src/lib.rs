@@ -5,4 +5,12 @@
 //! Analyses never parse experiment files, never read or write files, and never schedule work:
 //! the runner feeds them batches and sinks their tables.
 
+pub mod acts;
+pub mod analyses;
+pub mod analysis;
+pub mod factored;
+pub mod interventions;
+pub mod linalg;
+pub mod refs;
 pub mod table;
+pub mod weight_circuits;

@@ -48,7 +48,11 @@ impl ColumnSpec {
             description,
         }
     }
-    pub const fn nullable(name: &'static str, dtype: DType, description: &'static str) -> ColumnSpec {
+    pub const fn nullable(
+        name: &'static str,
+        dtype: DType,
+        description: &'static str,
+    ) -> ColumnSpec {
         ColumnSpec {
             name,
             dtype,
@@ -216,9 +220,17 @@ impl Table {
     ///
     /// Panics when the row does not fit the schema: that is a bug in the analysis, not bad input.
     pub fn push_row(&mut self, row: Vec<Value>) {
-        assert_eq!(row.len(), self.schema.len(), "row length does not match the schema");
+        assert_eq!(
+            row.len(),
+            self.schema.len(),
+            "row length does not match the schema"
+        );
         for ((col, spec), value) in self.columns.iter_mut().zip(&self.schema).zip(row) {
-            assert!(spec.nullable || value != Value::Null, "column `{}` is not nullable", spec.name);
+            assert!(
+                spec.nullable || value != Value::Null,
+                "column `{}` is not nullable",
+                spec.name
+            );
             col.push(value);
         }
     }
@@ -233,7 +245,10 @@ impl Table {
 
     /// The column called `name`.
     pub fn column(&self, name: &str) -> Option<&ColumnData> {
-        self.schema.iter().position(|c| c.name == name).map(|i| &self.columns[i])
+        self.schema
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| &self.columns[i])
     }
 
     /// Adds a constant column in front (sweep parameters, model and dataset names).
@@ -263,7 +278,11 @@ pub struct MemorySink {
 impl MemorySink {
     /// All chunks of one part, concatenated.
     pub fn part(&self, part: Option<&str>) -> Option<Table> {
-        let mut chunks = self.tables.iter().filter(|(p, _)| p.as_deref() == part).map(|(_, t)| t);
+        let mut chunks = self
+            .tables
+            .iter()
+            .filter(|(p, _)| p.as_deref() == part)
+            .map(|(_, t)| t);
         let mut out = chunks.next()?.clone();
         for t in chunks {
             for (col, more) in out.columns.iter_mut().zip(&t.columns) {
@@ -283,7 +302,11 @@ fn append(col: &mut ColumnData, more: &ColumnData) {
         (ColumnData::F64(a), ColumnData::F64(b)) => a.extend_from_slice(b),
         (ColumnData::Utf8(a), ColumnData::Utf8(b)) => a.extend_from_slice(b),
         (ColumnData::Bool(a), ColumnData::Bool(b)) => a.extend_from_slice(b),
-        (a, b) => panic!("cannot append a {} column to a {} column", b.dtype(), a.dtype()),
+        (a, b) => panic!(
+            "cannot append a {} column to a {} column",
+            b.dtype(),
+            a.dtype()
+        ),
     }
 }
 
@@ -310,7 +333,10 @@ mod tests {
         t.push_row(vec![0i32.into(), Some(1i32).into(), 0.5f64.into()]);
         t.push_row(vec![1i32.into(), Value::Null, 0.25f64.into()]);
         assert_eq!(t.len(), 2);
-        assert_eq!(t.column("head"), Some(&ColumnData::I32(vec![Some(1), None])));
+        assert_eq!(
+            t.column("head"),
+            Some(&ColumnData::I32(vec![Some(1), None]))
+        );
         let mut sink = MemorySink::default();
         sink.write(None, t.clone()).unwrap();
         sink.write(None, t).unwrap();

@@ -32,4 +32,4 @@ pub use files::{FileFormat, FileSource};
 pub use ioi::{IoiConfig, IoiCorruption, IoiTemplates};
 pub use repeated::{RepeatedTokens, special_token_ids};
 pub use rng::{Rng, SplitMix64, derive_seed};
-pub use source::{DatasetOptions, Record, Source, build_dataset};
+pub use source::{DatasetOptions, Record, Source, TokenRecord, build_dataset};

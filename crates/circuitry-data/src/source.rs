@@ -56,6 +56,30 @@ impl Record {
     }
 }
 
+/// One prompt given as token ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub tokens: Vec<u32>,
+    /// Counterfactual token ids (as many as `tokens`).
+    pub corrupt: Option<Vec<u32>>,
+}
+
+impl From<Vec<u32>> for TokenRecord {
+    fn from(tokens: Vec<u32>) -> Self {
+        TokenRecord {
+            tokens,
+            corrupt: None,
+        }
+    }
+}
+
+impl Source {
+    /// Plain token-id prompts without counterfactuals.
+    pub fn token_ids(rows: Vec<Vec<u32>>) -> Source {
+        Source::TokenIds(rows.into_iter().map(TokenRecord::from).collect())
+    }
+}
+
 /// Where a dataset's prompts come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Source {
@@ -63,8 +87,9 @@ pub enum Source {
     Texts(Vec<String>),
     /// Texts with optional counterfactuals, answers and fields.
     Records(Vec<Record>),
-    /// Raw token-id lists (each id must be below the vocabulary size).
-    TokenIds(Vec<Vec<u32>>),
+    /// Raw token-id lists (each id must be below the vocabulary size), with optional
+    /// counterfactuals of the same length.
+    TokenIds(Vec<TokenRecord>),
     /// A JSONL, CSV or Parquet file.
     File(FileSource),
     /// Generator: random token sequences repeated (induction).
@@ -296,7 +321,7 @@ fn prompts_from_records(
 
 fn prompts_from_ids(
     dataset: &str,
-    rows: &[Vec<u32>],
+    rows: &[TokenRecord],
     tokenizer: &Tokenizer,
     bos: &[u32],
 ) -> Result<WithOrigin, DataError> {
@@ -309,12 +334,14 @@ fn prompts_from_ids(
             origin: "inline".to_string(),
             detail,
         };
-        if row.is_empty() {
+        if row.tokens.is_empty() {
             invalid.push(issue("no token ids".to_string()));
             continue;
         }
         let out: Vec<u32> = row
+            .tokens
             .iter()
+            .chain(row.corrupt.iter().flatten())
             .copied()
             .filter(|&t| t as usize >= vocab)
             .collect();
@@ -324,8 +351,23 @@ fn prompts_from_ids(
             )));
             continue;
         }
-        let tokens = bos.iter().chain(row).copied().collect();
-        prompts.push((Prompt::from_tokens(i as u32, tokens), "inline".to_string()));
+        if let Some(c) = &row.corrupt
+            && c.len() != row.tokens.len()
+        {
+            invalid.push(issue(format!(
+                "corrupt has {} token ids but the prompt has {}",
+                c.len(),
+                row.tokens.len()
+            )));
+            continue;
+        }
+        let tokens = bos.iter().chain(&row.tokens).copied().collect();
+        let mut prompt = Prompt::from_tokens(i as u32, tokens);
+        prompt.corrupt_tokens = row
+            .corrupt
+            .as_ref()
+            .map(|c| bos.iter().chain(c).copied().collect());
+        prompts.push((prompt, "inline".to_string()));
     }
     if !invalid.is_empty() {
         return Err(DataError::InvalidPrompts {

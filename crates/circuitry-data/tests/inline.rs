@@ -190,7 +190,7 @@ fn too_long_error_lists_every_row_with_its_length() {
 fn token_id_lists_are_checked_against_the_vocabulary() {
     let rows = vec![vec![1, 2, 3], vec![4, 200, 5, 300], vec![], vec![127]];
     let err =
-        build_dataset("ids", &Source::TokenIds(rows), &tiny(), &opts(false, None)).unwrap_err();
+        build_dataset("ids", &Source::token_ids(rows), &tiny(), &opts(false, None)).unwrap_err();
     let DataError::InvalidPrompts { rows, .. } = &err else {
         panic!("{err}")
     };
@@ -201,7 +201,7 @@ fn token_id_lists_are_checked_against_the_vocabulary() {
 
     let ds = build_dataset(
         "ids",
-        &Source::TokenIds(vec![vec![5, 6], vec![7]]),
+        &Source::token_ids(vec![vec![5, 6], vec![7]]),
         &tiny(),
         &opts(true, None),
     )
@@ -223,7 +223,7 @@ fn empty_datasets_are_rejected() {
 fn hashes_are_stable_and_follow_the_content() {
     let tok = tiny();
     let build = |rows: Vec<Vec<u32>>, name: &str| {
-        build_dataset(name, &Source::TokenIds(rows), &tok, &opts(false, None)).unwrap()
+        build_dataset(name, &Source::token_ids(rows), &tok, &opts(false, None)).unwrap()
     };
     let a = build(vec![vec![1, 2, 3], vec![4, 5]], "a");
     // Pinned: the hash encoding is part of the reproducibility contract.
@@ -265,7 +265,7 @@ const GOLDEN_HASH: &str = "f28659c6d93b77d55031492d7f31725dcb1fe477baf1d4be2ca63
 #[test]
 fn batches_group_prompts_in_id_order() {
     let rows: Vec<Vec<u32>> = (1..=5).map(|i| vec![i; i as usize]).collect();
-    let ds = build_dataset("b", &Source::TokenIds(rows), &tiny(), &opts(false, None)).unwrap();
+    let ds = build_dataset("b", &Source::token_ids(rows), &tiny(), &opts(false, None)).unwrap();
     let batches = ds.batches(2).unwrap();
     assert_eq!(batches.len(), 3);
     assert_eq!(
@@ -334,4 +334,24 @@ fn records_deserialize_from_json() {
         r.answers,
         BTreeMap::from([("IO".to_string(), " Mary".to_string())])
     );
+}
+
+#[test]
+fn token_id_prompts_carry_their_counterfactuals() {
+    use circuitry_data::TokenRecord;
+    let rows = vec![TokenRecord {
+        tokens: vec![5, 6, 7],
+        corrupt: Some(vec![5, 9, 7]),
+    }];
+    let ds = build_dataset("pairs", &Source::TokenIds(rows), &tiny(), &opts(true, None)).unwrap();
+    assert_eq!(ds.prompts[0].tokens, vec![0, 5, 6, 7]);
+    assert_eq!(ds.prompts[0].corrupt_tokens, Some(vec![0, 5, 9, 7]));
+    assert!(ds.has_corrupt());
+    let bad = vec![TokenRecord {
+        tokens: vec![5, 6, 7],
+        corrupt: Some(vec![5, 9]),
+    }];
+    let err =
+        build_dataset("pairs", &Source::TokenIds(bad), &tiny(), &opts(false, None)).unwrap_err();
+    assert!(err.to_string().contains("corrupt has 2 token ids"), "{err}");
 }

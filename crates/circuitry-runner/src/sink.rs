@@ -5,7 +5,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, UInt32Builder};
+use arrow_array::builder::{
+    BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    UInt32Builder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use circuitry_circuits::table::{ColumnData, ColumnSpec, DType, Table};
@@ -37,7 +40,10 @@ pub fn arrow_schema(columns: &[ColumnSpec]) -> SchemaRef {
         .iter()
         .map(|c| {
             Field::new(c.name, arrow_type(c.dtype), c.nullable).with_metadata(
-                std::collections::HashMap::from([("description".to_string(), c.description.to_string())]),
+                std::collections::HashMap::from([(
+                    "description".to_string(),
+                    c.description.to_string(),
+                )]),
             )
         })
         .collect();
@@ -62,7 +68,8 @@ fn arrow_array(col: &ColumnData) -> ArrayRef {
         ColumnData::F64(v) => build!(Float64Builder, v),
         ColumnData::Bool(v) => build!(BooleanBuilder, v),
         ColumnData::Utf8(v) => {
-            let mut b = StringBuilder::with_capacity(v.len(), v.iter().flatten().map(String::len).sum());
+            let mut b =
+                StringBuilder::with_capacity(v.len(), v.iter().flatten().map(String::len).sum());
             for s in v {
                 b.append_option(s.as_deref());
             }
@@ -129,7 +136,8 @@ impl TableWriter {
         if chunk.is_empty() {
             return Ok(());
         }
-        let batch = record_batch(&self.schema, chunk).map_err(|e| RunError::output(&self.final_path, e))?;
+        let batch =
+            record_batch(&self.schema, chunk).map_err(|e| RunError::output(&self.final_path, e))?;
         let writer = self.writer.as_mut().expect("open writer");
         writer
             .write(&batch)
@@ -143,17 +151,22 @@ impl TableWriter {
         let Some(mut writer) = self.writer.take() else {
             return Ok(());
         };
-        writer.append_key_value_metadata(KeyValue::new(METADATA_KEY.to_string(), metadata.to_string()));
+        writer.append_key_value_metadata(KeyValue::new(
+            METADATA_KEY.to_string(),
+            metadata.to_string(),
+        ));
         let file = writer
             .into_inner()
             .map_err(|e| RunError::output(&self.temp_path, e.to_string()))?;
-        file.sync_all().map_err(|e| RunError::io(&self.temp_path, e))?;
+        file.sync_all()
+            .map_err(|e| RunError::io(&self.temp_path, e))?;
         Ok(())
     }
 
     /// Moves the finished file into place.
     pub fn commit(&self) -> Result<(), RunError> {
-        std::fs::rename(&self.temp_path, &self.final_path).map_err(|e| RunError::io(&self.final_path, e))
+        std::fs::rename(&self.temp_path, &self.final_path)
+            .map_err(|e| RunError::io(&self.final_path, e))
     }
 
     /// Removes the temporary file (after a failure).

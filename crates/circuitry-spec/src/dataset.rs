@@ -33,6 +33,8 @@ pub enum DatasetSource {
     Ioi(Ioi),
     /// `prompts = [...]`.
     Prompts(InlinePrompts),
+    /// `tokens = [[...], ...]`.
+    Tokens(InlineTokens),
     /// `file = "..."`.
     File(FileDataset),
 }
@@ -51,7 +53,7 @@ pub(crate) struct DatasetCommon {
 }
 
 const COMMON_KEYS: &[&str] = &["prepend_bos"];
-const SOURCE_KEYS: &[&str] = &["generator", "prompts", "file"];
+const SOURCE_KEYS: &[&str] = &["generator", "prompts", "tokens", "file"];
 
 /// Random token sequences repeated back to back: the standard probe for induction heads.
 ///
@@ -194,6 +196,9 @@ pub const DEFAULT_IOI_OBJECTS: &[&str] = &[
 
 /// The named positions of `ioi` prompts.
 pub const IOI_POSITIONS: &[&str] = &["IO", "S1", "S2", "END"];
+/// The named positions of `repeated_tokens` prompts: the first random token, and the first
+/// token of the second repeat.
+pub const REPEATED_POSITIONS: &[&str] = &["seq_start", "repeat_start"];
 /// The answers of `ioi` prompts.
 pub const IOI_ANSWERS: &[&str] = &["IO", "S"];
 
@@ -223,6 +228,18 @@ pub struct InlinePrompts {
 }
 
 /// One inline prompt. A plain string is a prompt with no counterfactual and no answers.
+/// Prompts given directly as token ids (no tokenizer involved), e.g. for models whose tokenizer
+/// has no text form or to reproduce exact inputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InlineTokens {
+    /// One list of token ids per prompt (each list non-empty).
+    pub tokens: Vec<Vec<u32>>,
+    /// Counterfactual token ids: one list per prompt, each as long as its prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt_tokens: Option<Vec<Vec<u32>>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "PromptRecord")]
@@ -356,6 +373,7 @@ impl DatasetSpec {
             DatasetSource::RepeatedTokens(_) => "repeated_tokens",
             DatasetSource::Ioi(_) => "ioi",
             DatasetSource::Prompts(_) => "prompts",
+            DatasetSource::Tokens(_) => "tokens",
             DatasetSource::File(_) => "file",
         }
     }
@@ -372,6 +390,7 @@ impl DatasetSpec {
     pub fn named_positions(&self) -> &'static [&'static str] {
         match &self.source {
             DatasetSource::Ioi(_) => IOI_POSITIONS,
+            DatasetSource::RepeatedTokens(_) => REPEATED_POSITIONS,
             _ => &[],
         }
     }
@@ -381,7 +400,7 @@ impl DatasetSpec {
     pub fn answer_names(&self) -> Vec<String> {
         match &self.source {
             DatasetSource::Ioi(_) => strings(IOI_ANSWERS),
-            DatasetSource::RepeatedTokens(_) => Vec::new(),
+            DatasetSource::RepeatedTokens(_) | DatasetSource::Tokens(_) => Vec::new(),
             DatasetSource::Prompts(p) => p
                 .prompts
                 .iter()
@@ -398,6 +417,7 @@ impl DatasetSpec {
             DatasetSource::RepeatedTokens(_) => false,
             DatasetSource::Ioi(i) => i.corrupt != IoiCorruption::NoCorruption,
             DatasetSource::Prompts(p) => p.prompts.iter().all(|p| p.corrupt.is_some()),
+            DatasetSource::Tokens(t) => t.corrupt_tokens.is_some(),
             DatasetSource::File(f) => f.corrupt_column.is_some(),
         }
     }
@@ -408,6 +428,7 @@ impl DatasetSpec {
             DatasetSource::RepeatedTokens(r) => Some(r.n.into()),
             DatasetSource::Ioi(i) => Some(i.n.into()),
             DatasetSource::Prompts(p) => Some(p.prompts.len() as u64),
+            DatasetSource::Tokens(t) => Some(t.tokens.len() as u64),
             DatasetSource::File(_) => None,
         }
     }
@@ -429,6 +450,7 @@ impl Serialize for DatasetSpec {
             DatasetSource::RepeatedTokens(r) => (Some("repeated_tokens"), serde_json::to_value(r)),
             DatasetSource::Ioi(i) => (Some("ioi"), serde_json::to_value(i)),
             DatasetSource::Prompts(p) => (None, serde_json::to_value(p)),
+            DatasetSource::Tokens(t) => (None, serde_json::to_value(t)),
             DatasetSource::File(f) => (None, serde_json::to_value(f)),
         };
         let body = body.map_err(S::Error::custom)?;
@@ -477,6 +499,12 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
             "inline prompts",
         ),
         crate::schema::merge_branch(
+            InlineTokens::json_schema(g),
+            &[],
+            &common,
+            "inline token ids",
+        ),
+        crate::schema::merge_branch(
             FileDataset::json_schema(g),
             &[],
             &common,
@@ -484,7 +512,7 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
         ),
     ];
     json_schema!({
-        "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, or `file = \"...\"` (.jsonl, .csv, .parquet).",
+        "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, inline `tokens = [[...]]`, or `file = \"...\"` (.jsonl, .csv, .parquet).",
         "oneOf": branches
     })
 }
@@ -601,6 +629,7 @@ pub(crate) fn lower(
                 prompts: p.prompts.into_iter().map(|p| p.0).collect(),
             })
         }),
+        "tokens" => from_node::<InlineTokens>(&rest, &path).map(DatasetSource::Tokens),
         _ => from_node::<FileDataset>(&rest, &path).map(|mut f| {
             if f.format.is_none() {
                 f.format = FileFormat::from_extension(&f.file);
@@ -669,6 +698,7 @@ impl DatasetSpec {
             }
             DatasetSource::Ioi(i) => validate_ioi(i, c),
             DatasetSource::Prompts(p) => validate_prompts(p, c),
+            DatasetSource::Tokens(t) => validate_tokens(t, c),
             DatasetSource::File(f) => {
                 if f.file.trim().is_empty() {
                     c.error("file", "`file` cannot be empty");
@@ -691,6 +721,43 @@ impl DatasetSpec {
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+fn validate_tokens(t: &InlineTokens, c: &mut Checker<'_, '_>) {
+    if t.tokens.is_empty() {
+        c.error("tokens", "`tokens` needs at least one prompt");
+    }
+    for (i, row) in t.tokens.iter().enumerate() {
+        if row.is_empty() {
+            c.error("tokens", format!("prompt {i} of `tokens` is empty"));
+        }
+    }
+    if let Some(corrupt) = &t.corrupt_tokens {
+        if corrupt.len() != t.tokens.len() {
+            c.error(
+                "corrupt_tokens",
+                format!(
+                    "`corrupt_tokens` has {} prompts but `tokens` has {}",
+                    corrupt.len(),
+                    t.tokens.len()
+                ),
+            )
+            .hint = Some("give one counterfactual per prompt, in the same order".into());
+        }
+        for (i, (a, b)) in t.tokens.iter().zip(corrupt).enumerate() {
+            if a.len() != b.len() {
+                c.error(
+                    "corrupt_tokens",
+                    format!(
+                        "corrupt prompt {i} has {} tokens but prompt {i} has {}",
+                        b.len(),
+                        a.len()
+                    ),
+                )
+                .hint = Some("a counterfactual must line up token by token with its prompt".into());
             }
         }
     }

@@ -410,7 +410,7 @@ impl Experiment {
         let json = serde_json::json!({
             "analysis": a,
             "model": self.models.get(&a.model),
-            "dataset": self.datasets.get(&a.dataset),
+            "dataset": a.dataset.as_ref().and_then(|d| self.datasets.get(d)),
         });
         Some(hash::hash_value("analysis", &json))
     }
@@ -618,8 +618,10 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
         };
         let before = ctx.diags.len();
         let mut c = ctx.checker(&e.node, join_path("analyses", &e.key));
-        c.dataset = datasets
-            .get_key_value(&spec.dataset)
+        c.dataset = spec
+            .dataset
+            .as_ref()
+            .and_then(|d| datasets.get_key_value(d))
             .map(|(k, v)| (k.as_str(), v));
         analysis::validate(&spec, &mut c, &model_names, &dataset_names);
         if ctx.diags.len() == before {

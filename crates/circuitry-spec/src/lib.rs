@@ -92,10 +92,13 @@ pub use analysis::{
     DirectLogitAttributionParams, ErrorMeasure, HeadDetectorParams, LogitLensParams,
     NextTokenParams, kind_names,
 };
+pub use analysis::{
+    Composition, CompositionScoresParams, InductionScoresParams, OvCircuitParams, QkCircuitParams,
+};
 pub use dataset::{
     DEFAULT_IOI_NAMES, DEFAULT_IOI_OBJECTS, DEFAULT_IOI_PLACES, DEFAULT_IOI_TEMPLATES,
     DatasetSource, DatasetSpec, FileDataset, FileFormat, GENERATORS, IOI_ANSWERS, IOI_POSITIONS,
-    InlinePrompts, Ioi, IoiCorruption, Prompt, RepeatedTokens,
+    InlinePrompts, InlineTokens, Ioi, IoiCorruption, Prompt, RepeatedTokens,
 };
 pub use device::{DEVICE_NAMES, Device};
 pub use diagnostic::{Diagnostic, Location, SourceName, SpecError};

@@ -223,7 +223,7 @@ impl TrainSpec {
                 )
                 .hint = Some("train on a repeated_tokens generator, inline prompts or a file".into());
             }
-            DatasetSource::Prompts(_) | DatasetSource::File(_) => {}
+            DatasetSource::Prompts(_) | DatasetSource::Tokens(_) | DatasetSource::File(_) => {}
         }
     }
 }

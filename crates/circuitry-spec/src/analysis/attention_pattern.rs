@@ -45,8 +45,12 @@ impl AnalysisKind for AttentionPatternParams {
         c.positions("query_positions", &self.query_positions);
         c.positions("key_positions", &self.key_positions);
         if let Some(t) = self.min_attention
-            && !(0.0..=1.0).contains(&t) {
-                c.error("min_attention", format!("`min_attention` is a probability between 0 and 1, found {t}"));
-            }
+            && !(0.0..=1.0).contains(&t)
+        {
+            c.error(
+                "min_attention",
+                format!("`min_attention` is a probability between 0 and 1, found {t}"),
+            );
+        }
     }
 }

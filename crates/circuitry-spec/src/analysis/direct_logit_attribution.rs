@@ -94,9 +94,14 @@ impl AnalysisKind for DirectLogitAttributionParams {
             c.error("target", "target \"next\" at the last position: the last token has no next token")
                 .hint = Some("explain an earlier position (e.g. position = -2) or an answer token (target = { token = \"IO\" } or { diff = [\"IO\", \"S\"] })".into());
         }
-        if matches!(self.position, PositionRef::Named(ref n) if n == "END") && self.target == Target::Next {
-            c.error("target", "target \"next\" at END: END is the last token and has no next token")
-                .hint = Some("use target = { diff = [\"IO\", \"S\"] } or { token = \"IO\" }".into());
+        if matches!(self.position, PositionRef::Named(ref n) if n == "END")
+            && self.target == Target::Next
+        {
+            c.error(
+                "target",
+                "target \"next\" at END: END is the last token and has no next token",
+            )
+            .hint = Some("use target = { diff = [\"IO\", \"S\"] } or { token = \"IO\" }".into());
         }
         c.distinct("components", &self.components);
         c.filter("layers", self.layers.as_deref());

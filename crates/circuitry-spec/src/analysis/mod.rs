@@ -28,6 +28,12 @@ pub(crate) trait AnalysisKind {
     /// Reports problems through `c`; keys are relative to the analysis table. `c.dataset` is the
     /// analysis's dataset when it is defined and valid.
     fn validate(&self, c: &mut Checker<'_, '_>);
+
+    /// Whether the kind reads prompts (false for kinds that read only the model's weights;
+    /// those take no `dataset`).
+    fn reads_dataset(&self) -> bool {
+        true
+    }
 }
 
 /// One registered kind: its name, how to parse its parameters, and their schema.
@@ -57,6 +63,11 @@ macro_rules! analysis_kinds {
                 match self { $( AnalysisParams::$variant(p) => AnalysisKind::validate(p, c), )+ }
             }
 
+            /// Whether the kind reads prompts (weight-only kinds take no `dataset`).
+            pub fn reads_dataset(&self) -> bool {
+                match self { $( AnalysisParams::$variant(p) => AnalysisKind::reads_dataset(p), )+ }
+            }
+
             fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
                 match self { $( AnalysisParams::$variant(p) => serde_json::to_value(p), )+ }
             }
@@ -79,8 +90,13 @@ analysis_kinds! {
     direct_logit_attribution => DirectLogitAttribution(DirectLogitAttributionParams),
     head_detector => HeadDetector(HeadDetectorParams),
     next_token => NextToken(NextTokenParams),
+    ov_circuit => OvCircuit(OvCircuitParams),
+    qk_circuit => QkCircuit(QkCircuitParams),
+    composition_scores => CompositionScores(CompositionScoresParams),
+    induction_scores => InductionScores(InductionScoresParams),
 }
 
+pub use self::composition_scores::Composition;
 pub use self::direct_logit_attribution::Component;
 pub use self::head_detector::{Detector, ErrorMeasure};
 
@@ -95,8 +111,8 @@ pub fn kind_names() -> Vec<&'static str> {
 pub struct AnalysisSpec {
     /// The `[models.*]` entry it analyses.
     pub model: String,
-    /// The `[datasets.*]` entry it reads.
-    pub dataset: String,
+    /// The `[datasets.*]` entry it reads (`None` for kinds that read only weights).
+    pub dataset: Option<String>,
     /// Prompts per forward pass.
     pub batch_size: u32,
     /// The kind and its parameters.
@@ -116,7 +132,9 @@ impl Serialize for AnalysisSpec {
         let mut map = serde_json::Map::new();
         map.insert("kind".into(), self.kind().into());
         map.insert("model".into(), self.model.clone().into());
-        map.insert("dataset".into(), self.dataset.clone().into());
+        if let Some(d) = &self.dataset {
+            map.insert("dataset".into(), d.clone().into());
+        }
         map.insert("batch_size".into(), self.batch_size.into());
         if let serde_json::Value::Object(params) =
             self.params.to_json().map_err(S::Error::custom)?
@@ -133,8 +151,10 @@ impl Serialize for AnalysisSpec {
 pub(crate) struct AnalysisCommon {
     /// The model to analyse: the name of a `[models.*]` entry.
     pub model: String,
-    /// The prompts: the name of a `[datasets.*]` entry.
-    pub dataset: String,
+    /// The prompts: the name of a `[datasets.*]` entry (required by every kind that reads
+    /// prompts; absent for kinds that read only the model's weights).
+    #[serde(default)]
+    pub dataset: Option<String>,
     /// Prompts per forward pass (> 0).
     #[schemars(range(min = 1))]
     #[serde(default = "default_batch_size")]
@@ -223,6 +243,31 @@ pub(crate) fn lower(name: &str, node: &Node, ctx: &mut Ctx<'_>) -> Option<Analys
         .map_err(|e| ctx.de_error(e, COMMON_KEYS))
         .ok();
     let (common, params) = (common?, params?);
+    match (&common.dataset, params.reads_dataset()) {
+        (None, true) => {
+            ctx.error(
+                &node.span,
+                format!("missing required key `dataset` in `{path}`"),
+            )
+            .hint = Some(format!(
+                "`{kind}` reads prompts: name a [datasets.*] entry, e.g. dataset = \"prompts\""
+            ));
+            return None;
+        }
+        (Some(_), false) => {
+            let span = entries
+                .iter()
+                .find(|e| e.key == "dataset")
+                .map_or(&node.span, |e| &e.key_span);
+            ctx.error(
+                span,
+                format!("`{kind}` reads only the model's weights and takes no `dataset`"),
+            )
+            .hint = Some("remove the `dataset` key".into());
+            return None;
+        }
+        _ => {}
+    }
     Some(AnalysisSpec {
         model: common.model,
         dataset: common.dataset,
@@ -240,7 +285,9 @@ pub(crate) fn validate(
     dataset_names: &[&str],
 ) {
     check_reference(c, "model", &spec.model, model_names);
-    check_reference(c, "dataset", &spec.dataset, dataset_names);
+    if let Some(dataset) = &spec.dataset {
+        check_reference(c, "dataset", dataset, dataset_names);
+    }
     c.positive("batch_size", spec.batch_size);
     spec.params.validate(c);
 }

@@ -1,0 +1,292 @@
+//! `head_detector`: TransformerLens's `detect_head` for previous-token, duplicate-token and
+//! induction heads, per prompt or averaged over prompts.
+
+use circuitry_models::{HookKind, HookPoint, ModelConfig};
+use circuitry_spec::{Detector, ErrorMeasure, HeadDetectorParams};
+
+use super::{check_filters, selected};
+use crate::acts::{host, offset};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
+};
+use crate::table::{ColumnSpec, DType, Table, TableSink};
+
+pub const AVERAGED_COLUMNS: [ColumnSpec; 5] = [
+    ColumnSpec::new("layer", DType::I32, "Layer of the head."),
+    ColumnSpec::new("head", DType::I32, "Head index within the layer."),
+    ColumnSpec::new(
+        "detector",
+        DType::Utf8,
+        "previous_token, duplicate_token or induction.",
+    ),
+    ColumnSpec::new(
+        "score",
+        DType::F64,
+        "Mean over prompts of the per-prompt score (TransformerLens detect_head).",
+    ),
+    ColumnSpec::new("n_prompts", DType::U32, "Prompts averaged."),
+];
+
+pub const PER_PROMPT_COLUMNS: [ColumnSpec; 5] = [
+    ColumnSpec::new("prompt", DType::U32, "Prompt id (index in the dataset)."),
+    ColumnSpec::new("layer", DType::I32, "Layer of the head."),
+    ColumnSpec::new("head", DType::I32, "Head index within the layer."),
+    ColumnSpec::new(
+        "detector",
+        DType::Utf8,
+        "previous_token, duplicate_token or induction.",
+    ),
+    ColumnSpec::new(
+        "score",
+        DType::F64,
+        "Score of this prompt (TransformerLens detect_head).",
+    ),
+];
+
+/// The ideal `seq x seq` pattern (row-major, query-major) of a detector for `tokens`, exactly as
+/// TransformerLens's `get_*_detection_pattern`.
+pub fn detection_pattern(detector: Detector, tokens: &[u32]) -> Vec<f32> {
+    let n = tokens.len();
+    let mut p = vec![0f32; n * n];
+    match detector {
+        Detector::PreviousToken => {
+            for q in 1..n {
+                p[q * n + q - 1] = 1.0;
+            }
+        }
+        Detector::DuplicateToken => {
+            for q in 0..n {
+                for k in 0..q {
+                    if tokens[k] == tokens[q] {
+                        p[q * n + k] = 1.0;
+                    }
+                }
+            }
+        }
+        Detector::Induction => {
+            // The duplicate-token pattern shifted one key to the right, first column zero.
+            let dup = detection_pattern(Detector::DuplicateToken, tokens);
+            for q in 0..n {
+                for k in 1..=q {
+                    p[q * n + k] = dup[q * n + k - 1];
+                }
+            }
+        }
+    }
+    p
+}
+
+/// TransformerLens's `compute_head_attention_similarity_score` for one `n x n` pattern.
+pub fn similarity(
+    attention: &[f32],
+    ideal: &[f32],
+    n: usize,
+    exclude_bos: bool,
+    exclude_current: bool,
+    measure: ErrorMeasure,
+) -> f64 {
+    let excluded = |q: usize, k: usize| (exclude_bos && k == 0) || (exclude_current && q == k);
+    match measure {
+        ErrorMeasure::Mul => {
+            let (mut hit, mut total) = (0f64, 0f64);
+            for q in 0..n {
+                for k in 0..n {
+                    if excluded(q, k) {
+                        continue;
+                    }
+                    let a = attention[q * n + k] as f64;
+                    hit += a * ideal[q * n + k] as f64;
+                    total += a;
+                }
+            }
+            hit / total
+        }
+        ErrorMeasure::Abs => {
+            let mut sum = 0f64;
+            for q in 0..n {
+                for k in 0..n {
+                    if !excluded(q, k) {
+                        sum += (attention[q * n + k] - ideal[q * n + k]).abs() as f64;
+                    }
+                }
+            }
+            // TransformerLens: 1 - round(mean(|diff|) * size, 3).
+            1.0 - ((sum / n as f64) * 1000.0).round() / 1000.0
+        }
+    }
+}
+
+pub struct HeadDetector {
+    params: HeadDetectorParams,
+    layers: Vec<usize>,
+    heads: Vec<usize>,
+    /// Running sums per (layer index, head index, detector index).
+    sums: Vec<f64>,
+    n_prompts: u32,
+}
+
+impl HeadDetector {
+    pub fn new(params: HeadDetectorParams, config: &ModelConfig) -> Result<Self, AnalysisError> {
+        check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
+        let layers = selected(config.n_layers, params.layers.as_deref());
+        let heads = selected(config.n_heads, params.heads.as_deref());
+        let sums = vec![0.0; layers.len() * heads.len() * params.detectors.len()];
+        Ok(HeadDetector {
+            params,
+            layers,
+            heads,
+            sums,
+            n_prompts: 0,
+        })
+    }
+
+    fn columns(&self) -> &'static [ColumnSpec] {
+        if self.params.per_prompt {
+            &PER_PROMPT_COLUMNS
+        } else {
+            &AVERAGED_COLUMNS
+        }
+    }
+}
+
+impl Analysis for HeadDetector {
+    fn tables(&self) -> Vec<TableDecl> {
+        vec![TableDecl::main(self.columns())]
+    }
+
+    fn requirements(&self) -> Requirements {
+        Requirements::hooks(
+            self.layers
+                .iter()
+                .map(|&l| HookPoint::layer(l, HookKind::Pattern)),
+        )
+    }
+
+    fn process(
+        &mut self,
+        _: &ModelContext,
+        batch: &BatchContext,
+        sink: &mut dyn TableSink,
+    ) -> Result<(), AnalysisError> {
+        let p = &self.params;
+        let mut table = Table::new(self.columns());
+        let patterns = self
+            .layers
+            .iter()
+            .map(|&l| host(batch.clean_output, HookPoint::layer(l, HookKind::Pattern)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (r, prompt) in batch.prompts.iter().enumerate() {
+            let n = prompt.len();
+            if n < 2 {
+                return Err(AnalysisError::new(format!(
+                    "prompt {} has a single token; head detection needs at least two",
+                    prompt.id
+                )));
+            }
+            let ideals: Vec<Vec<f32>> = p
+                .detectors
+                .iter()
+                .map(|&d| detection_pattern(d, &prompt.tokens))
+                .collect();
+            for (li, pattern) in patterns.iter().enumerate() {
+                for (hi, &head) in self.heads.iter().enumerate() {
+                    // The prompt's own n x n block, padding removed.
+                    let mut att = vec![0f32; n * n];
+                    for q in 0..n {
+                        for k in 0..=q {
+                            att[q * n + k] = pattern.data[offset(
+                                &pattern.shape,
+                                &[r, head, batch.slot(r, q), batch.slot(r, k)],
+                            )];
+                        }
+                    }
+                    for (di, ideal) in ideals.iter().enumerate() {
+                        let score = similarity(
+                            &att,
+                            ideal,
+                            n,
+                            p.exclude_bos,
+                            p.exclude_current_token,
+                            p.error_measure,
+                        );
+                        if p.per_prompt {
+                            table.push_row(vec![
+                                prompt.id.into(),
+                                (self.layers[li] as i32).into(),
+                                (head as i32).into(),
+                                p.detectors[di].to_string().into(),
+                                score.into(),
+                            ]);
+                        } else {
+                            self.sums[(li * self.heads.len() + hi) * p.detectors.len() + di] +=
+                                score;
+                        }
+                    }
+                }
+            }
+            self.n_prompts += 1;
+        }
+        if p.per_prompt {
+            emit(sink, None, table)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &ModelContext, sink: &mut dyn TableSink) -> Result<(), AnalysisError> {
+        if self.params.per_prompt {
+            return Ok(());
+        }
+        let mut table = Table::new(&AVERAGED_COLUMNS);
+        let n_det = self.params.detectors.len();
+        for (li, &layer) in self.layers.iter().enumerate() {
+            for (hi, &head) in self.heads.iter().enumerate() {
+                for (di, det) in self.params.detectors.iter().enumerate() {
+                    let sum = self.sums[(li * self.heads.len() + hi) * n_det + di];
+                    table.push_row(vec![
+                        (layer as i32).into(),
+                        (head as i32).into(),
+                        det.to_string().into(),
+                        (sum / self.n_prompts.max(1) as f64).into(),
+                        self.n_prompts.into(),
+                    ]);
+                }
+            }
+        }
+        emit(sink, None, table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_patterns_match_transformer_lens_by_hand() {
+        // tokens: a b a b  -> duplicates at (2,0), (3,1); induction at (2,1), (3,2).
+        let t = [7, 8, 7, 8];
+        let dup = detection_pattern(Detector::DuplicateToken, &t);
+        let ind = detection_pattern(Detector::Induction, &t);
+        let prev = detection_pattern(Detector::PreviousToken, &t);
+        let ones = |p: &[f32]| -> Vec<(usize, usize)> {
+            (0..16)
+                .filter(|i| p[*i] == 1.0)
+                .map(|i| (i / 4, i % 4))
+                .collect()
+        };
+        assert_eq!(ones(&dup), vec![(2, 0), (3, 1)]);
+        assert_eq!(ones(&ind), vec![(2, 1), (3, 2)]);
+        assert_eq!(ones(&prev), vec![(1, 0), (2, 1), (3, 2)]);
+    }
+
+    #[test]
+    fn mul_score_is_the_attention_mass_on_the_ideal_entries() {
+        // A perfect previous-token head (BOS attends to itself).
+        let n = 3;
+        let att = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+        let ideal = detection_pattern(Detector::PreviousToken, &[1, 2, 3]);
+        let s = similarity(&att, &ideal, n, false, false, ErrorMeasure::Mul);
+        assert!((s - 2.0 / 3.0).abs() < 1e-12);
+        let s = similarity(&att, &ideal, n, true, false, ErrorMeasure::Mul);
+        assert!((s - 1.0).abs() < 1e-12, "{s}");
+    }
+}

@@ -1,0 +1,272 @@
+//! `induction_scores`: induction, previous-token and duplicate-token scores per head on repeated
+//! random tokens (`[BOS] r r ...`, the `repeated_tokens` generator), as in Olsson et al. (2022)
+//! and the TransformerLens demos.
+//!
+//! With `L` the length of `r` (`repeat_start - seq_start`), per prompt and head:
+//! - `induction_score`: mean over positions `i >= repeat_start` of `attn[i, i - L + 1]`, the
+//!   token after the earlier occurrence of token `i`;
+//! - `previous_token_score`: mean over positions `i >= 1` of `attn[i, i - 1]`;
+//! - `duplicate_token_score`: mean over positions `i >= repeat_start` of `attn[i, i - L]`, the
+//!   earlier occurrence itself.
+//!
+//! The averaged table is the mean of the per-prompt scores.
+
+use circuitry_data::Prompt;
+use circuitry_data::repeated::{REPEAT_START, SEQ_START};
+use circuitry_models::{HookKind, HookPoint, HostTensor, ModelConfig};
+use circuitry_spec::InductionScoresParams;
+
+use super::{check_filters, selected};
+use crate::acts::{host, offset};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
+};
+use crate::table::{ColumnSpec, DType, Table, TableSink};
+
+const INDUCTION: ColumnSpec = ColumnSpec::new(
+    "induction_score",
+    DType::F64,
+    "mean attention from each position i of the second and later repeats to i - L + 1 (the token after the earlier occurrence)",
+);
+const PREVIOUS: ColumnSpec = ColumnSpec::new(
+    "previous_token_score",
+    DType::F64,
+    "mean attention from each position i >= 1 to i - 1",
+);
+const DUPLICATE: ColumnSpec = ColumnSpec::new(
+    "duplicate_token_score",
+    DType::F64,
+    "mean attention from each position i of the second and later repeats to i - L (the earlier occurrence)",
+);
+const LAYER: ColumnSpec = ColumnSpec::new("layer", DType::I32, "layer of the head");
+const HEAD: ColumnSpec = ColumnSpec::new("head", DType::I32, "head index within the layer");
+
+/// Columns of the averaged table.
+pub const AVERAGED_COLUMNS: [ColumnSpec; 6] = [
+    LAYER,
+    HEAD,
+    INDUCTION,
+    PREVIOUS,
+    DUPLICATE,
+    ColumnSpec::new("n_prompts", DType::U32, "prompts averaged"),
+];
+
+/// Columns of the per-prompt table (`per_prompt = true`).
+pub const PER_PROMPT_COLUMNS: [ColumnSpec; 6] = [
+    ColumnSpec::new("prompt", DType::U32, "prompt id (index in the dataset)"),
+    LAYER,
+    HEAD,
+    INDUCTION,
+    PREVIOUS,
+    DUPLICATE,
+];
+
+/// `(seq_start, repeat_start)` of a repeated-tokens prompt, checked.
+pub fn repeat_bounds(prompt: &Prompt) -> Result<(usize, usize), AnalysisError> {
+    let named = |name: &str| {
+        prompt.position(name).ok_or_else(|| {
+            AnalysisError::new(format!(
+                "prompt {} has no position named `{name}`: induction_scores needs prompts of a repeated_tokens dataset with repeats >= 2",
+                prompt.id
+            ))
+        })
+    };
+    let (start, repeat) = (named(SEQ_START)?, named(REPEAT_START)?);
+    if repeat <= start || repeat >= prompt.len() {
+        return Err(AnalysisError::new(format!(
+            "prompt {} has {SEQ_START} = {start} and {REPEAT_START} = {repeat} for {} tokens: the repeat must start after the sequence and inside the prompt",
+            prompt.id,
+            prompt.len()
+        )));
+    }
+    Ok((start, repeat))
+}
+
+/// `[induction, previous_token, duplicate_token]` for one head of one prompt;
+/// `attn(q, k)` is the attention from token `q` to token `k` of the prompt.
+pub fn scores(
+    n: usize,
+    seq_start: usize,
+    repeat_start: usize,
+    attn: impl Fn(usize, usize) -> f64,
+) -> [f64; 3] {
+    let len = repeat_start - seq_start;
+    let mean = |it: &mut dyn Iterator<Item = f64>| {
+        let (s, c) = it.fold((0.0, 0usize), |(s, c), x| (s + x, c + 1));
+        s / c as f64
+    };
+    [
+        mean(&mut (repeat_start..n).map(|q| attn(q, q + 1 - len))),
+        mean(&mut (1..n).map(|q| attn(q, q - 1))),
+        mean(&mut (repeat_start..n).map(|q| attn(q, q - len))),
+    ]
+}
+
+pub struct InductionScores {
+    params: InductionScoresParams,
+    layers: Vec<usize>,
+    heads: Vec<usize>,
+    /// Running sums per (layer index, head index): the three scores.
+    sums: Vec<[f64; 3]>,
+    n_prompts: u32,
+}
+
+impl InductionScores {
+    pub fn new(params: InductionScoresParams, config: &ModelConfig) -> Result<Self, AnalysisError> {
+        check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
+        let layers = selected(config.n_layers, params.layers.as_deref());
+        let heads = selected(config.n_heads, params.heads.as_deref());
+        Ok(InductionScores {
+            sums: vec![[0.0; 3]; layers.len() * heads.len()],
+            params,
+            layers,
+            heads,
+            n_prompts: 0,
+        })
+    }
+
+    fn columns(&self) -> &'static [ColumnSpec] {
+        if self.params.per_prompt {
+            &PER_PROMPT_COLUMNS
+        } else {
+            &AVERAGED_COLUMNS
+        }
+    }
+}
+
+impl Analysis for InductionScores {
+    fn tables(&self) -> Vec<TableDecl> {
+        vec![TableDecl::main(self.columns())]
+    }
+
+    fn requirements(&self) -> Requirements {
+        Requirements::hooks(
+            self.layers
+                .iter()
+                .map(|&l| HookPoint::layer(l, HookKind::Pattern)),
+        )
+    }
+
+    fn process(
+        &mut self,
+        _: &ModelContext,
+        batch: &BatchContext,
+        sink: &mut dyn TableSink,
+    ) -> Result<(), AnalysisError> {
+        let bounds = batch
+            .prompts
+            .iter()
+            .map(repeat_bounds)
+            .collect::<Result<Vec<_>, _>>()?;
+        let patterns: Vec<HostTensor> = self
+            .layers
+            .iter()
+            .map(|&l| host(batch.clean_output, HookPoint::layer(l, HookKind::Pattern)))
+            .collect::<Result<_, _>>()?;
+        let mut table = Table::new(self.columns());
+        for (r, (prompt, &(start, repeat))) in batch.prompts.iter().zip(&bounds).enumerate() {
+            for (li, pattern) in patterns.iter().enumerate() {
+                for (hi, &head) in self.heads.iter().enumerate() {
+                    let attn = |q: usize, k: usize| {
+                        let i = offset(
+                            &pattern.shape,
+                            &[r, head, batch.slot(r, q), batch.slot(r, k)],
+                        );
+                        f64::from(pattern.data[i])
+                    };
+                    let s = scores(prompt.len(), start, repeat, attn);
+                    if self.params.per_prompt {
+                        table.push_row(vec![
+                            prompt.id.into(),
+                            (self.layers[li] as i32).into(),
+                            (head as i32).into(),
+                            s[0].into(),
+                            s[1].into(),
+                            s[2].into(),
+                        ]);
+                    } else {
+                        let sum = &mut self.sums[li * self.heads.len() + hi];
+                        for (acc, x) in sum.iter_mut().zip(s) {
+                            *acc += x;
+                        }
+                    }
+                }
+            }
+            self.n_prompts += 1;
+        }
+        if self.params.per_prompt {
+            emit(sink, None, table)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &ModelContext, sink: &mut dyn TableSink) -> Result<(), AnalysisError> {
+        if self.params.per_prompt {
+            return Ok(());
+        }
+        if self.n_prompts == 0 {
+            return Err(AnalysisError::new(
+                "induction_scores received no prompts: the dataset is empty",
+            ));
+        }
+        let n = f64::from(self.n_prompts);
+        let mut table = Table::new(&AVERAGED_COLUMNS);
+        for (li, &layer) in self.layers.iter().enumerate() {
+            for (hi, &head) in self.heads.iter().enumerate() {
+                let s = self.sums[li * self.heads.len() + hi];
+                table.push_row(vec![
+                    (layer as i32).into(),
+                    (head as i32).into(),
+                    (s[0] / n).into(),
+                    (s[1] / n).into(),
+                    (s[2] / n).into(),
+                    self.n_prompts.into(),
+                ]);
+            }
+        }
+        emit(sink, None, table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_read_the_right_stripes() {
+        // [BOS] a b c a b c: L = 3, second repeat at 4..7. A perfect induction head attends from
+        // i to i - 2, a perfect previous-token head to i - 1, a duplicate head to i - 3.
+        let n = 7;
+        let ind = scores(n, 1, 4, |q, k| f64::from(q >= 4 && k == q - 2));
+        assert_eq!(ind, [1.0, 0.0, 0.0]);
+        let prev = scores(n, 1, 4, |q, k| f64::from(k + 1 == q));
+        assert_eq!(prev, [0.0, 1.0, 0.0]);
+        let dup = scores(n, 1, 4, |q, k| f64::from(q >= 4 && k + 3 == q));
+        assert_eq!(dup, [0.0, 0.0, 1.0]);
+        // Every query spreads evenly over its causal keys.
+        let uniform = scores(n, 1, 4, |q, _| 1.0 / (q + 1) as f64);
+        let want_ind = (4..7).map(|q| 1.0 / (q + 1) as f64).sum::<f64>() / 3.0;
+        let want_prev = (1..7).map(|q| 1.0 / (q + 1) as f64).sum::<f64>() / 6.0;
+        assert!((uniform[0] - want_ind).abs() < 1e-15);
+        assert!((uniform[1] - want_prev).abs() < 1e-15);
+        assert!((uniform[2] - want_ind).abs() < 1e-15);
+    }
+
+    #[test]
+    fn prompts_without_repeat_positions_are_rejected() {
+        let p = Prompt::from_tokens(3, vec![1, 2, 3]);
+        let e = repeat_bounds(&p).unwrap_err();
+        assert!(
+            e.message
+                .contains("prompt 3 has no position named `seq_start`"),
+            "{e}"
+        );
+        let mut p = Prompt::from_tokens(4, vec![1, 2, 3]);
+        p.positions.insert(SEQ_START.into(), 1);
+        p.positions.insert(REPEAT_START.into(), 3);
+        let e = repeat_bounds(&p).unwrap_err();
+        assert!(e.message.contains("inside the prompt"), "{e}");
+        p.positions.insert(REPEAT_START.into(), 2);
+        assert_eq!(repeat_bounds(&p).unwrap(), (1, 2));
+    }
+}

@@ -1,0 +1,161 @@
+//! `logit_lens`: what the residual stream after each layer predicts, decoded through the final
+//! norm (scale recomputed for that layer's residual, as in nostalgebraist's logit lens) and the
+//! unembedding. After the last layer this is exactly the model's output distribution.
+
+use circuitry_models::burn::prelude::*;
+use circuitry_models::{HookKind, HookPoint, ModelConfig};
+use circuitry_spec::LogitLensParams;
+use circuitry_spec::TokenSelection;
+
+use super::decode::{log_probs, token_stats, top_k};
+use super::{check_filters, selected};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
+};
+use crate::refs;
+use crate::table::{ColumnSpec, DType, Table, TableSink};
+
+pub const COLUMNS: [ColumnSpec; 9] = [
+    ColumnSpec::new("prompt", DType::U32, "Prompt id (index in the dataset)."),
+    ColumnSpec::new(
+        "layer",
+        DType::I32,
+        "Block whose output (blocks.L.hook_resid_post) is decoded.",
+    ),
+    ColumnSpec::new(
+        "position",
+        DType::I32,
+        "Token index whose residual stream is decoded.",
+    ),
+    ColumnSpec::new(
+        "input_token",
+        DType::Utf8,
+        "Text of the token at that position.",
+    ),
+    ColumnSpec::new(
+        "kind",
+        DType::Utf8,
+        "`target` for the requested tokens, `top` for the top-k predictions.",
+    ),
+    ColumnSpec::new("token", DType::Utf8, "Text of the reported token."),
+    ColumnSpec::new(
+        "token_id",
+        DType::U32,
+        "Vocabulary id of the reported token.",
+    ),
+    ColumnSpec::new(
+        "logprob",
+        DType::F32,
+        "Log-probability of the token under the decoded distribution.",
+    ),
+    ColumnSpec::new("rank", DType::U32, "Rank of the token (0 = most likely)."),
+];
+
+pub struct LogitLens {
+    params: LogitLensParams,
+    layers: Vec<usize>,
+}
+
+impl LogitLens {
+    pub fn new(params: LogitLensParams, config: &ModelConfig) -> Result<Self, AnalysisError> {
+        check_filters(config, params.layers.as_deref(), None)?;
+        Ok(LogitLens {
+            layers: selected(config.n_layers, params.layers.as_deref()),
+            params,
+        })
+    }
+}
+
+impl Analysis for LogitLens {
+    fn tables(&self) -> Vec<TableDecl> {
+        vec![TableDecl::main(&COLUMNS)]
+    }
+
+    fn requirements(&self) -> Requirements {
+        Requirements::hooks(
+            self.layers
+                .iter()
+                .map(|&l| HookPoint::layer(l, HookKind::ResidPost)),
+        )
+    }
+
+    fn process(
+        &mut self,
+        model: &ModelContext,
+        batch: &BatchContext,
+        sink: &mut dyn TableSink,
+    ) -> Result<(), AnalysisError> {
+        let cfg = &model.model.config;
+        // (row, token index, target ids) for every decoded vector.
+        let mut picks: Vec<(usize, usize, Vec<u32>)> = Vec::new();
+        for (r, prompt) in batch.prompts.iter().enumerate() {
+            for pos in refs::positions(&self.params.positions, prompt)? {
+                let targets = match &self.params.tokens {
+                    TokenSelection::Next => match prompt.tokens.get(pos + 1) {
+                        Some(&t) => vec![t],
+                        None if self.params.top_k.is_some() => vec![],
+                        None => continue,
+                    },
+                    TokenSelection::Tokens(list) => list
+                        .iter()
+                        .map(|t| refs::token(t, prompt, model.tokenizer, cfg.d_vocab))
+                        .collect::<Result<_, _>>()?,
+                };
+                picks.push((r, pos, targets));
+            }
+        }
+        let mut table = Table::new(&COLUMNS);
+        if picks.is_empty() {
+            return emit(sink, None, table);
+        }
+        let [b, t] = batch.clean.ids.dims();
+        let device = batch.clean.device();
+        let flat: Vec<i64> = picks
+            .iter()
+            .map(|(r, pos, _)| (r * t + batch.slot(*r, *pos)) as i64)
+            .collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(flat, [picks.len()]), &device);
+        let targets: Vec<Vec<u32>> = picks.iter().map(|p| p.2.clone()).collect();
+        for &layer in &self.layers {
+            let hook = HookPoint::layer(layer, HookKind::ResidPost);
+            let resid = batch.clean_output.cache.get3(&hook).ok_or_else(|| {
+                AnalysisError::new(format!("internal error: `{hook}` was not captured"))
+            })?;
+            let d = resid.dims()[2];
+            let x = resid.reshape([b * t, d]).select(0, index.clone());
+            let lp = log_probs(model.model, x);
+            let stats = token_stats(&lp, &targets);
+            let tops = self.params.top_k.map(|k| top_k(&lp, k as usize));
+            for (i, (r, pos, ids)) in picks.iter().enumerate() {
+                let prompt = &batch.prompts[*r];
+                let input = model.token_text(prompt.tokens[*pos]);
+                let mut push = |kind: &str, id: u32, logprob: f32, rank: u32| {
+                    table.push_row(vec![
+                        prompt.id.into(),
+                        (layer as i32).into(),
+                        (*pos as i32).into(),
+                        input.clone().into(),
+                        kind.into(),
+                        model.token_text(id).into(),
+                        id.into(),
+                        logprob.into(),
+                        rank.into(),
+                    ]);
+                };
+                for (&id, &(logprob, rank)) in ids.iter().zip(&stats[i]) {
+                    push("target", id, logprob, rank);
+                }
+                if let Some(tops) = &tops {
+                    for (rank, &(id, logprob)) in tops[i].iter().enumerate() {
+                        push("top", id, logprob, rank as u32);
+                    }
+                }
+            }
+        }
+        emit(sink, None, table)
+    }
+
+    fn finish(&mut self, _: &ModelContext, _: &mut dyn TableSink) -> Result<(), AnalysisError> {
+        Ok(())
+    }
+}

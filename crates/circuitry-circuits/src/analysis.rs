@@ -1,0 +1,148 @@
+//! The contract between analyses and the runner.
+//!
+//! An analysis states what it needs ([`Requirements`]: hook points captured on the shared clean
+//! forward pass, whether the dataset's corrupt prompts must be run too), which tables it writes
+//! ([`TableDecl`]), and then receives the dataset batch by batch ([`Analysis::process`]) and
+//! once at the end ([`Analysis::finish`]). Analyses that read only weights receive no batches.
+//! The runner owns the order of work; analyses never schedule, read files or write files.
+
+use std::collections::BTreeSet;
+
+use circuitry_data::Prompt;
+use circuitry_models::{HookPoint, Output, TokenBatch, Tokenizer, Transformer};
+
+use crate::table::{ColumnSpec, TableSink};
+
+/// Why an analysis could not run: bad input it discovered (a token that is not in the
+/// vocabulary, a position a prompt does not have) or a sink failure.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct AnalysisError {
+    pub message: String,
+}
+
+impl AnalysisError {
+    pub fn new(message: impl Into<String>) -> AnalysisError {
+        AnalysisError {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for AnalysisError {
+    fn from(message: String) -> Self {
+        AnalysisError { message }
+    }
+}
+
+/// What an analysis needs from the shared forward passes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Requirements {
+    /// Whether the analysis reads a dataset at all (false for weight-only analyses).
+    pub dataset: bool,
+    /// Hook points to capture on the clean prompts.
+    pub hooks: BTreeSet<HookPoint>,
+    /// Whether the dataset's corrupt (counterfactual) prompts must be run too.
+    pub corrupt_run: bool,
+    /// Hook points to capture on the corrupt prompts.
+    pub corrupt_hooks: BTreeSet<HookPoint>,
+}
+
+impl Requirements {
+    /// An analysis of weights only.
+    pub fn weights_only() -> Requirements {
+        Requirements::default()
+    }
+
+    /// An analysis of the clean forward pass with these hooks.
+    pub fn hooks<I: IntoIterator<Item = HookPoint>>(hooks: I) -> Requirements {
+        Requirements {
+            dataset: true,
+            hooks: hooks.into_iter().collect(),
+            ..Requirements::default()
+        }
+    }
+}
+
+/// A table an analysis writes: its main table (`part = None`, `<analysis>.parquet`) or a
+/// secondary one (`<analysis>.<part>.parquet`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableDecl {
+    pub part: Option<&'static str>,
+    pub columns: Vec<ColumnSpec>,
+}
+
+impl TableDecl {
+    pub fn main(columns: &[ColumnSpec]) -> TableDecl {
+        TableDecl {
+            part: None,
+            columns: columns.to_vec(),
+        }
+    }
+}
+
+/// The model an analysis runs on.
+#[derive(Clone, Copy)]
+pub struct ModelContext<'a> {
+    pub model: &'a Transformer,
+    pub tokenizer: &'a Tokenizer,
+}
+
+impl ModelContext<'_> {
+    /// Text of one token (e.g. `" Mary"`), for table columns.
+    pub fn token_text(&self, id: u32) -> String {
+        self.tokenizer.token_text(id)
+    }
+}
+
+/// One batch of prompts after the shared forward pass(es).
+pub struct BatchContext<'a> {
+    /// The prompts of this batch, in batch-row order.
+    pub prompts: &'a [Prompt],
+    /// The padded clean batch and its forward output (logits and captured hooks).
+    pub clean: &'a TokenBatch,
+    pub clean_output: &'a Output,
+    /// The corrupt batch and its output, when [`Requirements::corrupt_run`] asked for it.
+    pub corrupt: Option<(&'a TokenBatch, &'a Output)>,
+}
+
+impl BatchContext<'_> {
+    /// The batch slot (column) of token `i` of row `r`, with padding taken into account.
+    pub fn slot(&self, r: usize, i: usize) -> usize {
+        self.clean.slot(r, i)
+    }
+}
+
+/// One analysis of one (model, dataset) pair, fed by the runner.
+pub trait Analysis: Send {
+    /// The tables this analysis writes and their columns (the runner prepends `model`,
+    /// `dataset` and any sweep columns).
+    fn tables(&self) -> Vec<TableDecl>;
+
+    /// What the shared forward pass must provide.
+    fn requirements(&self) -> Requirements;
+
+    /// Consumes one batch. Rows may be written now or kept for [`Analysis::finish`].
+    fn process(
+        &mut self,
+        model: &ModelContext,
+        batch: &BatchContext,
+        sink: &mut dyn TableSink,
+    ) -> Result<(), AnalysisError>;
+
+    /// Called once after the last batch (and alone for weight-only analyses).
+    fn finish(
+        &mut self,
+        model: &ModelContext,
+        sink: &mut dyn TableSink,
+    ) -> Result<(), AnalysisError>;
+}
+
+/// Writes a chunk to the sink, turning a sink failure into an [`AnalysisError`].
+pub fn emit(
+    sink: &mut dyn TableSink,
+    part: Option<&str>,
+    chunk: crate::table::Table,
+) -> Result<(), AnalysisError> {
+    sink.write(part, chunk).map_err(AnalysisError::new)
+}

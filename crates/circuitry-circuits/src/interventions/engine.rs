@@ -1,0 +1,355 @@
+//! The machinery shared by patching and ablation: a captured destination run, and patched
+//! forward passes that start from the destination's residual stream at the first patched layer
+//! (prefix reuse) with many patches stacked as rows of one batch.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use circuitry_data::Prompt;
+use circuitry_models::burn::prelude::*;
+use circuitry_models::{
+    ActivationCache, Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention, Output, Positions, Selection, Span,
+    TokenBatch, Transformer,
+};
+
+use super::metric::ResolvedMetric;
+use super::{InterventionError, PositionSel, Result, check_hook};
+
+/// One forward pass of a batch, with the residual stream before every block and after the last
+/// one kept for later passes to start from, and the requested hooks captured.
+#[derive(Clone, Debug)]
+pub struct CapturedRun {
+    pub batch: TokenBatch,
+    /// `resid[l]` is `blocks.l.hook_resid_pre` for `l < n_layers`; `resid[n_layers]` is the
+    /// residual stream after the last block (the final norm's input).
+    pub resid: Vec<Tensor<3>>,
+    pub cache: ActivationCache,
+}
+
+impl CapturedRun {
+    /// Runs `batch` without edits, capturing `hooks` (and every `hook_resid_pre`).
+    pub fn new(model: &Transformer, batch: TokenBatch, hooks: &BTreeSet<HookPoint>) -> CapturedRun {
+        CapturedRun::with_edits(model, batch, hooks, Vec::new())
+    }
+
+    /// Runs `batch` with `edits`, capturing `hooks` (and every `hook_resid_pre`).
+    pub fn with_edits(model: &Transformer, batch: TokenBatch, hooks: &BTreeSet<HookPoint>, edits: Vec<Edit>) -> CapturedRun {
+        let n = model.config.n_layers;
+        let mut capture = hooks.clone();
+        capture.extend((0..n).map(HookPoint::resid_pre));
+        let out = model.forward(&batch, &Intervention { capture, edits }, Span::until(n));
+        let resid = (0..n)
+            .map(|l| out.cache.get3(&HookPoint::resid_pre(l)).expect("captured resid_pre"))
+            .chain(std::iter::once(out.resid))
+            .collect();
+        CapturedRun {
+            batch,
+            resid,
+            cache: out.cache,
+        }
+    }
+
+    /// A captured hook's tensor; panics when it was not captured (a bug in the caller).
+    pub fn hook(&self, hook: &HookPoint) -> HookTensor {
+        self.cache
+            .get(hook)
+            .cloned()
+            .unwrap_or_else(|| panic!("{hook} was not captured"))
+    }
+
+    /// The residual stream after the last block.
+    pub fn final_resid(&self) -> Tensor<3> {
+        self.resid.last().expect("final residual").clone()
+    }
+}
+
+/// What one patch touches at one hook point.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PatchTarget {
+    pub hook: HookPoint,
+    /// Heads (the head axis of per-head hooks; for keys and values under grouped-query
+    /// attention, key/value heads); `None`: all.
+    pub heads: Option<Vec<usize>>,
+    /// Entries of the last axis (neurons of `mlp.hook_post`, residual directions); `None`: all.
+    pub features: Option<Vec<usize>>,
+    /// Positions (for attention patterns and scores, query positions).
+    pub positions: PositionSel,
+}
+
+impl PatchTarget {
+    pub fn new(hook: HookPoint) -> PatchTarget {
+        PatchTarget {
+            hook,
+            heads: None,
+            features: None,
+            positions: PositionSel::All,
+        }
+    }
+    pub fn head(hook: HookPoint, head: usize) -> PatchTarget {
+        PatchTarget {
+            heads: Some(vec![head]),
+            ..PatchTarget::new(hook)
+        }
+    }
+    pub fn at(mut self, positions: PositionSel) -> PatchTarget {
+        self.positions = positions;
+        self
+    }
+}
+
+/// One patched forward pass: every target replaced at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PatchUnit {
+    pub targets: Vec<PatchTarget>,
+}
+
+impl PatchUnit {
+    pub fn single(target: PatchTarget) -> PatchUnit {
+        PatchUnit { targets: vec![target] }
+    }
+
+    /// The block a patched pass can start at: the first patched layer (`None`: the embedding
+    /// is patched, so the pass starts from the tokens).
+    pub fn start_layer(&self) -> Option<usize> {
+        let mut start = usize::MAX;
+        for t in &self.targets {
+            match t.hook.layer {
+                Some(l) => start = start.min(l),
+                None => return None,
+            }
+        }
+        (start != usize::MAX).then_some(start)
+    }
+}
+
+/// How patched forward passes are scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatchOptions {
+    /// Start each patched pass at the first patched block from the destination's cached
+    /// residual stream instead of recomputing the unpatched prefix from the embedding.
+    pub reuse_prefix: bool,
+    /// At most this many rows (patches x prompts) per forward pass; at least one patch always
+    /// runs. `1` with `reuse_prefix = false` is the naive one-patch-at-a-time sweep.
+    pub max_rows: usize,
+}
+
+impl Default for PatchOptions {
+    fn default() -> Self {
+        PatchOptions {
+            reuse_prefix: true,
+            max_rows: 256,
+        }
+    }
+}
+
+impl PatchOptions {
+    /// Every patched run recomputed from the embedding, one patch per forward pass (the baseline
+    /// that prefix reuse and batching are measured against).
+    pub fn naive() -> PatchOptions {
+        PatchOptions {
+            reuse_prefix: false,
+            max_rows: 1,
+        }
+    }
+}
+
+/// Units that run together: same start, at most `max_rows` rows.
+#[derive(Clone, Debug)]
+pub(crate) struct Chunk {
+    pub start: Option<usize>,
+    pub units: Vec<usize>,
+}
+
+pub(crate) fn plan_chunks(starts: &[Option<usize>], prompts: usize, opts: PatchOptions) -> Vec<Chunk> {
+    let per_chunk = (opts.max_rows / prompts.max(1)).max(1);
+    let mut by_start: BTreeMap<Option<usize>, Vec<usize>> = BTreeMap::new();
+    for (i, s) in starts.iter().enumerate() {
+        let key = if opts.reuse_prefix { *s } else { None };
+        by_start.entry(key).or_default().push(i);
+    }
+    let mut chunks = Vec::new();
+    for (start, units) in by_start {
+        for c in units.chunks(per_chunk) {
+            chunks.push(Chunk {
+                start,
+                units: c.to_vec(),
+            });
+        }
+    }
+    chunks
+}
+
+/// `k` copies of the batch stacked along the rows, copy-major.
+pub(crate) fn repeat_batch(batch: &TokenBatch, k: usize) -> TokenBatch {
+    if k == 1 {
+        return batch.clone();
+    }
+    TokenBatch {
+        ids: batch.ids.clone().repeat_dim(0, k),
+        positions: batch.positions.clone().repeat_dim(0, k),
+        key_mask: batch.key_mask.clone().map(|m| m.repeat_dim(0, k)),
+        rows: (0..k).flat_map(|_| batch.rows.iter().cloned()).collect(),
+        side: batch.side,
+        seq_len: batch.seq_len,
+    }
+}
+
+pub(crate) fn repeat_hook(t: &HookTensor, k: usize) -> HookTensor {
+    if k == 1 {
+        return t.clone();
+    }
+    match t {
+        HookTensor::R3(x) => HookTensor::R3(x.clone().repeat_dim(0, k)),
+        HookTensor::R4(x) => HookTensor::R4(x.clone().repeat_dim(0, k)),
+    }
+}
+
+/// The edits that apply `units` (row block `j` of `k = units.len()` copies of the batch gets
+/// unit `j`), replacing targeted entries with `values[hook]` (`[prompts, ...]`, the hook's full
+/// shape for the destination batch). Also returns which (unit, prompt) pairs apply: a unit whose
+/// positions a prompt lacks leaves that row unpatched and marked `false`.
+pub(crate) fn unit_edits(
+    units: &[&PatchUnit],
+    prompts: &[Prompt],
+    batch: &TokenBatch,
+    values: &BTreeMap<HookPoint, HookTensor>,
+) -> Result<(Vec<Edit>, Vec<Vec<bool>>)> {
+    type Key = (HookPoint, Option<Vec<usize>>, Option<Vec<usize>>);
+    struct Group {
+        rows: Vec<usize>,
+        per_row: BTreeMap<usize, Vec<usize>>,
+        all_positions: bool,
+    }
+    let p = prompts.len();
+    let k = units.len();
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
+    let mut valid = vec![vec![true; p]; k];
+    for (j, unit) in units.iter().enumerate() {
+        for (i, prompt) in prompts.iter().enumerate() {
+            let resolved: Option<Vec<Vec<usize>>> = unit.targets.iter().map(|t| t.positions.token_indices(prompt)).collect();
+            let Some(resolved) = resolved else {
+                valid[j][i] = false;
+                continue;
+            };
+            let r = j * p + i;
+            for (t, indices) in unit.targets.iter().zip(resolved) {
+                let g = groups
+                    .entry((t.hook, t.heads.clone(), t.features.clone()))
+                    .or_insert_with(|| Group {
+                        rows: Vec::new(),
+                        per_row: BTreeMap::new(),
+                        all_positions: true,
+                    });
+                if g.rows.last() != Some(&r) {
+                    g.rows.push(r);
+                }
+                g.all_positions &= t.positions == PositionSel::All;
+                g.per_row
+                    .entry(r)
+                    .or_default()
+                    .extend(indices.into_iter().map(|ix| batch.slot(i, ix)));
+            }
+        }
+    }
+    let mut repeated: BTreeMap<HookPoint, HookTensor> = BTreeMap::new();
+    let mut edits = Vec::with_capacity(groups.len());
+    for ((hook, heads, features), g) in groups {
+        let value = match repeated.get(&hook) {
+            Some(v) => v.clone(),
+            None => {
+                let v = values
+                    .get(&hook)
+                    .ok_or_else(|| InterventionError::Config(format!("no patch values for `{hook}`")))?;
+                let v = repeat_hook(v, k);
+                repeated.insert(hook, v.clone());
+                v
+            }
+        };
+        let positions = if g.all_positions {
+            Positions::All
+        } else {
+            let mut per_row = vec![Vec::new(); k * p];
+            for (r, slots) in g.per_row {
+                per_row[r] = slots;
+            }
+            Positions::PerRow(per_row)
+        };
+        let rows = (g.rows.len() < k * p).then_some(g.rows);
+        edits.push(Edit::new(
+            hook,
+            Selection {
+                rows,
+                positions,
+                heads,
+                features,
+            },
+            EditOp::Replace(value),
+        ));
+    }
+    Ok((edits, valid))
+}
+
+/// A forward pass over `k` copies of `dest`'s batch, starting at block `start` from `dest`'s
+/// residual stream (or from the tokens), stopping before block `stop`.
+pub(crate) fn forward_rows(
+    model: &Transformer,
+    dest: &CapturedRun,
+    start: Option<usize>,
+    k: usize,
+    intervention: &Intervention,
+    stop: usize,
+) -> Output {
+    let batch = repeat_batch(&dest.batch, k);
+    let span = Span {
+        start: start.map(|l| (l, dest.resid[l].clone().repeat_dim(0, k))),
+        stop_before: Some(stop),
+    };
+    model.forward(&batch, intervention, span)
+}
+
+/// Runs every unit against `dest` with the metric bound to `dest`'s rows; returns
+/// `metric[unit][prompt]`, `None` where the unit does not apply to the prompt.
+pub fn patch_units(
+    model: &Transformer,
+    dest: &CapturedRun,
+    prompts: &[Prompt],
+    metric: &ResolvedMetric,
+    units: &[PatchUnit],
+    values: &BTreeMap<HookPoint, HookTensor>,
+    opts: PatchOptions,
+) -> Result<Vec<Vec<Option<f64>>>> {
+    let p = prompts.len();
+    assert_eq!(metric.rows(), p, "metric resolved for another batch");
+    for u in units {
+        for t in &u.targets {
+            check_hook(model, t.hook)?;
+            if matches!(t.hook.kind, HookKind::LnFinalScale | HookKind::Logits) {
+                return Err(InterventionError::Config(format!(
+                    "`{}` cannot be patched by a sweep; patch a residual or component hook",
+                    t.hook
+                )));
+            }
+        }
+    }
+    let starts: Vec<Option<usize>> = units.iter().map(PatchUnit::start_layer).collect();
+    let n = model.config.n_layers;
+    let mut out = vec![vec![None; p]; units.len()];
+    for chunk in plan_chunks(&starts, p, opts) {
+        let chunk_units: Vec<&PatchUnit> = chunk.units.iter().map(|&u| &units[u]).collect();
+        let k = chunk_units.len();
+        let (edits, valid) = unit_edits(&chunk_units, prompts, &dest.batch, values)?;
+        let intervention = Intervention {
+            capture: BTreeSet::new(),
+            edits,
+        };
+        let result = forward_rows(model, dest, chunk.start, k, &intervention, n);
+        let values = metric.repeat(k).eval_resid(model, result.resid);
+        for (j, &u) in chunk.units.iter().enumerate() {
+            for i in 0..p {
+                if valid[j][i] {
+                    out[u][i] = Some(values[j * p + i]);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,129 @@
+//! Resolving the experiment file's position and token references against concrete prompts.
+
+use circuitry_data::Prompt;
+use circuitry_models::Tokenizer;
+use circuitry_spec::{PositionRef, Positions, Target, TokenRef};
+
+use crate::analysis::AnalysisError;
+
+/// The token index `r` names in `prompt`.
+pub fn position(r: &PositionRef, prompt: &Prompt) -> Result<usize, AnalysisError> {
+    let len = prompt.len();
+    match r {
+        PositionRef::First => Ok(0),
+        PositionRef::Last => Ok(len - 1),
+        PositionRef::Named(name) => prompt.position(name).ok_or_else(|| {
+            let known: Vec<&str> = prompt.positions.keys().map(String::as_str).collect();
+            AnalysisError::new(format!(
+                "prompt {} has no position named `{name}` (it has: {})",
+                prompt.id,
+                known.join(", ")
+            ))
+        }),
+        PositionRef::Index(i) => {
+            let idx = if *i < 0 { len as i64 + i } else { *i };
+            if idx < 0 || idx >= len as i64 {
+                Err(AnalysisError::new(format!(
+                    "position {i} is outside prompt {} ({len} tokens)",
+                    prompt.id
+                )))
+            } else {
+                Ok(idx as usize)
+            }
+        }
+    }
+}
+
+/// The token indices `positions` selects in `prompt`, ascending and without duplicates.
+pub fn positions(positions: &Positions, prompt: &Prompt) -> Result<Vec<usize>, AnalysisError> {
+    let mut out = match positions.as_list() {
+        None => (0..prompt.len()).collect(),
+        Some(list) => list
+            .iter()
+            .map(|r| position(r, prompt))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// The vocabulary id `r` names for `prompt`.
+pub fn token(
+    r: &TokenRef,
+    prompt: &Prompt,
+    tokenizer: &Tokenizer,
+    d_vocab: usize,
+) -> Result<u32, AnalysisError> {
+    match r {
+        TokenRef::Answer(name) => prompt.answer(name).ok_or_else(|| {
+            let known: Vec<&str> = prompt.answers.keys().map(String::as_str).collect();
+            AnalysisError::new(format!(
+                "prompt {} has no answer token named `{name}` (it has: {}); write {{ text = \"...\" }} for literal text",
+                prompt.id,
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ))
+        }),
+        TokenRef::Text(text) => {
+            let ids = tokenizer.encode(text).map_err(|e| AnalysisError::new(e.to_string()))?;
+            match ids.as_slice() {
+                [id] => Ok(*id),
+                _ => Err(AnalysisError::new(format!(
+                    "{{ text = {text:?} }} is {} tokens, not one: {ids:?}",
+                    ids.len()
+                ))),
+            }
+        }
+        TokenRef::Id(id) => {
+            if (*id as usize) < d_vocab {
+                Ok(*id)
+            } else {
+                Err(AnalysisError::new(format!("token id {id} is outside the vocabulary ({d_vocab} tokens)")))
+            }
+        }
+    }
+}
+
+/// A target resolved at one position: `logit(plus) - logit(minus)` (or just `logit(plus)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResolvedTarget {
+    pub plus: u32,
+    pub minus: Option<u32>,
+}
+
+/// Resolves `target` for `prompt` explained at token index `pos`.
+pub fn target(
+    target: &Target,
+    prompt: &Prompt,
+    pos: usize,
+    tokenizer: &Tokenizer,
+    d_vocab: usize,
+) -> Result<ResolvedTarget, AnalysisError> {
+    Ok(match target {
+        Target::Next => {
+            let next = prompt.tokens.get(pos + 1).copied().ok_or_else(|| {
+                AnalysisError::new(format!(
+                    "target \"next\" at the last position of prompt {}: no token follows it (explain an earlier position, or name a token)",
+                    prompt.id
+                ))
+            })?;
+            ResolvedTarget {
+                plus: next,
+                minus: None,
+            }
+        }
+        Target::Token(t) => ResolvedTarget {
+            plus: token(t, prompt, tokenizer, d_vocab)?,
+            minus: None,
+        },
+        Target::Diff(a, b) => ResolvedTarget {
+            plus: token(a, prompt, tokenizer, d_vocab)?,
+            minus: Some(token(b, prompt, tokenizer, d_vocab)?),
+        },
+    })
+}
+
+/// Whether `i` is kept by an optional filter list.
+pub fn keep(filter: Option<&[u32]>, i: usize) -> bool {
+    filter.is_none_or(|f| f.contains(&(i as u32)))
+}

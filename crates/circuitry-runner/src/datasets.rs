@@ -1,0 +1,114 @@
+//! From an experiment file's `[datasets.NAME]` to tokenized prompts (the data crate's API).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use circuitry_data::{
+    DatasetOptions, FileSource, IoiConfig, IoiTemplates, Record, Source, TokenRecord, build_dataset,
+};
+use circuitry_models::Tokenizer;
+use circuitry_spec::{DatasetSource, DatasetSpec, FileFormat, IoiCorruption};
+
+use crate::error::RunError;
+
+/// The data crate's description of a dataset. Relative file paths are resolved against
+/// `base_dir` (the experiment file's directory).
+pub fn source(spec: &DatasetSpec, base_dir: &Path) -> Source {
+    match &spec.source {
+        DatasetSource::RepeatedTokens(r) => {
+            let mut g = circuitry_data::RepeatedTokens::new(
+                r.n as usize,
+                r.length as usize,
+                r.seed.unwrap_or(0),
+            );
+            g.repeats = r.repeats as usize;
+            g.token_range = r.token_range.map(|[lo, hi]| (lo, hi));
+            Source::RepeatedTokens(g)
+        }
+        DatasetSource::Ioi(i) => {
+            let mut g = IoiConfig::new(i.n as usize, i.seed.unwrap_or(0));
+            g.templates = IoiTemplates::Custom(i.templates.clone());
+            g.names = Some(i.names.clone());
+            g.places = Some(i.places.clone());
+            g.objects = Some(i.objects.clone());
+            g.corruption = match i.corrupt {
+                IoiCorruption::Abc => Some(circuitry_data::IoiCorruption::Abc),
+                IoiCorruption::Swap => Some(circuitry_data::IoiCorruption::Swap),
+                IoiCorruption::S2Io => Some(circuitry_data::IoiCorruption::S2Io),
+                IoiCorruption::NoCorruption => None,
+            };
+            Source::Ioi(g)
+        }
+        DatasetSource::Prompts(p) => {
+            if p.prompts
+                .iter()
+                .all(|r| r.corrupt.is_none() && r.answers.is_empty())
+            {
+                Source::Texts(p.prompts.iter().map(|r| r.text.clone()).collect())
+            } else {
+                Source::Records(
+                    p.prompts
+                        .iter()
+                        .map(|r| Record {
+                            text: r.text.clone(),
+                            corrupt: r.corrupt.clone(),
+                            answers: r
+                                .answers
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                            fields: BTreeMap::new(),
+                        })
+                        .collect(),
+                )
+            }
+        }
+        DatasetSource::Tokens(t) => Source::TokenIds(
+            t.tokens
+                .iter()
+                .enumerate()
+                .map(|(i, row)| TokenRecord {
+                    tokens: row.clone(),
+                    corrupt: t.corrupt_tokens.as_ref().and_then(|c| c.get(i).cloned()),
+                })
+                .collect(),
+        ),
+        DatasetSource::File(f) => {
+            let mut s = FileSource::new(circuitry_spec::resolve_path(base_dir, &f.file));
+            s.format = f.format.map(|fmt| match fmt {
+                FileFormat::Jsonl => circuitry_data::FileFormat::Jsonl,
+                FileFormat::Csv => circuitry_data::FileFormat::Csv,
+                FileFormat::Parquet => circuitry_data::FileFormat::Parquet,
+            });
+            s.text_column = f.text_column.clone();
+            s.corrupt_column = f.corrupt_column.clone();
+            s.answer_columns = f
+                .answer_columns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            s.limit = f.limit.map(|l| l as usize);
+            Source::File(s)
+        }
+    }
+}
+
+/// Builds and tokenizes dataset `name` for a model with context length `n_ctx`.
+pub fn build(
+    name: &str,
+    spec: &DatasetSpec,
+    base_dir: &Path,
+    tokenizer: &Tokenizer,
+    n_ctx: usize,
+) -> Result<circuitry_data::Dataset, RunError> {
+    let options = DatasetOptions {
+        prepend_bos: spec.prepend_bos,
+        n_ctx: Some(n_ctx),
+    };
+    build_dataset(name, &source(spec, base_dir), tokenizer, &options).map_err(|e| {
+        RunError::Dataset {
+            dataset: name.to_string(),
+            message: e.to_string(),
+        }
+    })
+}

@@ -1,0 +1,69 @@
+//! `kind = "induction_scores"`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::AnalysisKind;
+use crate::dataset::DatasetSource;
+use crate::validate::Checker;
+
+/// Induction, previous-token and duplicate-token scores of every head on repeated random tokens.
+///
+/// Needs a `repeated_tokens` dataset with `repeats >= 2` (prompts `[BOS] r r ...`; `L` = the
+/// length of `r`) and reads `blocks.L.attn.hook_pattern`. Per head and prompt, as in Olsson et
+/// al. (2022) and the TransformerLens demos: induction_score = mean attention from each position
+/// `i` of the second and later repeats to `i - L + 1` (the token after the earlier occurrence of
+/// token `i`); previous_token_score = mean attention from each position `i >= 1` to `i - 1`;
+/// duplicate_token_score = mean attention from each position `i` of the second and later repeats
+/// to `i - L` (the earlier occurrence itself). Columns: layer, head, induction_score,
+/// previous_token_score, duplicate_token_score, n_prompts (the mean over prompts); with
+/// `per_prompt = true`, prompt instead of n_prompts and one row per prompt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InductionScoresParams {
+    /// Layers to score (0-based). Default: every layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<u32>>,
+    /// Heads to score in every selected layer (0-based). Default: every head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<Vec<u32>>,
+    /// One row per prompt instead of one row per head averaged over prompts.
+    #[serde(default)]
+    pub per_prompt: bool,
+}
+
+impl AnalysisKind for InductionScoresParams {
+    fn validate(&self, c: &mut Checker<'_, '_>) {
+        c.filter("layers", self.layers.as_deref());
+        c.filter("heads", self.heads.as_deref());
+        let Some((name, dataset)) = c.dataset else {
+            return;
+        };
+        match &dataset.source {
+            DatasetSource::RepeatedTokens(r) if r.repeats < 2 => {
+                c.error(
+                    "dataset",
+                    format!(
+                        "induction_scores needs the random sequence repeated: dataset `{name}` has repeats = {}",
+                        r.repeats
+                    ),
+                )
+                .hint = Some(format!("set repeats = 2 (the default) in [datasets.{name}]"));
+            }
+            DatasetSource::RepeatedTokens(_) => {}
+            _ => {
+                let kind = dataset.source_name();
+                c.error(
+                    "dataset",
+                    format!(
+                        "induction_scores needs a repeated_tokens dataset, not {kind} (dataset `{name}`)"
+                    ),
+                )
+                .hint = Some(
+                    "define one with generator = \"repeated_tokens\", n and length (its prompts name the positions seq_start and repeat_start)"
+                        .into(),
+                );
+            }
+        }
+    }
+}

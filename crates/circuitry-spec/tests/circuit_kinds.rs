@@ -1,0 +1,220 @@
+//! The weight-circuit kinds (`ov_circuit`, `qk_circuit`, `composition_scores`) and
+//! `induction_scores`: defaults, explicit values, their listing, and dataset checks.
+
+use circuitry_spec::{AnalysisParams, Composition, Experiment, analysis_kind};
+
+const HEADER: &str = r#"
+[models.toy]
+path = "m"
+
+[datasets.rep]
+generator = "repeated_tokens"
+n = 4
+length = 5
+
+[datasets.texts]
+prompts = ["one", "two"]
+"#;
+
+fn load(analyses: &str) -> Result<Experiment, circuitry_spec::SpecError> {
+    Experiment::from_str(&format!("{HEADER}{analyses}"), "kinds.toml")
+}
+
+fn params(analyses: &str, name: &str) -> AnalysisParams {
+    let e = load(analyses).unwrap_or_else(|e| panic!("{e}"));
+    e.analyses[name].params.clone()
+}
+
+fn error(analyses: &str) -> String {
+    load(analyses).expect_err("should fail").to_string()
+}
+
+#[test]
+fn ov_circuit_defaults_and_values() {
+    let p = params(
+        "[analyses.ov]\nkind = \"ov_circuit\"\nmodel = \"toy\"\n",
+        "ov",
+    );
+    let AnalysisParams::OvCircuit(p) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!((p.layers, p.heads), (None, None));
+    assert_eq!((p.top_k, p.singular_values), (10, 10));
+
+    let p = params(
+        "[analyses.ov]\nkind = \"ov_circuit\"\nmodel = \"toy\"\n\
+         layers = [0, 2]\nheads = [1]\ntop_k = 0\nsingular_values = 0\n",
+        "ov",
+    );
+    let AnalysisParams::OvCircuit(p) = p else {
+        panic!()
+    };
+    assert_eq!(
+        (p.layers, p.heads, p.top_k, p.singular_values),
+        (Some(vec![0, 2]), Some(vec![1]), 0, 0)
+    );
+}
+
+#[test]
+fn qk_circuit_defaults_and_values() {
+    let p = params(
+        "[analyses.qk]\nkind = \"qk_circuit\"\nmodel = \"toy\"\n",
+        "qk",
+    );
+    let AnalysisParams::QkCircuit(p) = p else {
+        panic!()
+    };
+    assert_eq!((p.layers, p.heads), (None, None));
+    assert_eq!((p.top_k, p.singular_values, p.max_positions), (10, 10, 64));
+
+    let p = params(
+        "[analyses.qk]\nkind = \"qk_circuit\"\nmodel = \"toy\"\n\
+         top_k = 3\nsingular_values = 2\nmax_positions = 0\n",
+        "qk",
+    );
+    let AnalysisParams::QkCircuit(p) = p else {
+        panic!()
+    };
+    assert_eq!((p.top_k, p.singular_values, p.max_positions), (3, 2, 0));
+}
+
+#[test]
+fn composition_scores_defaults_and_values() {
+    let p = params(
+        "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n",
+        "c",
+    );
+    let AnalysisParams::CompositionScores(p) = p else {
+        panic!()
+    };
+    assert_eq!(p.kinds, Composition::ALL);
+    assert_eq!((p.baseline_samples, p.seed), (200, 0));
+
+    let p = params(
+        "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n\
+         kinds = [\"v\", \"q\"]\nbaseline_samples = 0\nseed = 12\n",
+        "c",
+    );
+    let AnalysisParams::CompositionScores(p) = p else {
+        panic!()
+    };
+    assert_eq!(p.kinds, [Composition::V, Composition::Q]);
+    assert_eq!((p.baseline_samples, p.seed), (0, 12));
+    assert_eq!(
+        Composition::ALL.map(|k| k.to_string()),
+        ["q", "k", "v"].map(String::from)
+    );
+}
+
+#[test]
+fn induction_scores_defaults_and_values() {
+    let p = params(
+        "[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"rep\"\n",
+        "i",
+    );
+    let AnalysisParams::InductionScores(p) = p else {
+        panic!()
+    };
+    assert_eq!((p.layers, p.heads, p.per_prompt), (None, None, false));
+    let p = params(
+        "[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"rep\"\n\
+         layers = [1]\nper_prompt = true\n",
+        "i",
+    );
+    let AnalysisParams::InductionScores(p) = p else {
+        panic!()
+    };
+    assert_eq!((p.layers, p.per_prompt), (Some(vec![1]), true));
+}
+
+#[test]
+fn induction_scores_need_repeated_tokens() {
+    let e =
+        error("[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"texts\"\n");
+    assert!(
+        e.contains("needs a repeated_tokens dataset, not prompts (dataset `texts`)"),
+        "{e}"
+    );
+    assert!(e.contains("generator = \"repeated_tokens\""), "{e}");
+    // An undefined dataset is reported once, as for every kind.
+    let e =
+        error("[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"nope\"\n");
+    assert!(e.contains("no dataset `nope`"), "{e}");
+    assert!(!e.contains("repeated_tokens dataset"), "{e}");
+}
+
+#[test]
+fn bad_values_are_reported_at_their_keys() {
+    let e = error(
+        "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n\
+         kinds = []\n",
+    );
+    assert!(e.contains("`analyses.c.kinds` is an empty list"), "{e}");
+    let e = error(
+        "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n\
+         kinds = [\"Q\"]\n",
+    );
+    assert!(e.contains("`Q`"), "{e}");
+    let e = error("[analyses.q]\nkind = \"qk_circuit\"\nmodel = \"toy\"\nlayers = []\n");
+    assert!(e.contains("`analyses.q.layers` is an empty list"), "{e}");
+    let e = error("[analyses.o]\nkind = \"ov_circuit\"\nmodel = \"toy\"\ntop_k = 1.5\n");
+    assert!(e.contains("top_k"), "{e}");
+}
+
+#[test]
+fn kinds_are_listed_with_their_parameters() {
+    for (kind, params) in [
+        (
+            "ov_circuit",
+            &["layers", "heads", "top_k", "singular_values"][..],
+        ),
+        (
+            "qk_circuit",
+            &[
+                "layers",
+                "heads",
+                "top_k",
+                "singular_values",
+                "max_positions",
+            ],
+        ),
+        ("composition_scores", &["kinds", "baseline_samples", "seed"]),
+        ("induction_scores", &["layers", "heads", "per_prompt"]),
+    ] {
+        let info = analysis_kind(kind).unwrap_or_else(|| panic!("{kind} not listed"));
+        assert!(!info.summary.is_empty(), "{kind}");
+        for p in params {
+            let param = info
+                .params
+                .iter()
+                .find(|i| i.name == *p)
+                .unwrap_or_else(|| panic!("{kind}.{p} not listed"));
+            assert!(!param.description.is_empty(), "{kind}.{p}");
+            assert!(!param.required, "{kind}.{p}");
+        }
+    }
+    let top_k = analysis_kind("ov_circuit")
+        .unwrap()
+        .params
+        .into_iter()
+        .find(|p| p.name == "top_k")
+        .unwrap();
+    assert_eq!(top_k.default.as_deref(), Some("10"));
+    assert!(top_k.description.contains("15 s per head"));
+}
+
+#[test]
+fn resolved_form_round_trips() {
+    let e = load(
+        "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n\
+         kinds = [\"k\"]\n\
+         [analyses.q]\nkind = \"qk_circuit\"\nmodel = \"toy\"\nheads = [0]\n",
+    )
+    .unwrap();
+    let resolved = e.resolved_json();
+    assert_eq!(resolved["analyses"]["c"]["kinds"], serde_json::json!(["k"]));
+    assert_eq!(resolved["analyses"]["c"]["baseline_samples"], 200);
+    assert_eq!(resolved["analyses"]["q"]["max_positions"], 64);
+    let again = Experiment::from_str(&e.resolved_toml(), "kinds.toml").unwrap();
+    assert_eq!(again.hashes(), e.hashes());
+}

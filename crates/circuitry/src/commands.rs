@@ -1,0 +1,219 @@
+//! The subcommands. Each returns a [`Failure`] with the exit code and the message to print.
+
+use std::path::{Path, PathBuf};
+
+use circuitry_circuits::analyses::output_tables;
+use circuitry_models::{HookLayout, ModelSource, Positional};
+use circuitry_runner::{PlanFormat, RunOptions};
+use circuitry_spec::{Experiment, SpecError};
+
+/// Why a command failed, and with which exit code (2: invalid input files, 1: run failures).
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+fn invalid(e: SpecError) -> Failure {
+    Failure {
+        code: 2,
+        message: e.to_string(),
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: 1,
+        message: format!("error: {e}"),
+    }
+}
+
+fn load(file: &Path, set: &[String]) -> Result<Experiment, Failure> {
+    Experiment::from_file_with_overrides(file, set).map_err(invalid)
+}
+
+pub fn run(
+    file: &Path,
+    out: &Path,
+    set: &[String],
+    device: Option<String>,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let experiment = load(file, set)?;
+    let options = RunOptions {
+        out_root: out.to_path_buf(),
+        quiet,
+        device,
+    };
+    let report = circuitry_runner::run(&experiment, &options).map_err(failed)?;
+    if !quiet {
+        for t in &report.manifest.tables {
+            println!(
+                "{}  ({} rows)",
+                report.out_dir.join(&t.path).display(),
+                t.rows
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn plan(file: &Path, format: PlanFormat, set: &[String]) -> Result<(), Failure> {
+    let experiment = load(file, set)?;
+    let plan = circuitry_runner::plan(&experiment).map_err(failed)?;
+    print!("{}", plan.render(format));
+    Ok(())
+}
+
+pub fn validate(files: &[PathBuf], set: &[String]) -> Result<(), Failure> {
+    let mut messages = Vec::new();
+    for file in files {
+        match Experiment::from_file_with_overrides(file, set) {
+            Ok(e) => println!(
+                "{}: ok ({} run{})",
+                file.display(),
+                e.expand().len(),
+                if e.is_sweep() { "s" } else { "" }
+            ),
+            Err(err) => messages.push(err.to_string()),
+        }
+    }
+    if messages.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: 2,
+            message: messages.join("\n"),
+        })
+    }
+}
+
+pub fn schema() -> Result<(), Failure> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&circuitry_spec::json_schema()).expect("schema serializes")
+    );
+    Ok(())
+}
+
+pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
+    let source = ModelSource::resolve(location, Path::new(".")).map_err(failed)?;
+    let c = circuitry_models::load::read_config(&source).map_err(failed)?;
+    let kind = match source {
+        ModelSource::HfDir(_) => "Hugging Face directory",
+        ModelSource::Gguf(_) => "GGUF file",
+    };
+    println!("{} ({kind})", source.path().display());
+    println!("  architecture   {}", c.architecture.name());
+    println!("  parameters     {:.1}M", c.n_params() as f64 / 1e6);
+    println!("  layers         {}", c.n_layers);
+    println!("  d_model        {}", c.d_model);
+    println!(
+        "  heads          {} (key/value heads {}), d_head {}",
+        c.n_heads, c.n_kv_heads, c.d_head
+    );
+    if c.attn_only {
+        println!("  mlp            none (attention-only)");
+    } else {
+        println!(
+            "  mlp            {} ({:?}{})",
+            c.d_mlp,
+            c.act_fn,
+            if c.gated_mlp { ", gated" } else { "" }
+        );
+    }
+    println!("  vocabulary     {}", c.d_vocab);
+    println!("  context        {}", c.n_ctx);
+    println!("  norm           {:?} (eps {})", c.norm, c.norm_eps);
+    match c.positional {
+        Positional::Learned => println!("  positions      learned"),
+        Positional::Rotary { theta, dim } => {
+            println!("  positions      rotary (theta {theta}, {dim} dims)")
+        }
+    }
+    println!(
+        "  unembedding    {}",
+        if c.tied_embeddings {
+            "tied to the embedding"
+        } else {
+            "separate"
+        }
+    );
+    println!(
+        "  special tokens bos {:?}, eos {:?}, pad {:?}",
+        c.bos_token_id, c.eos_token_id, c.pad_token_id
+    );
+    let points: Vec<_> = circuitry_models::HookPoint::all(c.n_layers)
+        .into_iter()
+        .filter(|h| circuitry_models::transformer::has_hook(&c, h.kind))
+        .collect();
+    println!(
+        "  hook points    {} ({} per layer)",
+        points.len(),
+        points.iter().filter(|h| h.layer == Some(0)).count()
+    );
+    if hooks {
+        for h in points.iter().filter(|h| h.layer.is_none_or(|l| l == 0)) {
+            let heads = if matches!(
+                h.kind,
+                circuitry_models::HookKind::K | circuitry_models::HookKind::V
+            ) {
+                c.n_kv_heads
+            } else {
+                c.n_heads
+            };
+            let shape = match h.kind.layout() {
+                HookLayout::BatchPosD => format!("[batch, pos, {}]", last_dim(&c, h.kind)),
+                HookLayout::BatchPosHeadD => {
+                    let d = if h.kind == circuitry_models::HookKind::Result {
+                        c.d_model
+                    } else {
+                        c.d_head
+                    };
+                    format!("[batch, pos, {heads}, {d}]")
+                }
+                HookLayout::BatchHeadQK => format!("[batch, {}, query_pos, key_pos]", c.n_heads),
+            };
+            let name = h.to_string().replacen("blocks.0.", "blocks.L.", 1);
+            println!("    {name:32} {shape}");
+        }
+    }
+    Ok(())
+}
+
+fn last_dim(c: &circuitry_models::ModelConfig, kind: circuitry_models::HookKind) -> usize {
+    use circuitry_models::HookKind::*;
+    match kind {
+        Ln1Scale | Ln2Scale | LnFinalScale => 1,
+        MlpPre | MlpPreLinear | MlpPost => c.d_mlp,
+        Logits => c.d_vocab,
+        _ => c.d_model,
+    }
+}
+
+pub fn analyses(kind: Option<&str>) -> Result<(), Failure> {
+    let kinds = match kind {
+        Some(k) => vec![circuitry_spec::analysis_kind(k).ok_or_else(|| Failure {
+            code: 2,
+            message: format!(
+                "error: unknown analysis kind `{k}`; known kinds: {}",
+                circuitry_spec::kind_names().join(", ")
+            ),
+        })?],
+        None => circuitry_spec::analysis_kinds(),
+    };
+    for info in kinds {
+        println!("{info}");
+        for table in output_tables(&info.name) {
+            println!("  output {}:", table.file);
+            if !table.note.is_empty() {
+                println!("    ({})", table.note);
+            }
+            for c in table.columns {
+                let null = if c.nullable { ", nullable" } else { "" };
+                println!("    {:22} {}{null}  {}", c.name, c.dtype, c.description);
+            }
+        }
+        println!();
+    }
+    Ok(())
+}
