@@ -19,19 +19,31 @@ use crate::table::{ColumnSpec, TableSink};
 #[error("{message}")]
 pub struct AnalysisError {
     pub message: String,
+    /// The analysis parameter at fault (e.g. `layers`), so the runner can point at it in the
+    /// experiment file.
+    pub key: Option<String>,
 }
 
 impl AnalysisError {
     pub fn new(message: impl Into<String>) -> AnalysisError {
         AnalysisError {
             message: message.into(),
+            key: None,
+        }
+    }
+
+    /// An error about the parameter `key` of the analysis.
+    pub fn at(key: &str, message: impl Into<String>) -> AnalysisError {
+        AnalysisError {
+            message: message.into(),
+            key: Some(key.to_string()),
         }
     }
 }
 
 impl From<String> for AnalysisError {
     fn from(message: String) -> Self {
-        AnalysisError { message }
+        AnalysisError::new(message)
     }
 }
 

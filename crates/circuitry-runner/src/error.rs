@@ -14,15 +14,30 @@ pub enum RunError {
     Output { path: PathBuf, message: String },
     #[error("model `{model}`: {message}")]
     Model { model: String, message: String },
-    #[error("dataset `{dataset}`: {message}")]
+    /// `message` names the dataset (the data crate's errors do).
+    #[error("{message}")]
     Dataset { dataset: String, message: String },
     #[error("analysis `{analysis}`: {message}")]
     Analysis { analysis: String, message: String },
     #[error("{0}")]
     Spec(String),
+    /// A problem found while running, pointed at the experiment file key it comes from.
+    #[error("{0}")]
+    Located(Box<circuitry_spec::Diagnostic>),
 }
 
 impl RunError {
+    /// Points a model, dataset or analysis error at `key` of the experiment file (other errors
+    /// are returned unchanged).
+    pub fn located(self, experiment: &circuitry_spec::Experiment, key: &str) -> RunError {
+        match &self {
+            RunError::Model { .. } | RunError::Dataset { .. } | RunError::Analysis { .. } => {
+                RunError::Located(Box::new(experiment.diagnostic_at(key, self.to_string())))
+            }
+            _ => self,
+        }
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> RunError {
         RunError::Io {
             path: path.to_path_buf(),

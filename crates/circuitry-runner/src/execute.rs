@@ -187,7 +187,7 @@ impl Execution {
                 prefix: &prefix,
             };
             a.finish(&ctx, &mut sink)
-                .map_err(|e| analysis_err(analysis, e.message))?;
+                .map_err(|e| analysis_failure(exp, analysis, e))?;
             spinner.finish_and_clear();
         }
         Ok(())
@@ -279,7 +279,8 @@ impl Execution {
                 source.path().display()
             ));
             let t = Instant::now();
-            let ready = models::load(name, spec, &base, &self.device)?;
+            let ready = models::load(name, spec, &base, &self.device)
+                .map_err(|e| e.located(exp, &crate::plan::model_key(name, spec)))?;
             spinner.finish_and_clear();
             self.progress.status(&format!(
                 "loaded model {name} in {:.1}s",
@@ -301,7 +302,8 @@ impl Execution {
             &exp.base_dir(),
             &ready.tokenizer,
             ready.model.config.n_ctx,
-        )?;
+        )
+        .map_err(|e| e.located(exp, &dataset_key(exp, &f.dataset)))?;
         let mut analyses: Vec<(String, Box<dyn Analysis>)> = f
             .analyses
             .iter()
@@ -339,7 +341,10 @@ impl Execution {
             let corrupt = if f.corrupt {
                 let rows = batch.corrupt_rows().ok_or_else(|| RunError::Dataset {
                     dataset: f.dataset.clone(),
-                    message: "some prompts have no corrupt counterpart".into(),
+                    message: format!(
+                        "dataset `{}`: some prompts have no corrupt counterpart",
+                        f.dataset
+                    ),
                 })?;
                 let tokens = TokenBatch::new(&rows, pad, side, &self.device);
                 let output = ready
@@ -364,7 +369,7 @@ impl Execution {
                     prefix: &prefix,
                 };
                 a.process(&ctx, &context, &mut sink)
-                    .map_err(|e| analysis_err(name, e.message))?;
+                    .map_err(|e| analysis_failure(exp, name, e))?;
             }
             bar.inc(batch.prompts.len() as u64);
         }
@@ -376,7 +381,7 @@ impl Execution {
                 prefix: &prefix,
             };
             a.finish(&ctx, &mut sink)
-                .map_err(|e| analysis_err(name, e.message))?;
+                .map_err(|e| analysis_failure(exp, name, e))?;
         }
         Ok(())
     }
@@ -446,6 +451,27 @@ impl Execution {
         ));
         Ok(manifest)
     }
+}
+
+/// The experiment-file key most relevant to a dataset error (its file, else the section).
+fn dataset_key(exp: &Experiment, name: &str) -> String {
+    match &exp.datasets[name].source {
+        circuitry_spec::DatasetSource::File(_) => format!("datasets.{name}.file"),
+        _ => format!("datasets.{name}"),
+    }
+}
+
+/// An analysis's own error, pointed at its parameter (or its section) in the experiment file.
+pub(crate) fn analysis_failure(
+    exp: &Experiment,
+    name: &str,
+    e: circuitry_circuits::analysis::AnalysisError,
+) -> RunError {
+    let key = match &e.key {
+        Some(k) => format!("analyses.{name}.{k}"),
+        None => format!("analyses.{name}"),
+    };
+    analysis_err(name, e.message).located(exp, &key)
 }
 
 fn analysis_err(name: &str, message: String) -> RunError {

@@ -33,8 +33,9 @@ fn model_err(name: &str, message: impl Into<String>) -> RunError {
 pub fn source(name: &str, spec: &ModelSpec, base_dir: &Path) -> Result<ModelSource, RunError> {
     let err = |e: circuitry_models::LoadError| model_err(name, e.to_string());
     match spec.location(base_dir) {
+        // Already resolved against the experiment's directory.
         ModelLocation::Local(path) => {
-            ModelSource::resolve(path.to_str().unwrap_or_default(), base_dir).map_err(err)
+            ModelSource::resolve(path.to_str().unwrap_or_default(), Path::new(".")).map_err(err)
         }
         ModelLocation::Hub { repo_id, revision } => {
             let id = match revision {

@@ -76,17 +76,15 @@ pub struct Plan {
     pub variants: Vec<VariantPlan>,
 }
 
-/// Builds analysis `name` of `experiment` for a model with configuration `config`.
+/// Builds analysis `name` of `experiment` for a model with configuration `config`; errors point
+/// at the parameter at fault in the experiment file.
 pub fn build_analysis(
     experiment: &Experiment,
     name: &str,
     config: &ModelConfig,
 ) -> Result<Box<dyn Analysis>, RunError> {
     let spec = &experiment.analyses[name];
-    analyses::build(spec, config).map_err(|e| RunError::Analysis {
-        analysis: name.to_string(),
-        message: e.message,
-    })
+    analyses::build(spec, config).map_err(|e| crate::execute::analysis_failure(experiment, name, e))
 }
 
 /// Plans every variant of `experiment`. Reads model configurations (not weights).
@@ -137,8 +135,9 @@ fn plan_variant(variant: &Variant) -> Result<VariantPlan, RunError> {
                 )
             }
             _ => {
-                let source = models::source(name, spec, &base)?;
-                let config = models::config(name, &source)?;
+                let key = model_key(name, spec);
+                let source = models::source(name, spec, &base).map_err(|e| e.located(exp, &key))?;
+                let config = models::config(name, &source).map_err(|e| e.located(exp, &key))?;
                 (config, source_path(&source))
             }
         };
@@ -215,6 +214,15 @@ fn plan_variant(variant: &Variant) -> Result<VariantPlan, RunError> {
         experiment: exp.clone(),
         configs,
     })
+}
+
+/// The experiment-file key a model's location comes from.
+pub fn model_key(name: &str, spec: &circuitry_spec::ModelSpec) -> String {
+    if spec.hub.is_some() {
+        format!("models.{name}.hub")
+    } else {
+        format!("models.{name}.path")
+    }
 }
 
 fn source_path(source: &ModelSource) -> PathBuf {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use circuitry_circuits::analyses::output_tables;
 use circuitry_models::{HookLayout, ModelSource, Positional};
-use circuitry_runner::{PlanFormat, RunOptions};
+use circuitry_runner::{PlanFormat, RunError, RunOptions};
 use circuitry_spec::{Experiment, SpecError};
 
 /// Why a command failed, and with which exit code (2: invalid input files, 1: run failures).
@@ -27,6 +27,17 @@ fn failed(e: impl std::fmt::Display) -> Failure {
     }
 }
 
+/// A run failure; errors located in the experiment file render as diagnostics.
+fn run_failed(e: RunError) -> Failure {
+    match e {
+        RunError::Located(d) => Failure {
+            code: 1,
+            message: d.to_string(),
+        },
+        other => failed(other),
+    }
+}
+
 fn load(file: &Path, set: &[String]) -> Result<Experiment, Failure> {
     Experiment::from_file_with_overrides(file, set).map_err(invalid)
 }
@@ -44,7 +55,7 @@ pub fn run(
         quiet,
         device,
     };
-    let report = circuitry_runner::run(&experiment, &options).map_err(failed)?;
+    let report = circuitry_runner::run(&experiment, &options).map_err(run_failed)?;
     if !quiet {
         for t in &report.manifest.tables {
             println!(
@@ -59,7 +70,7 @@ pub fn run(
 
 pub fn plan(file: &Path, format: PlanFormat, set: &[String]) -> Result<(), Failure> {
     let experiment = load(file, set)?;
-    let plan = circuitry_runner::plan(&experiment).map_err(failed)?;
+    let plan = circuitry_runner::plan(&experiment).map_err(run_failed)?;
     print!("{}", plan.render(format));
     Ok(())
 }

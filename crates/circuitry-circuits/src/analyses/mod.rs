@@ -20,20 +20,27 @@ use crate::weight_circuits::{ov, qk};
 
 /// Builds the analysis an experiment file's `[analyses.NAME]` describes, for a model with
 /// configuration `config`.
-pub fn build(spec: &AnalysisSpec, config: &ModelConfig) -> Result<Box<dyn Analysis>, AnalysisError> {
+pub fn build(
+    spec: &AnalysisSpec,
+    config: &ModelConfig,
+) -> Result<Box<dyn Analysis>, AnalysisError> {
     Ok(match &spec.params {
-        AnalysisParams::AttentionPattern(p) => Box::new(attention_pattern::AttentionPattern::new(p.clone(), config)?),
-        AnalysisParams::LogitLens(p) => Box::new(logit_lens::LogitLens::new(p.clone(), config)?),
-        AnalysisParams::DirectLogitAttribution(p) => {
-            Box::new(direct_logit_attribution::DirectLogitAttribution::new(p.clone(), config)?)
+        AnalysisParams::AttentionPattern(p) => {
+            Box::new(attention_pattern::AttentionPattern::new(p.clone(), config)?)
         }
-        AnalysisParams::HeadDetector(p) => Box::new(head_detector::HeadDetector::new(p.clone(), config)?),
+        AnalysisParams::LogitLens(p) => Box::new(logit_lens::LogitLens::new(p.clone(), config)?),
+        AnalysisParams::DirectLogitAttribution(p) => Box::new(
+            direct_logit_attribution::DirectLogitAttribution::new(p.clone(), config)?,
+        ),
+        AnalysisParams::HeadDetector(p) => {
+            Box::new(head_detector::HeadDetector::new(p.clone(), config)?)
+        }
         AnalysisParams::NextToken(p) => Box::new(next_token::NextToken::new(p.clone())),
         AnalysisParams::OvCircuit(p) => Box::new(ov_circuit::OvCircuit::new(p.clone(), config)?),
         AnalysisParams::QkCircuit(p) => Box::new(qk_circuit::QkCircuit::new(p.clone(), config)?),
-        AnalysisParams::CompositionScores(p) => {
-            Box::new(composition_scores::CompositionScores::new(p.clone(), config)?)
-        }
+        AnalysisParams::CompositionScores(p) => Box::new(
+            composition_scores::CompositionScores::new(p.clone(), config)?,
+        ),
         AnalysisParams::InductionScores(p) => {
             Box::new(induction_scores::InductionScores::new(p.clone(), config)?)
         }
@@ -42,20 +49,30 @@ pub fn build(spec: &AnalysisSpec, config: &ModelConfig) -> Result<Box<dyn Analys
 
 /// Checks layer and head filters against the model, so that a typo is an error rather than an
 /// empty table.
-pub(crate) fn check_filters(config: &ModelConfig, layers: Option<&[u32]>, heads: Option<&[u32]>) -> Result<(), AnalysisError> {
+pub(crate) fn check_filters(
+    config: &ModelConfig,
+    layers: Option<&[u32]>,
+    heads: Option<&[u32]>,
+) -> Result<(), AnalysisError> {
     if let Some(bad) = layers.and_then(|l| l.iter().find(|&&l| l as usize >= config.n_layers)) {
-        return Err(AnalysisError::new(format!(
-            "layer {bad} does not exist: the model has {} layers (0..{})",
-            config.n_layers,
-            config.n_layers - 1
-        )));
+        return Err(AnalysisError::at(
+            "layers",
+            format!(
+                "layer {bad} does not exist: the model has {} layers (0..{})",
+                config.n_layers,
+                config.n_layers - 1
+            ),
+        ));
     }
     if let Some(bad) = heads.and_then(|h| h.iter().find(|&&h| h as usize >= config.n_heads)) {
-        return Err(AnalysisError::new(format!(
-            "head {bad} does not exist: the model has {} heads per layer (0..{})",
-            config.n_heads,
-            config.n_heads - 1
-        )));
+        return Err(AnalysisError::at(
+            "heads",
+            format!(
+                "head {bad} does not exist: the model has {} heads per layer (0..{})",
+                config.n_heads,
+                config.n_heads - 1
+            ),
+        ));
     }
     Ok(())
 }
@@ -92,25 +109,61 @@ pub fn output_tables(kind: &str) -> Vec<OutputTable> {
         "logit_lens" => vec![output(None, &logit_lens::COLUMNS, "")],
         "direct_logit_attribution" => vec![output(None, &direct_logit_attribution::COLUMNS, "")],
         "head_detector" => vec![
-            output(None, &head_detector::AVERAGED_COLUMNS, "per_prompt = false (default)"),
-            output(None, &head_detector::PER_PROMPT_COLUMNS, "per_prompt = true"),
+            output(
+                None,
+                &head_detector::AVERAGED_COLUMNS,
+                "per_prompt = false (default)",
+            ),
+            output(
+                None,
+                &head_detector::PER_PROMPT_COLUMNS,
+                "per_prompt = true",
+            ),
         ],
         "next_token" => vec![output(None, &next_token::COLUMNS, "")],
         "ov_circuit" => vec![
             output(None, &ov::OV_SCORE_COLUMNS, ""),
-            output(Some("top_pairs"), &ov_circuit::TOP_PAIR_COLUMNS, "top_k > 0"),
-            output(Some("singular_values"), &ov::SINGULAR_VALUE_COLUMNS, "singular_values > 0"),
+            output(
+                Some("top_pairs"),
+                &ov_circuit::TOP_PAIR_COLUMNS,
+                "top_k > 0",
+            ),
+            output(
+                Some("singular_values"),
+                &ov::SINGULAR_VALUE_COLUMNS,
+                "singular_values > 0",
+            ),
         ],
         "qk_circuit" => vec![
             output(None, &qk_circuit::COLUMNS, ""),
-            output(Some("top_pairs"), &qk_circuit::TOP_PAIR_COLUMNS, "top_k > 0"),
-            output(Some("positional"), &qk::QK_POSITIONAL_COLUMNS, "learned positions, max_positions > 0"),
-            output(Some("singular_values"), &ov::SINGULAR_VALUE_COLUMNS, "singular_values > 0"),
+            output(
+                Some("top_pairs"),
+                &qk_circuit::TOP_PAIR_COLUMNS,
+                "top_k > 0",
+            ),
+            output(
+                Some("positional"),
+                &qk::QK_POSITIONAL_COLUMNS,
+                "learned positions, max_positions > 0",
+            ),
+            output(
+                Some("singular_values"),
+                &ov::SINGULAR_VALUE_COLUMNS,
+                "singular_values > 0",
+            ),
         ],
         "composition_scores" => vec![output(None, &composition_scores::COLUMNS, "")],
         "induction_scores" => vec![
-            output(None, &induction_scores::AVERAGED_COLUMNS, "per_prompt = false (default)"),
-            output(None, &induction_scores::PER_PROMPT_COLUMNS, "per_prompt = true"),
+            output(
+                None,
+                &induction_scores::AVERAGED_COLUMNS,
+                "per_prompt = false (default)",
+            ),
+            output(
+                None,
+                &induction_scores::PER_PROMPT_COLUMNS,
+                "per_prompt = true",
+            ),
         ],
         _ => vec![],
     }

@@ -6,7 +6,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use arrow_array::{Array, Float32Array, Float64Array, Int32Array, RecordBatch, StringArray, UInt32Array};
+use arrow_array::{
+    Array, Float32Array, Float64Array, Int32Array, RecordBatch, StringArray, UInt32Array,
+};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 pub fn repo() -> PathBuf {
@@ -28,7 +30,13 @@ pub fn circuitry(args: &[&str]) -> Output {
 
 /// Runs an experiment file into `out`, panicking with stderr on failure.
 pub fn run_ok(file: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec!["run", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
+    let mut args = vec![
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
     args.extend_from_slice(extra);
     let o = circuitry(&args);
     assert!(
@@ -83,7 +91,12 @@ impl TableData {
         self.batch.num_rows()
     }
     pub fn columns(&self) -> Vec<String> {
-        self.batch.schema().fields().iter().map(|f| f.name().clone()).collect()
+        self.batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
     fn col(&self, name: &str) -> &dyn Array {
         self.batch
@@ -92,15 +105,31 @@ impl TableData {
             .as_ref()
     }
     pub fn str(&self, name: &str) -> Vec<Option<String>> {
-        let a = self.col(name).as_any().downcast_ref::<StringArray>().unwrap();
-        (0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())).collect()
+        let a = self
+            .col(name)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        (0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
+            .collect()
     }
     pub fn i32(&self, name: &str) -> Vec<Option<i32>> {
-        let a = self.col(name).as_any().downcast_ref::<Int32Array>().unwrap();
-        (0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect()
+        let a = self
+            .col(name)
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap();
+        (0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+            .collect()
     }
     pub fn u32(&self, name: &str) -> Vec<u32> {
-        let a = self.col(name).as_any().downcast_ref::<UInt32Array>().unwrap();
+        let a = self
+            .col(name)
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .unwrap();
         a.values().to_vec()
     }
     pub fn f64(&self, name: &str) -> Vec<f64> {
@@ -139,14 +168,21 @@ pub fn reference(model: &str) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
 
 /// Token rows of a reference `*.input_ids` tensor.
 pub fn id_rows(t: &(Vec<usize>, Vec<f64>)) -> Vec<Vec<u32>> {
-    t.1.chunks(t.0[1]).map(|r| r.iter().map(|&x| x as u32).collect()).collect()
+    t.1.chunks(t.0[1])
+        .map(|r| r.iter().map(|&x| x as u32).collect())
+        .collect()
 }
 
 /// `[[1, 2], [3]]` as TOML.
 pub fn toml_rows(rows: &[Vec<u32>]) -> String {
     let inner: Vec<String> = rows
         .iter()
-        .map(|r| format!("[{}]", r.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")))
+        .map(|r| {
+            format!(
+                "[{}]",
+                r.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            )
+        })
         .collect();
     format!("[{}]", inner.join(", "))
 }
