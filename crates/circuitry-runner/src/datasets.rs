@@ -27,10 +27,14 @@ pub fn source(spec: &DatasetSpec, base_dir: &Path) -> Source {
         }
         DatasetSource::Ioi(i) => {
             let mut g = IoiConfig::new(i.n as usize, i.seed.unwrap_or(0));
-            g.templates = IoiTemplates::Custom(i.templates.clone());
-            g.names = Some(i.names.clone());
-            g.places = Some(i.places.clone());
-            g.objects = Some(i.objects.clone());
+            if let Some(templates) = &i.templates {
+                g.templates =
+                    IoiTemplates::Custom(templates.iter().map(|t| data_template(t)).collect());
+            }
+            g.names = i.names.clone();
+            g.skip_multi_token_names = i.skip_multi_token_names;
+            g.places = i.places.clone();
+            g.objects = i.objects.clone();
             g.corruption = match i.corrupt {
                 IoiCorruption::Abc => Some(circuitry_data::IoiCorruption::Abc),
                 IoiCorruption::Swap => Some(circuitry_data::IoiCorruption::Swap),
@@ -91,6 +95,16 @@ pub fn source(spec: &DatasetSpec, base_dir: &Path) -> Source {
             Source::File(s)
         }
     }
+}
+
+/// An experiment-file IOI template (`{IO}`, `{S}`, `{PLACE}`, `{OBJECT}`) in the data crate's
+/// spelling (`[A]` for the indirect object, `[B]` for the subject).
+fn data_template(template: &str) -> String {
+    template
+        .replace("{IO}", "[A]")
+        .replace("{S}", "[B]")
+        .replace("{PLACE}", "[PLACE]")
+        .replace("{OBJECT}", "[OBJECT]")
 }
 
 /// Builds and tokenizes dataset `name` for a model with context length `n_ctx`.

@@ -100,24 +100,30 @@ pub struct Ioi {
     pub n: u32,
     /// Names to draw IO and S from, written without the leading space (a leading space is
     /// ignored). In sentences a name follows a space, so " Mary" must be a single token.
-    #[serde(default = "default_names")]
-    pub names: Vec<String>,
+    /// Default: the 99 first names of the paper's public code (`ioi_dataset.py`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
     /// Sentence templates. Placeholders: `{IO}` once, `{S}` exactly twice, and optionally
     /// `{PLACE}` and `{OBJECT}`. A template ends just before the answer (e.g. "... gave it to").
-    #[serde(default = "default_templates")]
-    pub templates: Vec<String>,
-    /// Values for `{PLACE}`.
-    #[serde(default = "default_places")]
-    pub places: Vec<String>,
-    /// Values for `{OBJECT}`.
-    #[serde(default = "default_objects")]
-    pub objects: Vec<String>,
+    /// Default: the paper's 15 BABA templates and their 15 ABBA versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<Vec<String>>,
+    /// Values for `{PLACE}`. Default: the paper's 8 places.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub places: Option<Vec<String>>,
+    /// Values for `{OBJECT}`. Default: the paper's 8 objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<String>>,
     /// The counterfactual prompt paired with each clean one: "abc" replaces IO, S1 and S2 by
     /// three other distinct names (the ABC distribution of Wang et al., 2022); "swap" exchanges
     /// IO and S throughout, so the correct answer flips; "s2_io" replaces the second mention of S
     /// by IO; "none" makes no corrupt prompts.
     #[serde(default)]
     pub corrupt: IoiCorruption,
+    /// Drop names that are not a single token (with their leading space) under the model's
+    /// tokenizer instead of failing; the names left must still be enough.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_multi_token_names: bool,
     /// Generator seed. Default: derived from the experiment's `seed` and the dataset's name (after
     /// loading, always set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,48 +158,6 @@ impl IoiCorruption {
     }
 }
 
-/// The default `names` of the `ioi` generator.
-pub const DEFAULT_IOI_NAMES: &[&str] = &[
-    "Mary", "John", "Alice", "Bob", "Tom", "James", "Dan", "Sarah", "Paul", "Kate", "Mark", "Anna",
-    "Lisa", "David", "Amy", "Mike", "Laura", "Peter", "Emma", "Chris",
-];
-
-/// The default `templates` of the `ioi` generator (Wang et al., 2022, both name orders).
-pub const DEFAULT_IOI_TEMPLATES: &[&str] = &[
-    "When {IO} and {S} went to the {PLACE}, {S} gave a {OBJECT} to",
-    "When {S} and {IO} went to the {PLACE}, {S} gave a {OBJECT} to",
-    "Then, {IO} and {S} went to the {PLACE}. {S} gave a {OBJECT} to",
-    "Then, {S} and {IO} went to the {PLACE}. {S} gave a {OBJECT} to",
-    "After {IO} and {S} went to the {PLACE}, {S} gave a {OBJECT} to",
-    "After {S} and {IO} went to the {PLACE}, {S} gave a {OBJECT} to",
-    "While {IO} and {S} were working at the {PLACE}, {S} gave a {OBJECT} to",
-    "While {S} and {IO} were working at the {PLACE}, {S} gave a {OBJECT} to",
-];
-
-/// The default `places` of the `ioi` generator.
-pub const DEFAULT_IOI_PLACES: &[&str] = &[
-    "store",
-    "garden",
-    "restaurant",
-    "school",
-    "hospital",
-    "office",
-    "house",
-    "station",
-];
-
-/// The default `objects` of the `ioi` generator.
-pub const DEFAULT_IOI_OBJECTS: &[&str] = &[
-    "ring",
-    "kiss",
-    "bone",
-    "basketball",
-    "computer",
-    "necklace",
-    "drink",
-    "snack",
-];
-
 /// The named positions of `ioi` prompts.
 pub const IOI_POSITIONS: &[&str] = &["IO", "S1", "S2", "END"];
 /// The named positions of `repeated_tokens` prompts: the first random token, and the first
@@ -204,18 +168,6 @@ pub const IOI_ANSWERS: &[&str] = &["IO", "S"];
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
-}
-fn default_names() -> Vec<String> {
-    strings(DEFAULT_IOI_NAMES)
-}
-fn default_templates() -> Vec<String> {
-    strings(DEFAULT_IOI_TEMPLATES)
-}
-fn default_places() -> Vec<String> {
-    strings(DEFAULT_IOI_PLACES)
-}
-fn default_objects() -> Vec<String> {
-    strings(DEFAULT_IOI_OBJECTS)
 }
 
 /// Prompts written in the experiment file. Default `prepend_bos`: false.
@@ -606,9 +558,12 @@ pub(crate) fn lower(
                 }),
                 "ioi" => from_node::<Ioi>(&rest, &path).map(|mut i| {
                     i.seed.get_or_insert_with(derived_seed);
-                    normalize_words(&mut i.names);
-                    normalize_words(&mut i.places);
-                    normalize_words(&mut i.objects);
+                    for words in [&mut i.names, &mut i.places, &mut i.objects]
+                        .into_iter()
+                        .flatten()
+                    {
+                        normalize_words(words);
+                    }
                     DatasetSource::Ioi(i)
                 }),
                 other => {
@@ -772,6 +727,9 @@ fn validate_ioi(i: &Ioi, c: &mut Checker<'_, '_>) {
             "objects" => &i.objects,
             _ => &i.templates,
         };
+        let Some(items) = items else {
+            continue;
+        };
         c.distinct(key, items);
         for (k, item) in items.iter().enumerate() {
             if item.is_empty() {
@@ -783,17 +741,20 @@ fn validate_ioi(i: &Ioi, c: &mut Checker<'_, '_>) {
         IoiCorruption::Abc => 3,
         _ => 2,
     };
-    if !i.names.is_empty() && i.names.len() < needed {
+    if let Some(names) = &i.names
+        && !names.is_empty()
+        && names.len() < needed
+    {
         c.error(
             "names",
             format!(
                 "`names` has {} name(s); the ioi generator with corrupt = \"{}\" needs at least {needed}",
-                i.names.len(),
+                names.len(),
                 i.corrupt.name()
             ),
         );
     }
-    for (k, template) in i.templates.iter().enumerate() {
+    for (k, template) in i.templates.iter().flatten().enumerate() {
         let key = format!("templates.{k}");
         if let Err(why) = check_template(template) {
             c.error(&key, format!("invalid ioi template: {why}"))
@@ -891,9 +852,8 @@ mod tests {
 
     #[test]
     fn templates() {
-        for t in DEFAULT_IOI_TEMPLATES {
-            check_template(t).unwrap();
-        }
+        check_template("When {IO} and {S} went to the {PLACE}, {S} gave a {OBJECT} to").unwrap();
+        check_template("{S} and {IO}: {S} gave it to").unwrap();
         assert!(check_template("{IO} {S}").unwrap_err().contains("twice"));
         assert!(
             check_template("{IO} {S} {S} {X}")

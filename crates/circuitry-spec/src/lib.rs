@@ -94,9 +94,9 @@ pub use analysis::{
 };
 pub use analysis::{
     Composition, CompositionScoresParams, InductionScoresParams, OvCircuitParams, QkCircuitParams,
+    TokensParams,
 };
 pub use dataset::{
-    DEFAULT_IOI_NAMES, DEFAULT_IOI_OBJECTS, DEFAULT_IOI_PLACES, DEFAULT_IOI_TEMPLATES,
     DatasetSource, DatasetSpec, FileDataset, FileFormat, GENERATORS, IOI_ANSWERS, IOI_POSITIONS,
     InlinePrompts, InlineTokens, Ioi, IoiCorruption, Prompt, RepeatedTokens,
 };

@@ -10,6 +10,7 @@ pub mod logit_lens;
 pub mod next_token;
 pub mod ov_circuit;
 pub mod qk_circuit;
+pub mod tokens;
 
 use circuitry_models::ModelConfig;
 use circuitry_spec::{AnalysisParams, AnalysisSpec};
@@ -44,6 +45,7 @@ pub fn build(
         AnalysisParams::InductionScores(p) => {
             Box::new(induction_scores::InductionScores::new(p.clone(), config)?)
         }
+        AnalysisParams::Tokens(p) => Box::new(tokens::Tokens::new(p.clone())),
     })
 }
 
@@ -121,6 +123,7 @@ pub fn output_tables(kind: &str) -> Vec<OutputTable> {
             ),
         ],
         "next_token" => vec![output(None, &next_token::COLUMNS, "")],
+        "tokens" => vec![output(None, &tokens::COLUMNS, "")],
         "ov_circuit" => vec![
             output(None, &ov::OV_SCORE_COLUMNS, ""),
             output(

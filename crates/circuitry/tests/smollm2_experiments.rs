@@ -1,0 +1,155 @@
+//! The shipped SmolLM2 experiments, end to end on the real model: the induction head ranking of
+//! `experiments/induction-smollm2.toml` agrees with TransformerLens on the same tokens, and IOI
+//! behaves as in the paper (the model prefers the indirect object).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+
+fn run_experiment(name: &str, out: &std::path::Path) -> std::path::PathBuf {
+    let model = format!("models.smollm2.path={}", smollm2().display());
+    let file = repo().join("experiments").join(format!("{name}.toml"));
+    run_ok(&file, out, &["--set", &model]);
+    out.join(name)
+}
+
+#[test]
+fn induction_head_ranking_agrees_with_transformer_lens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_experiment("induction-smollm2", tmp.path());
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("smollm2-induction.reference.json")).unwrap(),
+    )
+    .unwrap();
+
+    // The same tokens TransformerLens saw (the generator is seeded and version-stable).
+    let tokens = read_table(&out.join("tokens.parquet"));
+    let (prompt, position, id) = (
+        tokens.u32("prompt"),
+        tokens.i32("position"),
+        tokens.u32("token_id"),
+    );
+    let mut rows: BTreeMap<u32, BTreeMap<i32, u32>> = BTreeMap::new();
+    for i in 0..tokens.rows() {
+        rows.entry(prompt[i])
+            .or_default()
+            .insert(position[i].unwrap(), id[i]);
+    }
+    let ours: Vec<Vec<u64>> = rows
+        .values()
+        .map(|r| r.values().map(|&t| t as u64).collect())
+        .collect();
+    let theirs: Vec<Vec<u64>> = serde_json::from_value(reference["tokens"].clone()).unwrap();
+    assert_eq!(
+        ours, theirs,
+        "the dataset's tokens changed; regenerate the reference (see scripts/reference/)"
+    );
+
+    let table = read_table(&out.join("induction.parquet"));
+    let (layer, head, score) = (
+        table.i32("layer"),
+        table.i32("head"),
+        table.f64("induction_score"),
+    );
+    let mut pairs: Vec<(f64, f64, (i32, i32))> = (0..table.rows())
+        .map(|i| {
+            let (l, h) = (layer[i].unwrap(), head[i].unwrap());
+            let want = reference["induction_score"][l as usize][h as usize]
+                .as_f64()
+                .unwrap();
+            (score[i], want, (l, h))
+        })
+        .collect();
+    assert_eq!(pairs.len(), 30 * 9);
+    for (ours, theirs, (l, h)) in &pairs {
+        assert!(
+            (ours - theirs).abs() < 1e-3,
+            "L{l}H{h}: {ours} vs TransformerLens {theirs}"
+        );
+    }
+    // Same ranking of the top heads (ties within 1e-3 aside).
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for w in pairs.windows(2).take(10) {
+        let ((_, t0, h0), (_, t1, h1)) = ((w[0].0, w[0].1, w[0].2), (w[1].0, w[1].1, w[1].2));
+        assert!(
+            t0 + 1e-3 >= t1,
+            "ranking differs: {h0:?} ({t0}) before {h1:?} ({t1}) in circuitry"
+        );
+    }
+    let top = pairs[0].2;
+    assert!(
+        pairs[0].0 > 0.5,
+        "SmolLM2 has a strong induction head, got {top:?} at {}",
+        pairs[0].0
+    );
+
+    // TransformerLens's own detect_head agrees with circuitry's head_detector.
+    let det = read_table(&out.join("detectors.parquet"));
+    let (dk, dl, dh, ds) = (
+        det.str("detector"),
+        det.i32("layer"),
+        det.i32("head"),
+        det.f64("score"),
+    );
+    let mut checked = 0;
+    for i in 0..det.rows() {
+        if dk[i].as_deref() == Some("induction") {
+            let want = reference["detect_induction_head"][dl[i].unwrap() as usize]
+                [dh[i].unwrap() as usize]
+                .as_f64()
+                .unwrap();
+            assert!(
+                (ds[i] - want).abs() < 1e-3,
+                "detect_head L{:?}H{:?}: {} vs {want}",
+                dl[i],
+                dh[i],
+                ds[i]
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 270);
+
+    // In-context learning: the second repeat is far easier than the first.
+    let loss = read_table(&out.join("loss.parquet"));
+    let (pos, l) = (loss.i32("position"), loss.f64("loss"));
+    let length = reference["repeat_length"].as_i64().unwrap() as i32;
+    let mean = |f: &dyn Fn(i32) -> bool| {
+        let v: Vec<f64> = (0..loss.rows())
+            .filter(|&i| !l[i].is_nan() && f(pos[i].unwrap()))
+            .map(|i| l[i])
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (first, second) = (
+        mean(&|p| p >= 1 && p < length),
+        mean(&|p| p > length && p < 2 * length),
+    );
+    assert!(
+        second < 0.5 * first,
+        "loss on the second repeat {second} vs first {first}"
+    );
+}
+
+#[test]
+fn ioi_logit_difference_favours_the_indirect_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_experiment("ioi-smollm2", tmp.path());
+    let dla = read_table(&out.join("logit_diff.parquet"));
+    let (prompt, value) = (dla.u32("prompt"), dla.f64("attribution"));
+    let mut per_prompt: BTreeMap<u32, f64> = BTreeMap::new();
+    for i in 0..dla.rows() {
+        *per_prompt.entry(prompt[i]).or_default() += value[i];
+    }
+    let n = per_prompt.len() as f64;
+    let mean = per_prompt.values().sum::<f64>() / n;
+    let positive = per_prompt.values().filter(|&&v| v > 0.0).count() as f64 / n;
+    assert!(
+        mean > 2.0 && positive > 0.9,
+        "mean logit diff {mean}, {positive} positive"
+    );
+    let attention = read_table(&out.join("end_attention.parquet"));
+    assert!(attention.rows() > 0);
+}
