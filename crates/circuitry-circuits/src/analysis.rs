@@ -76,6 +76,17 @@ impl Requirements {
     }
 }
 
+/// A pass over another dataset that an analysis needs before its main one (e.g. the reference
+/// distribution of a mean ablation). The runner runs it with the same model and feeds every
+/// batch to [`Analysis::absorb`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepass {
+    /// The `[datasets.*]` entry to run.
+    pub dataset: String,
+    /// Hook points to capture on it.
+    pub hooks: BTreeSet<HookPoint>,
+}
+
 /// A table an analysis writes: its main table (`part = None`, `<analysis>.parquet`) or a
 /// secondary one (`<analysis>.<part>.parquet`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +144,20 @@ pub trait Analysis: Send {
 
     /// What the shared forward pass must provide.
     fn requirements(&self) -> Requirements;
+
+    /// A pass over another dataset to run before the main one, if the analysis needs it.
+    fn prepass(&self) -> Option<Prepass> {
+        None
+    }
+
+    /// Consumes one batch of the [`Analysis::prepass`] dataset.
+    fn absorb(
+        &mut self,
+        _model: &ModelContext,
+        _batch: &BatchContext,
+    ) -> Result<(), AnalysisError> {
+        Ok(())
+    }
 
     /// Consumes one batch. Rows may be written now or kept for [`Analysis::finish`].
     fn process(

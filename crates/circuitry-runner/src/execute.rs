@@ -294,16 +294,8 @@ impl Execution {
     fn forward(&mut self, v: &VariantPlan, f: &crate::plan::ForwardNode) -> Result<(), RunError> {
         let exp = &v.experiment;
         let key = self.ensure_model(exp, &f.model)?;
-        let ready = &self.models[&key];
-        let model_hash = ready.content_hash.clone();
-        let dataset = datasets::build(
-            &f.dataset,
-            &exp.datasets[&f.dataset],
-            &exp.base_dir(),
-            &ready.tokenizer,
-            ready.model.config.n_ctx,
-        )
-        .map_err(|e| e.located(exp, &dataset_key(exp, &f.dataset)))?;
+        let model_hash = self.models[&key].content_hash.clone();
+        let dataset = self.dataset(exp, &key, &f.dataset)?;
         let mut analyses: Vec<(String, Box<dyn Analysis>)> = f
             .analyses
             .iter()
@@ -312,67 +304,54 @@ impl Execution {
         for (name, a) in &analyses {
             self.open_tables(name, &a.tables(), v, &f.model, Some(&dataset), &model_hash)?;
         }
-        let prefix = self.prefix(v, &f.model, Some(&f.dataset));
-        let ready = &self.models[&key];
-        let ctx = ModelContext {
-            model: &ready.model,
-            tokenizer: &ready.tokenizer,
+        let stream = Stream {
+            model: &self.models[&key],
+            device: &self.device,
+            side: match exp.models[&f.model].padding_side {
+                circuitry_spec::PaddingSide::Right => PaddingSide::Right,
+                circuitry_spec::PaddingSide::Left => PaddingSide::Left,
+            },
+            batch_size: f.batch_size,
         };
-        let side = match exp.models[&f.model].padding_side {
-            circuitry_spec::PaddingSide::Right => PaddingSide::Right,
-            circuitry_spec::PaddingSide::Left => PaddingSide::Left,
-        };
-        let pad = pad_id(&ready.tokenizer);
-        let batches = dataset
-            .batches(f.batch_size)
-            .map_err(|e| RunError::Dataset {
-                dataset: f.dataset.clone(),
-                message: e.to_string(),
+        let ctx = stream.context();
+        // Passes over other datasets some analyses need first (e.g. mean-ablation references).
+        for (name, a) in analyses.iter_mut() {
+            let Some(prepass) = a.prepass() else {
+                continue;
+            };
+            let reference = Self::build_dataset(exp, stream.model, &prepass.dataset)?;
+            let bar = self.progress.bar(
+                &format!("{} x {} -> {name} (reference)", f.model, prepass.dataset),
+                reference.len() as u64,
+            );
+            stream.each_batch(&reference, &prepass.hooks, None, |batch| {
+                a.absorb(&ctx, batch)
+                    .map_err(|e| analysis_failure(exp, name, e))?;
+                bar.inc(batch.prompts.len() as u64);
+                Ok(())
             })?;
+            bar.finish_and_clear();
+        }
+        let prefix = self.prefix(v, &f.model, Some(&f.dataset));
         let bar = self.progress.bar(
             &format!("{} x {} -> {}", f.model, f.dataset, f.analyses.join(", ")),
             dataset.len() as u64,
         );
-        let clean_capture = Intervention::capture(f.hooks.iter().copied());
-        let corrupt_capture = Intervention::capture(f.corrupt_hooks.iter().copied());
-        for batch in &batches {
-            let clean = TokenBatch::new(&batch.rows(), pad, side, &self.device);
-            let clean_output = ready.model.forward(&clean, &clean_capture, Span::default());
-            let corrupt = if f.corrupt {
-                let rows = batch.corrupt_rows().ok_or_else(|| RunError::Dataset {
-                    dataset: f.dataset.clone(),
-                    message: format!(
-                        "dataset `{}`: some prompts have no corrupt counterpart",
-                        f.dataset
-                    ),
-                })?;
-                let tokens = TokenBatch::new(&rows, pad, side, &self.device);
-                let output = ready
-                    .model
-                    .forward(&tokens, &corrupt_capture, Span::default());
-                Some((tokens, output))
-            } else {
-                None
-            };
-            let prompts: Vec<circuitry_data::Prompt> =
-                batch.prompts.iter().map(|p| (*p).clone()).collect();
-            let context = BatchContext {
-                prompts: &prompts,
-                clean: &clean,
-                clean_output: &clean_output,
-                corrupt: corrupt.as_ref().map(|(t, o)| (t, o)),
-            };
+        let corrupt = f.corrupt.then_some(&f.corrupt_hooks);
+        let writers = &mut self.writers;
+        stream.each_batch(&dataset, &f.hooks, corrupt, |batch| {
             for (name, a) in analyses.iter_mut() {
                 let mut sink = AnalysisSink {
                     analysis: name,
-                    writers: &mut self.writers,
+                    writers,
                     prefix: &prefix,
                 };
-                a.process(&ctx, &context, &mut sink)
+                a.process(&ctx, batch, &mut sink)
                     .map_err(|e| analysis_failure(exp, name, e))?;
             }
             bar.inc(batch.prompts.len() as u64);
-        }
+            Ok(())
+        })?;
         bar.finish_and_clear();
         for (name, a) in analyses.iter_mut() {
             let mut sink = AnalysisSink {
@@ -384,6 +363,26 @@ impl Execution {
                 .map_err(|e| analysis_failure(exp, name, e))?;
         }
         Ok(())
+    }
+
+    /// Dataset `name`, tokenized for the model under `key`.
+    fn dataset(&self, exp: &Experiment, key: &ModelKey, name: &str) -> Result<Dataset, RunError> {
+        Self::build_dataset(exp, &self.models[key], name)
+    }
+
+    fn build_dataset(
+        exp: &Experiment,
+        model: &ReadyModel,
+        name: &str,
+    ) -> Result<Dataset, RunError> {
+        datasets::build(
+            name,
+            &exp.datasets[name],
+            &exp.base_dir(),
+            &model.tokenizer,
+            model.model.config.n_ctx,
+        )
+        .map_err(|e| e.located(exp, &dataset_key(exp, name)))
     }
 
     /// Finishes every table with its metadata, moves them into place and writes the manifest.
@@ -458,6 +457,72 @@ fn dataset_key(exp: &Experiment, name: &str) -> String {
     match &exp.datasets[name].source {
         circuitry_spec::DatasetSource::File(_) => format!("datasets.{name}.file"),
         _ => format!("datasets.{name}"),
+    }
+}
+
+/// Runs a model over a dataset batch by batch: pads, runs the clean (and optionally corrupt)
+/// prompts capturing the requested hooks, and hands each batch to a callback. Activations live
+/// for one batch.
+struct Stream<'a> {
+    model: &'a ReadyModel,
+    device: &'a Device,
+    side: PaddingSide,
+    batch_size: usize,
+}
+
+impl Stream<'_> {
+    fn context(&self) -> ModelContext<'_> {
+        ModelContext {
+            model: &self.model.model,
+            tokenizer: &self.model.tokenizer,
+        }
+    }
+
+    fn each_batch(
+        &self,
+        dataset: &Dataset,
+        hooks: &std::collections::BTreeSet<circuitry_models::HookPoint>,
+        corrupt_hooks: Option<&std::collections::BTreeSet<circuitry_models::HookPoint>>,
+        mut f: impl FnMut(&BatchContext) -> Result<(), RunError>,
+    ) -> Result<(), RunError> {
+        let pad = pad_id(&self.model.tokenizer);
+        let model = &self.model.model;
+        let batches = dataset
+            .batches(self.batch_size)
+            .map_err(|e| RunError::Dataset {
+                dataset: dataset.name.clone(),
+                message: e.to_string(),
+            })?;
+        let clean_capture = Intervention::capture(hooks.iter().copied());
+        let corrupt_capture = corrupt_hooks.map(|h| Intervention::capture(h.iter().copied()));
+        for batch in &batches {
+            let clean = TokenBatch::new(&batch.rows(), pad, self.side, self.device);
+            let clean_output = model.forward(&clean, &clean_capture, Span::default());
+            let corrupt = match &corrupt_capture {
+                Some(capture) => {
+                    let rows = batch.corrupt_rows().ok_or_else(|| RunError::Dataset {
+                        dataset: dataset.name.clone(),
+                        message: format!(
+                            "dataset `{}`: some prompts have no corrupt counterpart",
+                            dataset.name
+                        ),
+                    })?;
+                    let tokens = TokenBatch::new(&rows, pad, self.side, self.device);
+                    let output = model.forward(&tokens, capture, Span::default());
+                    Some((tokens, output))
+                }
+                None => None,
+            };
+            let prompts: Vec<circuitry_data::Prompt> =
+                batch.prompts.iter().map(|p| (*p).clone()).collect();
+            f(&BatchContext {
+                prompts: &prompts,
+                clean: &clean,
+                clean_output: &clean_output,
+                corrupt: corrupt.as_ref().map(|(t, o)| (t, o)),
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -31,6 +31,8 @@ pub struct ForwardNode {
     pub corrupt_hooks: BTreeSet<HookPoint>,
     /// The analyses fed by this pass, in file order.
     pub analyses: Vec<String>,
+    /// `(analysis, dataset)`: passes over other datasets run first for an analysis.
+    pub prepasses: Vec<(String, String)>,
 }
 
 fn hook_names<S: serde::Serializer>(hooks: &BTreeSet<HookPoint>, s: S) -> Result<S::Ok, S::Error> {
@@ -192,6 +194,7 @@ fn plan_variant(variant: &Variant) -> Result<VariantPlan, RunError> {
                     corrupt: false,
                     corrupt_hooks: BTreeSet::new(),
                     analyses: Vec::new(),
+                    prepasses: Vec::new(),
                 });
                 forwards.last_mut().expect("just pushed")
             }
@@ -201,6 +204,9 @@ fn plan_variant(variant: &Variant) -> Result<VariantPlan, RunError> {
         node.corrupt |= req.corrupt_run;
         node.corrupt_hooks.extend(req.corrupt_hooks);
         node.analyses.push(name.clone());
+        if let Some(p) = analysis.prepass() {
+            node.prepasses.push((name.clone(), p.dataset));
+        }
     }
     Ok(VariantPlan {
         index: variant.index,
@@ -306,6 +312,9 @@ impl Plan {
                 } else {
                     String::new()
                 };
+                for (a, d) in &f.prepasses {
+                    let _ = writeln!(s, "  forward  {} x {d} (reference for {a})", f.model);
+                }
                 let _ = writeln!(
                     s,
                     "  forward  {} x {} [batch {}]: {} hooks{corrupt} -> {}",
