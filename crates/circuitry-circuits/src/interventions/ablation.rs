@@ -89,14 +89,18 @@ impl Component {
         check_hook(model, self.hook())?;
         let cfg = &model.config;
         match self {
-            Component::Head { head, .. } if head >= cfg.n_heads => Err(InterventionError::Config(format!(
-                "head {head} is out of range: the model has {} heads per layer",
-                cfg.n_heads
-            ))),
-            Component::Neuron { neuron, .. } if neuron >= cfg.d_mlp => Err(InterventionError::Config(format!(
-                "neuron {neuron} is out of range: the model's MLPs have {} neurons",
-                cfg.d_mlp
-            ))),
+            Component::Head { head, .. } if head >= cfg.n_heads => {
+                Err(InterventionError::Config(format!(
+                    "head {head} is out of range: the model has {} heads per layer",
+                    cfg.n_heads
+                )))
+            }
+            Component::Neuron { neuron, .. } if neuron >= cfg.d_mlp => {
+                Err(InterventionError::Config(format!(
+                    "neuron {neuron} is out of range: the model's MLPs have {} neurons",
+                    cfg.d_mlp
+                )))
+            }
             _ => Ok(()),
         }
     }
@@ -143,7 +147,12 @@ impl AblationUnit {
 
     /// `L1H3`, `L0H1+L1H2`, `MLP0@END`.
     pub fn label(&self) -> String {
-        let mut s = self.components.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("+");
+        let mut s = self
+            .components
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("+");
         if self.positions != PositionSel::All {
             s.push('@');
             s.push_str(&self.positions.to_string());
@@ -155,7 +164,9 @@ impl AblationUnit {
     pub fn every_head(model: &Transformer) -> Vec<AblationUnit> {
         let cfg = &model.config;
         (0..cfg.n_layers)
-            .flat_map(|layer| (0..cfg.n_heads).map(move |head| AblationUnit::new(Component::Head { layer, head })))
+            .flat_map(|layer| {
+                (0..cfg.n_heads).map(move |head| AblationUnit::new(Component::Head { layer, head }))
+            })
             .collect()
     }
 
@@ -179,13 +190,21 @@ impl AblationUnit {
     /// The residual stream before each layer at each token index below `max_len`.
     pub fn every_resid_position(model: &Transformer, max_len: usize) -> Vec<AblationUnit> {
         (0..model.config.n_layers)
-            .flat_map(|layer| (0..max_len).map(move |i| AblationUnit::new(Component::Resid { layer }).at(PositionSel::Index(i))))
+            .flat_map(|layer| {
+                (0..max_len).map(move |i| {
+                    AblationUnit::new(Component::Resid { layer }).at(PositionSel::Index(i))
+                })
+            })
             .collect()
     }
 
     fn patch_unit(&self) -> PatchUnit {
         PatchUnit {
-            targets: self.components.iter().map(|c| c.target(&self.positions)).collect(),
+            targets: self
+                .components
+                .iter()
+                .map(|c| c.target(&self.positions))
+                .collect(),
         }
     }
 }
@@ -232,7 +251,12 @@ impl MeanAccumulator {
 
     /// The hooks that ablating `units` reads.
     pub fn for_units(units: &[AblationUnit], over: MeanOver) -> MeanAccumulator {
-        MeanAccumulator::new(units.iter().flat_map(|u| u.components.iter().map(|c| c.hook())), over)
+        MeanAccumulator::new(
+            units
+                .iter()
+                .flat_map(|u| u.components.iter().map(|c| c.hook())),
+            over,
+        )
     }
 
     /// Average the corrupt prompts instead of the clean ones.
@@ -242,7 +266,12 @@ impl MeanAccumulator {
     }
 
     /// Adds one batch of the mean dataset.
-    pub fn add_batch(&mut self, model: &Transformer, prompts: &[Prompt], padding: Padding) -> Result<()> {
+    pub fn add_batch(
+        &mut self,
+        model: &Transformer,
+        prompts: &[Prompt],
+        padding: Padding,
+    ) -> Result<()> {
         for &h in &self.hooks {
             check_hook(model, h)?;
             if h.kind.layout() == circuitry_models::HookLayout::BatchHeadQK {
@@ -254,7 +283,11 @@ impl MeanAccumulator {
         if self.use_corrupt {
             super::check_pairs(prompts, "mean ablation over corrupt prompts")?;
         }
-        let batch = make_batch(&token_rows(prompts, self.use_corrupt), padding, &model.device())?;
+        let batch = make_batch(
+            &token_rows(prompts, self.use_corrupt),
+            padding,
+            &model.device(),
+        )?;
         let run = CapturedRun::new(model, batch, &self.hooks);
         for &h in &self.hooks {
             let t = run.hook(&h);
@@ -297,12 +330,18 @@ impl MeanAccumulator {
             let mut overall = vec![0f64; s.inner];
             for (i, &c) in s.counts.iter().enumerate() {
                 if c > 0 {
-                    for (o, v) in overall.iter_mut().zip(&s.sums[i * s.inner..(i + 1) * s.inner]) {
+                    for (o, v) in overall
+                        .iter_mut()
+                        .zip(&s.sums[i * s.inner..(i + 1) * s.inner])
+                    {
                         *o += v;
                     }
                 }
             }
-            let overall: Vec<f32> = overall.iter().map(|v| (v / total.max(1) as f64) as f32).collect();
+            let overall: Vec<f32> = overall
+                .iter()
+                .map(|v| (v / total.max(1) as f64) as f32)
+                .collect();
             let per_position: Vec<f32> = match self.over {
                 MeanOver::PromptsAndPositions => Vec::new(),
                 MeanOver::Prompts => s
@@ -311,7 +350,9 @@ impl MeanAccumulator {
                     .enumerate()
                     .flat_map(|(i, &c)| {
                         let sums = &s.sums[i * s.inner..(i + 1) * s.inner];
-                        sums.iter().map(move |v| (v / c.max(1) as f64) as f32).collect::<Vec<_>>()
+                        sums.iter()
+                            .map(move |v| (v / c.max(1) as f64) as f32)
+                            .collect::<Vec<_>>()
                     })
                     .collect(),
             };
@@ -324,7 +365,10 @@ impl MeanAccumulator {
                 },
             );
         }
-        Ok(MeanActivations { over: self.over, means })
+        Ok(MeanActivations {
+            over: self.over,
+            means,
+        })
     }
 }
 
@@ -360,7 +404,13 @@ impl MeanActivations {
     }
 
     /// A `[batch, seq, ...]` tensor (`dims`) holding the mean at every real slot of `batch`.
-    fn values(&self, hook: &HookPoint, batch: &TokenBatch, dims: &[usize], device: &Device) -> Result<HookTensor> {
+    fn values(
+        &self,
+        hook: &HookPoint,
+        batch: &TokenBatch,
+        dims: &[usize],
+        device: &Device,
+    ) -> Result<HookTensor> {
         let inner: usize = dims[2..].iter().product();
         if self.means.get(hook).is_none_or(|m| m.inner != inner) {
             return Err(InterventionError::Config(format!(
@@ -381,7 +431,10 @@ impl MeanActivations {
 
 fn host_tensor(data: Vec<f32>, dims: &[usize], device: &Device) -> HookTensor {
     match dims.len() {
-        3 => HookTensor::R3(Tensor::<3>::from_data(TensorData::new(data, [dims[0], dims[1], dims[2]]), device)),
+        3 => HookTensor::R3(Tensor::<3>::from_data(
+            TensorData::new(data, [dims[0], dims[1], dims[2]]),
+            device,
+        )),
         _ => HookTensor::R4(Tensor::<4>::from_data(
             TensorData::new(data, [dims[0], dims[1], dims[2], dims[3]]),
             device,
@@ -408,7 +461,9 @@ pub enum AblationMethod {
     Zero,
     Mean(MeanActivations),
     /// Donors from the dataset passed to [`ablation`], chosen with [`resample_donors`].
-    Resample { seed: u64 },
+    Resample {
+        seed: u64,
+    },
 }
 
 impl AblationMethod {
@@ -494,7 +549,9 @@ pub fn ablation(
     let device = model.device();
     let batch = make_batch(&token_rows(prompts, cfg.use_corrupt), padding, &device)?;
     let dest = CapturedRun::new(model, batch, &hooks);
-    let metric = cfg.metric.resolve(prompts, &dest.batch, model.config.d_vocab)?;
+    let metric = cfg
+        .metric
+        .resolve(prompts, &dest.batch, model.config.d_vocab)?;
     let metric = if metric.needs_reference() {
         let (slots, s) = metric.slots();
         let reference = logits_at(model, dest.final_resid(), slots, s);
@@ -540,7 +597,11 @@ pub fn ablation(
             if cfg.use_corrupt {
                 super::check_pairs(&donor_prompts, "resample ablation of corrupt prompts")?;
             }
-            let donor_batch = make_batch(&token_rows(&donor_prompts, cfg.use_corrupt), padding, &device)?;
+            let donor_batch = make_batch(
+                &token_rows(&donor_prompts, cfg.use_corrupt),
+                padding,
+                &device,
+            )?;
             let donor_run = CapturedRun::new(model, donor_batch, &hooks);
             for h in &hooks {
                 let own = dest.hook(h);
@@ -588,13 +649,29 @@ pub fn ablation(
 /// Columns of [`ablation_table`].
 pub const ABLATION_COLUMNS: [ColumnSpec; 12] = [
     ColumnSpec::new("prompt", DType::U32, "prompt id"),
-    ColumnSpec::new("unit", DType::Utf8, "ablated unit (L1H3, MLP2, L2N17, resid_pre3, L0H1+L1H2, ...@position)"),
-    ColumnSpec::nullable("component", DType::Utf8, "head, mlp, neuron or resid (null for groups)"),
+    ColumnSpec::new(
+        "unit",
+        DType::Utf8,
+        "ablated unit (L1H3, MLP2, L2N17, resid_pre3, L0H1+L1H2, ...@position)",
+    ),
+    ColumnSpec::nullable(
+        "component",
+        DType::Utf8,
+        "head, mlp, neuron or resid (null for groups)",
+    ),
     ColumnSpec::nullable("layer", DType::I32, "the component's layer"),
     ColumnSpec::nullable("head", DType::I32, "the head, for heads"),
     ColumnSpec::nullable("neuron", DType::I32, "the neuron, for neurons"),
-    ColumnSpec::nullable("position", DType::I32, "ablated token index; null for all positions"),
-    ColumnSpec::nullable("position_name", DType::Utf8, "the ablated position's name, when named"),
+    ColumnSpec::nullable(
+        "position",
+        DType::I32,
+        "ablated token index; null for all positions",
+    ),
+    ColumnSpec::nullable(
+        "position_name",
+        DType::Utf8,
+        "the ablated position's name, when named",
+    ),
     ColumnSpec::new("method", DType::Utf8, "zero, mean or resample"),
     ColumnSpec::new("metric", DType::F64, "metric of the ablated run"),
     ColumnSpec::new("metric_baseline", DType::F64, "metric of the unablated run"),

@@ -22,14 +22,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{
-    ActivationCache, Edit, EditOp, HookKind, HookLayout, HookPoint, HookTensor, Intervention, Selection, Span, TokenBatch,
-    Transformer,
+    ActivationCache, Edit, EditOp, HookKind, HookLayout, HookPoint, HookTensor, Intervention,
+    Selection, Span, TokenBatch, Transformer,
 };
 
 use super::engine::CapturedRun;
 use super::metric::{Metric, ResolvedMetric, normalized};
 use super::patching::sweep_layers;
-use super::{Direction, InterventionError, Padding, Result, check_hook, check_pairs, hook_shape, make_batch, to_vec, token_rows};
+use super::{
+    Direction, InterventionError, Padding, Result, check_hook, check_pairs, hook_shape, make_batch,
+    to_vec, token_rows,
+};
 use crate::table::{ColumnSpec, DType, Table};
 
 /// A forward pass with gradient handles at some hooks, and one backward pass of the summed
@@ -64,7 +67,11 @@ pub(crate) fn grad_run(
     for &h in leaves {
         let shape = hook_shape(model, h.kind, b, t);
         let leaf = match shape.len() {
-            3 => HookTensor::R3(Tensor::<3>::zeros([shape[0], shape[1], shape[2]], &device).autodiff().require_grad()),
+            3 => HookTensor::R3(
+                Tensor::<3>::zeros([shape[0], shape[1], shape[2]], &device)
+                    .autodiff()
+                    .require_grad(),
+            ),
             _ => HookTensor::R4(
                 Tensor::<4>::zeros([shape[0], shape[1], shape[2], shape[3]], &device)
                     .autodiff()
@@ -96,14 +103,21 @@ pub(crate) fn grad_run(
     } else {
         metric.values_from_resid(model, out.resid)
     };
-    let host: Vec<f64> = to_vec(values.clone().detach().inner()).into_iter().map(f64::from).collect();
+    let host: Vec<f64> = to_vec(values.clone().detach().inner())
+        .into_iter()
+        .map(f64::from)
+        .collect();
     let grads = values.sum().backward();
     let grads = handles
         .into_iter()
         .map(|(h, leaf)| {
             let g = match leaf {
-                HookTensor::R3(x) => HookTensor::R3(x.grad(&grads).unwrap_or_else(|| x.zeros_like().inner())),
-                HookTensor::R4(x) => HookTensor::R4(x.grad(&grads).unwrap_or_else(|| x.zeros_like().inner())),
+                HookTensor::R3(x) => {
+                    HookTensor::R3(x.grad(&grads).unwrap_or_else(|| x.zeros_like().inner()))
+                }
+                HookTensor::R4(x) => {
+                    HookTensor::R4(x.grad(&grads).unwrap_or_else(|| x.zeros_like().inner()))
+                }
             };
             (h, g)
         })
@@ -125,7 +139,12 @@ pub(crate) fn grad_run(
 
 /// `sum over the last axis of (source - dest) * grad`, as `[batch, pos, heads]` (heads = 1 for
 /// rank-3 hooks; attention patterns and scores are reported per query position).
-pub(crate) fn attribution_map(source: &HookTensor, dest: &HookTensor, grad: &HookTensor, layout: HookLayout) -> (Vec<f32>, [usize; 3]) {
+pub(crate) fn attribution_map(
+    source: &HookTensor,
+    dest: &HookTensor,
+    grad: &HookTensor,
+    layout: HookLayout,
+) -> (Vec<f32>, [usize; 3]) {
     match (source, dest, grad) {
         (HookTensor::R3(s), HookTensor::R3(d), HookTensor::R3(g)) => {
             let [b, t, _] = s.dims();
@@ -203,7 +222,11 @@ impl AttributionResult {
 
     /// Normalised like a patching result: `(estimated - corrupt) / (clean - corrupt)`.
     pub fn normalized(&self) -> Option<f64> {
-        normalized(self.estimated_metric(), self.metric_clean, self.metric_corrupt)
+        normalized(
+            self.estimated_metric(),
+            self.metric_clean,
+            self.metric_corrupt,
+        )
     }
 }
 
@@ -250,7 +273,9 @@ pub fn attribution_patching_with(
         Direction::Noising => (corrupt, clean),
     };
     let source = CapturedRun::new(model, src_batch, &hooks);
-    let metric = cfg.metric.resolve(prompts, &dest_batch, model.config.d_vocab)?;
+    let metric = cfg
+        .metric
+        .resolve(prompts, &dest_batch, model.config.d_vocab)?;
     let clean_resid = if cfg.direction.source_is_clean() {
         source.final_resid()
     } else {
@@ -274,11 +299,13 @@ pub fn attribution_patching_with(
         for &l in &layers {
             let h = HookPoint::layer(l, k);
             let dest = run.cache.get(&h).expect("captured");
-            let (values, [_, t, nh]) = attribution_map(&source.hook(&h), dest, &run.grads[&h], k.layout());
+            let (values, [_, t, nh]) =
+                attribution_map(&source.hook(&h), dest, &run.grads[&h], k.layout());
             let per_head = super::is_per_head(k);
             for (r, p) in prompts.iter().enumerate() {
                 for head in 0..nh {
-                    let at = |i: usize| f64::from(values[(r * t + dest_batch.slot(r, i)) * nh + head]);
+                    let at =
+                        |i: usize| f64::from(values[(r * t + dest_batch.slot(r, i)) * nh + head]);
                     let mut push = |position: Option<usize>, attribution: f64| {
                         out.push(AttributionResult {
                             prompt: p.id,
@@ -309,16 +336,40 @@ pub fn attribution_patching_with(
 /// Columns of [`attribution_table`].
 pub const ATTRIBUTION_COLUMNS: [ColumnSpec; 11] = [
     ColumnSpec::new("prompt", DType::U32, "prompt id"),
-    ColumnSpec::new("site", DType::Utf8, "hook kind (resid_pre, z, result, mlp_out, ...)"),
+    ColumnSpec::new(
+        "site",
+        DType::Utf8,
+        "hook kind (resid_pre, z, result, mlp_out, ...)",
+    ),
     ColumnSpec::new("layer", DType::I32, "layer"),
     ColumnSpec::nullable("head", DType::I32, "head, for per-head sites"),
-    ColumnSpec::nullable("position", DType::I32, "token index; null when summed over positions"),
-    ColumnSpec::new("direction", DType::Utf8, "denoising (gradients on the corrupt run) or noising (on the clean run)"),
-    ColumnSpec::new("attribution", DType::F64, "(a_source - a_dest) . dmetric/da: estimated metric change from patching"),
-    ColumnSpec::new("estimated_metric", DType::F64, "destination metric + attribution"),
+    ColumnSpec::nullable(
+        "position",
+        DType::I32,
+        "token index; null when summed over positions",
+    ),
+    ColumnSpec::new(
+        "direction",
+        DType::Utf8,
+        "denoising (gradients on the corrupt run) or noising (on the clean run)",
+    ),
+    ColumnSpec::new(
+        "attribution",
+        DType::F64,
+        "(a_source - a_dest) . dmetric/da: estimated metric change from patching",
+    ),
+    ColumnSpec::new(
+        "estimated_metric",
+        DType::F64,
+        "destination metric + attribution",
+    ),
     ColumnSpec::new("metric_clean", DType::F64, "metric of the clean run"),
     ColumnSpec::new("metric_corrupt", DType::F64, "metric of the corrupt run"),
-    ColumnSpec::nullable("normalized", DType::F64, "(estimated_metric - metric_corrupt) / (metric_clean - metric_corrupt)"),
+    ColumnSpec::nullable(
+        "normalized",
+        DType::F64,
+        "(estimated_metric - metric_corrupt) / (metric_clean - metric_corrupt)",
+    ),
 ];
 
 /// One row per site, layer, head, position and prompt.

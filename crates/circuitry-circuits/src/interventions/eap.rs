@@ -40,7 +40,9 @@ use circuitry_models::{HookKind, HookPoint, HookTensor, Transformer};
 use super::attribution::{GradRun, grad_run};
 use super::engine::CapturedRun;
 use super::metric::{Metric, logits_at};
-use super::{Direction, InterventionError, Padding, Result, check_pairs, make_batch, to_vec, token_rows};
+use super::{
+    Direction, InterventionError, Padding, Result, check_pairs, make_batch, to_vec, token_rows,
+};
 use crate::table::{ColumnSpec, DType, Table};
 
 /// A node of the computational graph.
@@ -49,8 +51,13 @@ pub enum Node {
     /// The input embedding (token and position embeddings).
     Embed,
     /// An attention head; as a key/value receiver under grouped-query attention, a key/value head.
-    Head { layer: usize, head: usize },
-    Mlp { layer: usize },
+    Head {
+        layer: usize,
+        head: usize,
+    },
+    Mlp {
+        layer: usize,
+    },
     Logits,
 }
 
@@ -170,7 +177,8 @@ impl Graph {
             if mlps {
                 senders.push(Node::Mlp { layer });
             }
-            receivers.extend((0..c.n_heads).map(|head| (Node::Head { layer, head }, ReceiverInput::Q)));
+            receivers
+                .extend((0..c.n_heads).map(|head| (Node::Head { layer, head }, ReceiverInput::Q)));
             for input in [ReceiverInput::K, ReceiverInput::V] {
                 receivers.extend((0..c.n_kv_heads).map(|head| (Node::Head { layer, head }, input)));
             }
@@ -181,16 +189,16 @@ impl Graph {
         receivers.push((Node::Logits, ReceiverInput::Logits));
         let mut edges = Vec::new();
         for (si, s) in senders.iter().enumerate() {
-            for (ri, (r, input)) in receivers.iter().enumerate() {
+            for (ri, (r, _)) in receivers.iter().enumerate() {
                 let ok = match (*s, *r) {
                     (Node::Embed, _) | (_, Node::Logits) => true,
                     (Node::Head { layer: ls, .. }, Node::Mlp { layer: lr }) => ls <= lr,
-                    (Node::Head { layer: ls, .. } | Node::Mlp { layer: ls }, Node::Head { layer: lr, .. } | Node::Mlp { layer: lr }) => {
-                        ls < lr
-                    }
+                    (
+                        Node::Head { layer: ls, .. } | Node::Mlp { layer: ls },
+                        Node::Head { layer: lr, .. } | Node::Mlp { layer: lr },
+                    ) => ls < lr,
                     _ => false,
                 };
-                let _ = input;
                 if ok {
                     edges.push((si, ri));
                 }
@@ -206,7 +214,11 @@ impl Graph {
 
     fn receiver_name(&self, ri: usize) -> String {
         match self.receivers[ri] {
-            (Node::Head { layer, head }, ReceiverInput::K | ReceiverInput::V) if self.kv_grouped => format!("a{layer}.kv{head}"),
+            (Node::Head { layer, head }, ReceiverInput::K | ReceiverInput::V)
+                if self.kv_grouped =>
+            {
+                format!("a{layer}.kv{head}")
+            }
             (node, _) => node.to_string(),
         }
     }
@@ -252,13 +264,21 @@ impl EapScores {
 
     /// The mean score of one edge, if it exists.
     pub fn score(&self, edge: &Edge) -> Option<f64> {
-        self.edges().iter().position(|e| e == edge).map(|i| self.scores()[i])
+        self.edges()
+            .iter()
+            .position(|e| e == edge)
+            .map(|i| self.scores()[i])
     }
 
     /// Mean node attribution per sender node (input, heads, MLPs).
     pub fn node_scores(&self) -> Vec<(Node, f64)> {
         let n = self.n_prompts.max(1) as f64;
-        self.graph.senders.iter().copied().zip(self.node_sums.iter().map(|s| s / n)).collect()
+        self.graph
+            .senders
+            .iter()
+            .copied()
+            .zip(self.node_sums.iter().map(|s| s / n))
+            .collect()
     }
 
     /// Mean clean and corrupt metrics of the prompts.
@@ -269,8 +289,14 @@ impl EapScores {
 
     /// Adds another batch's scores (same model and method).
     pub fn merge(&mut self, other: &EapScores) -> Result<()> {
-        if self.graph != other.graph || self.method != other.method || self.direction != other.direction || self.steps != other.steps {
-            return Err(InterventionError::Config("cannot merge EAP scores of different graphs or methods".into()));
+        if self.graph != other.graph
+            || self.method != other.method
+            || self.direction != other.direction
+            || self.steps != other.steps
+        {
+            return Err(InterventionError::Config(
+                "cannot merge EAP scores of different graphs or methods".into(),
+            ));
         }
         for (a, b) in self.edge_sums.iter_mut().zip(&other.edge_sums) {
             *a += b;
@@ -335,8 +361,13 @@ impl EapScores {
                 let r = self.graph.receivers[ri].0;
                 // key/value heads under grouped-query attention count for their first query head
                 let r = match (r, self.graph.receivers[ri].1) {
-                    (Node::Head { layer, head }, ReceiverInput::K | ReceiverInput::V) if self.graph.kv_grouped => {
-                        Node::Head { layer, head: head * self.kv_group() }
+                    (Node::Head { layer, head }, ReceiverInput::K | ReceiverInput::V)
+                        if self.graph.kv_grouped =>
+                    {
+                        Node::Head {
+                            layer,
+                            head: head * self.kv_group(),
+                        }
                     }
                     _ => r,
                 };
@@ -344,7 +375,11 @@ impl EapScores {
             }
         }
         let mut t = Table::new(&NODE_COLUMNS);
-        let nodes = self.node_scores().into_iter().map(|(n, s)| (n, Some(s))).chain(std::iter::once((Node::Logits, None)));
+        let nodes = self
+            .node_scores()
+            .into_iter()
+            .map(|(n, s)| (n, Some(s)))
+            .chain(std::iter::once((Node::Logits, None)));
         for (node, score) in nodes {
             let c = touching.get(&node).copied().unwrap_or(0);
             t.push_row(vec![
@@ -361,23 +396,57 @@ impl EapScores {
     }
 
     fn kv_group(&self) -> usize {
-        let q = self.graph.receivers.iter().filter(|(n, i)| *i == ReceiverInput::Q && n.layer() == Some(0)).count();
-        let k = self.graph.receivers.iter().filter(|(n, i)| *i == ReceiverInput::K && n.layer() == Some(0)).count();
+        let q = self
+            .graph
+            .receivers
+            .iter()
+            .filter(|(n, i)| *i == ReceiverInput::Q && n.layer() == Some(0))
+            .count();
+        let k = self
+            .graph
+            .receivers
+            .iter()
+            .filter(|(n, i)| *i == ReceiverInput::K && n.layer() == Some(0))
+            .count();
         (q / k.max(1)).max(1)
     }
 }
 
 /// Columns of [`EapScores::edges_table`].
 pub const EDGE_COLUMNS: [ColumnSpec; 10] = [
-    ColumnSpec::new("sender", DType::Utf8, "sending node: input, a{l}.h{h}, m{l}"),
-    ColumnSpec::nullable("sender_layer", DType::I32, "sender's layer (null for the input)"),
+    ColumnSpec::new(
+        "sender",
+        DType::Utf8,
+        "sending node: input, a{l}.h{h}, m{l}",
+    ),
+    ColumnSpec::nullable(
+        "sender_layer",
+        DType::I32,
+        "sender's layer (null for the input)",
+    ),
     ColumnSpec::nullable("sender_head", DType::I32, "sender's head"),
-    ColumnSpec::new("receiver", DType::Utf8, "receiving node: a{l}.h{h} (a{l}.kv{g} for grouped key/value heads), m{l}, logits"),
-    ColumnSpec::nullable("receiver_layer", DType::I32, "receiver's layer (null for the logits)"),
-    ColumnSpec::nullable("receiver_head", DType::I32, "receiver's head (key/value head for k and v inputs)"),
+    ColumnSpec::new(
+        "receiver",
+        DType::Utf8,
+        "receiving node: a{l}.h{h} (a{l}.kv{g} for grouped key/value heads), m{l}, logits",
+    ),
+    ColumnSpec::nullable(
+        "receiver_layer",
+        DType::I32,
+        "receiver's layer (null for the logits)",
+    ),
+    ColumnSpec::nullable(
+        "receiver_head",
+        DType::I32,
+        "receiver's head (key/value head for k and v inputs)",
+    ),
     ColumnSpec::new("receiver_input", DType::Utf8, "q, k, v, mlp or logits"),
     ColumnSpec::new("score", DType::F64, "edge attribution, mean over prompts"),
-    ColumnSpec::new("in_circuit", DType::Bool, "selected by top-n or threshold on |score|"),
+    ColumnSpec::new(
+        "in_circuit",
+        DType::Bool,
+        "selected by top-n or threshold on |score|",
+    ),
     ColumnSpec::new("method", DType::Utf8, "eap or eap-ig"),
 ];
 
@@ -387,20 +456,44 @@ pub const NODE_COLUMNS: [ColumnSpec; 7] = [
     ColumnSpec::new("kind", DType::Utf8, "input, head, mlp or logits"),
     ColumnSpec::nullable("layer", DType::I32, "layer"),
     ColumnSpec::nullable("head", DType::I32, "head"),
-    ColumnSpec::nullable("attribution", DType::F64, "node attribution (a_source - a_dest) . dmetric/da, mean over prompts; null for the logits"),
-    ColumnSpec::new("in_circuit", DType::Bool, "an in-circuit edge starts or ends here"),
-    ColumnSpec::new("circuit_edges", DType::U32, "in-circuit edges touching the node"),
+    ColumnSpec::nullable(
+        "attribution",
+        DType::F64,
+        "node attribution (a_source - a_dest) . dmetric/da, mean over prompts; null for the logits",
+    ),
+    ColumnSpec::new(
+        "in_circuit",
+        DType::Bool,
+        "an in-circuit edge starts or ends here",
+    ),
+    ColumnSpec::new(
+        "circuit_edges",
+        DType::U32,
+        "in-circuit edges touching the node",
+    ),
 ];
 
 /// Edge attribution patching on one batch of clean/corrupt pairs.
-pub fn eap(model: &Transformer, prompts: &[Prompt], padding: Padding, cfg: &EapConfig) -> Result<EapScores> {
+pub fn eap(
+    model: &Transformer,
+    prompts: &[Prompt],
+    padding: Padding,
+    cfg: &EapConfig,
+) -> Result<EapScores> {
     run(model, prompts, padding, cfg, None)
 }
 
 /// EAP-IG on one batch: gradients averaged over `cfg.steps` interpolated input embeddings.
-pub fn eap_ig(model: &Transformer, prompts: &[Prompt], padding: Padding, cfg: &EapConfig) -> Result<EapScores> {
+pub fn eap_ig(
+    model: &Transformer,
+    prompts: &[Prompt],
+    padding: Padding,
+    cfg: &EapConfig,
+) -> Result<EapScores> {
     if cfg.steps == 0 {
-        return Err(InterventionError::Config("EAP-IG needs at least one interpolation step".into()));
+        return Err(InterventionError::Config(
+            "EAP-IG needs at least one interpolation step".into(),
+        ));
     }
     run(model, prompts, padding, cfg, Some(cfg.steps))
 }
@@ -427,13 +520,25 @@ fn leaf_hooks(model: &Transformer) -> BTreeSet<HookPoint> {
 }
 
 /// Sender outputs in graph order: `[batch, senders, seq, d_model]`.
-fn sender_outputs(model: &Transformer, resid0: Tensor<3>, cache: &impl Fn(HookPoint) -> HookTensor) -> Tensor<4> {
+fn sender_outputs(
+    model: &Transformer,
+    resid0: Tensor<3>,
+    cache: &impl Fn(HookPoint) -> HookTensor,
+) -> Tensor<4> {
     let c = &model.config;
     let mut parts = vec![resid0.unsqueeze_dim::<4>(1)];
     for l in 0..c.n_layers {
-        parts.push(cache(HookPoint::layer(l, HookKind::Result)).r4().swap_dims(1, 2));
+        parts.push(
+            cache(HookPoint::layer(l, HookKind::Result))
+                .r4()
+                .swap_dims(1, 2),
+        );
         if !c.attn_only {
-            parts.push(cache(HookPoint::layer(l, HookKind::MlpOut)).r3().unsqueeze_dim::<4>(1));
+            parts.push(
+                cache(HookPoint::layer(l, HookKind::MlpOut))
+                    .r3()
+                    .unsqueeze_dim::<4>(1),
+            );
         }
     }
     Tensor::cat(parts, 1)
@@ -441,7 +546,11 @@ fn sender_outputs(model: &Transformer, resid0: Tensor<3>, cache: &impl Fn(HookPo
 
 /// Gradients of the node outputs in graph order: `[batch, senders, seq, d_model]`.
 fn sender_grads(model: &Transformer, run: &GradRun) -> Tensor<4> {
-    sender_outputs(model, run.grads[&HookPoint::resid_pre(0)].clone().r3(), &|h| run.grads[&h].clone())
+    sender_outputs(
+        model,
+        run.grads[&HookPoint::resid_pre(0)].clone().r3(),
+        &|h| run.grads[&h].clone(),
+    )
 }
 
 /// `dMetric/d(x)` through `norm` alone, for `n` copies of `x` (`[b, t, d]`) that each feed
@@ -458,7 +567,9 @@ fn norm_vjp(norm: &Norm, x: Tensor<3>, g_out: Tensor<4>) -> Tensor<4> {
     let y = norm.apply(xe.clone(), norm.scale(&xe));
     let loss = (y * g_out.reshape([b, n * t, d]).inner()).sum();
     let grads = loss.backward();
-    xe.grad(&grads).expect("norm input gradient").reshape([b, n, t, d])
+    xe.grad(&grads)
+        .expect("norm input gradient")
+        .reshape([b, n, t, d])
 }
 
 /// Receiver-input gradients in graph order: `[batch, receivers, seq, d_model]`.
@@ -477,7 +588,11 @@ fn receiver_grads(model: &Transformer, run: &GradRun) -> Tensor<4> {
             (HookKind::V, &block.attn.w_v, hk),
         ] {
             // W^T per head: [heads, d_head, d_model]
-            let wt = w.val().reshape([d, heads, dh]).permute([1, 2, 0]).unsqueeze_dim::<4>(0);
+            let wt = w
+                .val()
+                .reshape([d, heads, dh])
+                .permute([1, 2, 0])
+                .unsqueeze_dim::<4>(0);
             let g = grad(l, kind).r4().swap_dims(1, 2); // [b, heads, t, dh]
             ln_grads.push(g.matmul(wt)); // [b, heads, t, d]
         }
@@ -496,12 +611,26 @@ fn receiver_grads(model: &Transformer, run: &GradRun) -> Tensor<4> {
             parts.push(norm_vjp(ln2, resid_mid, g.unsqueeze_dim::<4>(1)));
         }
     }
-    parts.push(grad(c.n_layers - 1, HookKind::ResidPost).r3().unsqueeze_dim::<4>(1));
+    parts.push(
+        grad(c.n_layers - 1, HookKind::ResidPost)
+            .r3()
+            .unsqueeze_dim::<4>(1),
+    );
     Tensor::cat(parts, 1)
 }
 
-fn run(model: &Transformer, prompts: &[Prompt], padding: Padding, cfg: &EapConfig, steps: Option<usize>) -> Result<EapScores> {
-    let analysis = if steps.is_some() { "EAP-IG" } else { "edge attribution patching" };
+fn run(
+    model: &Transformer,
+    prompts: &[Prompt],
+    padding: Padding,
+    cfg: &EapConfig,
+    steps: Option<usize>,
+) -> Result<EapScores> {
+    let analysis = if steps.is_some() {
+        "EAP-IG"
+    } else {
+        "edge attribution patching"
+    };
     check_pairs(prompts, analysis)?;
     let graph = Graph::new(model);
     let c = &model.config;
@@ -512,7 +641,9 @@ fn run(model: &Transformer, prompts: &[Prompt], padding: Padding, cfg: &EapConfi
         Direction::Denoising => (clean, corrupt),
         Direction::Noising => (corrupt, clean),
     };
-    let mut outputs: BTreeSet<HookPoint> = (0..c.n_layers).map(|l| HookPoint::layer(l, HookKind::Result)).collect();
+    let mut outputs: BTreeSet<HookPoint> = (0..c.n_layers)
+        .map(|l| HookPoint::layer(l, HookKind::Result))
+        .collect();
     if !c.attn_only {
         outputs.extend((0..c.n_layers).map(|l| HookPoint::layer(l, HookKind::MlpOut)));
     }
@@ -520,7 +651,11 @@ fn run(model: &Transformer, prompts: &[Prompt], padding: Padding, cfg: &EapConfi
     let dest = CapturedRun::new(model, dest_batch.clone(), &outputs);
     let metric = cfg.metric.resolve(prompts, &dest.batch, c.d_vocab)?;
     let metric = if metric.needs_reference() {
-        let clean_run = if cfg.direction.source_is_clean() { &source } else { &dest };
+        let clean_run = if cfg.direction.source_is_clean() {
+            &source
+        } else {
+            &dest
+        };
         let (slots, s) = metric.slots();
         let reference = logits_at(model, clean_run.final_resid(), slots, s);
         metric.with_reference(reference)
@@ -566,7 +701,11 @@ fn run(model: &Transformer, prompts: &[Prompt], padding: Padding, cfg: &EapConfi
     let delta = match &dest.batch.key_mask {
         Some(mask) => {
             let [b, s, t, d] = delta.dims();
-            let m = mask.clone().float().reshape([b, 1, t, 1]).expand([b, s, t, d]);
+            let m = mask
+                .clone()
+                .float()
+                .reshape([b, 1, t, 1])
+                .expand([b, s, t, d]);
             delta * m
         }
         None => delta,
@@ -574,11 +713,22 @@ fn run(model: &Transformer, prompts: &[Prompt], padding: Padding, cfg: &EapConfi
     let [b, s, t, d] = delta.dims();
     let r = recv.dims()[1];
     let delta_flat = delta.clone().reshape([b, s, t * d]);
-    let edge = delta_flat.matmul(recv.reshape([b, r, t * d]).swap_dims(1, 2)).sum_dim(0).reshape([s, r]);
+    let edge = delta_flat
+        .matmul(recv.reshape([b, r, t * d]).swap_dims(1, 2))
+        .sum_dim(0)
+        .reshape([s, r]);
     let edge = to_vec(edge);
-    let node = (delta * node_grad).reshape([b, s, t * d]).sum_dim(2).sum_dim(0).reshape([s]);
+    let node = (delta * node_grad)
+        .reshape([b, s, t * d])
+        .sum_dim(2)
+        .sum_dim(0)
+        .reshape([s]);
     let node = to_vec(node);
-    let edge_sums = graph.edges.iter().map(|&(si, ri)| f64::from(edge[si * r + ri])).collect();
+    let edge_sums = graph
+        .edges
+        .iter()
+        .map(|&(si, ri)| f64::from(edge[si * r + ri]))
+        .collect();
     Ok(EapScores {
         edge_sums,
         node_sums: node.into_iter().map(f64::from).collect(),

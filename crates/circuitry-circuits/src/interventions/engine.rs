@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{
-    ActivationCache, Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention, Output, Positions, Selection, Span,
-    TokenBatch, Transformer,
+    ActivationCache, Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention, Output,
+    Positions, Selection, Span, TokenBatch, Transformer,
 };
 
 use super::metric::ResolvedMetric;
+use super::suffix::{self, KvCache};
 use super::{InterventionError, PositionSel, Result, check_hook};
 
 /// One forward pass of a batch, with the residual stream before every block and after the last
@@ -32,13 +33,22 @@ impl CapturedRun {
     }
 
     /// Runs `batch` with `edits`, capturing `hooks` (and every `hook_resid_pre`).
-    pub fn with_edits(model: &Transformer, batch: TokenBatch, hooks: &BTreeSet<HookPoint>, edits: Vec<Edit>) -> CapturedRun {
+    pub fn with_edits(
+        model: &Transformer,
+        batch: TokenBatch,
+        hooks: &BTreeSet<HookPoint>,
+        edits: Vec<Edit>,
+    ) -> CapturedRun {
         let n = model.config.n_layers;
         let mut capture = hooks.clone();
         capture.extend((0..n).map(HookPoint::resid_pre));
         let out = model.forward(&batch, &Intervention { capture, edits }, Span::until(n));
         let resid = (0..n)
-            .map(|l| out.cache.get3(&HookPoint::resid_pre(l)).expect("captured resid_pre"))
+            .map(|l| {
+                out.cache
+                    .get3(&HookPoint::resid_pre(l))
+                    .expect("captured resid_pre")
+            })
             .chain(std::iter::once(out.resid))
             .collect();
         CapturedRun {
@@ -104,7 +114,9 @@ pub struct PatchUnit {
 
 impl PatchUnit {
     pub fn single(target: PatchTarget) -> PatchUnit {
-        PatchUnit { targets: vec![target] }
+        PatchUnit {
+            targets: vec![target],
+        }
     }
 
     /// The block a patched pass can start at: the first patched layer (`None`: the embedding
@@ -127,8 +139,14 @@ pub struct PatchOptions {
     /// Start each patched pass at the first patched block from the destination's cached
     /// residual stream instead of recomputing the unpatched prefix from the embedding.
     pub reuse_prefix: bool,
+    /// For patches of the residual stream (`hook_resid_pre`, `hook_resid_post`) at some
+    /// positions: recompute only the slots from the first patched one on, attending to the
+    /// destination's cached keys and values for the slots before (needs `reuse_prefix`).
+    pub reuse_positions: bool,
     /// At most this many rows (patches x prompts) per forward pass; at least one patch always
-    /// runs. `1` with `reuse_prefix = false` is the naive one-patch-at-a-time sweep.
+    /// runs. `1` with `reuse_prefix = false` is the naive one-patch-at-a-time sweep. On the CPU
+    /// (`flex`) backend, batches of more than about 16 rows of short prompts run slower per row
+    /// than small ones; accelerators prefer larger batches.
     pub max_rows: usize,
 }
 
@@ -136,7 +154,8 @@ impl Default for PatchOptions {
     fn default() -> Self {
         PatchOptions {
             reuse_prefix: true,
-            max_rows: 256,
+            reuse_positions: true,
+            max_rows: 16,
         }
     }
 }
@@ -147,6 +166,7 @@ impl PatchOptions {
     pub fn naive() -> PatchOptions {
         PatchOptions {
             reuse_prefix: false,
+            reuse_positions: false,
             max_rows: 1,
         }
     }
@@ -159,7 +179,11 @@ pub(crate) struct Chunk {
     pub units: Vec<usize>,
 }
 
-pub(crate) fn plan_chunks(starts: &[Option<usize>], prompts: usize, opts: PatchOptions) -> Vec<Chunk> {
+pub(crate) fn plan_chunks(
+    starts: &[Option<usize>],
+    prompts: usize,
+    opts: PatchOptions,
+) -> Vec<Chunk> {
     let per_chunk = (opts.max_rows / prompts.max(1)).max(1);
     let mut by_start: BTreeMap<Option<usize>, Vec<usize>> = BTreeMap::new();
     for (i, s) in starts.iter().enumerate() {
@@ -225,7 +249,11 @@ pub(crate) fn unit_edits(
     let mut valid = vec![vec![true; p]; k];
     for (j, unit) in units.iter().enumerate() {
         for (i, prompt) in prompts.iter().enumerate() {
-            let resolved: Option<Vec<Vec<usize>>> = unit.targets.iter().map(|t| t.positions.token_indices(prompt)).collect();
+            let resolved: Option<Vec<Vec<usize>>> = unit
+                .targets
+                .iter()
+                .map(|t| t.positions.token_indices(prompt))
+                .collect();
             let Some(resolved) = resolved else {
                 valid[j][i] = false;
                 continue;
@@ -256,9 +284,9 @@ pub(crate) fn unit_edits(
         let value = match repeated.get(&hook) {
             Some(v) => v.clone(),
             None => {
-                let v = values
-                    .get(&hook)
-                    .ok_or_else(|| InterventionError::Config(format!("no patch values for `{hook}`")))?;
+                let v = values.get(&hook).ok_or_else(|| {
+                    InterventionError::Config(format!("no patch values for `{hook}`"))
+                })?;
                 let v = repeat_hook(v, k);
                 repeated.insert(hook, v.clone());
                 v
@@ -306,6 +334,105 @@ pub(crate) fn forward_rows(
     model.forward(&batch, intervention, span)
 }
 
+/// A residual-stream unit the suffix pass can run: its start block and first patched slot.
+fn suffix_plan(
+    unit: &PatchUnit,
+    prompts: &[Prompt],
+    batch: &TokenBatch,
+    n_layers: usize,
+) -> Option<(usize, usize)> {
+    let [t] = unit.targets.as_slice() else {
+        return None;
+    };
+    let start = match t.hook.kind {
+        HookKind::ResidPre => t.hook.layer?,
+        HookKind::ResidPost => t.hook.layer? + 1,
+        _ => return None,
+    };
+    if t.heads.is_some() || start > n_layers {
+        return None;
+    }
+    let first = prompts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            t.positions
+                .token_indices(p)
+                .map(|ix| ix.iter().map(|&x| batch.slot(i, x)).min())
+        })
+        .flatten()
+        .min()
+        .unwrap_or(0);
+    Some((start, first))
+}
+
+/// Runs residual-stream units that share a start block and a first patched slot `s`,
+/// recomputing slots `s..` only.
+#[allow(clippy::too_many_arguments)]
+fn run_suffix_chunk(
+    model: &Transformer,
+    dest: &CapturedRun,
+    kv: &KvCache,
+    prompts: &[Prompt],
+    metric: &ResolvedMetric,
+    units: &[&PatchUnit],
+    values: &BTreeMap<HookPoint, HookTensor>,
+    (start, s): (usize, usize),
+) -> Result<(Vec<f64>, Vec<Vec<bool>>)> {
+    let p = prompts.len();
+    let k = units.len();
+    let rows = k * p;
+    let [_, t, d] = dest.resid[start].dims();
+    let ts = t - s;
+    let hook = units[0].targets[0].hook;
+    let source = values
+        .get(&hook)
+        .ok_or_else(|| InterventionError::Config(format!("no patch values for `{hook}`")))?
+        .clone()
+        .r3()
+        .slice([0..p, s..t, 0..d]);
+    let mut mask = vec![false; rows * ts * d];
+    let mut valid = vec![vec![true; p]; k];
+    for (j, unit) in units.iter().enumerate() {
+        let target = &unit.targets[0];
+        for (i, prompt) in prompts.iter().enumerate() {
+            let Some(indices) = target.positions.token_indices(prompt) else {
+                valid[j][i] = false;
+                continue;
+            };
+            let r = j * p + i;
+            for ix in indices {
+                let slot = dest.batch.slot(i, ix) - s;
+                let row = &mut mask[(r * ts + slot) * d..(r * ts + slot + 1) * d];
+                match &target.features {
+                    None => row.fill(true),
+                    Some(f) => f.iter().filter(|&&f| f < d).for_each(|&f| row[f] = true),
+                }
+            }
+        }
+    }
+    let device = model.device();
+    let mask = Tensor::<3, Bool>::from_data(TensorData::new(mask, [rows, ts, d]), &device);
+    let x = dest.resid[start]
+        .clone()
+        .slice([0..p, s..t, 0..d])
+        .repeat_dim(0, k);
+    let x = x.mask_where(mask, source.repeat_dim(0, k));
+    let batch = repeat_batch(&dest.batch, k);
+    let suffix_out = suffix::forward(model, &batch, kv, start, s, x);
+    let n = model.config.n_layers;
+    let last = if s > 0 {
+        let prefix = dest.resid[n]
+            .clone()
+            .slice([0..p, 0..s, 0..d])
+            .repeat_dim(0, k);
+        Tensor::cat(vec![prefix, suffix_out], 1)
+    } else {
+        suffix_out
+    };
+    Ok((metric.repeat(k).eval_resid(model, last), valid))
+}
+
 /// Runs every unit against `dest` with the metric bound to `dest`'s rows; returns
 /// `metric[unit][prompt]`, `None` where the unit does not apply to the prompt.
 pub fn patch_units(
@@ -330,11 +457,73 @@ pub fn patch_units(
             }
         }
     }
-    let starts: Vec<Option<usize>> = units.iter().map(PatchUnit::start_layer).collect();
     let n = model.config.n_layers;
     let mut out = vec![vec![None; p]; units.len()];
+    let per_chunk = (opts.max_rows / p.max(1)).max(1);
+    // Residual-stream patches: only the slots from the first patched one on.
+    let mut general = Vec::new();
+    // Grouped by start block, in order of first patched slot; a chunk recomputes from the
+    // smallest first slot among its units.
+    let mut by_start: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
+    for (i, u) in units.iter().enumerate() {
+        match suffix_plan(u, prompts, &dest.batch, n)
+            .filter(|_| opts.reuse_prefix && opts.reuse_positions)
+        {
+            Some((start, first)) => by_start.entry(start).or_default().push((first, i)),
+            None => general.push(i),
+        }
+    }
+    if !by_start.is_empty() {
+        let hooks = suffix::kv_hooks(model);
+        let missing = hooks.iter().any(|h| dest.cache.get(h).is_none());
+        let cache = if missing {
+            let capture = Intervention::capture(hooks.iter().copied());
+            model.forward(&dest.batch, &capture, Span::until(n)).cache
+        } else {
+            dest.cache.clone()
+        };
+        let kv = KvCache {
+            k: hooks
+                .iter()
+                .step_by(2)
+                .map(|h| cache.get4(h).expect("captured keys"))
+                .collect(),
+            v: hooks
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|h| cache.get4(h).expect("captured values"))
+                .collect(),
+        };
+        for (start, mut members) in by_start {
+            members.sort_unstable();
+            for chunk in members.chunks(per_chunk) {
+                let first = chunk[0].0;
+                let chunk_units: Vec<&PatchUnit> = chunk.iter().map(|&(_, u)| &units[u]).collect();
+                let (values_rows, valid) = run_suffix_chunk(
+                    model,
+                    dest,
+                    &kv,
+                    prompts,
+                    metric,
+                    &chunk_units,
+                    values,
+                    (start, first),
+                )?;
+                for (j, &(_, u)) in chunk.iter().enumerate() {
+                    for i in 0..p {
+                        if valid[j][i] {
+                            out[u][i] = Some(values_rows[j * p + i]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let starts: Vec<Option<usize>> = general.iter().map(|&u| units[u].start_layer()).collect();
     for chunk in plan_chunks(&starts, p, opts) {
-        let chunk_units: Vec<&PatchUnit> = chunk.units.iter().map(|&u| &units[u]).collect();
+        let chunk_ids: Vec<usize> = chunk.units.iter().map(|&c| general[c]).collect();
+        let chunk_units: Vec<&PatchUnit> = chunk_ids.iter().map(|&u| &units[u]).collect();
         let k = chunk_units.len();
         let (edits, valid) = unit_edits(&chunk_units, prompts, &dest.batch, values)?;
         let intervention = Intervention {
@@ -343,7 +532,7 @@ pub fn patch_units(
         };
         let result = forward_rows(model, dest, chunk.start, k, &intervention, n);
         let values = metric.repeat(k).eval_resid(model, result.resid);
-        for (j, &u) in chunk.units.iter().enumerate() {
+        for (j, &u) in chunk_ids.iter().enumerate() {
             for i in 0..p {
                 if valid[j][i] {
                     out[u][i] = Some(values[j * p + i]);

@@ -29,11 +29,15 @@ impl TokenRef {
     pub fn resolve(&self, prompt: &Prompt) -> Result<u32> {
         match self {
             TokenRef::Id(id) => Ok(*id),
-            TokenRef::Answer(name) => prompt.answer(name).ok_or_else(|| InterventionError::MissingAnswer {
-                prompt: prompt.id,
-                name: name.clone(),
-                available: names(prompt.answers.keys()),
-            }),
+            TokenRef::Answer(name) => {
+                prompt
+                    .answer(name)
+                    .ok_or_else(|| InterventionError::MissingAnswer {
+                        prompt: prompt.id,
+                        name: name.clone(),
+                        available: names(prompt.answers.keys()),
+                    })
+            }
         }
     }
 }
@@ -64,11 +68,15 @@ impl PositionRef {
         let i = match self {
             PositionRef::Last => return Ok(prompt.len() - 1),
             PositionRef::Index(i) => *i,
-            PositionRef::Named(name) => prompt.position(name).ok_or_else(|| InterventionError::MissingPosition {
-                prompt: prompt.id,
-                name: name.clone(),
-                available: names(prompt.positions.keys()),
-            })?,
+            PositionRef::Named(name) => {
+                prompt
+                    .position(name)
+                    .ok_or_else(|| InterventionError::MissingPosition {
+                        prompt: prompt.id,
+                        name: name.clone(),
+                        available: names(prompt.positions.keys()),
+                    })?
+            }
         };
         if i >= prompt.len() {
             return Err(InterventionError::PositionOutOfRange {
@@ -93,14 +101,21 @@ impl fmt::Display for PositionRef {
 
 fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     let v: Vec<&str> = keys.map(String::as_str).collect();
-    if v.is_empty() { "none".to_string() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// What is measured.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MetricKind {
     /// `logit[correct] - logit[incorrect]` at the position (raw logits).
-    LogitDiff { correct: TokenRef, incorrect: TokenRef },
+    LogitDiff {
+        correct: TokenRef,
+        incorrect: TokenRef,
+    },
     /// The raw logit of a token.
     Logit(TokenRef),
     /// The probability of a token (softmax over the vocabulary).
@@ -169,8 +184,17 @@ impl Metric {
     }
 
     /// Resolves positions and tokens for the rows of `batch`, which holds `prompts` in order.
-    pub fn resolve(&self, prompts: &[Prompt], batch: &TokenBatch, d_vocab: usize) -> Result<ResolvedMetric> {
-        assert_eq!(prompts.len(), batch.batch_size(), "one batch row per prompt");
+    pub fn resolve(
+        &self,
+        prompts: &[Prompt],
+        batch: &TokenBatch,
+        d_vocab: usize,
+    ) -> Result<ResolvedMetric> {
+        assert_eq!(
+            prompts.len(),
+            batch.batch_size(),
+            "one batch row per prompt"
+        );
         let rows = prompts.len();
         let check = |p: &Prompt, tok: u32| {
             if (tok as usize) < d_vocab {
@@ -189,7 +213,15 @@ impl Metric {
             MetricKind::Prob(_) => (Kind::Prob, 1),
             MetricKind::LogProb(_) => (Kind::LogProb, 1),
             MetricKind::Kl => (Kind::Kl, 1),
-            MetricKind::Loss => (Kind::Loss, prompts.iter().map(|p| p.len().saturating_sub(1)).max().unwrap_or(0).max(1)),
+            MetricKind::Loss => (
+                Kind::Loss,
+                prompts
+                    .iter()
+                    .map(|p| p.len().saturating_sub(1))
+                    .max()
+                    .unwrap_or(0)
+                    .max(1),
+            ),
         };
         let mut slots = Vec::with_capacity(rows * s);
         let mut tok_a = Vec::with_capacity(rows * s);
@@ -216,8 +248,12 @@ impl Metric {
             slots.push(batch.slot(r, pos));
             weights.push(1.0);
             let (a, b) = match &self.kind {
-                MetricKind::LogitDiff { correct, incorrect } => (correct.resolve(p)?, incorrect.resolve(p)?),
-                MetricKind::Logit(t) | MetricKind::Prob(t) | MetricKind::LogProb(t) => (t.resolve(p)?, 0),
+                MetricKind::LogitDiff { correct, incorrect } => {
+                    (correct.resolve(p)?, incorrect.resolve(p)?)
+                }
+                MetricKind::Logit(t) | MetricKind::Prob(t) | MetricKind::LogProb(t) => {
+                    (t.resolve(p)?, 0)
+                }
                 _ => (0, 0),
             };
             tok_a.push(check(p, a)?);
@@ -239,7 +275,9 @@ impl Metric {
 impl fmt::Display for Metric {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            MetricKind::LogitDiff { correct, incorrect } => write!(f, "logit_diff({correct}, {incorrect})")?,
+            MetricKind::LogitDiff { correct, incorrect } => {
+                write!(f, "logit_diff({correct}, {incorrect})")?
+            }
             MetricKind::Logit(t) => write!(f, "logit({t})")?,
             MetricKind::Prob(t) => write!(f, "prob({t})")?,
             MetricKind::LogProb(t) => write!(f, "logprob({t})")?,
@@ -318,20 +356,40 @@ impl ResolvedMetric {
     /// Differentiable.
     pub fn values(&self, slot_logits: Tensor<3>) -> Tensor<1> {
         let [rows, s, _] = slot_logits.dims();
-        assert_eq!((rows, s), (self.rows, self.s), "slot logits do not match the resolved metric");
+        assert_eq!(
+            (rows, s),
+            (self.rows, self.s),
+            "slot logits do not match the resolved metric"
+        );
         let device = slot_logits.device();
-        let idx = |v: &Vec<i64>| Tensor::<3, Int>::from_data(TensorData::new(v.clone(), [rows, s, 1]), &device);
+        let idx = |v: &Vec<i64>| {
+            Tensor::<3, Int>::from_data(TensorData::new(v.clone(), [rows, s, 1]), &device)
+        };
         let per_slot: Tensor<3> = match self.kind {
-            Kind::LogitDiff => slot_logits.clone().gather(2, idx(&self.tok_a)) - slot_logits.gather(2, idx(&self.tok_b)),
+            Kind::LogitDiff => {
+                slot_logits.clone().gather(2, idx(&self.tok_a))
+                    - slot_logits.gather(2, idx(&self.tok_b))
+            }
             Kind::Logit => slot_logits.gather(2, idx(&self.tok_a)),
             Kind::LogProb => log_softmax(slot_logits, 2).gather(2, idx(&self.tok_a)),
-            Kind::Prob => log_softmax(slot_logits, 2).gather(2, idx(&self.tok_a)).exp(),
+            Kind::Prob => log_softmax(slot_logits, 2)
+                .gather(2, idx(&self.tok_a))
+                .exp(),
             Kind::Loss => {
-                let w = Tensor::<3>::from_data(TensorData::new(self.weights.clone(), [rows, s, 1]), &device);
-                log_softmax(slot_logits, 2).gather(2, idx(&self.tok_a)).neg() * w
+                let w = Tensor::<3>::from_data(
+                    TensorData::new(self.weights.clone(), [rows, s, 1]),
+                    &device,
+                );
+                log_softmax(slot_logits, 2)
+                    .gather(2, idx(&self.tok_a))
+                    .neg()
+                    * w
             }
             Kind::Kl => {
-                let reference = self.reference.clone().expect("KL needs the clean distribution: call with_reference");
+                let reference = self
+                    .reference
+                    .clone()
+                    .expect("KL needs the clean distribution: call with_reference");
                 let logp = log_softmax(slot_logits, 2);
                 (reference.clone().exp() * (reference - logp)).sum_dim(2)
             }
@@ -372,7 +430,9 @@ pub fn select_slots(x: Tensor<3>, slots: &[usize], s: usize) -> Tensor<3> {
         .collect();
     let device = x.device();
     let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [rows * s]), &device);
-    x.reshape([rows * t, d]).select(0, idx).reshape([rows, s, d])
+    x.reshape([rows * t, d])
+        .select(0, idx)
+        .reshape([rows, s, d])
 }
 
 /// Logits at chosen slots of the residual stream after the last block: the model's final norm
@@ -382,7 +442,10 @@ pub fn logits_at(model: &Transformer, resid: Tensor<3>, slots: &[usize], s: usiz
     let [rows, s, d] = x.dims();
     let scale = model.ln_final.scale(&x);
     let normed = model.ln_final.apply(x, scale);
-    let logits = normed.reshape([rows * s, d]).matmul(model.w_u.val()).reshape([rows as i64, s as i64, -1]);
+    let logits = normed
+        .reshape([rows * s, d])
+        .matmul(model.w_u.val())
+        .reshape([rows as i64, s as i64, -1]);
     match &model.b_u {
         Some(b_u) => logits + b_u.val().unsqueeze::<3>(),
         None => logits,
@@ -421,7 +484,12 @@ mod tests {
     fn metrics_by_hand() {
         let device = Device::flex();
         let prompts = vec![prompt(vec![0, 1, 2]), prompt(vec![2, 1])];
-        let batch = TokenBatch::new(&[vec![0, 1, 2], vec![2, 1]], 0, circuitry_models::PaddingSide::Left, &device);
+        let batch = TokenBatch::new(
+            &[vec![0, 1, 2], vec![2, 1]],
+            0,
+            circuitry_models::PaddingSide::Left,
+            &device,
+        );
         // logits [2 rows, 3 slots, vocab 3]
         let logits: Vec<f32> = vec![
             0.0, 1.0, 2.0, /**/ 1.0, 0.5, 0.0, /**/ 3.0, 0.0, -1.0, //
@@ -443,12 +511,27 @@ mod tests {
         ));
         assert!(close(&ld, &[1.0, 1.0]), "{ld:?}");
         // named position `mid` = token 1: row 0 slot 1, row 1 slot 2 (left padding)
-        let lg = eval(Metric::new(MetricKind::Logit(TokenRef::Id(2)), PositionRef::Named("mid".into())));
+        let lg = eval(Metric::new(
+            MetricKind::Logit(TokenRef::Id(2)),
+            PositionRef::Named("mid".into()),
+        ));
         assert!(close(&lg, &[0.0, 0.0]), "{lg:?}");
         let lse = |v: [f32; 3]| v.iter().map(|x| x.exp()).sum::<f32>().ln();
-        let lp = eval(Metric::new(MetricKind::LogProb(TokenRef::Id(0)), PositionRef::Last));
-        assert!(close(&lp, &[3.0 - lse([3.0, 0.0, -1.0]), -1.0 - lse([-1.0, 1.0, 0.0])]), "{lp:?}");
-        let p = eval(Metric::new(MetricKind::Prob(TokenRef::Id(0)), PositionRef::Last));
+        let lp = eval(Metric::new(
+            MetricKind::LogProb(TokenRef::Id(0)),
+            PositionRef::Last,
+        ));
+        assert!(
+            close(
+                &lp,
+                &[3.0 - lse([3.0, 0.0, -1.0]), -1.0 - lse([-1.0, 1.0, 0.0])]
+            ),
+            "{lp:?}"
+        );
+        let p = eval(Metric::new(
+            MetricKind::Prob(TokenRef::Id(0)),
+            PositionRef::Last,
+        ));
         assert!(close(&p, &[lp[0].exp(), lp[1].exp()]));
         // loss: row 0 predicts 1 at slot 0 and 2 at slot 1; row 1 predicts 1 at slot 1
         let loss = eval(Metric::new(MetricKind::Loss, PositionRef::Last));
@@ -467,8 +550,15 @@ mod tests {
         assert!(kl.iter().all(|&x| x > 1e-3), "{kl:?}");
         // missing answers and positions are errors that name the prompt
         let bad = Metric::logit_diff("IO", "S", "END").resolve(&prompts, &batch, 3);
-        assert!(matches!(bad, Err(InterventionError::MissingPosition { .. })));
-        let bad = Metric::new(MetricKind::Logit(TokenRef::Id(7)), PositionRef::Last).resolve(&prompts, &batch, 3);
-        assert!(matches!(bad, Err(InterventionError::TokenOutOfRange { token: 7, .. })));
+        assert!(matches!(
+            bad,
+            Err(InterventionError::MissingPosition { .. })
+        ));
+        let bad = Metric::new(MetricKind::Logit(TokenRef::Id(7)), PositionRef::Last)
+            .resolve(&prompts, &batch, 3);
+        assert!(matches!(
+            bad,
+            Err(InterventionError::TokenOutOfRange { token: 7, .. })
+        ));
     }
 }

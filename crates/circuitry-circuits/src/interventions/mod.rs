@@ -8,8 +8,9 @@
 //!   resample ablation of heads, MLP layers, neurons and residual positions.
 //! - [`patching`]: activation patching from a source run into a destination run (denoising:
 //!   clean into corrupt; noising: corrupt into clean) at any residual, attention, MLP or per-head
-//!   site, all positions at once or per position, reusing the destination's unpatched prefix and
-//!   batching many patches into one forward pass.
+//!   site, all positions at once or per position, reusing the destination's unpatched prefix
+//!   (the blocks before the patched layer, and for residual-stream patches the positions before
+//!   the patched one) and batching many patches into one forward pass.
 //! - [`path_patching`]: a sender's output patched only along its direct path into chosen
 //!   receivers (heads' query/key/value inputs, or the logits), everything else frozen.
 //! - [`attribution`]: attribution patching, the first-order (gradient) estimate of activation
@@ -30,8 +31,9 @@ pub mod attribution;
 pub mod eap;
 pub(crate) mod engine;
 pub mod metric;
-pub mod path_patching;
 pub mod patching;
+pub mod path_patching;
+mod suffix;
 
 use std::fmt;
 
@@ -40,16 +42,20 @@ use circuitry_models::burn::prelude::*;
 use circuitry_models::{HookKind, HookPoint, PaddingSide, TokenBatch, Transformer};
 
 pub use ablation::{
-    AblationConfig, AblationMethod, AblationResult, AblationUnit, Component, MeanAccumulator, MeanActivations, MeanOver,
-    ablation, ablation_table, resample_donors,
+    AblationConfig, AblationMethod, AblationResult, AblationUnit, Component, MeanAccumulator,
+    MeanActivations, MeanOver, ablation, ablation_table, resample_donors,
 };
-pub use attribution::{AttributionConfig, AttributionResult, attribution_patching, attribution_table};
+pub use attribution::{
+    AttributionConfig, AttributionResult, attribution_patching, attribution_table,
+};
 pub use eap::{CircuitSelection, EapConfig, EapScores, Edge, Node, ReceiverInput, eap, eap_ig};
 pub use metric::{Metric, MetricKind, PositionRef, ResolvedMetric, TokenRef, normalized};
-pub use path_patching::{PathPatchResult, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table};
 pub use patching::{
-    CapturedRun, HeadSweep, PatchOptions, PatchResult, PatchTarget, PatchUnit, PatchingConfig, PositionSweep, activation_patching,
-    patch_units, patching_summary_table, patching_table,
+    CapturedRun, HeadSweep, PatchOptions, PatchResult, PatchTarget, PatchUnit, PatchingConfig,
+    PositionSweep, activation_patching, patch_units, patching_summary_table, patching_table,
+};
+pub use path_patching::{
+    PathPatchResult, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table,
 };
 
 /// Why an intervention could not be computed. Configuration errors name what to change; data
@@ -57,17 +63,41 @@ pub use patching::{
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum InterventionError {
     #[error("prompt {prompt}: no position named `{name}` (this prompt has: {available})")]
-    MissingPosition { prompt: u32, name: String, available: String },
+    MissingPosition {
+        prompt: u32,
+        name: String,
+        available: String,
+    },
     #[error("prompt {prompt}: no answer named `{name}` (this prompt has: {available})")]
-    MissingAnswer { prompt: u32, name: String, available: String },
+    MissingAnswer {
+        prompt: u32,
+        name: String,
+        available: String,
+    },
     #[error("prompt {prompt}: position {index} is beyond the prompt's {len} tokens")]
-    PositionOutOfRange { prompt: u32, index: usize, len: usize },
+    PositionOutOfRange {
+        prompt: u32,
+        index: usize,
+        len: usize,
+    },
     #[error("prompt {prompt}: token id {token} is outside the vocabulary of {d_vocab} tokens")]
-    TokenOutOfRange { prompt: u32, token: u32, d_vocab: usize },
-    #[error("prompt {prompt} has no corrupt tokens; {analysis} needs clean/corrupt pairs (use a dataset with counterfactuals, e.g. the ioi generator)")]
+    TokenOutOfRange {
+        prompt: u32,
+        token: u32,
+        d_vocab: usize,
+    },
+    #[error(
+        "prompt {prompt} has no corrupt tokens; {analysis} needs clean/corrupt pairs (use a dataset with counterfactuals, e.g. the ioi generator)"
+    )]
     NoCorrupt { prompt: u32, analysis: &'static str },
-    #[error("prompt {prompt}: corrupt prompt has {corrupt} tokens but the clean prompt has {clean}; they must line up")]
-    LengthMismatch { prompt: u32, clean: usize, corrupt: usize },
+    #[error(
+        "prompt {prompt}: corrupt prompt has {corrupt} tokens but the clean prompt has {clean}; they must line up"
+    )]
+    LengthMismatch {
+        prompt: u32,
+        clean: usize,
+        corrupt: usize,
+    },
     #[error("empty batch: no prompts to run")]
     EmptyBatch,
     #[error("{0}")]
@@ -130,7 +160,9 @@ impl std::str::FromStr for Direction {
         match s {
             "denoising" | "denoise" => Ok(Direction::Denoising),
             "noising" | "noise" => Ok(Direction::Noising),
-            other => Err(format!("unknown patching direction `{other}`; expected denoising or noising")),
+            other => Err(format!(
+                "unknown patching direction `{other}`; expected denoising or noising"
+            )),
         }
     }
 }
@@ -154,7 +186,10 @@ impl PositionSel {
         match self {
             PositionSel::All => Some((0..prompt.len()).collect()),
             PositionSel::Index(i) => (*i < prompt.len()).then(|| vec![*i]),
-            PositionSel::Named(name) => prompt.position(name).filter(|&i| i < prompt.len()).map(|i| vec![i]),
+            PositionSel::Named(name) => prompt
+                .position(name)
+                .filter(|&i| i < prompt.len())
+                .map(|i| vec![i]),
         }
     }
 
@@ -195,7 +230,10 @@ pub(crate) fn check_pairs(prompts: &[Prompt], analysis: &'static str) -> Result<
         let corrupt = p
             .corrupt_tokens
             .as_ref()
-            .ok_or(InterventionError::NoCorrupt { prompt: p.id, analysis })?;
+            .ok_or(InterventionError::NoCorrupt {
+                prompt: p.id,
+                analysis,
+            })?;
         if corrupt.len() != p.tokens.len() {
             return Err(InterventionError::LengthMismatch {
                 prompt: p.id,
@@ -218,12 +256,18 @@ pub(crate) fn token_rows(prompts: &[Prompt], corrupt: bool) -> Vec<Vec<u32>> {
         .collect()
 }
 
-pub(crate) fn make_batch(rows: &[Vec<u32>], padding: Padding, device: &Device) -> Result<TokenBatch> {
+pub(crate) fn make_batch(
+    rows: &[Vec<u32>],
+    padding: Padding,
+    device: &Device,
+) -> Result<TokenBatch> {
     if rows.is_empty() {
         return Err(InterventionError::EmptyBatch);
     }
     if let Some(i) = rows.iter().position(Vec::is_empty) {
-        return Err(InterventionError::Config(format!("prompt at batch row {i} has no tokens")));
+        return Err(InterventionError::Config(format!(
+            "prompt at batch row {i} has no tokens"
+        )));
     }
     Ok(TokenBatch::new(rows, padding.pad_id, padding.side, device))
 }
@@ -241,7 +285,9 @@ pub(crate) fn check_hook(model: &Transformer, hook: HookPoint) -> Result<()> {
         )));
     }
     if !model.hook_points().contains(&hook) {
-        return Err(InterventionError::Config(format!("the model has no hook point `{hook}`")));
+        return Err(InterventionError::Config(format!(
+            "the model has no hook point `{hook}`"
+        )));
     }
     Ok(())
 }
@@ -261,7 +307,10 @@ pub(crate) fn is_per_head(kind: HookKind) -> bool {
 
 /// Host copy of a float tensor.
 pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.to_data().convert::<f32>().try_into_vec::<f32>().expect("float tensor data")
+    t.to_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("float tensor data")
 }
 
 /// The shape a hook's tensor has for a batch of `b` rows of `t` slots.

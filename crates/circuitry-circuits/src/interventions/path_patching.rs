@@ -24,9 +24,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use circuitry_data::Prompt;
-use circuitry_models::{Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention, Selection, Transformer};
+use circuitry_models::{
+    Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention, Selection, Transformer,
+};
 
-use super::engine::{PatchOptions, PatchTarget, PatchUnit, forward_rows, plan_chunks, repeat_hook, unit_edits};
+use super::engine::{
+    PatchOptions, PatchTarget, PatchUnit, forward_rows, plan_chunks, repeat_hook, unit_edits,
+};
 use super::metric::{Metric, normalized};
 use super::patching::Pair;
 use super::{Direction, InterventionError, Padding, Result, check_pairs};
@@ -48,7 +52,9 @@ impl Sender {
 
     fn target(self) -> PatchTarget {
         match self {
-            Sender::Head { layer, head } => PatchTarget::head(HookPoint::layer(layer, HookKind::Z), head),
+            Sender::Head { layer, head } => {
+                PatchTarget::head(HookPoint::layer(layer, HookKind::Z), head)
+            }
             Sender::Mlp { layer } => PatchTarget::new(HookPoint::layer(layer, HookKind::MlpOut)),
         }
     }
@@ -101,7 +107,11 @@ impl HeadInput {
 pub enum Receiver {
     /// A head's query, key or value input. For keys and values `head` is the key/value head
     /// (under grouped-query attention shared by `n_heads / n_kv_heads` query heads).
-    Head { layer: usize, head: usize, input: HeadInput },
+    Head {
+        layer: usize,
+        head: usize,
+        input: HeadInput,
+    },
     /// The unembedding (the residual stream at the end).
     Logits,
 }
@@ -109,7 +119,9 @@ pub enum Receiver {
 impl fmt::Display for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Receiver::Head { layer, head, input } => write!(f, "L{layer}H{head}.{}", input.as_str()),
+            Receiver::Head { layer, head, input } => {
+                write!(f, "L{layer}H{head}.{}", input.as_str())
+            }
             Receiver::Logits => f.write_str("logits"),
         }
     }
@@ -132,7 +144,11 @@ pub struct PathPatchingConfig {
 impl PathPatchingConfig {
     /// Each sender alone, noising (source: corrupt, destination: clean) as in the IOI paper,
     /// MLPs frozen.
-    pub fn new(senders: Vec<Sender>, receivers: Vec<Receiver>, metric: Metric) -> PathPatchingConfig {
+    pub fn new(
+        senders: Vec<Sender>,
+        receivers: Vec<Receiver>,
+        metric: Metric,
+    ) -> PathPatchingConfig {
         PathPatchingConfig {
             senders: senders.into_iter().map(|s| vec![s]).collect(),
             receivers,
@@ -178,9 +194,17 @@ fn check(model: &Transformer, cfg: &PathPatchingConfig) -> Result<()> {
     }
     for r in &cfg.receivers {
         if let Receiver::Head { layer, head, input } = *r {
-            let n = if input == HeadInput::Q { c.n_heads } else { c.n_kv_heads };
+            let n = if input == HeadInput::Q {
+                c.n_heads
+            } else {
+                c.n_kv_heads
+            };
             if layer >= c.n_layers || head >= n {
-                return bad(format!("receiver {r} does not exist: {} layers, {n} heads for `{}`", c.n_layers, input.as_str()));
+                return bad(format!(
+                    "receiver {r} does not exist: {} layers, {n} heads for `{}`",
+                    c.n_layers,
+                    input.as_str()
+                ));
             }
         }
     }
@@ -191,7 +215,10 @@ fn check(model: &Transformer, cfg: &PathPatchingConfig) -> Result<()> {
         for s in unit {
             match *s {
                 Sender::Head { layer, head } if layer >= c.n_layers || head >= c.n_heads => {
-                    return bad(format!("sender {s} does not exist: {} layers of {} heads", c.n_layers, c.n_heads));
+                    return bad(format!(
+                        "sender {s} does not exist: {} layers of {} heads",
+                        c.n_layers, c.n_heads
+                    ));
                 }
                 Sender::Mlp { layer } if layer >= c.n_layers || c.attn_only => {
                     return bad(format!("sender {s} does not exist in this model"));
@@ -214,22 +241,39 @@ pub fn path_patching(
     check(model, cfg)?;
     let n = model.config.n_layers;
     let freeze_mlps = cfg.freeze_mlps && !model.config.attn_only;
-    let source_hooks: BTreeSet<HookPoint> = cfg.senders.iter().flatten().map(|s| s.target().hook).collect();
-    let mut dest_hooks: BTreeSet<HookPoint> = (0..n).map(|l| HookPoint::layer(l, HookKind::Z)).collect();
+    let source_hooks: BTreeSet<HookPoint> = cfg
+        .senders
+        .iter()
+        .flatten()
+        .map(|s| s.target().hook)
+        .collect();
+    let mut dest_hooks: BTreeSet<HookPoint> =
+        (0..n).map(|l| HookPoint::layer(l, HookKind::Z)).collect();
     if freeze_mlps {
         dest_hooks.extend((0..n).map(|l| HookPoint::layer(l, HookKind::MlpOut)));
     }
-    let pair = Pair::new(model, prompts, padding, cfg.direction, &cfg.metric, &source_hooks, &dest_hooks)?;
+    let pair = Pair::new(
+        model,
+        prompts,
+        padding,
+        cfg.direction,
+        &cfg.metric,
+        &source_hooks,
+        &dest_hooks,
+    )?;
     let p = prompts.len();
-    let receiver_heads: BTreeMap<HookPoint, Vec<usize>> = cfg.receivers.iter().fold(BTreeMap::new(), |mut m, r| {
-        if let Receiver::Head { layer, head, input } = *r {
-            let heads: &mut Vec<usize> = m.entry(HookPoint::layer(layer, input.hook_kind())).or_default();
-            if !heads.contains(&head) {
-                heads.push(head);
+    let receiver_heads: BTreeMap<HookPoint, Vec<usize>> =
+        cfg.receivers.iter().fold(BTreeMap::new(), |mut m, r| {
+            if let Receiver::Head { layer, head, input } = *r {
+                let heads: &mut Vec<usize> = m
+                    .entry(HookPoint::layer(layer, input.hook_kind()))
+                    .or_default();
+                if !heads.contains(&head) {
+                    heads.push(head);
+                }
             }
-        }
-        m
-    });
+            m
+        });
     let to_logits = receiver_heads.is_empty();
     let first_receiver = receiver_heads.keys().filter_map(|h| h.layer).min();
     let last_receiver = receiver_heads.keys().filter_map(|h| h.layer).max();
@@ -249,7 +293,10 @@ pub fn path_patching(
             Some(first_receiver.map_or(s, |r| s.min(r)))
         })
         .collect();
-    let values: BTreeMap<HookPoint, HookTensor> = source_hooks.iter().map(|h| (*h, pair.source.hook(h))).collect();
+    let values: BTreeMap<HookPoint, HookTensor> = source_hooks
+        .iter()
+        .map(|h| (*h, pair.source.hook(h)))
+        .collect();
     let mut metrics = vec![vec![0.0; p]; units.len()];
     for chunk in plan_chunks(&starts, p, cfg.options) {
         let chunk_units: Vec<&PatchUnit> = chunk.units.iter().map(|&u| &units[u]).collect();
@@ -263,14 +310,29 @@ pub fn path_patching(
                 freeze.push(HookPoint::layer(l, HookKind::MlpOut));
             }
             for h in freeze {
-                edits.push(Edit::new(h, Selection::all(), EditOp::Replace(repeat_hook(&pair.dest.hook(&h), k))));
+                edits.push(Edit::new(
+                    h,
+                    Selection::all(),
+                    EditOp::Replace(repeat_hook(&pair.dest.hook(&h), k)),
+                ));
             }
         }
         let (sender_edits, _) = unit_edits(&chunk_units, prompts, &pair.dest.batch, &values)?;
         edits.extend(sender_edits);
         let capture: BTreeSet<HookPoint> = receiver_heads.keys().copied().collect();
-        let stop = if to_logits { n } else { last_receiver.expect("head receivers") + 1 };
-        let frozen = forward_rows(model, &pair.dest, Some(start), k, &Intervention { capture, edits }, stop);
+        let stop = if to_logits {
+            n
+        } else {
+            last_receiver.expect("head receivers") + 1
+        };
+        let frozen = forward_rows(
+            model,
+            &pair.dest,
+            Some(start),
+            k,
+            &Intervention { capture, edits },
+            stop,
+        );
         let values_rows = if to_logits {
             pair.metric.repeat(k).eval_resid(model, frozen.resid)
         } else {
@@ -278,7 +340,11 @@ pub fn path_patching(
             let edits = receiver_heads
                 .iter()
                 .map(|(hook, heads)| {
-                    let v = frozen.cache.get(hook).expect("captured receiver input").clone();
+                    let v = frozen
+                        .cache
+                        .get(hook)
+                        .expect("captured receiver input")
+                        .clone();
                     Edit::new(*hook, Selection::heads(heads.clone()), EditOp::Replace(v))
                 })
                 .collect();
@@ -296,10 +362,19 @@ pub fn path_patching(
             }
         }
     }
-    let receivers = cfg.receivers.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(",");
+    let receivers = cfg
+        .receivers
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let mut out = Vec::with_capacity(units.len() * p);
     for (unit, per_prompt) in cfg.senders.iter().zip(metrics) {
-        let sender = unit.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("+");
+        let sender = unit
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("+");
         for (i, m) in per_prompt.into_iter().enumerate() {
             out.push(PathPatchResult {
                 prompt: prompts[i].id,
@@ -319,16 +394,32 @@ pub fn path_patching(
 /// Columns of [`path_patching_table`].
 pub const PATH_PATCHING_COLUMNS: [ColumnSpec; 11] = [
     ColumnSpec::new("prompt", DType::U32, "prompt id"),
-    ColumnSpec::new("sender", DType::Utf8, "patched sender(s): L0H3, MLP1, L0H1+L0H2"),
+    ColumnSpec::new(
+        "sender",
+        DType::Utf8,
+        "patched sender(s): L0H3, MLP1, L0H1+L0H2",
+    ),
     ColumnSpec::nullable("layer", DType::I32, "the sender's layer (single senders)"),
-    ColumnSpec::nullable("head", DType::I32, "the sender's head (single head senders)"),
+    ColumnSpec::nullable(
+        "head",
+        DType::I32,
+        "the sender's head (single head senders)",
+    ),
     ColumnSpec::new("receivers", DType::Utf8, "receivers: L9H6.q,... or logits"),
     ColumnSpec::new("direction", DType::Utf8, "denoising or noising"),
     ColumnSpec::new("metric", DType::F64, "metric after patching the path"),
     ColumnSpec::new("metric_clean", DType::F64, "metric of the clean run"),
     ColumnSpec::new("metric_corrupt", DType::F64, "metric of the corrupt run"),
-    ColumnSpec::nullable("normalized", DType::F64, "(metric - metric_corrupt) / (metric_clean - metric_corrupt)"),
-    ColumnSpec::new("delta", DType::F64, "metric minus the destination run's metric"),
+    ColumnSpec::nullable(
+        "normalized",
+        DType::F64,
+        "(metric - metric_corrupt) / (metric_clean - metric_corrupt)",
+    ),
+    ColumnSpec::new(
+        "delta",
+        DType::F64,
+        "metric minus the destination run's metric",
+    ),
 ];
 
 /// One row per sender unit and prompt.

@@ -1,0 +1,196 @@
+//! The training loop: next-token cross-entropy on batches from a [`BatchSource`], AdamW on an
+//! autodiff device, and a learning curve evaluated on the fixed `[BOS] r r` set.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use circuitry_models::Transformer;
+
+use crate::config::TrainConfig;
+use crate::data::{BatchSource, RepeatedTokenBatches, eval_rows};
+use crate::error::TrainError;
+use crate::eval::{lm_loss, repeat_losses};
+use crate::init::init_weights;
+use crate::optim::AdamW;
+
+/// One row of the learning curve. Every value at `step` is measured with the parameters after
+/// `step` updates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurveRow {
+    pub step: usize,
+    /// Loss on the training batch of this step (the batch update `step` then trains on; after
+    /// the last update, the batch the source gives for `step == steps`).
+    pub train_loss: f64,
+    /// Mean loss of the held-out `[BOS] r r` set on the first copy of `r`
+    /// (see [`crate::eval::RepeatLosses`]).
+    pub eval_loss_first_repeat: f64,
+    /// Same, on the second copy.
+    pub eval_loss_second_repeat: f64,
+    /// `eval_loss_second_repeat - eval_loss_first_repeat`; negative once the model learns in
+    /// context.
+    pub icl_score: f64,
+    /// Learning rate of update `step` (the end-of-schedule value for the last row).
+    pub lr: f64,
+    /// Wall-clock seconds since training started (not reproducible, unlike everything else).
+    pub elapsed_s: f64,
+}
+
+/// Reported after every update, and once more after the final evaluation.
+#[derive(Clone, Debug)]
+pub struct Progress<'a> {
+    /// Updates done so far, counting this one (`steps` at the final report).
+    pub step: usize,
+    pub steps: usize,
+    /// Loss of this update's batch, before the update.
+    pub loss: f32,
+    pub lr: f64,
+    /// Global gradient norm before clipping (0 at the final report).
+    pub grad_norm: f64,
+    /// The curve row recorded at this step, if any.
+    pub eval: Option<&'a CurveRow>,
+}
+
+/// A trained model (on the non-autodiff device it was asked to train on), its learning curve and
+/// the configuration that produced it.
+#[derive(Debug)]
+pub struct Trained {
+    pub model: Transformer,
+    pub curve: Vec<CurveRow>,
+    pub config: TrainConfig,
+}
+
+/// Trains on the configuration's own seeded repeated-token distribution
+/// ([`RepeatedTokenBatches::from_config`]).
+pub fn train(
+    cfg: &TrainConfig,
+    device: &Device,
+    progress: impl FnMut(&Progress),
+) -> Result<Trained, TrainError> {
+    cfg.validate()?;
+    let mut source = RepeatedTokenBatches::from_config(cfg);
+    train_with(cfg, &mut source, device, progress)
+}
+
+/// Trains on batches from `source` (`cfg.data` and `cfg.optim.batch_size` are then unused, but
+/// still validated). `device` may be plain or autodiff; training runs on its autodiff form.
+pub fn train_with(
+    cfg: &TrainConfig,
+    source: &mut dyn BatchSource,
+    device: &Device,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Trained, TrainError> {
+    cfg.validate()?;
+    let steps = cfg.optim.steps;
+    let autodiff = device.clone().autodiff();
+    let mut model = Transformer::from_weights(&init_weights(cfg), &autodiff)?;
+    let eval = eval_rows(cfg);
+    let mut opt = AdamW::new(&cfg.optim);
+    let mut curve = Vec::new();
+    let start = Instant::now();
+    for step in 0..=steps {
+        let rows = source.batch(step);
+        check_batch(cfg, step, &rows)?;
+        let record = step % cfg.eval.every == 0 || step == steps;
+        let lr = cfg.lr_at(step);
+        if step == steps {
+            let valid = model.valid();
+            let loss = lm_loss(&valid, &rows).into_scalar::<f32>();
+            finite(step, loss)?;
+            let row = evaluate(&valid, cfg, &eval, step, loss, lr, &start);
+            curve.push(row);
+            progress(&Progress {
+                step,
+                steps,
+                loss,
+                lr,
+                grad_norm: 0.0,
+                eval: curve.last(),
+            });
+            return Ok(Trained {
+                model: valid,
+                curve,
+                config: cfg.clone(),
+            });
+        }
+        let loss_t = lm_loss(&model, &rows);
+        let loss = loss_t.clone().into_scalar::<f32>();
+        finite(step, loss)?;
+        if record {
+            let row = evaluate(&model.valid(), cfg, &eval, step, loss, lr, &start);
+            curve.push(row);
+        }
+        let grads = loss_t.backward();
+        let (updated, stats) = opt.step(model, grads, lr);
+        model = updated;
+        progress(&Progress {
+            step: step + 1,
+            steps,
+            loss,
+            lr,
+            grad_norm: stats.grad_norm,
+            eval: if record { curve.last() } else { None },
+        });
+    }
+    unreachable!("the loop returns after the last step")
+}
+
+fn evaluate(
+    model: &Transformer,
+    cfg: &TrainConfig,
+    eval: &[Vec<u32>],
+    step: usize,
+    train_loss: f32,
+    lr: f64,
+    start: &Instant,
+) -> CurveRow {
+    let r = repeat_losses(model, eval, cfg.eval.repeat_len);
+    CurveRow {
+        step,
+        train_loss: train_loss as f64,
+        eval_loss_first_repeat: r.first_repeat,
+        eval_loss_second_repeat: r.second_repeat,
+        icl_score: r.icl_score,
+        lr,
+        elapsed_s: start.elapsed().as_secs_f64(),
+    }
+}
+
+fn finite(step: usize, value: f32) -> Result<(), TrainError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::NonFinite { step, value })
+    }
+}
+
+fn check_batch(cfg: &TrainConfig, step: usize, rows: &[Vec<u32>]) -> Result<(), TrainError> {
+    let err = |message: String| Err(TrainError::Batch { step, message });
+    let Some(first) = rows.first() else {
+        return err("the batch is empty".into());
+    };
+    let len = first.len();
+    if len < 2 || len > cfg.arch.n_ctx {
+        return err(format!(
+            "rows must have 2 to n_ctx = {} tokens, found {len}",
+            cfg.arch.n_ctx
+        ));
+    }
+    for (i, row) in rows.iter().enumerate() {
+        if row.len() != len {
+            return err(format!(
+                "row {i} has {} tokens, row 0 has {len}; rows must have equal length",
+                row.len()
+            ));
+        }
+        if let Some(&t) = row.iter().find(|&&t| t as usize >= cfg.arch.d_vocab) {
+            return err(format!(
+                "row {i} has token id {t}, outside the vocabulary of {}",
+                cfg.arch.d_vocab
+            ));
+        }
+    }
+    Ok(())
+}
