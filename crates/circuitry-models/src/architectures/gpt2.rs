@@ -120,8 +120,14 @@ pub(crate) fn load_weights(
     m.put("ln_final.w", t);
     let t = m.read(&n("ln_f.bias"), &[d])?;
     m.put("ln_final.b", t);
-    let w_u = if !config.tied_embeddings && m.has("lm_head.weight") {
-        m.read("lm_head.weight", &[v, d])?.transposed()
+    let w_u = if m.has("lm_head.weight") {
+        // Read even when tied, so a redundant copy is not reported as unused.
+        let t = m.read("lm_head.weight", &[v, d])?;
+        if config.tied_embeddings {
+            w_e.transposed()
+        } else {
+            t.transposed()
+        }
     } else {
         w_e.transposed()
     };

@@ -97,63 +97,149 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
     Ok(config)
 }
 
+/// Where a checkpoint format keeps each Llama tensor. Hugging Face and GGUF differ only in
+/// names and in GGUF's row permutation of the query and key projections.
+struct NameScheme {
+    embed: &'static str,
+    final_norm: &'static str,
+    lm_head: &'static str,
+    /// Block prefix, e.g. `model.layers.` or `blk.`.
+    block: &'static str,
+    ln1: &'static str,
+    ln2: &'static str,
+    /// Query, key, value and output projections.
+    attn: [&'static str; 4],
+    /// Gate, up and down projections.
+    mlp: [&'static str; 3],
+    /// Query and key rows are permuted for llama.cpp's rotary layout (GGUF).
+    permuted_qk: bool,
+    /// Checkpoint tensors that are not weights.
+    ignored: &'static [&'static str],
+}
+
+const HF_NAMES: NameScheme = NameScheme {
+    embed: "model.embed_tokens.weight",
+    final_norm: "model.norm.weight",
+    lm_head: "lm_head.weight",
+    block: "model.layers.",
+    ln1: "input_layernorm",
+    ln2: "post_attention_layernorm",
+    attn: [
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+    ],
+    mlp: ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"],
+    permuted_qk: false,
+    ignored: IGNORED,
+};
+
+const GGUF_NAMES: NameScheme = NameScheme {
+    embed: "token_embd.weight",
+    final_norm: "output_norm.weight",
+    lm_head: "output.weight",
+    block: "blk.",
+    ln1: "attn_norm",
+    ln2: "ffn_norm",
+    attn: ["attn_q", "attn_k", "attn_v", "attn_output"],
+    mlp: ["ffn_gate", "ffn_up", "ffn_down"],
+    permuted_qk: true,
+    ignored: &[],
+};
+
+/// Maps a Hugging Face Llama checkpoint to canonical weights (`nn.Linear` weights are
+/// `[out, in]`, transposed here to `x @ W`).
 pub(crate) fn load_weights(
     config: ModelConfig,
     source: &dyn TensorSource,
+) -> Result<Weights, LoadError> {
+    map_weights(config, source, &HF_NAMES)
+}
+
+/// Maps the tensors of a llama GGUF file to canonical weights. GGUF `blk.N.*` names, shapes as
+/// Hugging Face's (`[out, in]`, transposed here to `x @ W`); query and key rows (and biases) are
+/// un-permuted per head.
+pub(crate) fn load_gguf_weights(
+    config: ModelConfig,
+    source: &dyn TensorSource,
+) -> Result<Weights, LoadError> {
+    map_weights(config, source, &GGUF_NAMES)
+}
+
+fn map_weights(
+    config: ModelConfig,
+    source: &dyn TensorSource,
+    names: &NameScheme,
 ) -> Result<Weights, LoadError> {
     let mut m = Mapper::new(source);
     let (d, v, mlp) = (config.d_model, config.d_vocab, config.d_mlp);
     let qd = config.n_heads * config.d_head;
     let kvd = config.n_kv_heads * config.d_head;
-    let w_e = m.read("model.embed_tokens.weight", &[v, d])?;
+    let w_e = m.read(names.embed, &[v, d])?;
     for l in 0..config.n_layers {
-        let h = |s: &str| format!("model.layers.{l}.{s}");
+        let n = |part: &str, kind: &str| format!("{}{l}.{part}.{kind}", names.block);
         let c = |s: &str| format!("blocks.{l}.{s}");
-        let t = m.read(&h("input_layernorm.weight"), &[d])?;
+        let t = m.read(&n(names.ln1, "weight"), &[d])?;
         m.put(c("ln1.w"), t);
-        for (hf, ours, out_dim) in [
-            ("q_proj", "Q", qd),
-            ("k_proj", "K", kvd),
-            ("v_proj", "V", kvd),
+        let permuted = |heads: usize| names.permuted_qk.then_some(heads);
+        for (part, ours, out_dim, permuted_heads) in [
+            (names.attn[0], "Q", qd, permuted(config.n_heads)),
+            (names.attn[1], "K", kvd, permuted(config.n_kv_heads)),
+            (names.attn[2], "V", kvd, None),
         ] {
-            let t = m.read(&h(&format!("self_attn.{hf}.weight")), &[out_dim, d])?;
+            let name = n(part, "weight");
+            let mut t = m.read(&name, &[out_dim, d])?;
+            if let Some(heads) = permuted_heads {
+                t = unpermute_rows(&t, heads, source, &name)?;
+            }
             m.put(c(&format!("attn.W_{ours}")), t.transposed());
             if config.qkv_bias {
-                let t = m.read(&h(&format!("self_attn.{hf}.bias")), &[out_dim])?;
+                let name = n(part, "bias");
+                let mut t = m.read(&name, &[out_dim])?;
+                if let Some(heads) = permuted_heads {
+                    t = unpermute_rows(&t, heads, source, &name)?;
+                }
                 m.put(c(&format!("attn.b_{ours}")), t);
             }
         }
-        let t = m.read(&h("self_attn.o_proj.weight"), &[d, qd])?;
+        let t = m.read(&n(names.attn[3], "weight"), &[d, qd])?;
         m.put(c("attn.W_O"), t.transposed());
         if config.attn_out_bias {
-            let t = m.read(&h("self_attn.o_proj.bias"), &[d])?;
+            let t = m.read(&n(names.attn[3], "bias"), &[d])?;
             m.put(c("attn.b_O"), t);
         }
-        let t = m.read(&h("post_attention_layernorm.weight"), &[d])?;
+        let t = m.read(&n(names.ln2, "weight"), &[d])?;
         m.put(c("ln2.w"), t);
-        for (hf, ours, shape) in [
-            ("gate_proj", "gate", [mlp, d]),
-            ("up_proj", "in", [mlp, d]),
-            ("down_proj", "out", [d, mlp]),
+        for (part, ours, shape) in [
+            (names.mlp[0], "gate", [mlp, d]),
+            (names.mlp[1], "in", [mlp, d]),
+            (names.mlp[2], "out", [d, mlp]),
         ] {
-            let t = m.read(&h(&format!("mlp.{hf}.weight")), &shape)?;
+            let t = m.read(&n(part, "weight"), &shape)?;
             m.put(c(&format!("mlp.W_{ours}")), t.transposed());
             if config.mlp_bias {
-                let t = m.read(&h(&format!("mlp.{hf}.bias")), &[shape[0]])?;
+                let t = m.read(&n(part, "bias"), &[shape[0]])?;
                 m.put(c(&format!("mlp.b_{ours}")), t);
             }
         }
     }
-    let t = m.read("model.norm.weight", &[d])?;
+    let t = m.read(names.final_norm, &[d])?;
     m.put("ln_final.w", t);
-    let w_u = if !config.tied_embeddings && m.has("lm_head.weight") {
-        m.read("lm_head.weight", &[v, d])?.transposed()
+    let w_u = if m.has(names.lm_head) {
+        // Read even when tied, so a redundant copy is not reported as unused.
+        let t = m.read(names.lm_head, &[v, d])?;
+        if config.tied_embeddings {
+            w_e.transposed()
+        } else {
+            t.transposed()
+        }
     } else {
         w_e.transposed()
     };
     m.put("embed.W_E", w_e);
     m.put("unembed.W_U", w_u);
-    m.finish(config, "llama", IGNORED)
+    m.finish(config, "llama", names.ignored)
 }
 
 /// The configuration of a `general.architecture = llama` GGUF file, from its `llama.*` metadata
@@ -279,76 +365,6 @@ pub(crate) fn config_from_gguf(
         .validate()
         .map_err(|m| meta.error("llama.attention.head_count", m))?;
     Ok(config)
-}
-
-/// Maps the tensors of a llama GGUF file to canonical weights. GGUF `blk.N.*` names, shapes as
-/// Hugging Face's (`[out, in]`, transposed here to `x @ W`); query and key rows (and biases) are
-/// un-permuted per head.
-pub(crate) fn load_gguf_weights(
-    config: ModelConfig,
-    source: &dyn TensorSource,
-) -> Result<Weights, LoadError> {
-    let mut m = Mapper::new(source);
-    let (d, v, mlp) = (config.d_model, config.d_vocab, config.d_mlp);
-    let qd = config.n_heads * config.d_head;
-    let kvd = config.n_kv_heads * config.d_head;
-    let w_e = m.read("token_embd.weight", &[v, d])?;
-    for l in 0..config.n_layers {
-        let g = |s: &str| format!("blk.{l}.{s}");
-        let c = |s: &str| format!("blocks.{l}.{s}");
-        let t = m.read(&g("attn_norm.weight"), &[d])?;
-        m.put(c("ln1.w"), t);
-        for (gguf, ours, out_dim, permuted_heads) in [
-            ("attn_q", "Q", qd, Some(config.n_heads)),
-            ("attn_k", "K", kvd, Some(config.n_kv_heads)),
-            ("attn_v", "V", kvd, None),
-        ] {
-            let name = g(&format!("{gguf}.weight"));
-            let mut t = m.read(&name, &[out_dim, d])?;
-            if let Some(heads) = permuted_heads {
-                t = unpermute_rows(&t, heads, source, &name)?;
-            }
-            m.put(c(&format!("attn.W_{ours}")), t.transposed());
-            if config.qkv_bias {
-                let name = g(&format!("{gguf}.bias"));
-                let mut t = m.read(&name, &[out_dim])?;
-                if let Some(heads) = permuted_heads {
-                    t = unpermute_rows(&t, heads, source, &name)?;
-                }
-                m.put(c(&format!("attn.b_{ours}")), t);
-            }
-        }
-        let t = m.read(&g("attn_output.weight"), &[d, qd])?;
-        m.put(c("attn.W_O"), t.transposed());
-        if config.attn_out_bias {
-            let t = m.read(&g("attn_output.bias"), &[d])?;
-            m.put(c("attn.b_O"), t);
-        }
-        let t = m.read(&g("ffn_norm.weight"), &[d])?;
-        m.put(c("ln2.w"), t);
-        for (gguf, ours, shape) in [
-            ("ffn_gate", "gate", [mlp, d]),
-            ("ffn_up", "in", [mlp, d]),
-            ("ffn_down", "out", [d, mlp]),
-        ] {
-            let t = m.read(&g(&format!("{gguf}.weight")), &shape)?;
-            m.put(c(&format!("mlp.W_{ours}")), t.transposed());
-            if config.mlp_bias {
-                let t = m.read(&g(&format!("{gguf}.bias")), &[shape[0]])?;
-                m.put(c(&format!("mlp.b_{ours}")), t);
-            }
-        }
-    }
-    let t = m.read("output_norm.weight", &[d])?;
-    m.put("ln_final.w", t);
-    let w_u = if !config.tied_embeddings && m.has("output.weight") {
-        m.read("output.weight", &[v, d])?.transposed()
-    } else {
-        w_e.transposed()
-    };
-    m.put("embed.W_E", w_e);
-    m.put("unembed.W_U", w_u);
-    m.finish(config, "llama", &[])
 }
 
 /// Undoes llama.cpp's `permute` of query/key rows (transformers' `reverse_permute_weights`):
