@@ -161,7 +161,8 @@ impl Execution {
                 .status(&format!("run {}: {}", v.index, v.label));
         }
         for name in &v.trains {
-            training::run(name, exp, &self.out_dir, &self.progress, &self.device)?;
+            let curve = training::run(name, exp, &self.progress, &self.device)?;
+            self.write_curve(v, name, curve)?;
         }
         for f in &v.forwards {
             self.forward(v, f)?;
@@ -191,6 +192,41 @@ impl Execution {
             spinner.finish_and_clear();
         }
         Ok(())
+    }
+
+    /// Writes a training run's learning curve as the table `<train name>.parquet`.
+    fn write_curve(
+        &mut self,
+        v: &VariantPlan,
+        name: &str,
+        mut curve: Table,
+    ) -> Result<(), RunError> {
+        let exp = &v.experiment;
+        let sweep: Vec<(ColumnSpec, Value)> = self
+            .sweep_columns
+            .iter()
+            .zip(&v.columns)
+            .map(|(spec, (_, value))| (spec.clone(), sweep_value(spec.dtype, value)))
+            .collect();
+        for (spec, value) in sweep.iter().rev() {
+            curve.prepend_constant(spec.clone(), value.clone());
+        }
+        if !self.writers.contains_key(name) {
+            let w = TableWriter::create(&self.out_dir, name, &curve.schema)?;
+            self.writers.insert(name.to_string(), w);
+        }
+        let spec = &exp.train[name];
+        self.provenance.entry(name.to_string()).or_default().push(json!({
+            "run": v.index,
+            "sweep": v.columns.iter().cloned().collect::<serde_json::Map<_, _>>(),
+            "train": { "name": name, "config": serde_json::to_value(spec).unwrap_or_default(), "hash": exp.train_hash(name) },
+            "output": exp.resolve_path(&spec.output).display().to_string(),
+            "seed": spec.seed,
+        }));
+        self.writers
+            .get_mut(name)
+            .expect("just opened")
+            .write(&curve)
     }
 
     fn prefix(

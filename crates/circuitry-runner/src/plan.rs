@@ -154,6 +154,12 @@ fn plan_variant(variant: &Variant) -> Result<VariantPlan, RunError> {
         });
         configs.insert(name.clone(), config);
     }
+    if let Some(name) = exp.train.keys().find(|t| exp.analyses.contains_key(*t)) {
+        return Err(RunError::Located(Box::new(exp.diagnostic_at(
+            &format!("train.{name}"),
+            format!("training run `{name}` and analysis `{name}` would both write `{name}.parquet`; rename one"),
+        ))));
+    }
     let mut forwards: Vec<ForwardNode> = Vec::new();
     let mut weight_analyses = Vec::new();
     let mut datasets: Vec<(String, String)> = Vec::new();

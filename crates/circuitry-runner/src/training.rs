@@ -1,52 +1,320 @@
-//! `[train.NAME]`: training runs that write a model directory other sections can load.
+//! `[train.NAME]`: training runs that write a model directory other sections can load, and a
+//! learning-curve table `<train name>.parquet`.
 
-use circuitry_models::{ActFn, Architecture, ModelConfig, NormKind, Positional};
-use circuitry_spec::TrainSpec;
+use std::path::Path;
 
-/// The configuration of the model a training run writes (GPT-2 family: LayerNorm, learned
-/// positions; BOS is token 0 of the synthetic vocabulary).
-pub fn model_config(spec: &TrainSpec) -> ModelConfig {
-    ModelConfig {
-        architecture: Architecture::Gpt2,
-        d_model: spec.d_model as usize,
-        n_layers: spec.n_layers as usize,
-        n_heads: spec.n_heads as usize,
-        n_kv_heads: spec.n_heads as usize,
-        d_head: spec.d_head() as usize,
-        d_mlp: spec.d_mlp() as usize,
-        d_vocab: spec.d_vocab as usize,
-        n_ctx: spec.n_ctx as usize,
-        norm: NormKind::LayerNorm,
-        norm_eps: 1e-5,
-        positional: Positional::Learned,
-        act_fn: match spec.act_fn {
-            circuitry_spec::ActFn::GeluNew => ActFn::GeluTanh,
-            circuitry_spec::ActFn::Gelu => ActFn::Gelu,
-            circuitry_spec::ActFn::Relu => ActFn::Relu,
-            circuitry_spec::ActFn::Silu => ActFn::Silu,
+use circuitry_circuits::table::{ColumnSpec, DType, Table};
+use circuitry_data::{Rng, derive_seed};
+use circuitry_models::burn::prelude::Device;
+use circuitry_models::{ActFn, ModelConfig, Tokenizer};
+use circuitry_spec::{Decay, Experiment, TrainSpec};
+use circuitry_train::{
+    ArchConfig, CurveRow, DataConfig, EvalConfig, LrDecay, OptimConfig, TrainConfig, Trained,
+    train, train_with, word_level_tokenizer_json,
+};
+
+use crate::error::RunError;
+use crate::progress::Progress;
+
+/// The learning-curve table of a training run.
+pub const CURVE_COLUMNS: [ColumnSpec; 7] = [
+    ColumnSpec::new(
+        "step",
+        DType::U32,
+        "Updates done when the row was measured.",
+    ),
+    ColumnSpec::new(
+        "train_loss",
+        DType::F64,
+        "Next-token loss of the training batch at this step.",
+    ),
+    ColumnSpec::new(
+        "eval_loss_first_repeat",
+        DType::F64,
+        "Mean loss on the first copy of r in the held-out [BOS] r r rows.",
+    ),
+    ColumnSpec::new(
+        "eval_loss_second_repeat",
+        DType::F64,
+        "Mean loss on the second copy of r (falls when an induction circuit forms).",
+    ),
+    ColumnSpec::new(
+        "icl_score",
+        DType::F64,
+        "In-context learning score: eval_loss_second_repeat - eval_loss_first_repeat (negative when the model learns in context).",
+    ),
+    ColumnSpec::new(
+        "lr",
+        DType::F64,
+        "Learning rate of the update at this step.",
+    ),
+    ColumnSpec::new(
+        "elapsed_s",
+        DType::F64,
+        "Wall-clock seconds since training started (the only non-reproducible column).",
+    ),
+];
+
+/// The training procedure a `[train.*]` section declares.
+pub fn train_config(spec: &TrainSpec) -> TrainConfig {
+    let seq_len = spec.seq_len() as usize;
+    let data = match &spec.repeats {
+        Some(r) => DataConfig {
+            seq_len,
+            min_repeat: r.min_length as usize,
+            max_repeat: r.max_length as usize,
+            max_gap: r.max_gap as usize,
+            fill: r.fill,
         },
-        gated_mlp: false,
-        attn_only: spec.attn_only,
-        qkv_bias: true,
-        attn_out_bias: true,
-        mlp_bias: true,
-        unembed_bias: false,
-        tied_embeddings: false,
-        bos_token_id: Some(0),
-        eos_token_id: Some(0),
-        pad_token_id: None,
+        // Training on a dataset: the repeat distribution is unused but must be valid.
+        None => DataConfig {
+            seq_len,
+            min_repeat: 1,
+            max_repeat: 1.max((seq_len - 1) / 2),
+            max_gap: 0,
+            fill: false,
+        },
+    };
+    TrainConfig {
+        seed: spec.seed.unwrap_or(0),
+        arch: ArchConfig {
+            n_layers: spec.n_layers as usize,
+            d_model: spec.d_model as usize,
+            n_heads: spec.n_heads as usize,
+            d_head: spec.d_head() as usize,
+            d_mlp: spec.d_mlp() as usize,
+            attn_only: spec.attn_only,
+            n_ctx: spec.n_ctx as usize,
+            d_vocab: spec.d_vocab as usize,
+            act_fn: match spec.act_fn {
+                circuitry_spec::ActFn::GeluNew => ActFn::GeluTanh,
+                circuitry_spec::ActFn::Gelu => ActFn::Gelu,
+                circuitry_spec::ActFn::Relu => ActFn::Relu,
+                circuitry_spec::ActFn::Silu => ActFn::Silu,
+            },
+            norm_eps: 1e-5,
+            init_std: spec.init_std,
+        },
+        optim: OptimConfig {
+            steps: spec.steps as usize,
+            batch_size: spec.batch_size as usize,
+            lr: spec.lr,
+            warmup_steps: spec.warmup_steps as usize,
+            decay: match spec.decay {
+                Decay::Constant => LrDecay::Constant,
+                Decay::Linear => LrDecay::Linear,
+                Decay::Cosine => LrDecay::Cosine,
+            },
+            min_lr_ratio: spec.min_lr_ratio,
+            weight_decay: spec.weight_decay,
+            beta1: spec.beta1,
+            beta2: spec.beta2,
+            eps: 1e-8,
+            grad_clip: (spec.grad_clip > 0.0).then_some(spec.grad_clip),
+        },
+        data,
+        eval: EvalConfig {
+            sequences: spec.eval_sequences as usize,
+            repeat_len: spec.eval_repeat_len() as usize,
+            every: spec.eval_every as usize,
+        },
     }
 }
 
-/// Runs training `name` of `experiment`, writing its model directory and curve table.
+/// The configuration of the model a training run writes.
+pub fn model_config(spec: &TrainSpec) -> ModelConfig {
+    train_config(spec).model_config()
+}
+
+fn train_err(experiment: &Experiment, name: &str, key: &str, message: String) -> RunError {
+    RunError::Located(Box::new(experiment.diagnostic_at(
+        &format!("train.{name}.{key}"),
+        format!("train `{name}`: {message}"),
+    )))
+}
+
+/// Runs training `name` of `experiment`: writes its model directory and returns its curve.
 pub fn run(
     name: &str,
-    _experiment: &circuitry_spec::Experiment,
-    _out_dir: &std::path::Path,
-    _progress: &crate::progress::Progress,
-    _device: &circuitry_models::burn::prelude::Device,
-) -> Result<(), crate::RunError> {
-    Err(crate::RunError::Spec(format!(
-        "train `{name}`: training runs are not wired into the runner yet"
-    )))
+    experiment: &Experiment,
+    progress: &Progress,
+    device: &Device,
+) -> Result<Table, RunError> {
+    let spec = &experiment.train[name];
+    let config = train_config(spec);
+    let bar = progress.bar(&format!("train {name}"), config.optim.steps as u64);
+    let report = |p: &circuitry_train::Progress| {
+        bar.set_position(p.step as u64);
+        bar.set_message(format!("train {name} (loss {:.3})", p.loss));
+    };
+    let output = experiment.resolve_path(&spec.output);
+    let trained = match &spec.dataset {
+        None => train(&config, device, report),
+        Some(dataset) => {
+            let (tokenizer, json) = tokenizer_for(experiment, name, spec)?;
+            let rows = dataset_tokens(experiment, name, dataset, &tokenizer, spec)?;
+            let mut windows = windows(
+                rows,
+                config.data.seq_len,
+                config.optim.batch_size,
+                config.seed,
+            );
+            let trained = train_with(&config, &mut windows, device, report);
+            bar.finish_and_clear();
+            let trained =
+                trained.map_err(|e| train_err(experiment, name, "steps", e.to_string()))?;
+            save(&trained, Some(&json), &output, experiment, name)?;
+            return Ok(curve_table(&trained.curve));
+        }
+    };
+    bar.finish_and_clear();
+    let trained = trained.map_err(|e| train_err(experiment, name, "steps", e.to_string()))?;
+    save(&trained, None, &output, experiment, name)?;
+    progress.status(&format!(
+        "trained `{name}`: second-repeat loss {:.3} (first {:.3}), model written to {}",
+        trained
+            .curve
+            .last()
+            .map_or(f64::NAN, |r| r.eval_loss_second_repeat),
+        trained
+            .curve
+            .last()
+            .map_or(f64::NAN, |r| r.eval_loss_first_repeat),
+        output.display()
+    ));
+    Ok(curve_table(&trained.curve))
+}
+
+fn save(
+    trained: &Trained,
+    tokenizer: Option<&serde_json::Value>,
+    output: &Path,
+    experiment: &Experiment,
+    name: &str,
+) -> Result<(), RunError> {
+    let result = match tokenizer {
+        Some(t) => trained.save_with_tokenizer(t, output),
+        None => trained.save(output),
+    };
+    result.map_err(|e| train_err(experiment, name, "output", e.to_string()))
+}
+
+/// The tokenizer a dataset-trained run uses: the given `tokenizer.json`, or the synthetic
+/// word-level one.
+fn tokenizer_for(
+    experiment: &Experiment,
+    name: &str,
+    spec: &TrainSpec,
+) -> Result<(Tokenizer, serde_json::Value), RunError> {
+    let json = match &spec.tokenizer {
+        Some(path) => {
+            let path = experiment.resolve_path(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                train_err(
+                    experiment,
+                    name,
+                    "tokenizer",
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            serde_json::from_str(&text).map_err(|e| {
+                train_err(
+                    experiment,
+                    name,
+                    "tokenizer",
+                    format!("{}: {e}", path.display()),
+                )
+            })?
+        }
+        None => word_level_tokenizer_json(spec.d_vocab as usize),
+    };
+    let inner = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes())
+        .map_err(|e| train_err(experiment, name, "tokenizer", e.to_string()))?;
+    let bos = Some(circuitry_train::BOS_TOKEN);
+    let tokenizer = Tokenizer::from_inner(inner, experiment.resolve_path(&spec.output))
+        .with_special_tokens(bos, bos, None);
+    if tokenizer.vocab_size() > spec.d_vocab as usize {
+        return Err(train_err(
+            experiment,
+            name,
+            "d_vocab",
+            format!(
+                "the tokenizer has {} tokens but d_vocab = {}",
+                tokenizer.vocab_size(),
+                spec.d_vocab
+            ),
+        ));
+    }
+    Ok((tokenizer, json))
+}
+
+/// Every prompt of the training dataset, tokenized.
+fn dataset_tokens(
+    experiment: &Experiment,
+    name: &str,
+    dataset: &str,
+    tokenizer: &Tokenizer,
+    spec: &TrainSpec,
+) -> Result<Vec<u32>, RunError> {
+    let built = crate::datasets::build(
+        dataset,
+        &experiment.datasets[dataset],
+        &experiment.base_dir(),
+        tokenizer,
+        usize::MAX,
+    )
+    .map_err(|e| e.located(experiment, &format!("datasets.{dataset}")))?;
+    let stream: Vec<u32> = built
+        .prompts
+        .iter()
+        .flat_map(|p| p.tokens.iter().copied())
+        .collect();
+    if stream.len() < spec.seq_len() as usize {
+        return Err(train_err(
+            experiment,
+            name,
+            "seq_len",
+            format!(
+                "dataset `{dataset}` has {} tokens in all, fewer than one training row of seq_len = {}",
+                stream.len(),
+                spec.seq_len()
+            ),
+        ));
+    }
+    Ok(stream)
+}
+
+/// Batches of random windows of the token stream; batch `step` depends only on the seed.
+fn windows(
+    stream: Vec<u32>,
+    seq_len: usize,
+    batch_size: usize,
+    seed: u64,
+) -> impl FnMut(usize) -> Vec<Vec<u32>> {
+    move |step| {
+        let mut rng = Rng::new(derive_seed(seed, &format!("train/windows/{step}")));
+        let starts = stream.len() - seq_len + 1;
+        (0..batch_size)
+            .map(|_| {
+                let start = rng.below(starts as u64) as usize;
+                stream[start..start + seq_len].to_vec()
+            })
+            .collect()
+    }
+}
+
+fn curve_table(curve: &[CurveRow]) -> Table {
+    let mut t = Table::new(&CURVE_COLUMNS);
+    for r in curve {
+        t.push_row(vec![
+            (r.step as u32).into(),
+            r.train_loss.into(),
+            r.eval_loss_first_repeat.into(),
+            r.eval_loss_second_repeat.into(),
+            r.icl_score.into(),
+            r.lr.into(),
+            r.elapsed_s.into(),
+        ]);
+    }
+    t
 }

@@ -418,7 +418,8 @@ impl Experiment {
     /// The hash of a training run: its configuration and its dataset's.
     pub fn train_hash(&self, name: &str) -> Option<String> {
         let t = self.train.get(name)?;
-        let json = serde_json::json!({ "train": t, "dataset": self.datasets.get(&t.dataset) });
+        let dataset = t.dataset.as_ref().and_then(|d| self.datasets.get(d));
+        let json = serde_json::json!({ "train": t, "dataset": dataset });
         Some(hash::hash_value("train", &json))
     }
 
@@ -613,7 +614,7 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
         if !check_entry_name(ctx, "analyses", e) {
             continue;
         }
-        let Some(spec) = analysis::lower(&e.key, &e.node, ctx) else {
+        let Some(spec) = analysis::lower(&e.key, &e.node, seed, ctx) else {
             continue;
         };
         let before = ctx.diags.len();
@@ -643,15 +644,18 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
                 continue;
             }
         };
-        let given_d_head = spec.d_head.is_some();
         spec.resolve(derive_seed(seed, "train", &e.key));
         let before = ctx.diags.len();
         let mut c = ctx.checker(&e.node, path);
-        analysis::check_reference(&mut c, "dataset", &spec.dataset, &dataset_names);
-        c.dataset = datasets
-            .get_key_value(&spec.dataset)
+        if let Some(dataset) = &spec.dataset {
+            analysis::check_reference(&mut c, "dataset", dataset, &dataset_names);
+        }
+        c.dataset = spec
+            .dataset
+            .as_ref()
+            .and_then(|d| datasets.get_key_value(d))
             .map(|(k, v)| (k.as_str(), v));
-        spec.validate(&mut c, given_d_head);
+        spec.validate(&mut c);
         if let Some((other, _)) = train.iter().find(|(_, t)| t.output == spec.output) {
             c.error(
                 "output",

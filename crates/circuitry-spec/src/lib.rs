@@ -88,6 +88,12 @@ mod train;
 mod validate;
 
 pub use analysis::{
+    AblationMethod, AblationParams, AblationUnits, ActivationPatchingParams,
+    AttributionPatchingParams, DEFAULT_IG_STEPS, DEFAULT_TOP_N, Direction, EapMethod,
+    EdgeAttributionPatchingParams, HeadInput, HeadSweep, MeanOver, PatchPositions,
+    PathPatchingParams, ReceiverRef, Receivers, SenderRef, Senders, Site,
+};
+pub use analysis::{
     AnalysisParams, AnalysisSpec, AttentionPatternParams, Component, Detector,
     DirectLogitAttributionParams, ErrorMeasure, HeadDetectorParams, LogitLensParams,
     NextTokenParams, kind_names,
@@ -110,4 +116,4 @@ pub use paths::resolve_path;
 pub use refs::{Measure, Metric, PositionRef, Positions, Target, TokenRef, TokenSelection};
 pub use schema::{NAME_PATTERN, json_schema};
 pub use sweep::{MAX_VARIANTS, RESERVED_COLUMNS, Sweep, SweepAxis};
-pub use train::{ActFn, TrainSpec};
+pub use train::{ActFn, Decay, Repeats, TrainSpec};

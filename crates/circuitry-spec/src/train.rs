@@ -8,46 +8,52 @@ use crate::dataset::{DatasetSource, DatasetSpec};
 use crate::paths::unsafe_output_dir;
 use crate::validate::Checker;
 
-/// A training run: architecture, data and optimizer settings, and where the model is written.
+/// A training run: a GPT-2-family transformer (LayerNorm, learned positions, untied
+/// unembedding), trained with AdamW from one seed, written where `[models.*]` entries can load
+/// it, with its learning curve written as the table `<train name>.parquet`.
+///
+/// The training data is either the built-in repeated-token distribution (`repeats`: rows of
+/// `seq_len` tokens holding random sequences repeated at random distances, so that the second
+/// copy can only be predicted in context) or a `[datasets.*]` entry (`dataset`: its prompts
+/// concatenated, with random windows of `seq_len` tokens drawn per step). The learning curve is
+/// measured on a fixed held-out set of `[BOS] r r` rows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSpec {
-    /// Directory to write the trained model to (config.json, model.safetensors, tokenizer.json),
-    /// relative to the experiment file's directory. It must not be that directory or one of its
-    /// parents.
+    /// Directory to write the trained model to (config.json, model.safetensors, tokenizer.json,
+    /// training.json), relative to the experiment file's directory. It must not be that
+    /// directory or one of its parents.
     pub output: String,
-    /// The training data: a `[datasets.*]` entry with the `repeated_tokens` generator, inline
-    /// `prompts` or a `file`.
-    pub dataset: String,
     /// Number of transformer blocks (> 0).
     #[schemars(range(min = 1))]
     pub n_layers: u32,
     /// Width of the residual stream (> 0).
     #[schemars(range(min = 1))]
     pub d_model: u32,
-    /// Attention heads per layer (> 0).
+    /// Attention heads per layer (> 0); must divide `d_model`.
     #[schemars(range(min = 1))]
     pub n_heads: u32,
-    /// Width of each head. Default: `d_model / n_heads` (after loading, always set).
-    #[schemars(range(min = 1))]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub d_head: Option<u32>,
     /// Width of the MLP hidden layer. Default: `4 * d_model` (after loading, always set).
     #[schemars(range(min = 1))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d_mlp: Option<u32>,
-    /// Attention-only blocks, without MLPs.
+    /// Attention-only blocks, without MLPs (the Mathematical Framework's toy models).
     #[serde(default)]
     pub attn_only: bool,
     /// Context length: the longest sequence the model accepts (> 0).
     #[schemars(range(min = 1))]
     pub n_ctx: u32,
-    /// Vocabulary size (> 0).
+    /// Vocabulary size (> 0). Token 0 is BOS.
     #[schemars(range(min = 1))]
     pub d_vocab: u32,
     /// MLP activation function.
     #[serde(default)]
     pub act_fn: ActFn,
+    /// Standard deviation of the normal initialisation of the weight matrices (GPT-2: 0.02;
+    /// output projections are further scaled by 1/sqrt(2 n_layers)).
+    #[schemars(range(min = 0.0))]
+    #[serde(default = "default_init_std")]
+    pub init_std: f64,
     /// Optimizer steps (> 0).
     #[schemars(range(min = 1))]
     pub steps: u32,
@@ -55,6 +61,10 @@ pub struct TrainSpec {
     #[schemars(range(min = 1))]
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
+    /// Length of the training rows in tokens (at most `n_ctx`). Default: `n_ctx`.
+    #[schemars(range(min = 2))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_len: Option<u32>,
     /// Peak learning rate of AdamW (> 0).
     #[schemars(range(min = 0.0))]
     #[serde(default = "default_lr")]
@@ -62,22 +72,90 @@ pub struct TrainSpec {
     /// Steps of linear learning-rate warm-up (at most `steps`).
     #[serde(default)]
     pub warmup_steps: u32,
-    /// AdamW weight decay (>= 0).
+    /// How the learning rate falls after warm-up.
+    #[serde(default)]
+    pub decay: Decay,
+    /// Learning rate at the end of the decay, as a fraction of `lr` (0 to 1).
+    #[schemars(range(min = 0.0, max = 1.0))]
+    #[serde(default)]
+    pub min_lr_ratio: f64,
+    /// AdamW decoupled weight decay on weight matrices (>= 0; never on biases or LayerNorm).
     #[schemars(range(min = 0.0))]
     #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
+    /// AdamW's first-moment decay (0 to 1).
+    #[serde(default = "default_beta1")]
+    pub beta1: f64,
+    /// AdamW's second-moment decay (0 to 1).
+    #[serde(default = "default_beta2")]
+    pub beta2: f64,
     /// Clip the gradient's global norm to this value; 0 disables clipping.
     #[schemars(range(min = 0.0))]
     #[serde(default = "default_grad_clip")]
     pub grad_clip: f64,
-    /// Evaluate and log the loss every this many steps (> 0).
+    /// The built-in repeated-token training distribution (exactly one of `repeats` and
+    /// `dataset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<Repeats>,
+    /// Train on this `[datasets.*]` entry instead: its prompts, tokenized with `tokenizer`,
+    /// concatenated, and cut into random windows of `seq_len` tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// The tokenizer (`tokenizer.json`) that tokenizes `dataset` and ships with the model.
+    /// Default: a word-level vocabulary `t0 .. t{d_vocab-1}` (text `"t5 t7"` is tokens 5, 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
+    /// Evaluate (and record a learning-curve row) every this many steps (> 0).
     #[schemars(range(min = 1))]
     #[serde(default = "default_eval_every")]
     pub eval_every: u32,
-    /// Seed for initialization and batch order. Default: derived from the experiment's `seed`
-    /// and the run's name (after loading, always set).
+    /// Held-out `[BOS] r r` rows the learning curve is measured on (> 0).
+    #[schemars(range(min = 1))]
+    #[serde(default = "default_eval_sequences")]
+    pub eval_sequences: u32,
+    /// Length of `r` in the held-out rows (`2 * eval_repeat_len + 1 <= n_ctx`). Default:
+    /// `min(20, (n_ctx - 1) / 2)`.
+    #[schemars(range(min = 1))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_repeat_len: Option<u32>,
+    /// Seed of every random stream (initialisation, batches, held-out set). Default: derived
+    /// from the experiment's `seed` and the run's name (after loading, always set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+}
+
+/// The built-in training distribution: rows of `seq_len` tokens `[BOS] noise r gap r noise`,
+/// `r` a uniformly random sequence whose length is uniform in `[min_length, max_length]`; the
+/// copies' distance varies, so only in-context learning (an induction circuit) predicts the
+/// second copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Repeats {
+    /// Shortest repeated sequence (> 0).
+    #[schemars(range(min = 1))]
+    pub min_length: u32,
+    /// Longest repeated sequence (>= `min_length`).
+    #[schemars(range(min = 1))]
+    pub max_length: u32,
+    /// Most noise tokens between the two copies.
+    #[serde(default)]
+    pub max_gap: u32,
+    /// After the first pair, keep appending pairs while one fits (only the tail is noise).
+    #[serde(default)]
+    pub fill: bool,
+}
+
+/// Learning-rate decay after warm-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decay {
+    /// Constant after warm-up.
+    Constant,
+    /// Linear down to `min_lr_ratio * lr`.
+    Linear,
+    /// Cosine down to `min_lr_ratio * lr` (default).
+    #[default]
+    Cosine,
 }
 
 /// An MLP activation function.
@@ -110,22 +188,42 @@ fn default_grad_clip() -> f64 {
 fn default_eval_every() -> u32 {
     100
 }
+fn default_eval_sequences() -> u32 {
+    64
+}
+fn default_init_std() -> f64 {
+    0.02
+}
+fn default_beta1() -> f64 {
+    0.9
+}
+fn default_beta2() -> f64 {
+    0.999
+}
 
 impl TrainSpec {
     /// Fills the defaults that depend on other values.
     pub(crate) fn resolve(&mut self, derived_seed: u64) {
-        if self.d_head.is_none() && self.n_heads > 0 {
-            self.d_head = Some(self.d_model / self.n_heads);
-        }
         if self.d_mlp.is_none() {
             self.d_mlp = Some(self.d_model.saturating_mul(4));
         }
         self.seed.get_or_insert(derived_seed);
     }
 
-    /// Head width (`d_model / n_heads` unless given).
+    /// Head width: `d_model / n_heads` (GPT-2 checkpoints derive it that way).
     pub fn d_head(&self) -> u32 {
-        self.d_head.unwrap_or(self.d_model / self.n_heads.max(1))
+        self.d_model / self.n_heads.max(1)
+    }
+
+    /// Training row length (`n_ctx` unless given).
+    pub fn seq_len(&self) -> u32 {
+        self.seq_len.unwrap_or(self.n_ctx)
+    }
+
+    /// Length of `r` in the held-out `[BOS] r r` rows.
+    pub fn eval_repeat_len(&self) -> u32 {
+        self.eval_repeat_len
+            .unwrap_or_else(|| 20.min(self.n_ctx.saturating_sub(1) / 2).max(1))
     }
 
     /// MLP width (`4 * d_model` unless given).
@@ -133,8 +231,8 @@ impl TrainSpec {
         self.d_mlp.unwrap_or(self.d_model.saturating_mul(4))
     }
 
-    /// Checks ranges and, when `dataset` is valid, that the data fits the model.
-    pub(crate) fn validate(&self, c: &mut Checker<'_, '_>, given_d_head: bool) {
+    /// Checks ranges and consistency, and, with a `dataset`, that it can be trained on.
+    pub(crate) fn validate(&self, c: &mut Checker<'_, '_>) {
         if let Some(why) = unsafe_output_dir(&self.output) {
             c.error(
                 "output",
@@ -152,16 +250,14 @@ impl TrainSpec {
             ("steps", self.steps),
             ("batch_size", self.batch_size),
             ("eval_every", self.eval_every),
+            ("eval_sequences", self.eval_sequences),
         ] {
             c.positive(key, value);
-        }
-        if let Some(d) = self.d_head {
-            c.positive("d_head", d);
         }
         if let Some(d) = self.d_mlp {
             c.positive("d_mlp", d);
         }
-        if !given_d_head && self.n_heads > 0 && !self.d_model.is_multiple_of(self.n_heads) {
+        if self.n_heads > 0 && !self.d_model.is_multiple_of(self.n_heads) {
             c.error(
                 "n_heads",
                 format!(
@@ -169,11 +265,21 @@ impl TrainSpec {
                     self.d_model, self.n_heads
                 ),
             )
-            .hint = Some("set d_head explicitly, or choose n_heads dividing d_model".into());
+            .hint = Some("choose n_heads dividing d_model (d_head = d_model / n_heads)".into());
         }
         c.positive("lr", self.lr);
         c.non_negative("weight_decay", self.weight_decay);
         c.non_negative("grad_clip", self.grad_clip);
+        c.non_negative("init_std", self.init_std);
+        for (key, value) in [
+            ("min_lr_ratio", self.min_lr_ratio),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+        ] {
+            if !(0.0..=1.0).contains(&value) || (key != "min_lr_ratio" && value >= 1.0) {
+                c.error(key, format!("`{key}` must be in [0, 1), found {value}"));
+            }
+        }
         if self.warmup_steps > self.steps {
             c.error(
                 "warmup_steps",
@@ -183,10 +289,65 @@ impl TrainSpec {
                 ),
             );
         }
-        let Some((name, dataset)) = c.dataset else {
-            return;
-        };
-        self.validate_dataset(c, name, dataset);
+        let seq_len = self.seq_len();
+        if seq_len < 2 || seq_len > self.n_ctx {
+            c.error(
+                "seq_len",
+                format!(
+                    "seq_len = {seq_len} must be between 2 and n_ctx = {}",
+                    self.n_ctx
+                ),
+            );
+        }
+        let l = self.eval_repeat_len();
+        if 2 * l + 1 > self.n_ctx {
+            c.error(
+                "eval_repeat_len",
+                format!(
+                    "held-out rows [BOS] r r with |r| = {l} have {} tokens but n_ctx = {}",
+                    2 * l + 1,
+                    self.n_ctx
+                ),
+            );
+        }
+        match (&self.repeats, &self.dataset) {
+            (None, None) => {
+                c.error("", "a training run needs data: `repeats = { min_length = .., max_length = .. }` or `dataset = \"NAME\"`")
+                    .hint = Some("e.g. repeats = { min_length = 4, max_length = 31, fill = true }".into());
+            }
+            (Some(_), Some(_)) => {
+                c.error("dataset", "give either `repeats` or `dataset`, not both");
+            }
+            (Some(r), None) => {
+                if r.min_length == 0 || r.max_length < r.min_length {
+                    c.error(
+                        "repeats",
+                        format!(
+                            "`repeats` needs 0 < min_length <= max_length, found {} and {}",
+                            r.min_length, r.max_length
+                        ),
+                    );
+                } else if 2 * r.min_length + 1 > seq_len {
+                    c.error(
+                        "repeats",
+                        format!(
+                            "two copies of min_length = {} tokens plus BOS do not fit in seq_len = {seq_len}",
+                            r.min_length
+                        ),
+                    );
+                }
+                if self.tokenizer.is_some() {
+                    c.error(
+                        "tokenizer",
+                        "`tokenizer` goes with `dataset`; `repeats` rows are token ids",
+                    );
+                }
+            }
+            (None, Some(_)) => {}
+        }
+        if let Some((name, dataset)) = c.dataset {
+            self.validate_dataset(c, name, dataset);
+        }
     }
 
     fn validate_dataset(&self, c: &mut Checker<'_, '_>, name: &str, dataset: &DatasetSpec) {
@@ -201,17 +362,6 @@ impl TrainSpec {
                             "dataset `{name}` draws token ids up to {} but d_vocab = {}",
                             hi - 1,
                             self.d_vocab
-                        ),
-                    );
-                }
-                let len =
-                    u64::from(r.length) * u64::from(r.repeats) + u64::from(dataset.prepend_bos);
-                if len > u64::from(self.n_ctx) {
-                    c.error(
-                        "n_ctx",
-                        format!(
-                            "dataset `{name}` has sequences of {len} tokens but n_ctx = {}",
-                            self.n_ctx
                         ),
                     );
                 }

@@ -46,6 +46,7 @@ impl<'a> Ctx<'a> {
             node,
             path,
             dataset: None,
+            dataset_names: Vec::new(),
         }
     }
 }
@@ -58,6 +59,9 @@ pub(crate) struct Checker<'a, 'c> {
     path: String,
     /// For analyses and training runs: the dataset they read, when it is defined and valid.
     pub dataset: Option<(&'c str, &'c DatasetSpec)>,
+    /// For analyses: the names of every `[datasets.*]` entry, for parameters that name another
+    /// dataset (see [`Checker::dataset_reference`]).
+    pub dataset_names: Vec<String>,
 }
 
 impl Checker<'_, '_> {
@@ -251,7 +255,20 @@ impl Checker<'_, '_> {
         }
     }
 
-    #[allow(dead_code)] // used by the intervention analyses of a later issue
+    /// `key` names a `[datasets.*]` entry (of [`Checker::dataset_names`]).
+    pub fn dataset_reference(&mut self, key: &str, name: &str) {
+        if self.dataset_names.iter().any(|n| n == name) {
+            return;
+        }
+        let defined: Vec<&str> = self.dataset_names.iter().map(String::as_str).collect();
+        let hint = match did_you_mean(name, &defined) {
+            Some(s) => format!("did you mean `{s}`? defined datasets: {}", list(&defined)),
+            None if defined.is_empty() => format!("define it in a [datasets.{name}] section"),
+            None => format!("defined datasets: {}", list(&defined)),
+        };
+        self.error(key, format!("no dataset `{name}`")).hint = Some(hint);
+    }
+
     pub fn metric(&mut self, key: &str, metric: &Metric) {
         match &metric.measure {
             Measure::LogitDiff(a, b) => self.token_pair(&format!("{key}.logit_diff"), a, b),

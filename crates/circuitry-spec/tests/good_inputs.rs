@@ -92,7 +92,13 @@ fn texts_example() {
 fn train_example() {
     let e = good("train.toml");
     let t = &e.train["toy"];
-    assert_eq!((t.d_head(), t.d_mlp()), (8, 256));
+    assert_eq!((t.d_head(), t.d_mlp()), (16, 256));
+    assert_eq!(
+        t.repeats
+            .as_ref()
+            .map(|r| (r.min_length, r.max_length, r.fill)),
+        Some((4, 31, true))
+    );
     assert!(t.attn_only);
     assert_eq!(
         e.resolve_path(&t.output),
@@ -109,5 +115,5 @@ fn readme_example_is_valid() {
     let e = Experiment::from_str(&readme[start..end], "experiments/readme.toml")
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(e.expand().len(), 6);
-    assert_eq!(e.datasets.len(), 4);
+    assert_eq!(e.datasets.len(), 5);
 }

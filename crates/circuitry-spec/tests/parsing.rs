@@ -248,8 +248,13 @@ steps = 10
 "#,
     );
     let t = &e.train["tiny"];
-    assert_eq!((t.d_head, t.d_mlp), (Some(8), Some(128)));
-    assert_eq!((t.d_head(), t.d_mlp()), (8, 128));
+    assert_eq!(t.d_mlp, Some(128));
+    assert_eq!((t.d_head(), t.d_mlp(), t.seq_len()), (8, 128, 16));
+    assert_eq!(t.eval_repeat_len(), 7, "min(20, (n_ctx - 1) / 2)");
+    assert_eq!(
+        (t.init_std, t.decay, t.eval_sequences),
+        (0.02, circuitry_spec::Decay::Cosine, 64)
+    );
     assert_eq!(t.act_fn, ActFn::GeluNew);
     assert!(!t.attn_only);
     assert_eq!(

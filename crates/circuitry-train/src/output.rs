@@ -22,7 +22,23 @@ use crate::train::{CurveRow, Trained};
 impl Trained {
     /// Writes the model directory (see the module documentation) atomically to `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), TrainError> {
-        save_model_dir(&self.model, Some((&self.config, self.curve.last())), dir)
+        save_model_dir(
+            &self.model,
+            Some((&self.config, self.curve.last())),
+            None,
+            dir,
+        )
+    }
+
+    /// Like [`Trained::save`], shipping `tokenizer` (a `tokenizer.json` document) instead of the
+    /// synthetic word-level one.
+    pub fn save_with_tokenizer(&self, tokenizer: &Value, dir: &Path) -> Result<(), TrainError> {
+        save_model_dir(
+            &self.model,
+            Some((&self.config, self.curve.last())),
+            Some(tokenizer),
+            dir,
+        )
     }
 }
 
@@ -58,9 +74,11 @@ pub fn word_level_tokenizer_json(d_vocab: usize) -> Value {
 /// directory which is then renamed onto `dir`, so `dir` never holds a partial model (an existing
 /// `dir` is first renamed aside and removed once the new one is in place). With `training`,
 /// `training.json` records the configuration and the last curve row (without its time).
+/// `tokenizer` replaces the synthetic word-level `tokenizer.json`.
 pub fn save_model_dir(
     model: &Transformer,
     training: Option<(&TrainConfig, Option<&CurveRow>)>,
+    tokenizer: Option<&Value>,
     dir: &Path,
 ) -> Result<(), TrainError> {
     let write_err = |path: &Path, message: String| TrainError::Write {
@@ -110,10 +128,13 @@ pub fn save_model_dir(
         let data = safetensors::serialize(views, Some(meta))
             .map_err(|e| write_err(&st_path, e.to_string()))?;
         std::fs::write(&st_path, data).map_err(|e| TrainError::io(&st_path, e))?;
-        write_json(
-            &tmp.join("tokenizer.json"),
-            &word_level_tokenizer_json(cfg.d_vocab),
-        )?;
+        match tokenizer {
+            Some(t) => write_json(&tmp.join("tokenizer.json"), t)?,
+            None => write_json(
+                &tmp.join("tokenizer.json"),
+                &word_level_tokenizer_json(cfg.d_vocab),
+            )?,
+        }
         let bos = format!("t{BOS_TOKEN}");
         write_json(
             &tmp.join("tokenizer_config.json"),

@@ -1,6 +1,6 @@
-//! The shipped SmolLM2 experiments, end to end on the real model: the induction head ranking of
-//! `experiments/induction-smollm2.toml` agrees with TransformerLens on the same tokens, and IOI
-//! behaves as in the paper (the model prefers the indirect object).
+//! The shipped induction experiment on the real SmolLM2: its head ranking agrees with
+//! TransformerLens on the same tokens. (`experiments/ioi-smollm2.toml` is run end to end by
+//! `intervention_experiments.rs`.)
 
 mod common;
 
@@ -131,25 +131,4 @@ fn induction_head_ranking_agrees_with_transformer_lens() {
         second < 0.5 * first,
         "loss on the second repeat {second} vs first {first}"
     );
-}
-
-#[test]
-fn ioi_logit_difference_favours_the_indirect_object() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = run_experiment("ioi-smollm2", tmp.path());
-    let dla = read_table(&out.join("logit_diff.parquet"));
-    let (prompt, value) = (dla.u32("prompt"), dla.f64("attribution"));
-    let mut per_prompt: BTreeMap<u32, f64> = BTreeMap::new();
-    for i in 0..dla.rows() {
-        *per_prompt.entry(prompt[i]).or_default() += value[i];
-    }
-    let n = per_prompt.len() as f64;
-    let mean = per_prompt.values().sum::<f64>() / n;
-    let positive = per_prompt.values().filter(|&&v| v > 0.0).count() as f64 / n;
-    assert!(
-        mean > 2.0 && positive > 0.9,
-        "mean logit diff {mean}, {positive} positive"
-    );
-    let attention = read_table(&out.join("end_attention.parquet"));
-    assert!(attention.rows() > 0);
 }

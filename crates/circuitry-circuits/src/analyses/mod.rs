@@ -1,14 +1,20 @@
 //! One module per analysis kind, and the registry that builds them from the experiment file.
 
+pub mod ablation;
+pub mod activation_patching;
 pub mod attention_pattern;
+pub mod attribution_patching;
+mod causal;
 pub mod composition_scores;
 pub mod decode;
 pub mod direct_logit_attribution;
+pub mod edge_attribution_patching;
 pub mod head_detector;
 pub mod induction_scores;
 pub mod logit_lens;
 pub mod next_token;
 pub mod ov_circuit;
+pub mod path_patching;
 pub mod qk_circuit;
 pub mod tokens;
 
@@ -46,6 +52,23 @@ pub fn build(
             Box::new(induction_scores::InductionScores::new(p.clone(), config)?)
         }
         AnalysisParams::Tokens(p) => Box::new(tokens::Tokens::new(p.clone())),
+        AnalysisParams::ActivationPatching(p) => Box::new(
+            activation_patching::ActivationPatching::new(p.clone(), config)?,
+        ),
+        AnalysisParams::Ablation(p) => Box::new(ablation::Ablation::new(
+            p.clone(),
+            spec.dataset.clone(),
+            config,
+        )?),
+        AnalysisParams::PathPatching(p) => {
+            Box::new(path_patching::PathPatching::new(p.clone(), config)?)
+        }
+        AnalysisParams::AttributionPatching(p) => Box::new(
+            attribution_patching::AttributionPatching::new(p.clone(), config)?,
+        ),
+        AnalysisParams::EdgeAttributionPatching(p) => Box::new(
+            edge_attribution_patching::EdgeAttributionPatching::new(p.clone()),
+        ),
     })
 }
 
@@ -166,6 +189,41 @@ pub fn output_tables(kind: &str) -> Vec<OutputTable> {
                 None,
                 &induction_scores::PER_PROMPT_COLUMNS,
                 "per_prompt = true",
+            ),
+        ],
+        "activation_patching" => vec![
+            output(None, &crate::interventions::patching::PATCHING_COLUMNS, ""),
+            output(
+                Some(activation_patching::SUMMARY),
+                &crate::interventions::patching::PATCHING_SUMMARY_COLUMNS,
+                "summary = true (default)",
+            ),
+        ],
+        "ablation" => vec![output(
+            None,
+            &crate::interventions::ablation::ABLATION_COLUMNS,
+            "",
+        )],
+        "path_patching" => vec![output(
+            None,
+            &crate::interventions::path_patching::PATH_PATCHING_COLUMNS,
+            "",
+        )],
+        "attribution_patching" => vec![output(
+            None,
+            &crate::interventions::attribution::ATTRIBUTION_COLUMNS,
+            "",
+        )],
+        "edge_attribution_patching" => vec![
+            output(
+                None,
+                &crate::interventions::eap::EDGE_COLUMNS,
+                "one row per edge",
+            ),
+            output(
+                Some(edge_attribution_patching::NODES),
+                &crate::interventions::eap::NODE_COLUMNS,
+                "one row per node",
             ),
         ],
         _ => vec![],

@@ -22,7 +22,7 @@ use std::fmt;
 
 use circuitry_data::{Prompt, Rng};
 use circuitry_models::burn::prelude::*;
-use circuitry_models::{HookKind, HookPoint, HookTensor, TokenBatch, Transformer};
+use circuitry_models::{ActivationCache, HookKind, HookPoint, HookTensor, TokenBatch, Transformer};
 
 use super::engine::{CapturedRun, PatchOptions, PatchTarget, PatchUnit, patch_units};
 use super::metric::{Metric, logits_at};
@@ -289,8 +289,46 @@ impl MeanAccumulator {
             &model.device(),
         )?;
         let run = CapturedRun::new(model, batch, &self.hooks);
+        self.accumulate(prompts, &run.batch, &run.cache)
+    }
+
+    /// Adds one batch of the mean dataset from a forward pass that already ran: `batch` holds
+    /// `prompts` in order (clean tokens, or corrupt ones with [`MeanAccumulator::corrupt`]) and
+    /// `cache` captured every hook of the accumulator (e.g. the runner's pass over a reference
+    /// dataset).
+    pub fn add_captured(
+        &mut self,
+        prompts: &[Prompt],
+        batch: &TokenBatch,
+        cache: &ActivationCache,
+    ) -> Result<()> {
         for &h in &self.hooks {
-            let t = run.hook(&h);
+            if h.kind.layout() == circuitry_models::HookLayout::BatchHeadQK {
+                return Err(InterventionError::Config(format!(
+                    "mean ablation of `{h}` is not supported (attention patterns have no fixed shape per position)"
+                )));
+            }
+        }
+        if batch.batch_size() != prompts.len() {
+            return Err(InterventionError::Config(format!(
+                "{} prompts but a batch of {} rows",
+                prompts.len(),
+                batch.batch_size()
+            )));
+        }
+        self.accumulate(prompts, batch, cache)
+    }
+
+    fn accumulate(
+        &mut self,
+        prompts: &[Prompt],
+        batch: &TokenBatch,
+        cache: &ActivationCache,
+    ) -> Result<()> {
+        for &h in &self.hooks {
+            let t = cache.get(&h).ok_or_else(|| {
+                InterventionError::Config(format!("`{h}` was not captured for mean ablation"))
+            })?;
             let dims = t.dims();
             let inner: usize = dims[2..].iter().product();
             let values = t.to_vec();
@@ -299,13 +337,18 @@ impl MeanAccumulator {
                 sums: Vec::new(),
                 counts: Vec::new(),
             });
+            if entry.inner != inner {
+                return Err(InterventionError::Config(format!(
+                    "`{h}` changed shape between batches of the mean dataset"
+                )));
+            }
             for (r, p) in prompts.iter().enumerate() {
                 if entry.counts.len() < p.len() {
                     entry.counts.resize(p.len(), 0);
                     entry.sums.resize(p.len() * inner, 0.0);
                 }
                 for i in 0..p.len() {
-                    let slot = run.batch.slot(r, i);
+                    let slot = batch.slot(r, i);
                     let src = &values[(r * dims[1] + slot) * inner..][..inner];
                     for (acc, v) in entry.sums[i * inner..(i + 1) * inner].iter_mut().zip(src) {
                         *acc += f64::from(*v);
@@ -315,6 +358,12 @@ impl MeanAccumulator {
             }
         }
         Ok(())
+    }
+
+    /// The hooks whose means are accumulated (capture them on a pass for
+    /// [`MeanAccumulator::add_captured`]).
+    pub fn hooks(&self) -> &BTreeSet<HookPoint> {
+        &self.hooks
     }
 
     /// The means; fails when no batch was added.

@@ -287,6 +287,22 @@ impl EapScores {
         (self.metric_clean_sum / n, self.metric_corrupt_sum / n)
     }
 
+    /// The scores in units of the clean - corrupt metric gap: every edge and node score divided
+    /// by `mean(metric_clean) - mean(metric_corrupt)`, so that an edge scoring -1 (noising)
+    /// estimates losing the whole gap. `None` when the gap is 0 (to 1e-12). Merge every batch
+    /// first.
+    pub fn normalized(&self) -> Option<EapScores> {
+        let (clean, corrupt) = self.metrics();
+        let gap = clean - corrupt;
+        if gap.abs() <= 1e-12 {
+            return None;
+        }
+        let mut out = self.clone();
+        out.edge_sums.iter_mut().for_each(|s| *s /= gap);
+        out.node_sums.iter_mut().for_each(|s| *s /= gap);
+        Some(out)
+    }
+
     /// Adds another batch's scores (same model and method).
     pub fn merge(&mut self, other: &EapScores) -> Result<()> {
         if self.graph != other.graph

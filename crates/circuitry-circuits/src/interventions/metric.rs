@@ -61,6 +61,8 @@ pub enum PositionRef {
     Named(String),
     /// A token index.
     Index(usize),
+    /// The `k`-th token from the end (`FromEnd(1)` is the last token).
+    FromEnd(usize),
 }
 
 impl PositionRef {
@@ -68,6 +70,16 @@ impl PositionRef {
         let i = match self {
             PositionRef::Last => return Ok(prompt.len() - 1),
             PositionRef::Index(i) => *i,
+            PositionRef::FromEnd(k) => {
+                if *k == 0 || *k > prompt.len() {
+                    return Err(InterventionError::Config(format!(
+                        "prompt {}: position -{k} is before the first of its {} tokens",
+                        prompt.id,
+                        prompt.len()
+                    )));
+                }
+                prompt.len() - k
+            }
             PositionRef::Named(name) => {
                 prompt
                     .position(name)
@@ -95,6 +107,7 @@ impl fmt::Display for PositionRef {
             PositionRef::Last => f.write_str("last"),
             PositionRef::Named(n) => f.write_str(n),
             PositionRef::Index(i) => write!(f, "{i}"),
+            PositionRef::FromEnd(k) => write!(f, "-{k}"),
         }
     }
 }

@@ -4,19 +4,20 @@
 //! - [`metric`]: what is measured on the logits (logit difference, probability, log-probability,
 //!   loss, KL divergence from the clean distribution), per prompt, differentiable, and the
 //!   normalised patching metric `(patched - corrupt) / (clean - corrupt)`.
-//! - [`ablation`]: zero, mean (means accumulated batch by batch over a declared dataset) and
-//!   resample ablation of heads, MLP layers, neurons and residual positions.
+//! - [`ablation`](mod@ablation): zero, mean (means accumulated batch by batch over a declared
+//!   dataset) and resample ablation of heads, MLP layers, neurons and residual positions.
 //! - [`patching`]: activation patching from a source run into a destination run (denoising:
 //!   clean into corrupt; noising: corrupt into clean) at any residual, attention, MLP or per-head
 //!   site, all positions at once or per position, reusing the destination's unpatched prefix
 //!   (the blocks before the patched layer, and for residual-stream patches the positions before
 //!   the patched one) and batching many patches into one forward pass.
-//! - [`path_patching`]: a sender's output patched only along its direct path into chosen
-//!   receivers (heads' query/key/value inputs, or the logits), everything else frozen.
+//! - [`path_patching`](mod@path_patching): a sender's output patched only along its direct path
+//!   into chosen receivers (heads' query/key/value inputs, or the logits), everything else
+//!   frozen.
 //! - [`attribution`]: attribution patching, the first-order (gradient) estimate of activation
 //!   patching at every site from one forward and one backward pass.
-//! - [`eap`]: edge attribution patching (EAP) and EAP with integrated gradients over the graph
-//!   of embedding, heads, MLPs and logits, and circuit extraction.
+//! - [`eap`](mod@eap): edge attribution patching (EAP) and EAP with integrated gradients over
+//!   the graph of embedding, heads, MLPs and logits, and circuit extraction.
 //!
 //! Every analysis takes one batch of [`Prompt`]s (the runner calls it batch by batch), returns
 //! plain result structs, and has a function that turns results into a tidy
@@ -52,7 +53,8 @@ pub use eap::{CircuitSelection, EapConfig, EapScores, Edge, Node, ReceiverInput,
 pub use metric::{Metric, MetricKind, PositionRef, ResolvedMetric, TokenRef, normalized};
 pub use patching::{
     CapturedRun, HeadSweep, PatchOptions, PatchResult, PatchTarget, PatchUnit, PatchingConfig,
-    PositionSweep, activation_patching, patch_units, patching_summary_table, patching_table,
+    PatchingSummary, PositionSweep, activation_patching, patch_units, patching_summary_table,
+    patching_table,
 };
 pub use path_patching::{
     PathPatchResult, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table,
@@ -178,6 +180,9 @@ pub enum PositionSel {
     /// A named position (`IO`, `S1`, `END`, `last`...), resolved per prompt; prompts without it
     /// are skipped.
     Named(String),
+    /// The `k`-th token from the end (`FromEnd(1)` is the last token), resolved per prompt;
+    /// prompts shorter than `k` are skipped.
+    FromEnd(usize),
 }
 
 impl PositionSel {
@@ -190,6 +195,9 @@ impl PositionSel {
                 .position(name)
                 .filter(|&i| i < prompt.len())
                 .map(|i| vec![i]),
+            PositionSel::FromEnd(k) => {
+                (*k >= 1 && *k <= prompt.len()).then(|| vec![prompt.len() - k])
+            }
         }
     }
 
@@ -199,13 +207,15 @@ impl PositionSel {
             PositionSel::All => None,
             PositionSel::Index(i) => Some(*i as i32),
             PositionSel::Named(name) => prompt.position(name).map(|i| i as i32),
+            PositionSel::FromEnd(k) => prompt.len().checked_sub(*k).map(|i| i as i32),
         }
     }
 
-    /// The `position_name` column.
+    /// The `position_name` column: the name, or `-k` for [`PositionSel::FromEnd`].
     pub fn name(&self) -> Option<String> {
         match self {
             PositionSel::Named(n) => Some(n.clone()),
+            PositionSel::FromEnd(k) => Some(format!("-{k}")),
             _ => None,
         }
     }
@@ -217,6 +227,7 @@ impl fmt::Display for PositionSel {
             PositionSel::All => f.write_str("all"),
             PositionSel::Index(i) => write!(f, "{i}"),
             PositionSel::Named(n) => f.write_str(n),
+            PositionSel::FromEnd(k) => write!(f, "-{k}"),
         }
     }
 }

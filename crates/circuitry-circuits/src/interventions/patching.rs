@@ -42,6 +42,8 @@ pub enum PositionSweep {
     Indices(Vec<usize>),
     /// Each of these named positions separately (`IO`, `S1`, `S2`, `END`...).
     Named(Vec<String>),
+    /// Each of these selections separately (indices, names and positions from the end mixed).
+    List(Vec<PositionSel>),
 }
 
 impl PositionSweep {
@@ -51,6 +53,7 @@ impl PositionSweep {
             PositionSweep::Each => (0..max_len).map(PositionSel::Index).collect(),
             PositionSweep::Indices(v) => v.iter().copied().map(PositionSel::Index).collect(),
             PositionSweep::Named(v) => v.iter().cloned().map(PositionSel::Named).collect(),
+            PositionSweep::List(v) => v.clone(),
         }
     }
 }
@@ -382,60 +385,82 @@ pub const PATCHING_SUMMARY_COLUMNS: [ColumnSpec; 11] = [
 ];
 
 /// Means over prompts per patch (site, layer, head, position), with the normalised metric of the
-/// means. Call it on the results of every batch together.
+/// means. Call it on the results of every batch together (or add batches to a
+/// [`PatchingSummary`]).
 pub fn patching_summary_table(results: &[PatchResult]) -> Table {
-    type Key = (
-        String,
-        usize,
-        Option<usize>,
-        Option<usize>,
-        Option<String>,
-        Direction,
-    );
-    let mut order: Vec<Key> = Vec::new();
-    let mut sums: BTreeMap<Key, (u32, f64, f64, f64)> = BTreeMap::new();
-    for r in results {
-        let position = if r.position_name.is_some() {
-            None
-        } else {
-            r.position
-        };
-        let key = (
-            r.site.site_name().to_string(),
-            r.layer,
-            r.head,
-            position,
-            r.position_name.clone(),
-            r.direction,
-        );
-        let e = sums.entry(key.clone()).or_insert_with(|| {
-            order.push(key);
-            (0, 0.0, 0.0, 0.0)
-        });
-        e.0 += 1;
-        e.1 += r.metric;
-        e.2 += r.metric_clean;
-        e.3 += r.metric_corrupt;
+    let mut s = PatchingSummary::default();
+    s.add(results);
+    s.table()
+}
+
+type SummaryKey = (
+    String,
+    usize,
+    Option<usize>,
+    Option<usize>,
+    Option<String>,
+    Direction,
+);
+
+/// Running sums for [`patching_summary_table`], batch by batch. A patch's key is its site,
+/// layer, head, direction and position: the token index, or the name for named positions (whose
+/// index differs between prompts). Rows come out in order of first appearance.
+#[derive(Clone, Debug, Default)]
+pub struct PatchingSummary {
+    order: Vec<SummaryKey>,
+    sums: BTreeMap<SummaryKey, (u32, f64, f64, f64)>,
+}
+
+impl PatchingSummary {
+    /// Adds the results of one batch.
+    pub fn add(&mut self, results: &[PatchResult]) {
+        for r in results {
+            let position = if r.position_name.is_some() {
+                None
+            } else {
+                r.position
+            };
+            let key = (
+                r.site.site_name().to_string(),
+                r.layer,
+                r.head,
+                position,
+                r.position_name.clone(),
+                r.direction,
+            );
+            let e = self.sums.entry(key.clone()).or_insert_with(|| {
+                self.order.push(key);
+                (0, 0.0, 0.0, 0.0)
+            });
+            e.0 += 1;
+            e.1 += r.metric;
+            e.2 += r.metric_clean;
+            e.3 += r.metric_corrupt;
+        }
     }
-    let mut t = Table::new(&PATCHING_SUMMARY_COLUMNS);
-    for key in order {
-        let (n, m, c, x) = sums[&key];
-        let nf = f64::from(n);
-        let (m, c, x) = (m / nf, c / nf, x / nf);
-        let (site, layer, head, position, name, direction) = key;
-        t.push_row(vec![
-            Value::from(site),
-            (layer as i32).into(),
-            head.map(|h| h as i32).into(),
-            position.map(|p| p as i32).into(),
-            name.into(),
-            direction.as_str().into(),
-            n.into(),
-            m.into(),
-            c.into(),
-            x.into(),
-            normalized(m, c, x).into(),
-        ]);
+
+    /// One row per patch: [`PATCHING_SUMMARY_COLUMNS`].
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(&PATCHING_SUMMARY_COLUMNS);
+        for key in &self.order {
+            let (n, m, c, x) = self.sums[key];
+            let nf = f64::from(n);
+            let (m, c, x) = (m / nf, c / nf, x / nf);
+            let (site, layer, head, position, name, direction) = key.clone();
+            t.push_row(vec![
+                Value::from(site),
+                (layer as i32).into(),
+                head.map(|h| h as i32).into(),
+                position.map(|p| p as i32).into(),
+                name.into(),
+                direction.as_str().into(),
+                n.into(),
+                m.into(),
+                c.into(),
+                x.into(),
+                normalized(m, c, x).into(),
+            ]);
+        }
+        t
     }
-    t
 }

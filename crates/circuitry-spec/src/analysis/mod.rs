@@ -34,6 +34,10 @@ pub(crate) trait AnalysisKind {
     fn reads_dataset(&self) -> bool {
         true
     }
+
+    /// Fills in defaults that depend on the experiment: `derived_seed` is derived from the
+    /// experiment's `seed` and the analysis's name.
+    fn resolve(&mut self, _derived_seed: u64) {}
 }
 
 /// One registered kind: its name, how to parse its parameters, and their schema.
@@ -68,6 +72,10 @@ macro_rules! analysis_kinds {
                 match self { $( AnalysisParams::$variant(p) => AnalysisKind::reads_dataset(p), )+ }
             }
 
+            fn resolve(&mut self, derived_seed: u64) {
+                match self { $( AnalysisParams::$variant(p) => AnalysisKind::resolve(p, derived_seed), )+ }
+            }
+
             fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
                 match self { $( AnalysisParams::$variant(p) => serde_json::to_value(p), )+ }
             }
@@ -95,11 +103,20 @@ analysis_kinds! {
     composition_scores => CompositionScores(CompositionScoresParams),
     induction_scores => InductionScores(InductionScoresParams),
     tokens => Tokens(TokensParams),
+    activation_patching => ActivationPatching(ActivationPatchingParams),
+    ablation => Ablation(AblationParams),
+    path_patching => PathPatching(PathPatchingParams),
+    attribution_patching => AttributionPatching(AttributionPatchingParams),
+    edge_attribution_patching => EdgeAttributionPatching(EdgeAttributionPatchingParams),
 }
 
+pub use self::ablation::{AblationMethod, AblationUnits, MeanOver};
+pub use self::activation_patching::{Direction, HeadSweep, PatchPositions, Site};
 pub use self::composition_scores::Composition;
 pub use self::direct_logit_attribution::Component;
+pub use self::edge_attribution_patching::{DEFAULT_IG_STEPS, DEFAULT_TOP_N, EapMethod};
 pub use self::head_detector::{Detector, ErrorMeasure};
+pub use self::path_patching::{HeadInput, ReceiverRef, Receivers, SenderRef, Senders};
 
 /// The names of every analysis kind.
 pub fn kind_names() -> Vec<&'static str> {
@@ -187,8 +204,14 @@ pub(crate) fn analysis_schema(g: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// Builds an analysis from its table (without cross-references, see [`validate`]).
-pub(crate) fn lower(name: &str, node: &Node, ctx: &mut Ctx<'_>) -> Option<AnalysisSpec> {
+/// Builds an analysis from its table (without cross-references, see [`validate`]);
+/// `experiment_seed` feeds the defaults derived from it.
+pub(crate) fn lower(
+    name: &str,
+    node: &Node,
+    experiment_seed: u64,
+    ctx: &mut Ctx<'_>,
+) -> Option<AnalysisSpec> {
     let path = join_path("analyses", name);
     let Some(entries) = node.as_table() else {
         ctx.error(
@@ -243,7 +266,12 @@ pub(crate) fn lower(name: &str, node: &Node, ctx: &mut Ctx<'_>) -> Option<Analys
     let params = (registered.parse)(&Node::table(rest, node.span.clone()), &path)
         .map_err(|e| ctx.de_error(e, COMMON_KEYS))
         .ok();
-    let (common, params) = (common?, params?);
+    let (common, mut params) = (common?, params?);
+    params.resolve(crate::dataset::derive_seed(
+        experiment_seed,
+        "analyses",
+        name,
+    ));
     match (&common.dataset, params.reads_dataset()) {
         (None, true) => {
             ctx.error(
@@ -290,6 +318,7 @@ pub(crate) fn validate(
         check_reference(c, "dataset", dataset, dataset_names);
     }
     c.positive("batch_size", spec.batch_size);
+    c.dataset_names = dataset_names.iter().map(|d| d.to_string()).collect();
     spec.params.validate(c);
 }
 

@@ -1,0 +1,125 @@
+//! `activation_patching`: a sweep of activation patches from one run of each clean/corrupt pair
+//! into the other ([`crate::interventions::activation_patching`]), one row per patch and prompt,
+//! streamed batch by batch, and the means over prompts written at the end.
+
+use circuitry_models::ModelConfig;
+use circuitry_spec::{ActivationPatchingParams, HeadSweep};
+
+use super::causal;
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
+};
+use crate::interventions::patching::{PATCHING_COLUMNS, PATCHING_SUMMARY_COLUMNS};
+use crate::interventions::{
+    self, PatchOptions, PatchingConfig, PatchingSummary, activation_patching, patching_table,
+};
+use crate::table::TableSink;
+
+/// The part name of the means over prompts.
+pub const SUMMARY: &str = "summary";
+
+pub struct ActivationPatching {
+    params: ActivationPatchingParams,
+    layers: Vec<usize>,
+    heads: interventions::HeadSweep,
+    /// Built on the first batch (the metric's literal tokens need the tokenizer).
+    config: Option<PatchingConfig>,
+    summary: PatchingSummary,
+}
+
+impl ActivationPatching {
+    pub fn new(
+        params: ActivationPatchingParams,
+        config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        causal::check_site(config, params.site, "site")?;
+        let layers = causal::layers(config, params.layers.as_deref())?;
+        let heads = match &params.heads {
+            HeadSweep::Each => interventions::HeadSweep::Each,
+            HeadSweep::All => interventions::HeadSweep::All,
+            HeadSweep::List(list) => {
+                let n = causal::head_count(config, params.site);
+                let what = if n == config.n_heads {
+                    "head"
+                } else {
+                    "key/value head"
+                };
+                let list = causal::indices("heads", what, Some(list), n)?;
+                interventions::HeadSweep::List(list)
+            }
+        };
+        Ok(ActivationPatching {
+            params,
+            layers,
+            heads,
+            config: None,
+            summary: PatchingSummary::default(),
+        })
+    }
+
+    fn config(&mut self, model: &ModelContext) -> Result<&PatchingConfig, AnalysisError> {
+        if self.config.is_none() {
+            let p = &self.params;
+            let metric = causal::metric(
+                &p.metric,
+                &p.position,
+                model.tokenizer,
+                model.model.config.d_vocab,
+            )?;
+            self.config = Some(PatchingConfig {
+                site: causal::site_kind(p.site),
+                layers: Some(self.layers.clone()),
+                positions: causal::position_sweep(&p.positions),
+                heads: self.heads.clone(),
+                direction: causal::direction(p.direction),
+                metric,
+                options: PatchOptions::default(),
+            });
+        }
+        Ok(self.config.as_ref().expect("just built"))
+    }
+}
+
+impl Analysis for ActivationPatching {
+    fn tables(&self) -> Vec<TableDecl> {
+        let mut t = vec![TableDecl::main(&PATCHING_COLUMNS)];
+        if self.params.summary {
+            t.push(TableDecl {
+                part: Some(SUMMARY),
+                columns: PATCHING_SUMMARY_COLUMNS.to_vec(),
+            });
+        }
+        t
+    }
+
+    fn requirements(&self) -> Requirements {
+        Requirements::hooks([])
+    }
+
+    fn process(
+        &mut self,
+        model: &ModelContext,
+        batch: &BatchContext,
+        sink: &mut dyn TableSink,
+    ) -> Result<(), AnalysisError> {
+        let padding = causal::padding(model, batch);
+        let cfg = self.config(model)?;
+        let results =
+            activation_patching(model.model, batch.prompts, padding, cfg).map_err(causal::error)?;
+        if self.params.summary {
+            self.summary.add(&results);
+        }
+        emit(sink, None, patching_table(&results))
+    }
+
+    fn finish(
+        &mut self,
+        _model: &ModelContext,
+        sink: &mut dyn TableSink,
+    ) -> Result<(), AnalysisError> {
+        if self.params.summary {
+            emit(sink, Some(SUMMARY), self.summary.table())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! `kind = "ablation"`.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::AnalysisKind;
+use super::activation_patching::{PatchPositions, check_metric, check_patch_positions, last};
+use crate::refs::{Metric, PositionRef};
+use crate::validate::Checker;
+
+/// The metric with each component knocked out: replaced by zero, by its mean over a reference
+/// dataset, or by its value on another prompt (resampling).
+///
+/// Sweeps the selected units (every head, every MLP, every neuron or the residual stream of
+/// every selected layer), each ablated alone, at all positions together or one position at a
+/// time, and measures the metric of the ablated clean run against the unablated one. Mean
+/// ablation first averages the activations over the `reference` dataset (a pass of its own
+/// before the main one); resample ablation takes each prompt's activations from a donor prompt of
+/// the same dataset (a seeded random permutation without fixed points). Needs no corrupt
+/// prompts. Columns: prompt, unit, component, layer, head, neuron, position, position_name,
+/// method, metric, metric_baseline, delta.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AblationParams {
+    /// What is ablated: "heads" (each head's `attn.hook_z`), "mlps" (each MLP's output),
+    /// "neurons" (each neuron of `mlp.hook_post`) or "residual" (the residual stream before each
+    /// block, `hook_resid_pre`).
+    #[serde(default = "heads")]
+    pub units: AblationUnits,
+    /// How the activation is replaced: "zero", "mean" (the mean over the `reference` dataset) or
+    /// "resample" (the activation of another prompt of the dataset).
+    #[serde(default = "zero")]
+    pub method: AblationMethod,
+    /// For `method = "mean"`: the `[datasets.*]` entry whose mean activations replace the
+    /// ablated ones. Default: the analysis's own dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// For `method = "mean"`: "prompts" (the mean over prompts at each token index, for
+    /// templated datasets; positions beyond the longest reference prompt use the overall mean)
+    /// or "prompts_and_positions" (one mean over every prompt and position).
+    #[serde(default)]
+    pub mean_over: MeanOver,
+    /// Layers whose units are ablated (0-based). Default: every layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<u32>>,
+    /// For `units = "heads"`: heads ablated in every selected layer (0-based). Default: every
+    /// head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<Vec<u32>>,
+    /// For `units = "neurons"`: neurons ablated in every selected layer (0-based). Default:
+    /// every neuron (one forward pass per neuron: name a few on large models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neurons: Option<Vec<u32>>,
+    /// Which positions one ablation covers: "all" (every position together, the default),
+    /// "each" (one ablation per token index) or a list of positions, each ablated separately.
+    #[serde(default)]
+    pub positions: PatchPositions,
+    /// What is measured, e.g. { logit_diff = ["IO", "S"] } or "loss". Ablation has no corrupt
+    /// run to normalize against, so `normalize` must be false.
+    pub metric: Metric,
+    /// The position whose next-token prediction the metric reads. Ignored by the loss metric.
+    #[serde(default = "last")]
+    pub position: PositionRef,
+    /// For `method = "resample"`: the seed of the donor permutation. Default: derived from the
+    /// experiment's `seed` and the analysis's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+fn heads() -> AblationUnits {
+    AblationUnits::Heads
+}
+
+fn zero() -> AblationMethod {
+    AblationMethod::Zero
+}
+
+/// What an ablation sweep knocks out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AblationUnits {
+    /// Every attention head (`attn.hook_z` of one head).
+    Heads,
+    /// Every MLP layer (`hook_mlp_out`).
+    Mlps,
+    /// Every MLP neuron (one feature of `mlp.hook_post`).
+    Neurons,
+    /// The residual stream before each block (`hook_resid_pre`).
+    Residual,
+}
+
+impl fmt::Display for AblationUnits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AblationUnits::Heads => "heads",
+            AblationUnits::Mlps => "mlps",
+            AblationUnits::Neurons => "neurons",
+            AblationUnits::Residual => "residual",
+        })
+    }
+}
+
+/// How ablated activations are replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AblationMethod {
+    /// By zeros.
+    Zero,
+    /// By the mean activation over the reference dataset.
+    Mean,
+    /// By the activation of a donor prompt of the same dataset.
+    Resample,
+}
+
+impl fmt::Display for AblationMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AblationMethod::Zero => "zero",
+            AblationMethod::Mean => "mean",
+            AblationMethod::Resample => "resample",
+        })
+    }
+}
+
+/// What the mean of a mean ablation is taken over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MeanOver {
+    /// Over prompts, separately at each token index (default).
+    #[default]
+    Prompts,
+    /// Over prompts and positions: one mean per component.
+    PromptsAndPositions,
+}
+
+impl AnalysisKind for AblationParams {
+    fn validate(&self, c: &mut Checker<'_, '_>) {
+        c.filter("layers", self.layers.as_deref());
+        c.filter("heads", self.heads.as_deref());
+        c.filter("neurons", self.neurons.as_deref());
+        for (key, given, units) in [
+            ("heads", self.heads.is_some(), AblationUnits::Heads),
+            ("neurons", self.neurons.is_some(), AblationUnits::Neurons),
+        ] {
+            if given && self.units != units {
+                c.error(
+                    key,
+                    format!("`{key}` selects {key}, but `units` is \"{}\"", self.units),
+                )
+                .hint = Some(format!("set units = \"{units}\", or remove `{key}`"));
+            }
+        }
+        if let Some(reference) = &self.reference {
+            c.dataset_reference("reference", reference);
+        }
+        if self.method != AblationMethod::Resample && self.seed.is_some() {
+            c.error(
+                "seed",
+                format!(
+                    "`seed` picks the donors of resample ablation, but `method` is \"{}\"",
+                    self.method
+                ),
+            )
+            .hint = Some("set method = \"resample\", or remove `seed`".into());
+        }
+        if self.method != AblationMethod::Mean {
+            if self.reference.is_some() {
+                c.error(
+                    "reference",
+                    format!(
+                        "`reference` is the dataset a mean ablation averages over, but `method` is \"{}\"",
+                        self.method
+                    ),
+                )
+                .hint = Some("set method = \"mean\", or remove `reference`".into());
+            }
+            if self.mean_over != MeanOver::default() {
+                c.error(
+                    "mean_over",
+                    format!(
+                        "`mean_over` applies to mean ablation, but `method` is \"{}\"",
+                        self.method
+                    ),
+                )
+                .hint = Some("set method = \"mean\", or remove `mean_over`".into());
+            }
+        }
+        check_patch_positions(c, "positions", &self.positions);
+        check_metric(c, &self.metric, &self.position);
+        if self.metric.normalize {
+            c.error(
+                "metric.normalize",
+                "ablation has no corrupt run to normalize against",
+            )
+            .hint = Some(
+                "remove `normalize`: the table reports metric, metric_baseline and delta".into(),
+            );
+        }
+    }
+
+    fn resolve(&mut self, derived_seed: u64) {
+        if self.method == AblationMethod::Resample {
+            self.seed.get_or_insert(derived_seed);
+        }
+    }
+}
