@@ -1,8 +1,8 @@
 //! Host copies of captured activations, indexed the way analyses read them.
 
-use circuitry_models::{HookPoint, HostTensor, Output};
+use circuitry_models::{HookKind, HookPoint, HostTensor, Output};
 
-use crate::analysis::AnalysisError;
+use crate::analysis::{AnalysisError, BatchContext};
 
 /// The captured value of `hook` as a host tensor, or an error naming the missing hook (a runner
 /// bug: the analysis declared it in its requirements).
@@ -26,4 +26,28 @@ pub fn vector<'a>(t: &'a HostTensor, index: &[usize]) -> &'a [f32] {
     full.push(0);
     let start = offset(&t.shape, &full);
     &t.data[start..start + last]
+}
+
+/// Host copies of `blocks.L.attn.hook_pattern` for each of `layers`.
+pub fn patterns(output: &Output, layers: &[usize]) -> Result<Vec<HostTensor>, AnalysisError> {
+    layers
+        .iter()
+        .map(|&l| host(output, HookPoint::layer(l, HookKind::Pattern)))
+        .collect()
+}
+
+/// Attention of batch row `r`, head `head`, from token `q` to token `k` of the prompt (token
+/// indices, not padded slots).
+pub fn attention(
+    pattern: &HostTensor,
+    batch: &BatchContext,
+    r: usize,
+    head: usize,
+    q: usize,
+    k: usize,
+) -> f32 {
+    pattern.data[offset(
+        &pattern.shape,
+        &[r, head, batch.slot(r, q), batch.slot(r, k)],
+    )]
 }

@@ -159,20 +159,26 @@ pub trait Analysis: Send {
         Ok(())
     }
 
-    /// Consumes one batch. Rows may be written now or kept for [`Analysis::finish`].
+    /// Consumes one batch. Rows may be written now or kept for [`Analysis::finish`]. Weight-only
+    /// analyses receive no batches.
     fn process(
         &mut self,
-        model: &ModelContext,
-        batch: &BatchContext,
-        sink: &mut dyn TableSink,
-    ) -> Result<(), AnalysisError>;
+        _model: &ModelContext,
+        _batch: &BatchContext,
+        _sink: &mut dyn TableSink,
+    ) -> Result<(), AnalysisError> {
+        Ok(())
+    }
 
-    /// Called once after the last batch (and alone for weight-only analyses).
+    /// Called once after the last batch (and alone for weight-only analyses): write what was
+    /// kept, or, for weight-only analyses, everything.
     fn finish(
         &mut self,
-        model: &ModelContext,
-        sink: &mut dyn TableSink,
-    ) -> Result<(), AnalysisError>;
+        _model: &ModelContext,
+        _sink: &mut dyn TableSink,
+    ) -> Result<(), AnalysisError> {
+        Ok(())
+    }
 }
 
 /// Writes a chunk to the sink, turning a sink failure into an [`AnalysisError`].

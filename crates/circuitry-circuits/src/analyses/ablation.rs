@@ -247,8 +247,4 @@ impl Analysis for Ablation {
             ablation(model.model, batch.prompts, pool, padding, &cfg).map_err(causal::error)?;
         emit(sink, None, ablation_table(&results))
     }
-
-    fn finish(&mut self, _: &ModelContext, _: &mut dyn TableSink) -> Result<(), AnalysisError> {
-        Ok(())
-    }
 }

@@ -4,7 +4,7 @@ use circuitry_models::{HookKind, HookPoint, ModelConfig};
 use circuitry_spec::AttentionPatternParams;
 
 use super::{check_filters, selected};
-use crate::acts::{host, offset};
+use crate::acts::{attention, patterns};
 use crate::analysis::{
     Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
 };
@@ -74,11 +74,8 @@ impl Analysis for AttentionPattern {
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
         let mut table = Table::new(&COLUMNS);
-        for &layer in &self.layers {
-            let pattern = host(
-                batch.clean_output,
-                HookPoint::layer(layer, HookKind::Pattern),
-            )?;
+        let patterns = patterns(batch.clean_output, &self.layers)?;
+        for (&layer, pattern) in self.layers.iter().zip(&patterns) {
             for (r, prompt) in batch.prompts.iter().enumerate() {
                 if !refs::keep(self.params.prompts.as_deref(), prompt.id as usize) {
                     continue;
@@ -90,11 +87,7 @@ impl Analysis for AttentionPattern {
                 for &head in &self.heads {
                     for &q in &queries {
                         for &k in keys.iter().filter(|&&k| k <= q) {
-                            let idx = offset(
-                                &pattern.shape,
-                                &[r, head, batch.slot(r, q), batch.slot(r, k)],
-                            );
-                            let a = pattern.data[idx];
+                            let a = attention(pattern, batch, r, head, q, k);
                             if self.params.min_attention.is_some_and(|m| (a as f64) < m) {
                                 continue;
                             }
@@ -114,9 +107,5 @@ impl Analysis for AttentionPattern {
             }
         }
         emit(sink, None, table)
-    }
-
-    fn finish(&mut self, _: &ModelContext, _: &mut dyn TableSink) -> Result<(), AnalysisError> {
-        Ok(())
     }
 }

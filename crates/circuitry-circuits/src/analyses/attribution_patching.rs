@@ -72,8 +72,4 @@ impl Analysis for AttributionPatching {
             .map_err(causal::error)?;
         emit(sink, None, attribution_table(&results))
     }
-
-    fn finish(&mut self, _: &ModelContext, _: &mut dyn TableSink) -> Result<(), AnalysisError> {
-        Ok(())
-    }
 }

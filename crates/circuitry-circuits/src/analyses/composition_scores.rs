@@ -4,9 +4,7 @@
 use circuitry_models::ModelConfig;
 use circuitry_spec::{Composition, CompositionScoresParams};
 
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
 use crate::table::{ColumnSpec, DType, Table, TableSink, Value};
 use crate::weight_circuits::CircuitWeights;
 use crate::weight_circuits::composition::{
@@ -95,15 +93,6 @@ impl Analysis for CompositionScores {
 
     fn requirements(&self) -> Requirements {
         Requirements::weights_only()
-    }
-
-    fn process(
-        &mut self,
-        _: &ModelContext,
-        _: &BatchContext,
-        _: &mut dyn TableSink,
-    ) -> Result<(), AnalysisError> {
-        Ok(())
     }
 
     fn finish(

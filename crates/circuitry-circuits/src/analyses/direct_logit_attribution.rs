@@ -304,8 +304,4 @@ impl Analysis for DirectLogitAttribution {
         }
         emit(sink, None, table)
     }
-
-    fn finish(&mut self, _: &ModelContext, _: &mut dyn TableSink) -> Result<(), AnalysisError> {
-        Ok(())
-    }
 }

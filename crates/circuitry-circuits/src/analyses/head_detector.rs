@@ -5,7 +5,7 @@ use circuitry_models::{HookKind, HookPoint, ModelConfig};
 use circuitry_spec::{Detector, ErrorMeasure, HeadDetectorParams};
 
 use super::{check_filters, selected};
-use crate::acts::{host, offset};
+use crate::acts::{attention, patterns};
 use crate::analysis::{
     Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
 };
@@ -170,11 +170,7 @@ impl Analysis for HeadDetector {
     ) -> Result<(), AnalysisError> {
         let p = &self.params;
         let mut table = Table::new(self.columns());
-        let patterns = self
-            .layers
-            .iter()
-            .map(|&l| host(batch.clean_output, HookPoint::layer(l, HookKind::Pattern)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let patterns = patterns(batch.clean_output, &self.layers)?;
         for (r, prompt) in batch.prompts.iter().enumerate() {
             let n = prompt.len();
             if n < 2 {
@@ -194,10 +190,7 @@ impl Analysis for HeadDetector {
                     let mut att = vec![0f32; n * n];
                     for q in 0..n {
                         for k in 0..=q {
-                            att[q * n + k] = pattern.data[offset(
-                                &pattern.shape,
-                                &[r, head, batch.slot(r, q), batch.slot(r, k)],
-                            )];
+                            att[q * n + k] = attention(pattern, batch, r, head, q, k);
                         }
                     }
                     for (di, ideal) in ideals.iter().enumerate() {

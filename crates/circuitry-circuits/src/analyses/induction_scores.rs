@@ -13,11 +13,11 @@
 
 use circuitry_data::Prompt;
 use circuitry_data::repeated::{REPEAT_START, SEQ_START};
-use circuitry_models::{HookKind, HookPoint, HostTensor, ModelConfig};
+use circuitry_models::{HookKind, HookPoint, ModelConfig};
 use circuitry_spec::InductionScoresParams;
 
 use super::{check_filters, selected};
-use crate::acts::{host, offset};
+use crate::acts::{attention, patterns};
 use crate::analysis::{
     Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
 };
@@ -158,22 +158,13 @@ impl Analysis for InductionScores {
             .iter()
             .map(repeat_bounds)
             .collect::<Result<Vec<_>, _>>()?;
-        let patterns: Vec<HostTensor> = self
-            .layers
-            .iter()
-            .map(|&l| host(batch.clean_output, HookPoint::layer(l, HookKind::Pattern)))
-            .collect::<Result<_, _>>()?;
+        let patterns = patterns(batch.clean_output, &self.layers)?;
         let mut table = Table::new(self.columns());
         for (r, (prompt, &(start, repeat))) in batch.prompts.iter().zip(&bounds).enumerate() {
             for (li, pattern) in patterns.iter().enumerate() {
                 for (hi, &head) in self.heads.iter().enumerate() {
-                    let attn = |q: usize, k: usize| {
-                        let i = offset(
-                            &pattern.shape,
-                            &[r, head, batch.slot(r, q), batch.slot(r, k)],
-                        );
-                        f64::from(pattern.data[i])
-                    };
+                    let attn =
+                        |q: usize, k: usize| f64::from(attention(pattern, batch, r, head, q, k));
                     let s = scores(prompt.len(), start, repeat, attn);
                     if self.params.per_prompt {
                         table.push_row(vec![

@@ -154,8 +154,4 @@ impl Analysis for LogitLens {
         }
         emit(sink, None, table)
     }
-
-    fn finish(&mut self, _: &ModelContext, _: &mut dyn TableSink) -> Result<(), AnalysisError> {
-        Ok(())
-    }
 }

@@ -134,8 +134,4 @@ impl Analysis for NextToken {
         }
         emit(sink, None, table)
     }
-
-    fn finish(&mut self, _: &ModelContext, _: &mut dyn TableSink) -> Result<(), AnalysisError> {
-        Ok(())
-    }
 }

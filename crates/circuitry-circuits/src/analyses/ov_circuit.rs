@@ -5,9 +5,7 @@ use circuitry_models::ModelConfig;
 use circuitry_spec::OvCircuitParams;
 
 use super::{check_filters, selected};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
 use crate::factored::{BlockOptions, Ranking};
 use crate::table::{ColumnSpec, DType, Table, TableSink};
 use crate::weight_circuits::CircuitWeights;
@@ -114,15 +112,6 @@ impl Analysis for OvCircuit {
 
     fn requirements(&self) -> Requirements {
         Requirements::weights_only()
-    }
-
-    fn process(
-        &mut self,
-        _: &ModelContext,
-        _: &BatchContext,
-        _: &mut dyn TableSink,
-    ) -> Result<(), AnalysisError> {
-        Ok(())
     }
 
     fn finish(

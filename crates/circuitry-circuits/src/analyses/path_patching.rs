@@ -152,8 +152,4 @@ impl Analysis for PathPatching {
             path_patching(model.model, batch.prompts, padding, cfg).map_err(causal::error)?;
         emit(sink, None, path_patching_table(&results))
     }
-
-    fn finish(&mut self, _: &ModelContext, _: &mut dyn TableSink) -> Result<(), AnalysisError> {
-        Ok(())
-    }
 }

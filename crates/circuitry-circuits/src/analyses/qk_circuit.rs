@@ -7,9 +7,7 @@ use circuitry_spec::QkCircuitParams;
 
 use super::check_filters;
 use super::ov_circuit::{first, push_token_pairs, selected_heads};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
 use crate::factored::{BlockOptions, Ranking};
 use crate::table::{ColumnSpec, DType, Table, TableSink, Value};
 use crate::weight_circuits::CircuitWeights;
@@ -162,15 +160,6 @@ impl Analysis for QkCircuit {
 
     fn requirements(&self) -> Requirements {
         Requirements::weights_only()
-    }
-
-    fn process(
-        &mut self,
-        _: &ModelContext,
-        _: &BatchContext,
-        _: &mut dyn TableSink,
-    ) -> Result<(), AnalysisError> {
-        Ok(())
     }
 
     fn finish(

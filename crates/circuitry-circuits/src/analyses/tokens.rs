@@ -82,8 +82,4 @@ impl Analysis for Tokens {
         }
         emit(sink, None, table)
     }
-
-    fn finish(&mut self, _: &ModelContext, _: &mut dyn TableSink) -> Result<(), AnalysisError> {
-        Ok(())
-    }
 }
