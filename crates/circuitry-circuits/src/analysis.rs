@@ -102,6 +102,14 @@ impl TableDecl {
             columns: columns.to_vec(),
         }
     }
+
+    /// A secondary table, written as `<analysis>.<part>.parquet`.
+    pub fn part(part: &'static str, columns: &[ColumnSpec]) -> TableDecl {
+        TableDecl {
+            part: Some(part),
+            columns: columns.to_vec(),
+        }
+    }
 }
 
 /// The model an analysis runs on.

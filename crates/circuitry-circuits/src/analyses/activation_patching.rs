@@ -84,10 +84,7 @@ impl Analysis for ActivationPatching {
     fn tables(&self) -> Vec<TableDecl> {
         let mut t = vec![TableDecl::main(&PATCHING_COLUMNS)];
         if self.params.summary {
-            t.push(TableDecl {
-                part: Some(SUMMARY),
-                columns: PATCHING_SUMMARY_COLUMNS.to_vec(),
-            });
+            t.push(TableDecl::part(SUMMARY, &PATCHING_SUMMARY_COLUMNS));
         }
         t
     }

@@ -44,10 +44,7 @@ impl Analysis for EdgeAttributionPatching {
     fn tables(&self) -> Vec<TableDecl> {
         vec![
             TableDecl::main(&EDGE_COLUMNS),
-            TableDecl {
-                part: Some(NODES),
-                columns: NODE_COLUMNS.to_vec(),
-            },
+            TableDecl::part(NODES, &NODE_COLUMNS),
         ]
     }
 

@@ -138,22 +138,13 @@ impl Analysis for QkCircuit {
     fn tables(&self) -> Vec<TableDecl> {
         let mut tables = vec![TableDecl::main(&COLUMNS)];
         if self.params.top_k > 0 {
-            tables.push(TableDecl {
-                part: Some("top_pairs"),
-                columns: TOP_PAIR_COLUMNS.to_vec(),
-            });
+            tables.push(TableDecl::part("top_pairs", &TOP_PAIR_COLUMNS));
         }
         if self.positional {
-            tables.push(TableDecl {
-                part: Some("positional"),
-                columns: QK_POSITIONAL_COLUMNS.to_vec(),
-            });
+            tables.push(TableDecl::part("positional", &QK_POSITIONAL_COLUMNS));
         }
         if self.params.singular_values > 0 {
-            tables.push(TableDecl {
-                part: Some("singular_values"),
-                columns: SINGULAR_VALUE_COLUMNS.to_vec(),
-            });
+            tables.push(TableDecl::part("singular_values", &SINGULAR_VALUE_COLUMNS));
         }
         tables
     }
