@@ -290,7 +290,7 @@ impl Plan {
                 let _ = writeln!(s, "run {}: {}", v.index, v.label);
             }
             for t in &v.trains {
-                let _ = writeln!(s, "  train    {t}");
+                let _ = writeln!(s, "  train    {t} -> {t}.parquet");
             }
             for m in &v.models {
                 let trained = m
@@ -344,6 +344,8 @@ impl Plan {
         for v in &self.variants {
             for t in &v.trains {
                 nodes.insert(format!("train:{t}"), format!("train {t}"));
+                nodes.insert(format!("table:{t}"), format!("{t}.parquet"));
+                edges.insert((format!("train:{t}"), format!("table:{t}")));
             }
             for m in &v.models {
                 nodes.insert(format!("model:{}", m.name), format!("model {}", m.name));

@@ -134,7 +134,7 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
     }
     println!("  vocabulary     {}", c.d_vocab);
     println!("  context        {}", c.n_ctx);
-    println!("  norm           {:?} (eps {})", c.norm, c.norm_eps);
+    println!("  norm           {:?} (eps {})", c.norm, c.norm_eps as f32);
     match c.positional {
         Positional::Learned => println!("  positions      learned"),
         Positional::Rotary { theta, dim } => {
@@ -149,9 +149,12 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
             "separate"
         }
     );
+    let id = |t: Option<u32>| t.map_or("none".to_string(), |t| t.to_string());
     println!(
-        "  special tokens bos {:?}, eos {:?}, pad {:?}",
-        c.bos_token_id, c.eos_token_id, c.pad_token_id
+        "  special tokens bos {}, eos {}, pad {}",
+        id(c.bos_token_id),
+        id(c.eos_token_id),
+        id(c.pad_token_id)
     );
     let points: Vec<_> = circuitry_models::HookPoint::all(c.n_layers)
         .into_iter()

@@ -35,7 +35,7 @@ impl ModelSource {
     /// id (`ORG/NAME`, optionally `@REVISION`) found in the local hub cache (never downloaded).
     pub fn resolve(location: &str, base_dir: &Path) -> Result<ModelSource, LoadError> {
         let expanded = expand_home(location);
-        let path = if expanded.is_absolute() {
+        let path = if expanded.is_absolute() || base_dir == Path::new(".") {
             expanded
         } else {
             base_dir.join(expanded)
