@@ -37,11 +37,25 @@ kind = "next_token"
 model = "m"
 dataset = "pair"
 top_k = 128
+positions = "all"
 
 [analyses.heads]
 kind = "head_detector"
 model = "m"
 dataset = "rep_first"
+
+[analyses.lens]
+kind = "logit_lens"
+model = "m"
+dataset = "pair"
+
+[datasets.plain]
+tokens = {plain}
+
+[analyses.patterns]
+kind = "attention_pattern"
+model = "m"
+dataset = "plain"
 
 [analyses.comp]
 kind = "composition_scores"
@@ -58,6 +72,7 @@ singular_values = 0
         clean = toml_rows(&clean),
         corrupt = toml_rows(&corrupt),
         rep_first = toml_rows(&repeated[..1]),
+        plain = toml_rows(&id_rows(&r["plain.input_ids"])),
     );
     let file = dir.join("fixture.toml");
     std::fs::write(&file, toml).unwrap();
@@ -182,6 +197,65 @@ fn check(model: &str) {
         );
     }
     assert_eq!(ov.rows(), dla_ref.len());
+
+    // The logit lens after the last layer is the model's own output distribution.
+    let lens = read_table(&out.join("lens.parquet"));
+    let (ll, lp, lt, llp) = (
+        lens.i32("layer"),
+        lens.i32("position"),
+        lens.u32("token_id"),
+        lens.f64("logprob"),
+    );
+    let probs = next.f64("prob");
+    let final_layer = (n_layers - 1) as i32;
+    let mut matched = 0;
+    for i in (0..lens.rows()).filter(|&i| ll[i] == Some(final_layer)) {
+        if let Some(j) = (0..next.rows()).find(|&j| pos[j] == lp[i] && ids[j] == lt[i]) {
+            assert!(
+                (llp[i] - probs[j].ln()).abs() < 1e-3,
+                "{model}: lens {} vs model {}",
+                llp[i],
+                probs[j].ln()
+            );
+            matched += 1;
+        }
+    }
+    assert!(
+        matched > 0,
+        "{model}: the final-layer lens row at the last position has a next_token row"
+    );
+
+    // Attention patterns equal the reference hook (processing leaves attention unchanged).
+    let patterns = read_table(&out.join("patterns.parquet"));
+    let (pp, pl, ph, pq, pk, pa) = (
+        patterns.u32("prompt"),
+        patterns.i32("layer"),
+        patterns.i32("head"),
+        patterns.i32("query_position"),
+        patterns.i32("key_position"),
+        patterns.f64("attention"),
+    );
+    for i in 0..patterns.rows() {
+        let (l, h, q, k) = (
+            pl[i].unwrap() as usize,
+            ph[i].unwrap() as usize,
+            pq[i].unwrap() as usize,
+            pk[i].unwrap() as usize,
+        );
+        let (shape, values) = &r[&format!("plain.blocks.{l}.attn.hook_pattern")];
+        let want = values[((pp[i] as usize * shape[1] + h) * shape[2] + q) * shape[3] + k];
+        assert!(
+            (pa[i] - want).abs() < ATOL,
+            "{model} pattern L{l}H{h} {q}->{k}: {} vs {want}",
+            pa[i]
+        );
+    }
+    let (s, _) = &r["plain.blocks.0.attn.hook_pattern"];
+    assert_eq!(
+        patterns.rows(),
+        n_layers * s[0] * s[1] * s[2] * (s[2] + 1) / 2,
+        "every causal entry"
+    );
 
     // Every table records where it came from.
     assert_eq!(dla.metadata["experiment"], "fixture");
