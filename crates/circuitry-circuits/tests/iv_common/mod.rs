@@ -3,21 +3,17 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use circuitry_circuits::interventions::{Metric, Padding};
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{PaddingSide, Processing, Transformer, load_model};
-use safetensors::{Dtype, SafeTensors};
 
 pub const MODELS: [&str; 2] = ["gpt2-tiny", "llama-tiny"];
 
-pub fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use circuitry_testkit::{RefTensor, fixture_dir, load_reference};
 
 /// A tiny fixture model with TransformerLens's default weight processing.
 pub fn tiny(name: &str) -> Transformer {
@@ -30,48 +26,6 @@ pub fn tiny(name: &str) -> Transformer {
     )
     .unwrap_or_else(|e| panic!("{name}: {e}"))
     .model
-}
-
-#[derive(Clone, Debug)]
-pub struct RefTensor {
-    pub shape: Vec<usize>,
-    pub f32: Vec<f32>,
-    pub i64: Vec<i64>,
-}
-
-pub fn load_reference(model: &str) -> BTreeMap<String, RefTensor> {
-    let path = fixture_dir(model).join("reference.safetensors");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let st = SafeTensors::deserialize(&bytes).expect("reference safetensors");
-    st.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let data = view.data();
-            let (f, i) = match view.dtype() {
-                Dtype::F32 => (
-                    data.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                        .collect(),
-                    vec![],
-                ),
-                Dtype::I64 => (
-                    vec![],
-                    data.chunks_exact(8)
-                        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                        .collect(),
-                ),
-                other => panic!("unexpected dtype {other:?} for {name}"),
-            };
-            (
-                name,
-                RefTensor {
-                    shape: view.shape().to_vec(),
-                    f32: f,
-                    i64: i,
-                },
-            )
-        })
-        .collect()
 }
 
 pub fn ids(t: &RefTensor) -> Vec<u32> {

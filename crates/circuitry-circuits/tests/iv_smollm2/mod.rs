@@ -16,23 +16,13 @@ use circuitry_models::{LoadedModel, PaddingSide, Processing, load_model};
 pub const FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 pub fn gguf_path() -> PathBuf {
-    match std::env::var_os("CIRCUITRY_SMOLLM2_GGUF") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-            .join(".cache/circuitry/models")
-            .join(FILE_NAME),
-    }
+    circuitry_testkit::smollm2_gguf()
 }
 
 /// SmolLM2 with TransformerLens's default processing; panics with fetching instructions when
 /// the file is missing.
 pub fn load() -> LoadedModel {
     let path = gguf_path();
-    assert!(
-        path.is_file(),
-        "{} not found: fetch it with `scripts/fetch-smollm2.sh` or set CIRCUITRY_SMOLLM2_GGUF",
-        path.display()
-    );
     load_model(
         path.to_str().unwrap(),
         Path::new("."),

