@@ -22,7 +22,6 @@ use rayon::prelude::*;
 
 use crate::factored::FactoredMatrix;
 use crate::linalg::{Mat, Strided, gemm_into};
-use crate::table::{ColumnSpec, DType, Table};
 
 use super::CircuitWeights;
 
@@ -298,92 +297,6 @@ pub fn composition_baseline(
         CompositionKind::Q | CompositionKind::K | CompositionKind::V => ((d, k, d), (d, k, d)),
     };
     random_composition_baseline(shapes.0, shapes.1, samples, seed)
-}
-
-/// All scores of one kind with their baseline.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CompositionResult {
-    pub kind: CompositionKind,
-    pub baseline: Baseline,
-    pub scores: Vec<CompositionScore>,
-}
-
-/// Scores and baselines for each of `kinds`; the baseline uses `samples` Monte Carlo samples
-/// drawn from `seed`.
-pub fn composition_analysis(
-    w: &CircuitWeights,
-    kinds: &[CompositionKind],
-    samples: usize,
-    seed: u64,
-) -> Vec<CompositionResult> {
-    kinds
-        .iter()
-        .map(|&kind| CompositionResult {
-            kind,
-            baseline: composition_baseline(w, kind, samples, seed),
-            scores: composition_scores(w, kind),
-        })
-        .collect()
-}
-
-/// Columns of [`composition_table`].
-pub const COMPOSITION_COLUMNS: [ColumnSpec; 8] = [
-    ColumnSpec::new("layer_a", DType::I32, "layer of the earlier (writing) head"),
-    ColumnSpec::new(
-        "head_a",
-        DType::I32,
-        "index of the earlier (writing) head within its layer",
-    ),
-    ColumnSpec::new(
-        "layer_b",
-        DType::I32,
-        "layer of the later (reading) head, > layer_a",
-    ),
-    ColumnSpec::new(
-        "head_b",
-        DType::I32,
-        "index of the later (reading) head within its layer",
-    ),
-    ColumnSpec::new(
-        "kind",
-        DType::Utf8,
-        "Q, K or V: which input of head b reads head a's output (W_B = W_Q W_K^T, W_K W_Q^T or W_V W_O)",
-    ),
-    ColumnSpec::new(
-        "score",
-        DType::F64,
-        "composition score ||W_A W_B||_F / (||W_A||_F ||W_B||_F) with W_A = W_V W_O of head a (TransformerLens all_composition_scores)",
-    ),
-    ColumnSpec::new(
-        "baseline_mean",
-        DType::F64,
-        "mean composition score of independent Gaussian matrices of the same shapes (Monte Carlo)",
-    ),
-    ColumnSpec::new(
-        "baseline_std",
-        DType::F64,
-        "standard deviation of the composition score of independent Gaussian matrices of the same shapes",
-    ),
-];
-
-/// One row per (kind, earlier head, later head).
-pub fn composition_table(results: &[CompositionResult]) -> Table {
-    let mut t = Table::new(&COMPOSITION_COLUMNS);
-    for r in results {
-        for s in &r.scores {
-            t.push_row(vec![
-                (s.layer_a as i32).into(),
-                (s.head_a as i32).into(),
-                (s.layer_b as i32).into(),
-                (s.head_b as i32).into(),
-                s.kind.name().into(),
-                s.score.into(),
-                r.baseline.mean.into(),
-                r.baseline.std.into(),
-            ]);
-        }
-    }
-    t
 }
 
 /// SplitMix64 (Steele, Lea & Flood 2014) with Box–Muller normals: small, fast, and fully

@@ -189,48 +189,7 @@ pub fn ov_scores_table(results: &[HeadOvResult]) -> Table {
     t
 }
 
-/// Columns of [`ov_top_pairs_table`].
-pub const OV_TOP_PAIR_COLUMNS: [ColumnSpec; 6] = [
-    LAYER,
-    HEAD,
-    RANK,
-    ColumnSpec::new(
-        "src_token",
-        DType::U32,
-        "token id of the attended-to (source) token: a row of W_E W_V W_O W_U",
-    ),
-    ColumnSpec::new(
-        "dst_token",
-        DType::U32,
-        "token id of the output token whose logit changes: a column of W_E W_V W_O W_U",
-    ),
-    ColumnSpec::new(
-        "value",
-        DType::F64,
-        "entry of the token-space OV circuit W_E W_V W_O W_U: logit change of dst_token per unit attention to src_token (no final norm, no biases)",
-    ),
-];
-
-/// One row per (head, ranked token pair).
-pub fn ov_top_pairs_table(results: &[HeadOvResult]) -> Table {
-    let mut t = Table::new(&OV_TOP_PAIR_COLUMNS);
-    for r in results {
-        for p in &r.top_pairs {
-            t.push_row(vec![
-                (r.layer as i32).into(),
-                (r.head as i32).into(),
-                p.rank.into(),
-                p.src_token.into(),
-                p.dst_token.into(),
-                p.value.into(),
-            ]);
-        }
-    }
-    t
-}
-
-/// Columns of the singular-value tables ([`ov_singular_values_table`] and
-/// [`super::qk::qk_singular_values_table`]).
+/// Columns of the singular-value tables of `ov_circuit` and `qk_circuit`.
 pub const SINGULAR_VALUE_COLUMNS: [ColumnSpec; 5] = [
     LAYER,
     HEAD,
@@ -267,14 +226,4 @@ pub(crate) fn push_singular_values(
             (*s).into(),
         ]);
     }
-}
-
-/// One row per (head, circuit `ov`/`full_ov`, singular value).
-pub fn ov_singular_values_table(results: &[HeadOvResult]) -> Table {
-    let mut t = Table::new(&SINGULAR_VALUE_COLUMNS);
-    for r in results {
-        push_singular_values(&mut t, r.layer, r.head, "ov", &r.singular_values);
-        push_singular_values(&mut t, r.layer, r.head, "full_ov", &r.full_singular_values);
-    }
-    t
 }

@@ -15,9 +15,7 @@ use crate::factored::{BlockOptions, Ranking};
 use crate::table::{ColumnSpec, DType, Table};
 
 use super::CircuitWeights;
-use super::ov::{
-    HEAD, LAYER, RANK, SINGULAR_VALUE_COLUMNS, TokenPair, push_singular_values, token_pairs,
-};
+use super::ov::{HEAD, LAYER, TokenPair, token_pairs};
 
 /// What [`qk_circuits`] computes.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,46 +106,6 @@ pub fn qk_circuits(w: &CircuitWeights, opts: &QkOptions) -> Vec<HeadQkResult> {
         .collect()
 }
 
-/// Columns of [`qk_top_pairs_table`].
-pub const QK_TOP_PAIR_COLUMNS: [ColumnSpec; 6] = [
-    LAYER,
-    HEAD,
-    RANK,
-    ColumnSpec::new(
-        "src_token",
-        DType::U32,
-        "token id of the key (source) token: a column of W_E W_Q W_K^T W_E^T",
-    ),
-    ColumnSpec::new(
-        "dst_token",
-        DType::U32,
-        "token id of the query (destination) token: a row of W_E W_Q W_K^T W_E^T",
-    ),
-    ColumnSpec::new(
-        "value",
-        DType::F64,
-        "entry of the token-space QK circuit W_E W_Q W_K^T W_E^T (unscaled attention score; no norm, biases or rotary)",
-    ),
-];
-
-/// One row per (head, ranked token pair).
-pub fn qk_top_pairs_table(results: &[HeadQkResult]) -> Table {
-    let mut t = Table::new(&QK_TOP_PAIR_COLUMNS);
-    for r in results {
-        for p in &r.top_pairs {
-            t.push_row(vec![
-                (r.layer as i32).into(),
-                (r.head as i32).into(),
-                p.rank.into(),
-                p.src_token.into(),
-                p.dst_token.into(),
-                p.value.into(),
-            ]);
-        }
-    }
-    t
-}
-
 /// Columns of [`qk_positional_table`].
 pub const QK_POSITIONAL_COLUMNS: [ColumnSpec; 5] = [
     LAYER,
@@ -182,17 +140,6 @@ pub fn qk_positional_table(results: &[HeadQkResult]) -> Table {
                 p.score.into(),
             ]);
         }
-    }
-    t
-}
-
-/// One row per (head, circuit `qk`/`full_qk`, singular value); columns
-/// [`SINGULAR_VALUE_COLUMNS`].
-pub fn qk_singular_values_table(results: &[HeadQkResult]) -> Table {
-    let mut t = Table::new(&SINGULAR_VALUE_COLUMNS);
-    for r in results {
-        push_singular_values(&mut t, r.layer, r.head, "qk", &r.singular_values);
-        push_singular_values(&mut t, r.layer, r.head, "full_qk", &r.full_singular_values);
     }
     t
 }
