@@ -9,9 +9,11 @@
 use std::collections::BTreeSet;
 
 use circuitry_data::Prompt;
-use circuitry_models::{HookPoint, Output, TokenBatch, Tokenizer, Transformer};
+use circuitry_models::{HookPoint, ModelConfig, Output, TokenBatch, Tokenizer, Transformer};
 
-use crate::table::{ColumnSpec, TableSink};
+use circuitry_spec::AnalysisSpec;
+
+use crate::table::{ColumnSpec, Row, TableSink};
 
 /// Why an analysis could not run: bad input it discovered (a token that is not in the
 /// vocabulary, a position a prompt does not have) or a sink failure.
@@ -88,26 +90,47 @@ pub struct Prepass {
 }
 
 /// A table an analysis writes: its main table (`part = None`, `<analysis>.parquet`) or a
-/// secondary one (`<analysis>.<part>.parquet`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// secondary one (`<analysis>.<part>.parquet`), its columns, and when it is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TableDecl {
     pub part: Option<&'static str>,
-    pub columns: Vec<ColumnSpec>,
+    pub columns: &'static [ColumnSpec],
+    /// When the table (or this column set) is written, for `circuitry analyses` (empty: always).
+    pub when: &'static str,
 }
 
 impl TableDecl {
-    pub fn main(columns: &[ColumnSpec]) -> TableDecl {
+    /// The main table, with one column per field of `R`.
+    pub const fn main<R: Row>() -> TableDecl {
         TableDecl {
             part: None,
-            columns: columns.to_vec(),
+            columns: R::COLUMNS,
+            when: "",
         }
     }
 
     /// A secondary table, written as `<analysis>.<part>.parquet`.
-    pub fn part(part: &'static str, columns: &[ColumnSpec]) -> TableDecl {
+    pub const fn part<R: Row>(part: &'static str) -> TableDecl {
         TableDecl {
             part: Some(part),
-            columns: columns.to_vec(),
+            columns: R::COLUMNS,
+            when: "",
+        }
+    }
+
+    /// The same table, noted as written only when `condition` holds.
+    pub const fn when(self, condition: &'static str) -> TableDecl {
+        TableDecl {
+            when: condition,
+            ..self
+        }
+    }
+
+    /// The file name, relative to the experiment's output directory, for an analysis `name`.
+    pub fn file_name(&self, name: &str) -> String {
+        match self.part {
+            Some(p) => format!("{name}.{p}.parquet"),
+            None => format!("{name}.parquet"),
         }
     }
 }
@@ -144,10 +167,30 @@ impl BatchContext<'_> {
     }
 }
 
+/// An analysis kind: the circuits side of one entry of the spec's kind list
+/// (`circuitry_spec::for_each_analysis_kind!`). The registry in [`crate::analyses`] builds
+/// every kind through it and lists every kind's tables from [`Kind::TABLES`].
+pub trait Kind: Analysis + Sized + 'static {
+    /// The kind's parameters, as the experiment file gives them.
+    type Params;
+
+    /// Every table the kind can write; [`Analysis::tables`] of each instance is a subset.
+    const TABLES: &'static [TableDecl];
+
+    /// Builds the analysis `[analyses.NAME]` describes (`analysis`, whose parameters are
+    /// `params`) for a model with configuration `config`; bad parameters are errors that name
+    /// their key.
+    fn build(
+        params: &Self::Params,
+        analysis: &AnalysisSpec,
+        config: &ModelConfig,
+    ) -> Result<Self, AnalysisError>;
+}
+
 /// One analysis of one (model, dataset) pair, fed by the runner.
 pub trait Analysis: Send {
-    /// The tables this analysis writes and their columns (the runner prepends `model`,
-    /// `dataset` and any sweep columns).
+    /// The tables this instance writes, from its kind's [`Kind::TABLES`] (the runner prepends
+    /// `model`, `dataset` and any sweep columns).
     fn tables(&self) -> Vec<TableDecl>;
 
     /// What the shared forward pass must provide.
@@ -193,7 +236,7 @@ pub trait Analysis: Send {
 pub fn emit(
     sink: &mut dyn TableSink,
     part: Option<&str>,
-    chunk: crate::table::Table,
+    chunk: impl Into<crate::table::Table>,
 ) -> Result<(), AnalysisError> {
-    sink.write(part, chunk).map_err(AnalysisError::new)
+    sink.write(part, chunk.into()).map_err(AnalysisError::new)
 }

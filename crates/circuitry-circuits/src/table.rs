@@ -2,6 +2,7 @@
 //! them into Arrow record batches and Parquet files; analyses never see those formats.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 /// The type of a column's values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,7 +143,170 @@ impl ColumnData {
     }
 }
 
-/// One cell, for row-wise building.
+/// A Rust type a column can hold: its Arrow type, whether it is nullable (`Option<T>`), and how
+/// to append one value. Rows declared with [`table_row!`] get their column types from it.
+pub trait ColumnValue {
+    const DTYPE: DType;
+    const NULLABLE: bool = false;
+    /// Appends `self` to `column`, which was made for [`ColumnValue::DTYPE`].
+    fn push_to(self, column: &mut ColumnData);
+}
+
+macro_rules! column_value {
+    ($($ty:ty => $variant:ident $(as $conv:ident)?),+ $(,)?) => {
+        $(impl ColumnValue for $ty {
+            const DTYPE: DType = DType::$variant;
+            fn push_to(self, column: &mut ColumnData) {
+                match column {
+                    ColumnData::$variant(v) => v.push(Some(self $(.$conv())?)),
+                    // A row type and its table are made from one declaration.
+                    other => unreachable!("a {} value in a {} column", DType::$variant, other.dtype()),
+                }
+            }
+        })+
+    };
+}
+
+column_value! {
+    u32 => U32,
+    i32 => I32,
+    i64 => I64,
+    f32 => F32,
+    f64 => F64,
+    bool => Bool,
+    String => Utf8,
+    &str => Utf8 as to_string,
+}
+
+impl<T: ColumnValue> ColumnValue for Option<T> {
+    const DTYPE: DType = T::DTYPE;
+    const NULLABLE: bool = true;
+    fn push_to(self, column: &mut ColumnData) {
+        match self {
+            Some(x) => x.push_to(column),
+            None => column.push_null(),
+        }
+    }
+}
+
+/// One row of a table, declared with [`table_row!`]: its fields are the table's columns, in
+/// order, so a row is built by column name and checked by the compiler.
+pub trait Row {
+    /// The table's columns, one per field.
+    const COLUMNS: &'static [ColumnSpec];
+    /// Appends the row's values to `columns` (made from [`Row::COLUMNS`]).
+    fn push_to(self, columns: &mut [ColumnData]);
+}
+
+/// Declares a table's row type: a struct whose fields are the columns (name, Rust type, and
+/// description), implementing [`Row`]. `Option<T>` fields are nullable columns.
+///
+/// ```
+/// circuitry_circuits::table_row! {
+///     /// One head's score.
+///     pub struct ScoreRow {
+///         layer: i32 = "Layer of the head.",
+///         head: Option<i32> = "Head index, null for MLPs.",
+///         score: f64 = "The score.",
+///     }
+/// }
+/// use circuitry_circuits::table::{Row, Rows};
+/// let mut rows = Rows::<ScoreRow>::new();
+/// rows.push(ScoreRow { layer: 0, head: None, score: 0.5 });
+/// assert_eq!(ScoreRow::COLUMNS[1].name, "head");
+/// assert!(ScoreRow::COLUMNS[1].nullable);
+/// assert_eq!(rows.len(), 1);
+/// ```
+#[macro_export]
+macro_rules! table_row {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident $(<$lt:lifetime>)? {
+        $($field:ident : $ty:ty = $description:expr),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq)]
+        $vis struct $name $(<$lt>)? { $(pub $field: $ty,)+ }
+
+        impl $(<$lt>)? $crate::table::Row for $name $(<$lt>)? {
+            const COLUMNS: &'static [$crate::table::ColumnSpec] = &[$(
+                $crate::table::ColumnSpec {
+                    name: stringify!($field),
+                    dtype: <$ty as $crate::table::ColumnValue>::DTYPE,
+                    nullable: <$ty as $crate::table::ColumnValue>::NULLABLE,
+                    description: $description,
+                },
+            )+];
+
+            fn push_to(self, columns: &mut [$crate::table::ColumnData]) {
+                let mut columns = columns.iter_mut();
+                $($crate::table::ColumnValue::push_to(
+                    self.$field,
+                    columns.next().expect("one column per field"),
+                );)+
+            }
+        }
+    };
+}
+
+/// A chunk of rows of type `R`, built row by row and handed to a sink as a [`Table`].
+pub struct Rows<R> {
+    table: Table,
+    row: PhantomData<fn(R)>,
+}
+
+impl<R: Row> Rows<R> {
+    pub fn new() -> Rows<R> {
+        Rows {
+            table: Table::new(R::COLUMNS),
+            row: PhantomData,
+        }
+    }
+
+    pub fn push(&mut self, row: R) {
+        row.push_to(&mut self.table.columns);
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    pub fn into_table(self) -> Table {
+        self.table
+    }
+}
+
+impl<R: Row> Default for Rows<R> {
+    fn default() -> Self {
+        Rows::new()
+    }
+}
+
+impl<R: Row> Extend<R> for Rows<R> {
+    fn extend<I: IntoIterator<Item = R>>(&mut self, rows: I) {
+        for row in rows {
+            self.push(row);
+        }
+    }
+}
+
+impl<R: Row> FromIterator<R> for Rows<R> {
+    fn from_iter<I: IntoIterator<Item = R>>(rows: I) -> Self {
+        let mut out = Rows::new();
+        out.extend(rows);
+        out
+    }
+}
+
+impl<R: Row> From<Rows<R>> for Table {
+    fn from(rows: Rows<R>) -> Table {
+        rows.table
+    }
+}
+
+/// One cell: a constant column's value ([`Table::prepend_constant`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     U32(u32),
@@ -213,25 +377,6 @@ impl Table {
         Table {
             columns: schema.iter().map(|c| ColumnData::empty(c.dtype)).collect(),
             schema: schema.to_vec(),
-        }
-    }
-
-    /// Appends one row; values are given in schema order.
-    ///
-    /// Panics when the row does not fit the schema: that is a bug in the analysis, not bad input.
-    pub fn push_row(&mut self, row: Vec<Value>) {
-        assert_eq!(
-            row.len(),
-            self.schema.len(),
-            "row length does not match the schema"
-        );
-        for ((col, spec), value) in self.columns.iter_mut().zip(&self.schema).zip(row) {
-            assert!(
-                spec.nullable || value != Value::Null,
-                "column `{}` is not nullable",
-                spec.name
-            );
-            col.push(value);
         }
     }
 
@@ -321,21 +466,56 @@ impl TableSink for MemorySink {
 mod tests {
     use super::*;
 
-    const SCHEMA: [ColumnSpec; 3] = [
-        ColumnSpec::new("layer", DType::I32, "layer"),
-        ColumnSpec::nullable("head", DType::I32, "head"),
-        ColumnSpec::new("score", DType::F64, "score"),
-    ];
+    crate::table_row! {
+        struct TestRow {
+            layer: i32 = "layer",
+            head: Option<i32> = "head",
+            score: f64 = "score",
+            name: &'static str = "name",
+        }
+    }
+
+    #[test]
+    fn columns_come_from_the_fields() {
+        let kinds: Vec<_> = TestRow::COLUMNS
+            .iter()
+            .map(|c| (c.name, c.dtype, c.nullable))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("layer", DType::I32, false),
+                ("head", DType::I32, true),
+                ("score", DType::F64, false),
+                ("name", DType::Utf8, false),
+            ]
+        );
+    }
 
     #[test]
     fn rows_and_chunks() {
-        let mut t = Table::new(&SCHEMA);
-        t.push_row(vec![0i32.into(), Some(1i32).into(), 0.5f64.into()]);
-        t.push_row(vec![1i32.into(), Value::Null, 0.25f64.into()]);
+        let mut rows = Rows::new();
+        rows.push(TestRow {
+            layer: 0,
+            head: Some(1),
+            score: 0.5,
+            name: "a",
+        });
+        rows.push(TestRow {
+            layer: 1,
+            head: None,
+            score: 0.25,
+            name: "b",
+        });
+        let t = rows.into_table();
         assert_eq!(t.len(), 2);
         assert_eq!(
             t.column("head"),
             Some(&ColumnData::I32(vec![Some(1), None]))
+        );
+        assert_eq!(
+            t.column("name"),
+            Some(&ColumnData::Utf8(vec![Some("a".into()), Some("b".into())]))
         );
         let mut sink = MemorySink::default();
         sink.write(None, t.clone()).unwrap();
@@ -345,9 +525,21 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "not nullable")]
-    fn nulls_in_non_nullable_columns_are_bugs() {
-        let mut t = Table::new(&SCHEMA);
-        t.push_row(vec![Value::Null, Value::Null, 0.5f64.into()]);
+    fn constants_go_in_front() {
+        let mut t: Table = [TestRow {
+            layer: 3,
+            head: None,
+            score: 1.0,
+            name: "x",
+        }]
+        .into_iter()
+        .collect::<Rows<_>>()
+        .into();
+        t.prepend_constant(ColumnSpec::new("model", DType::Utf8, "model"), "m".into());
+        assert_eq!(t.schema[0].name, "model");
+        assert_eq!(
+            t.column("model"),
+            Some(&ColumnData::Utf8(vec![Some("m".into())]))
+        );
     }
 }

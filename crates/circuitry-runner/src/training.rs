@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use circuitry_circuits::table::{ColumnSpec, DType, Table};
+use circuitry_circuits::table::{Rows, Table};
 use circuitry_data::{Rng, derive_seed};
 use circuitry_models::burn::prelude::Device;
 use circuitry_models::{ActFn, ModelConfig, Tokenizer};
@@ -16,44 +16,18 @@ use circuitry_train::{
 use crate::error::RunError;
 use crate::progress::Progress;
 
-/// The learning-curve table of a training run.
-pub const CURVE_COLUMNS: [ColumnSpec; 7] = [
-    ColumnSpec::new(
-        "step",
-        DType::U32,
-        "Updates done when the row was measured.",
-    ),
-    ColumnSpec::new(
-        "train_loss",
-        DType::F64,
-        "Next-token loss of the training batch at this step.",
-    ),
-    ColumnSpec::new(
-        "eval_loss_first_repeat",
-        DType::F64,
-        "Mean loss on the first copy of r in the held-out [BOS] r r rows.",
-    ),
-    ColumnSpec::new(
-        "eval_loss_second_repeat",
-        DType::F64,
-        "Mean loss on the second copy of r (falls when an induction circuit forms).",
-    ),
-    ColumnSpec::new(
-        "icl_score",
-        DType::F64,
-        "In-context learning score: eval_loss_second_repeat - eval_loss_first_repeat (negative when the model learns in context).",
-    ),
-    ColumnSpec::new(
-        "lr",
-        DType::F64,
-        "Learning rate of the update at this step.",
-    ),
-    ColumnSpec::new(
-        "elapsed_s",
-        DType::F64,
-        "Wall-clock seconds since training started (the only non-reproducible column).",
-    ),
-];
+circuitry_circuits::table_row! {
+    /// The learning-curve table of a training run.
+    pub struct LearningCurveRow {
+        step: u32 = "Updates done when the row was measured.",
+        train_loss: f64 = "Next-token loss of the training batch at this step.",
+        eval_loss_first_repeat: f64 = "Mean loss on the first copy of r in the held-out [BOS] r r rows.",
+        eval_loss_second_repeat: f64 = "Mean loss on the second copy of r (falls when an induction circuit forms).",
+        icl_score: f64 = "In-context learning score: eval_loss_second_repeat - eval_loss_first_repeat (negative when the model learns in context).",
+        lr: f64 = "Learning rate of the update at this step.",
+        elapsed_s: f64 = "Wall-clock seconds since training started (the only non-reproducible column).",
+    }
+}
 
 /// The training procedure a `[train.*]` section declares.
 pub fn train_config(spec: &TrainSpec) -> TrainConfig {
@@ -304,17 +278,17 @@ fn windows(
 }
 
 fn curve_table(curve: &[CurveRow]) -> Table {
-    let mut t = Table::new(&CURVE_COLUMNS);
+    let mut t = Rows::<LearningCurveRow>::new();
     for r in curve {
-        t.push_row(vec![
-            (r.step as u32).into(),
-            r.train_loss.into(),
-            r.eval_loss_first_repeat.into(),
-            r.eval_loss_second_repeat.into(),
-            r.icl_score.into(),
-            r.lr.into(),
-            r.elapsed_s.into(),
-        ]);
+        t.push(LearningCurveRow {
+            step: r.step as u32,
+            train_loss: r.train_loss,
+            eval_loss_first_repeat: r.eval_loss_first_repeat,
+            eval_loss_second_repeat: r.eval_loss_second_repeat,
+            icl_score: r.icl_score,
+            lr: r.lr,
+            elapsed_s: r.elapsed_s,
+        });
     }
-    t
+    t.into_table()
 }

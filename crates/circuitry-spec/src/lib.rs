@@ -65,9 +65,9 @@
 //!
 //! # Adding an analysis kind
 //!
-//! One params struct in `src/analysis/<kind>.rs` and one line in the `analysis_kinds!` list of
-//! `src/analysis/mod.rs`; see that module's docs. Then regenerate the schema with
-//! `CIRCUITRY_BLESS=1 cargo test -p circuitry-spec`.
+//! One params struct in `src/analysis/<kind>.rs` and one line in the kind list,
+//! [`for_each_analysis_kind!`] in `src/analysis/mod.rs`; see that module's docs. Then regenerate
+//! the schema with `CIRCUITRY_BLESS=1 cargo test -p circuitry-spec`.
 
 mod analysis;
 mod dataset;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use circuitry_circuits::analyses::output_tables;
+use circuitry_circuits::analyses::declared_tables;
 use circuitry_models::{HookLayout, ModelSource, Positional};
 use circuitry_runner::{PlanFormat, RunError, RunOptions};
 use circuitry_spec::{Experiment, SpecError};
@@ -217,10 +217,11 @@ pub fn analyses(kind: Option<&str>) -> Result<(), Failure> {
     };
     for info in kinds {
         println!("{info}");
-        for table in output_tables(&info.name) {
-            println!("  output {}:", table.file);
-            if !table.note.is_empty() {
-                println!("    ({})", table.note);
+        // The spec's kinds and the circuits' tables come from one list.
+        for table in declared_tables(&info.name).unwrap_or_default() {
+            println!("  output {}:", table.file_name("<analysis>"));
+            if !table.when.is_empty() {
+                println!("    ({})", table.when);
             }
             for c in table.columns {
                 let null = if c.nullable { ", nullable" } else { "" };

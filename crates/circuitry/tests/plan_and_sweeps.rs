@@ -135,6 +135,53 @@ fn a_run_replaces_outputs_atomically_and_is_reproducible() {
     assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
 }
 
+/// The kind list is the one source: every kind the circuits registry builds is in the JSON
+/// Schema and in `circuitry analyses` with every table and column it declares.
+#[test]
+fn every_kind_is_in_the_schema_and_the_listing_with_its_tables() {
+    let schema = String::from_utf8_lossy(&circuitry(&["schema"]).stdout).to_string();
+    let listing = String::from_utf8_lossy(&circuitry(&["analyses"]).stdout).to_string();
+    assert!(!circuitry_circuits::analyses::KINDS.is_empty());
+    for (kind, tables) in circuitry_circuits::analyses::KINDS {
+        assert!(!tables.is_empty(), "{kind} declares no table");
+        assert!(
+            tables.iter().any(|t| t.part.is_none()),
+            "{kind} declares no main table"
+        );
+        assert!(
+            schema.contains(&format!("\"const\": \"{kind}\"")),
+            "{kind} missing from the schema"
+        );
+        // A kind's section runs from its header line to the next unindented line.
+        let start = listing
+            .match_indices(&format!("{kind}: "))
+            .map(|(i, _)| i)
+            .find(|&i| i == 0 || listing.as_bytes()[i - 1] == b'\n')
+            .unwrap_or_else(|| panic!("{kind} missing from `circuitry analyses`:\n{listing}"));
+        let rest = &listing[start..];
+        let end = rest
+            .match_indices('\n')
+            .map(|(i, _)| i + 1)
+            .find(|&i| rest[i..].starts_with(|c: char| c.is_ascii_alphabetic()))
+            .unwrap_or(rest.len());
+        let section = &rest[..end];
+        for table in *tables {
+            let file = table.file_name("<analysis>");
+            assert!(
+                section.contains(&format!("output {file}:")),
+                "{kind}: {file}"
+            );
+            for c in table.columns {
+                assert!(
+                    section.contains(c.description),
+                    "{kind}: {file}: {}",
+                    c.name
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn informational_commands_answer() {
     let schema = circuitry(&["schema"]);

@@ -11,17 +11,13 @@ use std::collections::BTreeSet;
 
 use circuitry_data::Prompt;
 use circuitry_models::{HookPoint, ModelConfig};
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{AblationMethod, AblationParams, AblationUnits, MeanOver};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Prepass, Requirements, TableDecl, emit,
-};
-use crate::interventions::ablation::ABLATION_COLUMNS;
-use crate::interventions::{
-    self, AblationConfig, AblationUnit, Component, MeanAccumulator, MeanActivations, PositionSel,
-    PositionSweep, ablation, ablation_table,
-};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Prepass, Requirements, TableDecl, emit};
+use crate::interventions::ablation::AblationRow;
+use crate::interventions::{self, AblationConfig, AblationUnit, Component, MeanAccumulator, MeanActivations, PositionSel, PositionSweep, ablation, ablation_table};
 use crate::table::TableSink;
 
 enum Method {
@@ -48,12 +44,17 @@ pub struct Ablation {
     metric: Option<interventions::Metric>,
 }
 
-impl Ablation {
-    pub fn new(
-        params: AblationParams,
-        dataset: Option<String>,
+impl Kind for Ablation {
+    type Params = AblationParams;
+    const TABLES: &'static [TableDecl] = &[TableDecl::main::<AblationRow>()];
+
+    fn build(
+        params: &AblationParams,
+        analysis: &AnalysisSpec,
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
+        let dataset = analysis.dataset.clone();
         let layers = causal::layers(config, params.layers.as_deref())?;
         if config.attn_only && matches!(params.units, AblationUnits::Mlps | AblationUnits::Neurons)
         {
@@ -124,7 +125,9 @@ impl Ablation {
             metric: None,
         })
     }
+}
 
+impl Ablation {
     fn units(&self, max_len: usize) -> Vec<AblationUnit> {
         let positions = match causal::position_sweep(&self.params.positions) {
             PositionSweep::All => vec![PositionSel::All],
@@ -143,7 +146,7 @@ impl Ablation {
 
 impl Analysis for Ablation {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(&ABLATION_COLUMNS)]
+        Self::TABLES.to_vec()
     }
 
     fn requirements(&self) -> Requirements {

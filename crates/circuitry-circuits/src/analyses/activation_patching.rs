@@ -3,20 +3,19 @@
 //! streamed batch by batch, and the means over prompts written at the end.
 
 use circuitry_models::ModelConfig;
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{ActivationPatchingParams, HeadSweep};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
-use crate::interventions::patching::{PATCHING_COLUMNS, PATCHING_SUMMARY_COLUMNS};
-use crate::interventions::{
-    self, PatchOptions, PatchingConfig, PatchingSummary, activation_patching, patching_table,
-};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::interventions::patching::{PatchingRow, PatchingSummaryRow};
+use crate::interventions::{self, PatchOptions, PatchingConfig, PatchingSummary, activation_patching, patching_table};
 use crate::table::TableSink;
 
 /// The part name of the means over prompts.
-pub const SUMMARY: &str = "summary";
+const PATCHES: TableDecl = TableDecl::main::<PatchingRow>();
+const SUMMARY_TABLE: TableDecl =
+    TableDecl::part::<PatchingSummaryRow>("summary").when("summary = true (default)");
 
 pub struct ActivationPatching {
     params: ActivationPatchingParams,
@@ -27,11 +26,16 @@ pub struct ActivationPatching {
     summary: PatchingSummary,
 }
 
-impl ActivationPatching {
-    pub fn new(
-        params: ActivationPatchingParams,
+impl Kind for ActivationPatching {
+    type Params = ActivationPatchingParams;
+    const TABLES: &'static [TableDecl] = &[PATCHES, SUMMARY_TABLE];
+
+    fn build(
+        params: &ActivationPatchingParams,
+        _: &AnalysisSpec,
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         causal::check_site(config, params.site, "site")?;
         let layers = causal::layers(config, params.layers.as_deref())?;
         let heads = match &params.heads {
@@ -56,7 +60,9 @@ impl ActivationPatching {
             summary: PatchingSummary::default(),
         })
     }
+}
 
+impl ActivationPatching {
     fn config(&mut self, model: &ModelContext) -> Result<&PatchingConfig, AnalysisError> {
         if self.config.is_none() {
             let p = &self.params;
@@ -82,9 +88,9 @@ impl ActivationPatching {
 
 impl Analysis for ActivationPatching {
     fn tables(&self) -> Vec<TableDecl> {
-        let mut t = vec![TableDecl::main(&PATCHING_COLUMNS)];
+        let mut t = vec![PATCHES];
         if self.params.summary {
-            t.push(TableDecl::part(SUMMARY, &PATCHING_SUMMARY_COLUMNS));
+            t.push(SUMMARY_TABLE);
         }
         t
     }
@@ -115,7 +121,7 @@ impl Analysis for ActivationPatching {
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
         if self.params.summary {
-            emit(sink, Some(SUMMARY), self.summary.table())?;
+            emit(sink, SUMMARY_TABLE.part, self.summary.table())?;
         }
         Ok(())
     }

@@ -1,38 +1,27 @@
 //! `attention_pattern`: attention probabilities of selected heads, one row per entry.
 
 use circuitry_models::{HookKind, HookPoint, ModelConfig};
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::AttentionPatternParams;
 
 use super::{check_filters, selected};
 use crate::acts::{attention, patterns};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
 use crate::refs;
-use crate::table::{ColumnSpec, DType, Table, TableSink};
+use crate::table::{TableSink, Rows};
 
-pub const COLUMNS: [ColumnSpec; 8] = [
-    ColumnSpec::new("prompt", DType::U32, "Prompt id (index in the dataset)."),
-    ColumnSpec::new("layer", DType::I32, "Layer of the head."),
-    ColumnSpec::new("head", DType::I32, "Head index within the layer."),
-    ColumnSpec::new(
-        "query_position",
-        DType::I32,
-        "Token index attending (destination).",
-    ),
-    ColumnSpec::new(
-        "key_position",
-        DType::I32,
-        "Token index attended to (source); at most query_position.",
-    ),
-    ColumnSpec::new("query_token", DType::Utf8, "Text of the query token."),
-    ColumnSpec::new("key_token", DType::Utf8, "Text of the key token."),
-    ColumnSpec::new(
-        "attention",
-        DType::F32,
-        "Attention probability (blocks.L.attn.hook_pattern).",
-    ),
-];
+crate::table_row! {
+    pub struct AttentionRow {
+        prompt: u32 = "Prompt id (index in the dataset).",
+        layer: i32 = "Layer of the head.",
+        head: i32 = "Head index within the layer.",
+        query_position: i32 = "Token index attending (destination).",
+        key_position: i32 = "Token index attended to (source); at most query_position.",
+        query_token: String = "Text of the query token.",
+        key_token: String = "Text of the key token.",
+        attention: f32 = "Attention probability (blocks.L.attn.hook_pattern).",
+    }
+}
 
 pub struct AttentionPattern {
     params: AttentionPatternParams,
@@ -40,11 +29,16 @@ pub struct AttentionPattern {
     heads: Vec<usize>,
 }
 
-impl AttentionPattern {
-    pub fn new(
-        params: AttentionPatternParams,
+impl Kind for AttentionPattern {
+    type Params = AttentionPatternParams;
+    const TABLES: &'static [TableDecl] = &[TableDecl::main::<AttentionRow>()];
+
+    fn build(
+        params: &AttentionPatternParams,
+        _: &AnalysisSpec,
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
         Ok(AttentionPattern {
             layers: selected(config.n_layers, params.layers.as_deref()),
@@ -54,9 +48,10 @@ impl AttentionPattern {
     }
 }
 
+
 impl Analysis for AttentionPattern {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(&COLUMNS)]
+        Self::TABLES.to_vec()
     }
 
     fn requirements(&self) -> Requirements {
@@ -73,7 +68,7 @@ impl Analysis for AttentionPattern {
         batch: &BatchContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
-        let mut table = Table::new(&COLUMNS);
+        let mut table = Rows::<AttentionRow>::new();
         let patterns = patterns(batch.clean_output, &self.layers)?;
         for (&layer, pattern) in self.layers.iter().zip(&patterns) {
             for (r, prompt) in batch.prompts.iter().enumerate() {
@@ -91,16 +86,7 @@ impl Analysis for AttentionPattern {
                             if self.params.min_attention.is_some_and(|m| (a as f64) < m) {
                                 continue;
                             }
-                            table.push_row(vec![
-                                prompt.id.into(),
-                                (layer as i32).into(),
-                                (head as i32).into(),
-                                (q as i32).into(),
-                                (k as i32).into(),
-                                texts[q].clone().into(),
-                                texts[k].clone().into(),
-                                a.into(),
-                            ]);
+                            table.push(AttentionRow { prompt: prompt.id, layer: layer as i32, head: head as i32, query_position: q as i32, key_position: k as i32, query_token: texts[q].clone(), key_token: texts[k].clone(), attention: a });
                         }
                     }
                 }

@@ -3,13 +3,12 @@
 //! head, position and prompt, streamed batch by batch.
 
 use circuitry_models::ModelConfig;
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::AttributionPatchingParams;
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
-use crate::interventions::attribution::ATTRIBUTION_COLUMNS;
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::interventions::attribution::AttributionPatchingRow;
 use crate::interventions::{AttributionConfig, attribution_patching, attribution_table};
 use crate::table::TableSink;
 
@@ -19,11 +18,16 @@ pub struct AttributionPatching {
     config: Option<AttributionConfig>,
 }
 
-impl AttributionPatching {
-    pub fn new(
-        params: AttributionPatchingParams,
+impl Kind for AttributionPatching {
+    type Params = AttributionPatchingParams;
+    const TABLES: &'static [TableDecl] = &[TableDecl::main::<AttributionPatchingRow>()];
+
+    fn build(
+        params: &AttributionPatchingParams,
+        _: &AnalysisSpec,
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         for &site in &params.sites {
             causal::check_site(config, site, "sites")?;
         }
@@ -36,9 +40,10 @@ impl AttributionPatching {
     }
 }
 
+
 impl Analysis for AttributionPatching {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(&ATTRIBUTION_COLUMNS)]
+        Self::TABLES.to_vec()
     }
 
     fn requirements(&self) -> Requirements {

@@ -2,54 +2,27 @@
 //! weights ([`crate::weight_circuits::composition`]), with a seeded random-matrix baseline.
 
 use circuitry_models::ModelConfig;
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{Composition, CompositionScoresParams};
 
-use crate::analysis::{Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
-use crate::table::{ColumnSpec, DType, Table, TableSink, Value};
+use crate::analysis::{Kind, Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
+use crate::table::{TableSink, Rows};
 use crate::weight_circuits::CircuitWeights;
-use crate::weight_circuits::composition::{
-    CompositionKind, composition_baseline, composition_scores,
-};
+use crate::weight_circuits::composition::{CompositionKind, composition_baseline, composition_scores};
 
-/// Columns of the table.
-pub const COLUMNS: [ColumnSpec; 8] = [
-    ColumnSpec::new("layer_a", DType::I32, "layer of the earlier (writing) head"),
-    ColumnSpec::new(
-        "head_a",
-        DType::I32,
-        "index of the earlier (writing) head within its layer",
-    ),
-    ColumnSpec::new(
-        "layer_b",
-        DType::I32,
-        "layer of the later (reading) head, > layer_a",
-    ),
-    ColumnSpec::new(
-        "head_b",
-        DType::I32,
-        "index of the later (reading) head within its layer",
-    ),
-    ColumnSpec::new(
-        "kind",
-        DType::Utf8,
-        "q, k or v: which input of head b reads head a's output (W_B = W_Q W_K^T, W_K W_Q^T or W_V W_O)",
-    ),
-    ColumnSpec::new(
-        "score",
-        DType::F64,
-        "composition score ||W_A W_B||_F / (||W_A||_F ||W_B||_F) with W_A = W_V W_O of head a (TransformerLens all_composition_scores)",
-    ),
-    ColumnSpec::nullable(
-        "baseline_mean",
-        DType::F64,
-        "mean composition score of independent Gaussian matrices of the same shapes (Monte Carlo; null with baseline_samples = 0)",
-    ),
-    ColumnSpec::nullable(
-        "baseline_std",
-        DType::F64,
-        "standard deviation of the composition score of independent Gaussian matrices of the same shapes (null with baseline_samples = 0)",
-    ),
-];
+crate::table_row! {
+    /// A row of the table.
+    pub struct CompositionRow {
+        layer_a: i32 = "layer of the earlier (writing) head",
+        head_a: i32 = "index of the earlier (writing) head within its layer",
+        layer_b: i32 = "layer of the later (reading) head, > layer_a",
+        head_b: i32 = "index of the later (reading) head within its layer",
+        kind: &'static str = "q, k or v: which input of head b reads head a's output (W_B = W_Q W_K^T, W_K W_Q^T or W_V W_O)",
+        score: f64 = "composition score ||W_A W_B||_F / (||W_A||_F ||W_B||_F) with W_A = W_V W_O of head a (TransformerLens all_composition_scores)",
+        baseline_mean: Option<f64> = "mean composition score of independent Gaussian matrices of the same shapes (Monte Carlo; null with baseline_samples = 0)",
+        baseline_std: Option<f64> = "standard deviation of the composition score of independent Gaussian matrices of the same shapes (null with baseline_samples = 0)",
+    }
+}
 
 /// The library's kind for the experiment file's.
 pub fn composition_kind(c: Composition) -> CompositionKind {
@@ -64,11 +37,16 @@ pub struct CompositionScores {
     params: CompositionScoresParams,
 }
 
-impl CompositionScores {
-    pub fn new(
-        params: CompositionScoresParams,
+impl Kind for CompositionScores {
+    type Params = CompositionScoresParams;
+    const TABLES: &'static [TableDecl] = &[TableDecl::main::<CompositionRow>()];
+
+    fn build(
+        params: &CompositionScoresParams,
+        _: &AnalysisSpec,
         _config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         if params.baseline_samples == 1 {
             return Err(AnalysisError::new(
                 "baseline_samples must be 0 (no baseline) or at least 2",
@@ -78,17 +56,14 @@ impl CompositionScores {
     }
 }
 
-fn finite(x: f64) -> Value {
-    if x.is_finite() {
-        Value::F64(x)
-    } else {
-        Value::Null
-    }
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
 }
 
 impl Analysis for CompositionScores {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(&COLUMNS)]
+        Self::TABLES.to_vec()
     }
 
     fn requirements(&self) -> Requirements {
@@ -105,23 +80,14 @@ impl Analysis for CompositionScores {
         for &c in &self.params.kinds {
             let kind = composition_kind(c);
             let (mean, std) = if samples == 0 {
-                (Value::Null, Value::Null)
+                (None, None)
             } else {
                 let b = composition_baseline(&w, kind, samples, self.params.seed);
                 (finite(b.mean), finite(b.std))
             };
-            let mut t = Table::new(&COLUMNS);
+            let mut t = Rows::<CompositionRow>::new();
             for s in composition_scores(&w, kind) {
-                t.push_row(vec![
-                    (s.layer_a as i32).into(),
-                    (s.head_a as i32).into(),
-                    (s.layer_b as i32).into(),
-                    (s.head_b as i32).into(),
-                    c.name().into(),
-                    s.score.into(),
-                    mean.clone(),
-                    std.clone(),
-                ]);
+                t.push(CompositionRow { layer_a: s.layer_a as i32, head_a: s.head_a as i32, layer_b: s.layer_b as i32, head_b: s.head_b as i32, kind: c.name(), score: s.score, baseline_mean: mean, baseline_std: std });
             }
             emit(sink, None, t)?;
         }

@@ -6,45 +6,26 @@
 //! row carries the attention output biases, the final norm's shift and the unembedding bias.
 
 use circuitry_models::{HookKind, HookPoint, ModelConfig, Positional, Transformer};
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{Component, DirectLogitAttributionParams};
 
 use super::{check_filters, selected};
 use crate::acts::{host, vector};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
 use crate::refs;
-use crate::table::{ColumnSpec, DType, Table, TableSink, Value};
+use crate::table::{TableSink, Rows};
 
-pub const COLUMNS: [ColumnSpec; 7] = [
-    ColumnSpec::new("prompt", DType::U32, "Prompt id (index in the dataset)."),
-    ColumnSpec::new(
-        "position",
-        DType::I32,
-        "Token index whose prediction is explained.",
-    ),
-    ColumnSpec::new(
-        "target",
-        DType::Utf8,
-        "The explained quantity, e.g. `logit( Mary) - logit( John)`.",
-    ),
-    ColumnSpec::new(
-        "component",
-        DType::Utf8,
-        "embed, pos_embed, head, mlp or bias.",
-    ),
-    ColumnSpec::nullable(
-        "layer",
-        DType::I32,
-        "Layer of a head or MLP; null for embed, pos_embed and bias.",
-    ),
-    ColumnSpec::nullable("head", DType::I32, "Head index; null for other components."),
-    ColumnSpec::new(
-        "attribution",
-        DType::F32,
-        "Direct contribution to the target (logit units).",
-    ),
-];
+crate::table_row! {
+    pub struct DirectAttributionRow {
+        prompt: u32 = "Prompt id (index in the dataset).",
+        position: i32 = "Token index whose prediction is explained.",
+        target: String = "The explained quantity, e.g. `logit( Mary) - logit( John)`.",
+        component: &'static str = "embed, pos_embed, head, mlp or bias.",
+        layer: Option<i32> = "Layer of a head or MLP; null for embed, pos_embed and bias.",
+        head: Option<i32> = "Head index; null for other components.",
+        attribution: f32 = "Direct contribution to the target (logit units).",
+    }
+}
 
 pub struct DirectLogitAttribution {
     params: DirectLogitAttributionParams,
@@ -58,11 +39,16 @@ pub struct DirectLogitAttribution {
     unembed: Option<Unembed>,
 }
 
-impl DirectLogitAttribution {
-    pub fn new(
-        params: DirectLogitAttributionParams,
+impl Kind for DirectLogitAttribution {
+    type Params = DirectLogitAttributionParams;
+    const TABLES: &'static [TableDecl] = &[TableDecl::main::<DirectAttributionRow>()];
+
+    fn build(
+        params: &DirectLogitAttributionParams,
+        _: &AnalysisSpec,
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
         Ok(DirectLogitAttribution {
             layers: selected(config.n_layers, params.layers.as_deref()),
@@ -75,7 +61,9 @@ impl DirectLogitAttribution {
             params,
         })
     }
+}
 
+impl DirectLogitAttribution {
     fn wants(&self, c: Component) -> bool {
         self.params.components.contains(&c)
     }
@@ -163,7 +151,7 @@ fn project(c: &[f32], centers: bool, scale: f32, direction: &[f32]) -> f32 {
 
 impl Analysis for DirectLogitAttribution {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(&COLUMNS)]
+        Self::TABLES.to_vec()
     }
 
     fn requirements(&self) -> Requirements {
@@ -227,7 +215,7 @@ impl Analysis for DirectLogitAttribution {
         } else {
             None
         };
-        let mut table = Table::new(&COLUMNS);
+        let mut table = Rows::<DirectAttributionRow>::new();
         for (r, prompt) in batch.prompts.iter().enumerate() {
             let pos = refs::position(&self.params.position, prompt)?;
             let t = refs::target(
@@ -249,16 +237,8 @@ impl Analysis for DirectLogitAttribution {
             let s = vector(&scale, &[r, slot])[0];
             let dir = unembed.direction(t);
             let mut row =
-                |component: &str, layer: Option<usize>, head: Option<usize>, value: f32| {
-                    table.push_row(vec![
-                        prompt.id.into(),
-                        (pos as i32).into(),
-                        label.clone().into(),
-                        component.into(),
-                        layer.map(|l| l as i32).into(),
-                        head.map(|h| h as i32).into(),
-                        Value::F32(value),
-                    ]);
+                |component: &'static str, layer: Option<usize>, head: Option<usize>, value: f32| {
+                    table.push(DirectAttributionRow { prompt: prompt.id, position: pos as i32, target: label.clone(), component, layer: layer.map(|l| l as i32), head: head.map(|h| h as i32), attribution: value });
                 };
             if let Some(e) = &embed {
                 row(

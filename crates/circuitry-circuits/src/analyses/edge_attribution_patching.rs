@@ -3,18 +3,19 @@
 //! circuit read off them. The edges (main table) and the nodes
 //! (part `nodes`) are written at the end.
 
+use circuitry_models::ModelConfig;
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{DEFAULT_TOP_N, EapMethod, EdgeAttributionPatchingParams};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
-use crate::interventions::eap::{EDGE_COLUMNS, NODE_COLUMNS};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::interventions::eap::{EdgeRow, NodeRow};
 use crate::interventions::{CircuitSelection, EapConfig, EapScores, eap, eap_ig};
-use crate::table::{Table, TableSink};
+use crate::table::{TableSink, Rows};
 
 /// The part name of the node table.
-pub const NODES: &str = "nodes";
+const EDGES: TableDecl = TableDecl::main::<EdgeRow>().when("one row per edge");
+const NODES: TableDecl = TableDecl::part::<NodeRow>("nodes").when("one row per node");
 
 pub struct EdgeAttributionPatching {
     params: EdgeAttributionPatchingParams,
@@ -22,15 +23,25 @@ pub struct EdgeAttributionPatching {
     scores: Option<EapScores>,
 }
 
-impl EdgeAttributionPatching {
-    pub fn new(params: EdgeAttributionPatchingParams) -> Self {
-        EdgeAttributionPatching {
+impl Kind for EdgeAttributionPatching {
+    type Params = EdgeAttributionPatchingParams;
+    const TABLES: &'static [TableDecl] = &[EDGES, NODES];
+
+    fn build(
+        params: &EdgeAttributionPatchingParams,
+        _: &AnalysisSpec,
+        _config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
+        Ok(EdgeAttributionPatching {
             params,
             config: None,
             scores: None,
-        }
+        })
     }
+}
 
+impl EdgeAttributionPatching {
     fn selection(&self) -> CircuitSelection {
         match (self.params.top_n, self.params.threshold) {
             (_, Some(t)) => CircuitSelection::Threshold(t),
@@ -42,10 +53,7 @@ impl EdgeAttributionPatching {
 
 impl Analysis for EdgeAttributionPatching {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![
-            TableDecl::main(&EDGE_COLUMNS),
-            TableDecl::part(NODES, &NODE_COLUMNS),
-        ]
+        Self::TABLES.to_vec()
     }
 
     fn requirements(&self) -> Requirements {
@@ -91,8 +99,8 @@ impl Analysis for EdgeAttributionPatching {
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
         let Some(scores) = &self.scores else {
-            emit(sink, None, Table::new(&EDGE_COLUMNS))?;
-            return emit(sink, Some(NODES), Table::new(&NODE_COLUMNS));
+            emit(sink, None, Rows::<EdgeRow>::new())?;
+            return emit(sink, NODES.part, Rows::<NodeRow>::new());
         };
         let normalized;
         let scores = if self.params.metric.normalize {
@@ -108,6 +116,6 @@ impl Analysis for EdgeAttributionPatching {
         };
         let selection = self.selection();
         emit(sink, None, scores.edges_table(selection))?;
-        emit(sink, Some(NODES), scores.nodes_table(selection))
+        emit(sink, NODES.part, scores.nodes_table(selection))
     }
 }

@@ -2,46 +2,33 @@
 //! induction heads, per prompt or averaged over prompts.
 
 use circuitry_models::{HookKind, HookPoint, ModelConfig};
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{Detector, ErrorMeasure, HeadDetectorParams};
 
 use super::{check_filters, selected};
 use crate::acts::{attention, patterns};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
-use crate::table::{ColumnSpec, DType, Table, TableSink};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::table::{TableSink, Rows};
 
-pub const AVERAGED_COLUMNS: [ColumnSpec; 5] = [
-    ColumnSpec::new("layer", DType::I32, "Layer of the head."),
-    ColumnSpec::new("head", DType::I32, "Head index within the layer."),
-    ColumnSpec::new(
-        "detector",
-        DType::Utf8,
-        "previous_token, duplicate_token or induction.",
-    ),
-    ColumnSpec::new(
-        "score",
-        DType::F64,
-        "Mean over prompts of the per-prompt score (TransformerLens detect_head).",
-    ),
-    ColumnSpec::new("n_prompts", DType::U32, "Prompts averaged."),
-];
+crate::table_row! {
+    pub struct DetectorScoreRow {
+        layer: i32 = "Layer of the head.",
+        head: i32 = "Head index within the layer.",
+        detector: String = "previous_token, duplicate_token or induction.",
+        score: f64 = "Mean over prompts of the per-prompt score (TransformerLens detect_head).",
+        n_prompts: u32 = "Prompts averaged.",
+    }
+}
 
-pub const PER_PROMPT_COLUMNS: [ColumnSpec; 5] = [
-    ColumnSpec::new("prompt", DType::U32, "Prompt id (index in the dataset)."),
-    ColumnSpec::new("layer", DType::I32, "Layer of the head."),
-    ColumnSpec::new("head", DType::I32, "Head index within the layer."),
-    ColumnSpec::new(
-        "detector",
-        DType::Utf8,
-        "previous_token, duplicate_token or induction.",
-    ),
-    ColumnSpec::new(
-        "score",
-        DType::F64,
-        "Score of this prompt (TransformerLens detect_head).",
-    ),
-];
+crate::table_row! {
+    pub struct PromptDetectorScoreRow {
+        prompt: u32 = "Prompt id (index in the dataset).",
+        layer: i32 = "Layer of the head.",
+        head: i32 = "Head index within the layer.",
+        detector: String = "previous_token, duplicate_token or induction.",
+        score: f64 = "Score of this prompt (TransformerLens detect_head).",
+    }
+}
 
 /// The ideal `seq x seq` pattern (row-major, query-major) of a detector for `tokens`, exactly as
 /// TransformerLens's `get_*_detection_pattern`.
@@ -116,6 +103,9 @@ pub fn similarity(
     }
 }
 
+const AVERAGED: TableDecl = TableDecl::main::<DetectorScoreRow>().when("per_prompt = false (default)");
+const PER_PROMPT: TableDecl = TableDecl::main::<PromptDetectorScoreRow>().when("per_prompt = true");
+
 pub struct HeadDetector {
     params: HeadDetectorParams,
     layers: Vec<usize>,
@@ -125,8 +115,16 @@ pub struct HeadDetector {
     n_prompts: u32,
 }
 
-impl HeadDetector {
-    pub fn new(params: HeadDetectorParams, config: &ModelConfig) -> Result<Self, AnalysisError> {
+impl Kind for HeadDetector {
+    type Params = HeadDetectorParams;
+    const TABLES: &'static [TableDecl] = &[AVERAGED, PER_PROMPT];
+
+    fn build(
+        params: &HeadDetectorParams,
+        _: &AnalysisSpec,
+        config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
         let layers = selected(config.n_layers, params.layers.as_deref());
         let heads = selected(config.n_heads, params.heads.as_deref());
@@ -139,19 +137,16 @@ impl HeadDetector {
             n_prompts: 0,
         })
     }
-
-    fn columns(&self) -> &'static [ColumnSpec] {
-        if self.params.per_prompt {
-            &PER_PROMPT_COLUMNS
-        } else {
-            &AVERAGED_COLUMNS
-        }
-    }
 }
+
 
 impl Analysis for HeadDetector {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(self.columns())]
+        vec![if self.params.per_prompt {
+            PER_PROMPT
+        } else {
+            AVERAGED
+        }]
     }
 
     fn requirements(&self) -> Requirements {
@@ -169,7 +164,7 @@ impl Analysis for HeadDetector {
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
         let p = &self.params;
-        let mut table = Table::new(self.columns());
+        let mut table = Rows::<PromptDetectorScoreRow>::new();
         let patterns = patterns(batch.clean_output, &self.layers)?;
         for (r, prompt) in batch.prompts.iter().enumerate() {
             let n = prompt.len();
@@ -203,13 +198,13 @@ impl Analysis for HeadDetector {
                             p.error_measure,
                         );
                         if p.per_prompt {
-                            table.push_row(vec![
-                                prompt.id.into(),
-                                (self.layers[li] as i32).into(),
-                                (head as i32).into(),
-                                p.detectors[di].to_string().into(),
-                                score.into(),
-                            ]);
+                            table.push(PromptDetectorScoreRow {
+                                prompt: prompt.id,
+                                layer: self.layers[li] as i32,
+                                head: head as i32,
+                                detector: p.detectors[di].to_string(),
+                                score,
+                            });
                         } else {
                             self.sums[(li * self.heads.len() + hi) * p.detectors.len() + di] +=
                                 score;
@@ -229,19 +224,13 @@ impl Analysis for HeadDetector {
         if self.params.per_prompt {
             return Ok(());
         }
-        let mut table = Table::new(&AVERAGED_COLUMNS);
+        let mut table = Rows::<DetectorScoreRow>::new();
         let n_det = self.params.detectors.len();
         for (li, &layer) in self.layers.iter().enumerate() {
             for (hi, &head) in self.heads.iter().enumerate() {
                 for (di, det) in self.params.detectors.iter().enumerate() {
                     let sum = self.sums[(li * self.heads.len() + hi) * n_det + di];
-                    table.push_row(vec![
-                        (layer as i32).into(),
-                        (head as i32).into(),
-                        det.to_string().into(),
-                        (sum / self.n_prompts.max(1) as f64).into(),
-                        self.n_prompts.into(),
-                    ]);
+                    table.push(DetectorScoreRow { layer: layer as i32, head: head as i32, detector: det.to_string(), score: sum / self.n_prompts.max(1) as f64, n_prompts: self.n_prompts });
                 }
             }
         }

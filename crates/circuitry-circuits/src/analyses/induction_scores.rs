@@ -14,52 +14,38 @@
 use circuitry_data::Prompt;
 use circuitry_data::repeated::{REPEAT_START, SEQ_START};
 use circuitry_models::{HookKind, HookPoint, ModelConfig};
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::InductionScoresParams;
 
 use super::{check_filters, selected};
 use crate::acts::{attention, patterns};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
-use crate::table::{ColumnSpec, DType, Table, TableSink};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::table::{Rows, TableSink};
 
-const INDUCTION: ColumnSpec = ColumnSpec::new(
-    "induction_score",
-    DType::F64,
-    "mean attention from each position i of the second and later repeats to i - L + 1 (the token after the earlier occurrence)",
-);
-const PREVIOUS: ColumnSpec = ColumnSpec::new(
-    "previous_token_score",
-    DType::F64,
-    "mean attention from each position i >= 1 to i - 1",
-);
-const DUPLICATE: ColumnSpec = ColumnSpec::new(
-    "duplicate_token_score",
-    DType::F64,
-    "mean attention from each position i of the second and later repeats to i - L (the earlier occurrence)",
-);
-const LAYER: ColumnSpec = ColumnSpec::new("layer", DType::I32, "layer of the head");
-const HEAD: ColumnSpec = ColumnSpec::new("head", DType::I32, "head index within the layer");
 
-/// Columns of the averaged table.
-pub const AVERAGED_COLUMNS: [ColumnSpec; 6] = [
-    LAYER,
-    HEAD,
-    INDUCTION,
-    PREVIOUS,
-    DUPLICATE,
-    ColumnSpec::new("n_prompts", DType::U32, "prompts averaged"),
-];
+crate::table_row! {
+    /// A row of the averaged table.
+    pub struct InductionScoreRow {
+        layer: i32 = "layer of the head",
+        head: i32 = "head index within the layer",
+        induction_score: f64 = "mean attention from each position i of the second and later repeats to i - L + 1 (the token after the earlier occurrence)",
+        previous_token_score: f64 = "mean attention from each position i >= 1 to i - 1",
+        duplicate_token_score: f64 = "mean attention from each position i of the second and later repeats to i - L (the earlier occurrence)",
+        n_prompts: u32 = "prompts averaged",
+    }
+}
 
-/// Columns of the per-prompt table (`per_prompt = true`).
-pub const PER_PROMPT_COLUMNS: [ColumnSpec; 6] = [
-    ColumnSpec::new("prompt", DType::U32, "prompt id (index in the dataset)"),
-    LAYER,
-    HEAD,
-    INDUCTION,
-    PREVIOUS,
-    DUPLICATE,
-];
+crate::table_row! {
+    /// A row of the per-prompt table (`per_prompt = true`).
+    pub struct PromptInductionScoreRow {
+        prompt: u32 = "prompt id (index in the dataset)",
+        layer: i32 = "layer of the head",
+        head: i32 = "head index within the layer",
+        induction_score: f64 = "mean attention from each position i of the second and later repeats to i - L + 1 (the token after the earlier occurrence)",
+        previous_token_score: f64 = "mean attention from each position i >= 1 to i - 1",
+        duplicate_token_score: f64 = "mean attention from each position i of the second and later repeats to i - L (the earlier occurrence)",
+    }
+}
 
 /// `(seq_start, repeat_start)` of a repeated-tokens prompt, checked.
 pub fn repeat_bounds(prompt: &Prompt) -> Result<(usize, usize), AnalysisError> {
@@ -102,6 +88,9 @@ pub fn scores(
     ]
 }
 
+const AVERAGED: TableDecl = TableDecl::main::<InductionScoreRow>().when("per_prompt = false (default)");
+const PER_PROMPT: TableDecl = TableDecl::main::<PromptInductionScoreRow>().when("per_prompt = true");
+
 pub struct InductionScores {
     params: InductionScoresParams,
     layers: Vec<usize>,
@@ -111,8 +100,16 @@ pub struct InductionScores {
     n_prompts: u32,
 }
 
-impl InductionScores {
-    pub fn new(params: InductionScoresParams, config: &ModelConfig) -> Result<Self, AnalysisError> {
+impl Kind for InductionScores {
+    type Params = InductionScoresParams;
+    const TABLES: &'static [TableDecl] = &[AVERAGED, PER_PROMPT];
+
+    fn build(
+        params: &InductionScoresParams,
+        _: &AnalysisSpec,
+        config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
         let layers = selected(config.n_layers, params.layers.as_deref());
         let heads = selected(config.n_heads, params.heads.as_deref());
@@ -124,19 +121,16 @@ impl InductionScores {
             n_prompts: 0,
         })
     }
-
-    fn columns(&self) -> &'static [ColumnSpec] {
-        if self.params.per_prompt {
-            &PER_PROMPT_COLUMNS
-        } else {
-            &AVERAGED_COLUMNS
-        }
-    }
 }
+
 
 impl Analysis for InductionScores {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(self.columns())]
+        vec![if self.params.per_prompt {
+            PER_PROMPT
+        } else {
+            AVERAGED
+        }]
     }
 
     fn requirements(&self) -> Requirements {
@@ -159,7 +153,7 @@ impl Analysis for InductionScores {
             .map(repeat_bounds)
             .collect::<Result<Vec<_>, _>>()?;
         let patterns = patterns(batch.clean_output, &self.layers)?;
-        let mut table = Table::new(self.columns());
+        let mut table = Rows::<PromptInductionScoreRow>::new();
         for (r, (prompt, &(start, repeat))) in batch.prompts.iter().zip(&bounds).enumerate() {
             for (li, pattern) in patterns.iter().enumerate() {
                 for (hi, &head) in self.heads.iter().enumerate() {
@@ -167,14 +161,14 @@ impl Analysis for InductionScores {
                         |q: usize, k: usize| f64::from(attention(pattern, batch, r, head, q, k));
                     let s = scores(prompt.len(), start, repeat, attn);
                     if self.params.per_prompt {
-                        table.push_row(vec![
-                            prompt.id.into(),
-                            (self.layers[li] as i32).into(),
-                            (head as i32).into(),
-                            s[0].into(),
-                            s[1].into(),
-                            s[2].into(),
-                        ]);
+                        table.push(PromptInductionScoreRow {
+                            prompt: prompt.id,
+                            layer: self.layers[li] as i32,
+                            head: head as i32,
+                            induction_score: s[0],
+                            previous_token_score: s[1],
+                            duplicate_token_score: s[2],
+                        });
                     } else {
                         let sum = &mut self.sums[li * self.heads.len() + hi];
                         for (acc, x) in sum.iter_mut().zip(s) {
@@ -201,18 +195,11 @@ impl Analysis for InductionScores {
             ));
         }
         let n = f64::from(self.n_prompts);
-        let mut table = Table::new(&AVERAGED_COLUMNS);
+        let mut table = Rows::<InductionScoreRow>::new();
         for (li, &layer) in self.layers.iter().enumerate() {
             for (hi, &head) in self.heads.iter().enumerate() {
                 let s = self.sums[li * self.heads.len() + hi];
-                table.push_row(vec![
-                    (layer as i32).into(),
-                    (head as i32).into(),
-                    (s[0] / n).into(),
-                    (s[1] / n).into(),
-                    (s[2] / n).into(),
-                    self.n_prompts.into(),
-                ]);
+                table.push(InductionScoreRow { layer: layer as i32, head: head as i32, induction_score: s[0] / n, previous_token_score: s[1] / n, duplicate_token_score: s[2] / n, n_prompts: self.n_prompts });
             }
         }
         emit(sink, None, table)

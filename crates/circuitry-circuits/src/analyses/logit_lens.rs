@@ -4,60 +4,45 @@
 
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{HookKind, HookPoint, ModelConfig};
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::LogitLensParams;
 use circuitry_spec::TokenSelection;
 
 use super::decode::{log_probs, token_stats, top_k};
 use super::{check_filters, selected};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
 use crate::refs;
-use crate::table::{ColumnSpec, DType, Table, TableSink};
+use crate::table::{TableSink, Rows};
 
-pub const COLUMNS: [ColumnSpec; 9] = [
-    ColumnSpec::new("prompt", DType::U32, "Prompt id (index in the dataset)."),
-    ColumnSpec::new(
-        "layer",
-        DType::I32,
-        "Block whose output (blocks.L.hook_resid_post) is decoded.",
-    ),
-    ColumnSpec::new(
-        "position",
-        DType::I32,
-        "Token index whose residual stream is decoded.",
-    ),
-    ColumnSpec::new(
-        "input_token",
-        DType::Utf8,
-        "Text of the token at that position.",
-    ),
-    ColumnSpec::new(
-        "kind",
-        DType::Utf8,
-        "`target` for the requested tokens, `top` for the top-k predictions.",
-    ),
-    ColumnSpec::new("token", DType::Utf8, "Text of the reported token."),
-    ColumnSpec::new(
-        "token_id",
-        DType::U32,
-        "Vocabulary id of the reported token.",
-    ),
-    ColumnSpec::new(
-        "logprob",
-        DType::F32,
-        "Log-probability of the token under the decoded distribution.",
-    ),
-    ColumnSpec::new("rank", DType::U32, "Rank of the token (0 = most likely)."),
-];
+crate::table_row! {
+    pub struct LogitLensRow {
+        prompt: u32 = "Prompt id (index in the dataset).",
+        layer: i32 = "Block whose output (blocks.L.hook_resid_post) is decoded.",
+        position: i32 = "Token index whose residual stream is decoded.",
+        input_token: String = "Text of the token at that position.",
+        kind: &'static str = "`target` for the requested tokens, `top` for the top-k predictions.",
+        token: String = "Text of the reported token.",
+        token_id: u32 = "Vocabulary id of the reported token.",
+        logprob: f32 = "Log-probability of the token under the decoded distribution.",
+        rank: u32 = "Rank of the token (0 = most likely).",
+    }
+}
 
 pub struct LogitLens {
     params: LogitLensParams,
     layers: Vec<usize>,
 }
 
-impl LogitLens {
-    pub fn new(params: LogitLensParams, config: &ModelConfig) -> Result<Self, AnalysisError> {
+impl Kind for LogitLens {
+    type Params = LogitLensParams;
+    const TABLES: &'static [TableDecl] = &[TableDecl::main::<LogitLensRow>()];
+
+    fn build(
+        params: &LogitLensParams,
+        _: &AnalysisSpec,
+        config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         check_filters(config, params.layers.as_deref(), None)?;
         Ok(LogitLens {
             layers: selected(config.n_layers, params.layers.as_deref()),
@@ -66,9 +51,10 @@ impl LogitLens {
     }
 }
 
+
 impl Analysis for LogitLens {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(&COLUMNS)]
+        Self::TABLES.to_vec()
     }
 
     fn requirements(&self) -> Requirements {
@@ -104,7 +90,7 @@ impl Analysis for LogitLens {
                 picks.push((r, pos, targets));
             }
         }
-        let mut table = Table::new(&COLUMNS);
+        let mut table = Rows::<LogitLensRow>::new();
         if picks.is_empty() {
             return emit(sink, None, table);
         }
@@ -129,18 +115,8 @@ impl Analysis for LogitLens {
             for (i, (r, pos, ids)) in picks.iter().enumerate() {
                 let prompt = &batch.prompts[*r];
                 let input = model.token_text(prompt.tokens[*pos]);
-                let mut push = |kind: &str, id: u32, logprob: f32, rank: u32| {
-                    table.push_row(vec![
-                        prompt.id.into(),
-                        (layer as i32).into(),
-                        (*pos as i32).into(),
-                        input.clone().into(),
-                        kind.into(),
-                        model.token_text(id).into(),
-                        id.into(),
-                        logprob.into(),
-                        rank.into(),
-                    ]);
+                let mut push = |kind: &'static str, id: u32, logprob: f32, rank: u32| {
+                    table.push(LogitLensRow { prompt: prompt.id, layer: layer as i32, position: *pos as i32, input_token: input.clone(), kind, token: model.token_text(id), token_id: id, logprob, rank });
                 };
                 for (&id, &(logprob, rank)) in ids.iter().zip(&stats[i]) {
                     push("target", id, logprob, rank);

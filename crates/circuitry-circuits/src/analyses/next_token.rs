@@ -2,65 +2,52 @@
 
 use circuitry_models::burn::prelude::*;
 use circuitry_models::burn::tensor::activation::log_softmax;
+use circuitry_models::ModelConfig;
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::NextTokenParams;
 
 use super::decode::{token_stats, top_k};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
 use crate::refs;
-use crate::table::{ColumnSpec, DType, Table, TableSink};
+use crate::table::{TableSink, Rows};
 
-pub const COLUMNS: [ColumnSpec; 10] = [
-    ColumnSpec::new("prompt", DType::U32, "Prompt id (index in the dataset)."),
-    ColumnSpec::new(
-        "position",
-        DType::I32,
-        "Token index whose next token is predicted.",
-    ),
-    ColumnSpec::new(
-        "input_token",
-        DType::Utf8,
-        "Text of the token at that position.",
-    ),
-    ColumnSpec::new(
-        "rank",
-        DType::U32,
-        "Rank of the prediction (0 = most likely).",
-    ),
-    ColumnSpec::new("token", DType::Utf8, "Text of the predicted token."),
-    ColumnSpec::new(
-        "token_id",
-        DType::U32,
-        "Vocabulary id of the predicted token.",
-    ),
-    ColumnSpec::new("logit", DType::F32, "Logit of the predicted token."),
-    ColumnSpec::new("prob", DType::F32, "Probability of the predicted token."),
-    ColumnSpec::nullable(
-        "actual_next",
-        DType::Utf8,
-        "Text of the token that actually follows (null at the last position).",
-    ),
-    ColumnSpec::nullable(
-        "loss",
-        DType::F32,
-        "Cross-entropy of the actual next token, -log p (null at the last position).",
-    ),
-];
+crate::table_row! {
+    pub struct NextTokenRow {
+        prompt: u32 = "Prompt id (index in the dataset).",
+        position: i32 = "Token index whose next token is predicted.",
+        input_token: String = "Text of the token at that position.",
+        rank: u32 = "Rank of the prediction (0 = most likely).",
+        token: String = "Text of the predicted token.",
+        token_id: u32 = "Vocabulary id of the predicted token.",
+        logit: f32 = "Logit of the predicted token.",
+        prob: f32 = "Probability of the predicted token.",
+        actual_next: Option<String> = "Text of the token that actually follows (null at the last position).",
+        loss: Option<f32> = "Cross-entropy of the actual next token, -log p (null at the last position).",
+    }
+}
 
 pub struct NextToken {
     params: NextTokenParams,
 }
 
-impl NextToken {
-    pub fn new(params: NextTokenParams) -> Self {
-        NextToken { params }
+impl Kind for NextToken {
+    type Params = NextTokenParams;
+    const TABLES: &'static [TableDecl] = &[TableDecl::main::<NextTokenRow>()];
+
+    fn build(
+        params: &NextTokenParams,
+        _: &AnalysisSpec,
+        _config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
+        Ok(NextToken { params })
     }
 }
 
+
 impl Analysis for NextToken {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(&COLUMNS)]
+        Self::TABLES.to_vec()
     }
 
     fn requirements(&self) -> Requirements {
@@ -82,7 +69,7 @@ impl Analysis for NextToken {
                 picks.push((r, pos));
             }
         }
-        let mut table = Table::new(&COLUMNS);
+        let mut table = Rows::<NextTokenRow>::new();
         if picks.is_empty() {
             return emit(sink, None, table);
         }
@@ -118,18 +105,7 @@ impl Analysis for NextToken {
             let actual = next[i].first().map(|&t| model.token_text(t));
             let loss = stats[i].first().map(|&(lp, _)| -lp);
             for (rank, &(id, logprob)) in tops[i].iter().enumerate() {
-                table.push_row(vec![
-                    prompt.id.into(),
-                    (pos as i32).into(),
-                    input.clone().into(),
-                    (rank as u32).into(),
-                    model.token_text(id).into(),
-                    id.into(),
-                    raw[i * v + id as usize].into(),
-                    logprob.exp().into(),
-                    actual.clone().into(),
-                    loss.into(),
-                ]);
+                table.push(NextTokenRow { prompt: prompt.id, position: pos as i32, input_token: input.clone(), rank: rank as u32, token: model.token_text(id), token_id: id, logit: raw[i * v + id as usize], prob: logprob.exp(), actual_next: actual.clone(), loss });
             }
         }
         emit(sink, None, table)

@@ -2,61 +2,68 @@
 //! scores, the top token pairs of the token-space circuit `W_E W_V W_O W_U` and singular values.
 
 use circuitry_models::ModelConfig;
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::OvCircuitParams;
 
 use super::{check_filters, selected};
-use crate::analysis::{Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{Kind, Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
 use crate::factored::{BlockOptions, Ranking};
-use crate::table::{ColumnSpec, DType, Table, TableSink};
+use crate::table::{TableSink, Rows, Row};
 use crate::weight_circuits::CircuitWeights;
-use crate::weight_circuits::ov::{
-    HEAD, HeadOvResult, LAYER, OV_SCORE_COLUMNS, OvOptions, RANK, SINGULAR_VALUE_COLUMNS,
-    TokenPair, ov_head, ov_scores_table, push_singular_values,
-};
+use crate::weight_circuits::ov::{HeadOvResult, OvScoreRow, OvOptions, SingularValueRow, TokenPair, ov_head, ov_scores_table, push_singular_values};
 
-/// Columns of the `top_pairs` table.
-pub const TOP_PAIR_COLUMNS: [ColumnSpec; 8] = [
-    LAYER,
-    HEAD,
-    RANK,
-    ColumnSpec::new(
-        "src_token",
-        DType::U32,
-        "token id of the attended-to (source) token: a row of W_E W_V W_O W_U",
-    ),
-    ColumnSpec::new("src_text", DType::Utf8, "text of src_token"),
-    ColumnSpec::new(
-        "dst_token",
-        DType::U32,
-        "token id of the output token whose logit changes: a column of W_E W_V W_O W_U",
-    ),
-    ColumnSpec::new("dst_text", DType::Utf8, "text of dst_token"),
-    ColumnSpec::new(
-        "value",
-        DType::F64,
-        "entry of the token-space OV circuit W_E W_V W_O W_U: logit change of dst_token per unit attention to src_token (no final norm, no biases)",
-    ),
-];
+crate::table_row! {
+    /// A row of the `top_pairs` table.
+    pub struct OvTopPairRow {
+        layer: i32 = "layer of the attention head",
+        head: i32 = "index of the attention head within its layer",
+        rank: u32 = "position in the ranking, 0 = first",
+        src_token: u32 = "token id of the attended-to (source) token: a row of W_E W_V W_O W_U",
+        src_text: String = "text of src_token",
+        dst_token: u32 = "token id of the output token whose logit changes: a column of W_E W_V W_O W_U",
+        dst_text: String = "text of dst_token",
+        value: f64 = "entry of the token-space OV circuit W_E W_V W_O W_U: logit change of dst_token per unit attention to src_token (no final norm, no biases)",
+    }
+}
 
-/// Builds the rows of a token-pair table (`TOP_PAIR_COLUMNS` layout) for one head.
-pub(crate) fn push_token_pairs(
-    t: &mut Table,
+/// The token-pair tables of `ov_circuit` and `qk_circuit`: the same columns, described for
+/// each circuit.
+pub(crate) trait TokenPairRow: Row {
+    fn new(layer: usize, head: usize, pair: &TokenPair, src_text: String, dst_text: String) -> Self;
+}
+
+macro_rules! token_pair_row {
+    ($($row:ty),+) => {$(
+        impl TokenPairRow for $row {
+            fn new(layer: usize, head: usize, p: &TokenPair, src_text: String, dst_text: String) -> Self {
+                Self {
+                    layer: layer as i32,
+                    head: head as i32,
+                    rank: p.rank,
+                    src_token: p.src_token,
+                    src_text,
+                    dst_token: p.dst_token,
+                    dst_text,
+                    value: p.value,
+                }
+            }
+        }
+    )+};
+}
+
+token_pair_row!(OvTopPairRow, super::qk_circuit::QkTopPairRow);
+
+/// Builds the rows of a token-pair table for one head.
+pub(crate) fn push_token_pairs<R: TokenPairRow>(
+    t: &mut Rows<R>,
     model: &ModelContext,
     layer: usize,
     head: usize,
     pairs: &[TokenPair],
 ) {
     for p in pairs {
-        t.push_row(vec![
-            (layer as i32).into(),
-            (head as i32).into(),
-            p.rank.into(),
-            p.src_token.into(),
-            model.token_text(p.src_token).into(),
-            p.dst_token.into(),
-            model.token_text(p.dst_token).into(),
-            p.value.into(),
-        ]);
+        let (src, dst) = (model.token_text(p.src_token), model.token_text(p.dst_token));
+        t.push(R::new(layer, head, p, src, dst));
     }
 }
 
@@ -65,19 +72,33 @@ pub(crate) fn first(values: &[f64], n: usize) -> &[f64] {
     &values[..n.min(values.len())]
 }
 
+const SCORES: TableDecl = TableDecl::main::<OvScoreRow>();
+pub(crate) const TOP_PAIRS: TableDecl = TableDecl::part::<OvTopPairRow>("top_pairs").when("top_k > 0");
+pub(crate) const SINGULAR_VALUES: TableDecl =
+    TableDecl::part::<SingularValueRow>("singular_values").when("singular_values > 0");
+
 pub struct OvCircuit {
     params: OvCircuitParams,
     /// `(layer, head)`, layer-major.
     heads: Vec<(usize, usize)>,
 }
 
-impl OvCircuit {
-    pub fn new(params: OvCircuitParams, config: &ModelConfig) -> Result<Self, AnalysisError> {
+impl Kind for OvCircuit {
+    type Params = OvCircuitParams;
+    const TABLES: &'static [TableDecl] = &[SCORES, TOP_PAIRS, SINGULAR_VALUES];
+
+    fn build(
+        params: &OvCircuitParams,
+        _: &AnalysisSpec,
+        config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
         let heads = selected_heads(config, params.layers.as_deref(), params.heads.as_deref());
         Ok(OvCircuit { params, heads })
     }
 }
+
 
 /// Every selected `(layer, head)`, layer-major.
 pub(crate) fn selected_heads(
@@ -94,12 +115,12 @@ pub(crate) fn selected_heads(
 
 impl Analysis for OvCircuit {
     fn tables(&self) -> Vec<TableDecl> {
-        let mut tables = vec![TableDecl::main(&OV_SCORE_COLUMNS)];
+        let mut tables = vec![SCORES];
         if self.params.top_k > 0 {
-            tables.push(TableDecl::part("top_pairs", &TOP_PAIR_COLUMNS));
+            tables.push(TOP_PAIRS);
         }
         if self.params.singular_values > 0 {
-            tables.push(TableDecl::part("singular_values", &SINGULAR_VALUE_COLUMNS));
+            tables.push(SINGULAR_VALUES);
         }
         tables
     }
@@ -133,14 +154,14 @@ impl Analysis for OvCircuit {
                 .collect::<Result<Vec<HeadOvResult>, _>>()?;
             emit(sink, None, ov_scores_table(&results))?;
             if opts.top_k > 0 {
-                let mut t = Table::new(&TOP_PAIR_COLUMNS);
+                let mut t = Rows::<OvTopPairRow>::new();
                 for r in &results {
                     push_token_pairs(&mut t, model, r.layer, r.head, &r.top_pairs);
                 }
-                emit(sink, Some("top_pairs"), t)?;
+                emit(sink, TOP_PAIRS.part, t)?;
             }
             if n_sv > 0 {
-                let mut t = Table::new(&SINGULAR_VALUE_COLUMNS);
+                let mut t = Rows::<SingularValueRow>::new();
                 for r in &results {
                     push_singular_values(
                         &mut t,
@@ -157,7 +178,7 @@ impl Analysis for OvCircuit {
                         first(&r.full_singular_values, n_sv),
                     );
                 }
-                emit(sink, Some("singular_values"), t)?;
+                emit(sink, SINGULAR_VALUES.part, t)?;
             }
         }
         Ok(())

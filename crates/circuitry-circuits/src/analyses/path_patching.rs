@@ -3,16 +3,13 @@
 //! unit and prompt, streamed batch by batch.
 
 use circuitry_models::ModelConfig;
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{HeadInput, PathPatchingParams, Receivers, SenderRef, Senders};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
-use crate::interventions::path_patching::{HeadInput as LibInput, PATH_PATCHING_COLUMNS};
-use crate::interventions::{
-    PatchOptions, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table,
-};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::interventions::path_patching::{HeadInput as LibInput, PathPatchingRow};
+use crate::interventions::{PatchOptions, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table};
 use crate::table::TableSink;
 
 pub struct PathPatching {
@@ -22,8 +19,16 @@ pub struct PathPatching {
     config: Option<PathPatchingConfig>,
 }
 
-impl PathPatching {
-    pub fn new(params: PathPatchingParams, config: &ModelConfig) -> Result<Self, AnalysisError> {
+impl Kind for PathPatching {
+    type Params = PathPatchingParams;
+    const TABLES: &'static [TableDecl] = &[TableDecl::main::<PathPatchingRow>()];
+
+    fn build(
+        params: &PathPatchingParams,
+        _: &AnalysisSpec,
+        config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         let (n_layers, n_heads, n_kv) = (config.n_layers, config.n_heads, config.n_kv_heads);
         let receivers: Vec<Receiver> = match &params.receivers {
             Receivers::Logits => vec![Receiver::Logits],
@@ -115,9 +120,10 @@ impl PathPatching {
     }
 }
 
+
 impl Analysis for PathPatching {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(&PATH_PATCHING_COLUMNS)]
+        Self::TABLES.to_vec()
     }
 
     fn requirements(&self) -> Requirements {

@@ -3,68 +3,43 @@
 //! `W_pos W_Q W_Kᵀ W_posᵀ` (learned positions) and singular values.
 
 use circuitry_models::{ModelConfig, Positional};
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::QkCircuitParams;
 
 use super::check_filters;
 use super::ov_circuit::{first, push_token_pairs, selected_heads};
-use crate::analysis::{Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{Kind, Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
 use crate::factored::{BlockOptions, Ranking};
-use crate::table::{ColumnSpec, DType, Table, TableSink, Value};
+use crate::table::{Table, TableSink, Rows};
 use crate::weight_circuits::CircuitWeights;
-use crate::weight_circuits::ov::{HEAD, LAYER, RANK, SINGULAR_VALUE_COLUMNS, push_singular_values};
-use crate::weight_circuits::qk::{
-    HeadQkResult, PositionScore, QK_POSITIONAL_COLUMNS, QkOptions, qk_head, qk_positional_table,
-};
+use crate::weight_circuits::ov::{SingularValueRow, push_singular_values};
+use crate::weight_circuits::qk::{HeadQkResult, PositionScore, QkPositionalRow, QkOptions, qk_head, qk_positional_table};
 
-/// Columns of the main (per-head) table.
-pub const COLUMNS: [ColumnSpec; 6] = [
-    LAYER,
-    HEAD,
-    ColumnSpec::new(
-        "frobenius_norm",
-        DType::F64,
-        "Frobenius norm of the QK circuit W_Q W_K^T (unscaled)",
-    ),
-    ColumnSpec::new(
-        "top_singular_value",
-        DType::F64,
-        "largest singular value of W_Q W_K^T",
-    ),
-    ColumnSpec::new(
-        "full_frobenius_norm",
-        DType::F64,
-        "Frobenius norm of the token-space QK circuit W_E W_Q W_K^T W_E^T",
-    ),
-    ColumnSpec::nullable(
-        "positional_previous_token",
-        DType::F64,
-        "fraction of query positions q in 1..max_positions whose highest-scoring causal key in the positional circuit W_pos W_Q W_K^T W_pos^T is q - 1 (null without learned positions)",
-    ),
-];
+crate::table_row! {
+    /// A row of the main (per-head) table.
+    pub struct QkScoreRow {
+        layer: i32 = "layer of the attention head",
+        head: i32 = "index of the attention head within its layer",
+        frobenius_norm: f64 = "Frobenius norm of the QK circuit W_Q W_K^T (unscaled)",
+        top_singular_value: f64 = "largest singular value of W_Q W_K^T",
+        full_frobenius_norm: f64 = "Frobenius norm of the token-space QK circuit W_E W_Q W_K^T W_E^T",
+        positional_previous_token: Option<f64> = "fraction of query positions q in 1..max_positions whose highest-scoring causal key in the positional circuit W_pos W_Q W_K^T W_pos^T is q - 1 (null without learned positions)",
+    }
+}
 
-/// Columns of the `top_pairs` table.
-pub const TOP_PAIR_COLUMNS: [ColumnSpec; 8] = [
-    LAYER,
-    HEAD,
-    RANK,
-    ColumnSpec::new(
-        "src_token",
-        DType::U32,
-        "token id of the key (source) token: a column of W_E W_Q W_K^T W_E^T",
-    ),
-    ColumnSpec::new("src_text", DType::Utf8, "text of src_token"),
-    ColumnSpec::new(
-        "dst_token",
-        DType::U32,
-        "token id of the query (destination) token: a row of W_E W_Q W_K^T W_E^T",
-    ),
-    ColumnSpec::new("dst_text", DType::Utf8, "text of dst_token"),
-    ColumnSpec::new(
-        "value",
-        DType::F64,
-        "entry of the token-space QK circuit W_E W_Q W_K^T W_E^T (unscaled attention score; no norm, biases or rotary)",
-    ),
-];
+crate::table_row! {
+    /// A row of the `top_pairs` table.
+    pub struct QkTopPairRow {
+        layer: i32 = "layer of the attention head",
+        head: i32 = "index of the attention head within its layer",
+        rank: u32 = "position in the ranking, 0 = first",
+        src_token: u32 = "token id of the key (source) token: a column of W_E W_Q W_K^T W_E^T",
+        src_text: String = "text of src_token",
+        dst_token: u32 = "token id of the query (destination) token: a row of W_E W_Q W_K^T W_E^T",
+        dst_text: String = "text of dst_token",
+        value: f64 = "entry of the token-space QK circuit W_E W_Q W_K^T W_E^T (unscaled attention score; no norm, biases or rotary)",
+    }
+}
 
 /// The fraction of query positions `q >= 1` whose best causal key is `q - 1`; `None` with fewer
 /// than two positions. `scores` holds every causal entry, query-major, as
@@ -93,6 +68,12 @@ fn norm(singular_values: &[f64]) -> f64 {
     singular_values.iter().map(|s| s * s).sum::<f64>().sqrt()
 }
 
+const SCORES: TableDecl = TableDecl::main::<QkScoreRow>();
+const TOP_PAIRS: TableDecl = TableDecl::part::<QkTopPairRow>("top_pairs").when("top_k > 0");
+const POSITIONAL: TableDecl = TableDecl::part::<QkPositionalRow>("positional")
+    .when("learned positions, max_positions > 0");
+const SINGULAR_VALUES: TableDecl = super::ov_circuit::SINGULAR_VALUES;
+
 pub struct QkCircuit {
     params: QkCircuitParams,
     /// `(layer, head)`, layer-major.
@@ -101,8 +82,16 @@ pub struct QkCircuit {
     positional: bool,
 }
 
-impl QkCircuit {
-    pub fn new(params: QkCircuitParams, config: &ModelConfig) -> Result<Self, AnalysisError> {
+impl Kind for QkCircuit {
+    type Params = QkCircuitParams;
+    const TABLES: &'static [TableDecl] = &[SCORES, TOP_PAIRS, POSITIONAL, SINGULAR_VALUES];
+
+    fn build(
+        params: &QkCircuitParams,
+        _: &AnalysisSpec,
+        config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
         check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
         let heads = selected_heads(config, params.layers.as_deref(), params.heads.as_deref());
         let positional = config.positional == Positional::Learned && params.max_positions > 0;
@@ -112,39 +101,34 @@ impl QkCircuit {
             positional,
         })
     }
+}
 
+impl QkCircuit {
     fn summary(&self, results: &[HeadQkResult]) -> Table {
-        let mut t = Table::new(&COLUMNS);
+        let mut t = Rows::<QkScoreRow>::new();
         for r in results {
             let positional = if self.positional {
                 previous_token_fraction(&r.positional)
             } else {
                 None
             };
-            t.push_row(vec![
-                (r.layer as i32).into(),
-                (r.head as i32).into(),
-                norm(&r.singular_values).into(),
-                r.singular_values.first().copied().unwrap_or(0.0).into(),
-                norm(&r.full_singular_values).into(),
-                positional.map_or(Value::Null, Value::F64),
-            ]);
+            t.push(QkScoreRow { layer: r.layer as i32, head: r.head as i32, frobenius_norm: norm(&r.singular_values), top_singular_value: r.singular_values.first().copied().unwrap_or(0.0), full_frobenius_norm: norm(&r.full_singular_values), positional_previous_token: positional });
         }
-        t
+        t.into_table()
     }
 }
 
 impl Analysis for QkCircuit {
     fn tables(&self) -> Vec<TableDecl> {
-        let mut tables = vec![TableDecl::main(&COLUMNS)];
+        let mut tables = vec![SCORES];
         if self.params.top_k > 0 {
-            tables.push(TableDecl::part("top_pairs", &TOP_PAIR_COLUMNS));
+            tables.push(TOP_PAIRS);
         }
         if self.positional {
-            tables.push(TableDecl::part("positional", &QK_POSITIONAL_COLUMNS));
+            tables.push(POSITIONAL);
         }
         if self.params.singular_values > 0 {
-            tables.push(TableDecl::part("singular_values", &SINGULAR_VALUE_COLUMNS));
+            tables.push(SINGULAR_VALUES);
         }
         tables
     }
@@ -179,17 +163,17 @@ impl Analysis for QkCircuit {
                 .collect();
             emit(sink, None, self.summary(&results))?;
             if opts.top_k > 0 {
-                let mut t = Table::new(&TOP_PAIR_COLUMNS);
+                let mut t = Rows::<QkTopPairRow>::new();
                 for r in &results {
                     push_token_pairs(&mut t, model, r.layer, r.head, &r.top_pairs);
                 }
-                emit(sink, Some("top_pairs"), t)?;
+                emit(sink, TOP_PAIRS.part, t)?;
             }
             if self.positional {
-                emit(sink, Some("positional"), qk_positional_table(&results))?;
+                emit(sink, POSITIONAL.part, qk_positional_table(&results))?;
             }
             if n_sv > 0 {
-                let mut t = Table::new(&SINGULAR_VALUE_COLUMNS);
+                let mut t = Rows::<SingularValueRow>::new();
                 for r in &results {
                     push_singular_values(
                         &mut t,
@@ -206,7 +190,7 @@ impl Analysis for QkCircuit {
                         first(&r.full_singular_values, n_sv),
                     );
                 }
-                emit(sink, Some("singular_values"), t)?;
+                emit(sink, SINGULAR_VALUES.part, t)?;
             }
         }
         Ok(())

@@ -1,47 +1,46 @@
 //! `tokens`: the prompts as the model sees them, one row per token, for joining with other tables.
 
+use circuitry_models::ModelConfig;
+use circuitry_spec::AnalysisSpec;
 use circuitry_spec::TokensParams;
 
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
-};
-use crate::table::{ColumnSpec, DType, Table, TableSink};
+use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::table::{TableSink, Rows};
 
-pub const COLUMNS: [ColumnSpec; 7] = [
-    ColumnSpec::new("prompt", DType::U32, "Prompt id (index in the dataset)."),
-    ColumnSpec::new("position", DType::I32, "Token index within the prompt."),
-    ColumnSpec::new("token_id", DType::U32, "Vocabulary id of the token."),
-    ColumnSpec::new("token", DType::Utf8, "Text of the token."),
-    ColumnSpec::nullable(
-        "position_name",
-        DType::Utf8,
-        "Names of this position in the dataset (e.g. IO, S2, END; comma-separated), null if none besides first/last.",
-    ),
-    ColumnSpec::nullable(
-        "corrupt_token_id",
-        DType::U32,
-        "Token of the counterfactual prompt at this position (null without one).",
-    ),
-    ColumnSpec::nullable(
-        "corrupt_token",
-        DType::Utf8,
-        "Text of the counterfactual token (null without one).",
-    ),
-];
+crate::table_row! {
+    pub struct TokenRow {
+        prompt: u32 = "Prompt id (index in the dataset).",
+        position: i32 = "Token index within the prompt.",
+        token_id: u32 = "Vocabulary id of the token.",
+        token: String = "Text of the token.",
+        position_name: Option<String> = "Names of this position in the dataset (e.g. IO, S2, END; comma-separated), null if none besides first/last.",
+        corrupt_token_id: Option<u32> = "Token of the counterfactual prompt at this position (null without one).",
+        corrupt_token: Option<String> = "Text of the counterfactual token (null without one).",
+    }
+}
 
 pub struct Tokens {
     params: TokensParams,
 }
 
-impl Tokens {
-    pub fn new(params: TokensParams) -> Self {
-        Tokens { params }
+impl Kind for Tokens {
+    type Params = TokensParams;
+    const TABLES: &'static [TableDecl] = &[TableDecl::main::<TokenRow>()];
+
+    fn build(
+        params: &TokensParams,
+        _: &AnalysisSpec,
+        _config: &ModelConfig,
+    ) -> Result<Self, AnalysisError> {
+        let params = params.clone();
+        Ok(Tokens { params })
     }
 }
 
+
 impl Analysis for Tokens {
     fn tables(&self) -> Vec<TableDecl> {
-        vec![TableDecl::main(&COLUMNS)]
+        Self::TABLES.to_vec()
     }
 
     /// Needs the prompts only; the shared forward pass it rides on costs it nothing extra.
@@ -55,7 +54,7 @@ impl Analysis for Tokens {
         batch: &BatchContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
-        let mut table = Table::new(&COLUMNS);
+        let mut table = Rows::<TokenRow>::new();
         for prompt in batch.prompts {
             let corrupt = prompt
                 .corrupt_tokens
@@ -69,15 +68,7 @@ impl Analysis for Tokens {
                     .map(|(n, _)| n.as_str())
                     .collect();
                 let corrupt_id = corrupt.map(|c| c[pos]);
-                table.push_row(vec![
-                    prompt.id.into(),
-                    (pos as i32).into(),
-                    id.into(),
-                    model.token_text(id).into(),
-                    (!names.is_empty()).then(|| names.join(",")).into(),
-                    corrupt_id.into(),
-                    corrupt_id.map(|c| model.token_text(c)).into(),
-                ]);
+                table.push(TokenRow { prompt: prompt.id, position: pos as i32, token_id: id, token: model.token_text(id), position_name: (!names.is_empty()).then(|| names.join(",")), corrupt_token_id: corrupt_id, corrupt_token: corrupt_id.map(|c| model.token_text(c)) });
             }
         }
         emit(sink, None, table)

@@ -27,7 +27,7 @@ use circuitry_models::{ActivationCache, HookKind, HookPoint, HookTensor, TokenBa
 use super::engine::{CapturedRun, PatchOptions, PatchTarget, PatchUnit, patch_units};
 use super::metric::{Metric, logits_at};
 use super::{InterventionError, Padding, PositionSel, Result, check_hook, make_batch, token_rows};
-use crate::table::{ColumnSpec, DType, Table};
+use crate::table::{Rows, Table};
 
 /// A model component that can be ablated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -695,41 +695,27 @@ pub fn ablation(
     Ok(out)
 }
 
-/// Columns of [`ablation_table`].
-pub const ABLATION_COLUMNS: [ColumnSpec; 12] = [
-    ColumnSpec::new("prompt", DType::U32, "prompt id"),
-    ColumnSpec::new(
-        "unit",
-        DType::Utf8,
-        "ablated unit (L1H3, MLP2, L2N17, resid_pre3, L0H1+L1H2, ...@position)",
-    ),
-    ColumnSpec::nullable(
-        "component",
-        DType::Utf8,
-        "head, mlp, neuron or resid (null for groups)",
-    ),
-    ColumnSpec::nullable("layer", DType::I32, "the component's layer"),
-    ColumnSpec::nullable("head", DType::I32, "the head, for heads"),
-    ColumnSpec::nullable("neuron", DType::I32, "the neuron, for neurons"),
-    ColumnSpec::nullable(
-        "position",
-        DType::I32,
-        "ablated token index; null for all positions",
-    ),
-    ColumnSpec::nullable(
-        "position_name",
-        DType::Utf8,
-        "the ablated position's name, when named",
-    ),
-    ColumnSpec::new("method", DType::Utf8, "zero, mean or resample"),
-    ColumnSpec::new("metric", DType::F64, "metric of the ablated run"),
-    ColumnSpec::new("metric_baseline", DType::F64, "metric of the unablated run"),
-    ColumnSpec::new("delta", DType::F64, "metric - metric_baseline"),
-];
+crate::table_row! {
+    /// A row of [`ablation_table`].
+    pub struct AblationRow {
+        prompt: u32 = "prompt id",
+        unit: String = "ablated unit (L1H3, MLP2, L2N17, resid_pre3, L0H1+L1H2, ...@position)",
+        component: Option<&'static str> = "head, mlp, neuron or resid (null for groups)",
+        layer: Option<i32> = "the component's layer",
+        head: Option<i32> = "the head, for heads",
+        neuron: Option<i32> = "the neuron, for neurons",
+        position: Option<i32> = "ablated token index; null for all positions",
+        position_name: Option<String> = "the ablated position's name, when named",
+        method: &'static str = "zero, mean or resample",
+        metric: f64 = "metric of the ablated run",
+        metric_baseline: f64 = "metric of the unablated run",
+        delta: f64 = "metric - metric_baseline",
+    }
+}
 
 /// One row per unit and prompt.
 pub fn ablation_table(results: &[AblationResult]) -> Table {
-    let mut t = Table::new(&ABLATION_COLUMNS);
+    let mut t = Rows::<AblationRow>::new();
     for r in results {
         let c = r.component;
         let (head, neuron) = match c {
@@ -737,20 +723,20 @@ pub fn ablation_table(results: &[AblationResult]) -> Table {
             Some(Component::Neuron { neuron, .. }) => (None, Some(neuron as i32)),
             _ => (None, None),
         };
-        t.push_row(vec![
-            r.prompt.into(),
-            r.unit.clone().into(),
-            c.map(|c| c.kind_name()).into(),
-            c.map(|c| c.layer() as i32).into(),
-            head.into(),
-            neuron.into(),
-            r.position.map(|p| p as i32).into(),
-            r.position_name.clone().into(),
-            r.method.into(),
-            r.metric.into(),
-            r.metric_baseline.into(),
-            r.delta().into(),
-        ]);
+        t.push(AblationRow {
+            prompt: r.prompt,
+            unit: r.unit.clone(),
+            component: c.map(|c| c.kind_name()),
+            layer: c.map(|c| c.layer() as i32),
+            head,
+            neuron,
+            position: r.position.map(|p| p as i32),
+            position_name: r.position_name.clone(),
+            method: r.method,
+            metric: r.metric,
+            metric_baseline: r.metric_baseline,
+            delta: r.delta(),
+        });
     }
-    t
+    t.into_table()
 }

@@ -33,7 +33,7 @@ use super::{
     Direction, InterventionError, Padding, Result, check_hook, check_pairs, hook_shape, make_batch,
     to_vec, token_rows,
 };
-use crate::table::{ColumnSpec, DType, Table};
+use crate::table::{Rows, Table};
 
 /// A forward pass with gradient handles at some hooks, and one backward pass of the summed
 /// metric.
@@ -333,62 +333,40 @@ pub fn attribution_patching_with(
     Ok(out)
 }
 
-/// Columns of [`attribution_table`].
-pub const ATTRIBUTION_COLUMNS: [ColumnSpec; 11] = [
-    ColumnSpec::new("prompt", DType::U32, "prompt id"),
-    ColumnSpec::new(
-        "site",
-        DType::Utf8,
-        "hook kind (resid_pre, z, result, mlp_out, ...)",
-    ),
-    ColumnSpec::new("layer", DType::I32, "layer"),
-    ColumnSpec::nullable("head", DType::I32, "head, for per-head sites"),
-    ColumnSpec::nullable(
-        "position",
-        DType::I32,
-        "token index; null when summed over positions",
-    ),
-    ColumnSpec::new(
-        "direction",
-        DType::Utf8,
-        "denoising (gradients on the corrupt run) or noising (on the clean run)",
-    ),
-    ColumnSpec::new(
-        "attribution",
-        DType::F64,
-        "(a_source - a_dest) . dmetric/da: estimated metric change from patching",
-    ),
-    ColumnSpec::new(
-        "estimated_metric",
-        DType::F64,
-        "destination metric + attribution",
-    ),
-    ColumnSpec::new("metric_clean", DType::F64, "metric of the clean run"),
-    ColumnSpec::new("metric_corrupt", DType::F64, "metric of the corrupt run"),
-    ColumnSpec::nullable(
-        "normalized",
-        DType::F64,
-        "(estimated_metric - metric_corrupt) / (metric_clean - metric_corrupt)",
-    ),
-];
+crate::table_row! {
+    /// A row of [`attribution_table`].
+    pub struct AttributionPatchingRow {
+        prompt: u32 = "prompt id",
+        site: &'static str = "hook kind (resid_pre, z, result, mlp_out, ...)",
+        layer: i32 = "layer",
+        head: Option<i32> = "head, for per-head sites",
+        position: Option<i32> = "token index; null when summed over positions",
+        direction: &'static str = "denoising (gradients on the corrupt run) or noising (on the clean run)",
+        attribution: f64 = "(a_source - a_dest) . dmetric/da: estimated metric change from patching",
+        estimated_metric: f64 = "destination metric + attribution",
+        metric_clean: f64 = "metric of the clean run",
+        metric_corrupt: f64 = "metric of the corrupt run",
+        normalized: Option<f64> = "(estimated_metric - metric_corrupt) / (metric_clean - metric_corrupt)",
+    }
+}
 
 /// One row per site, layer, head, position and prompt.
 pub fn attribution_table(results: &[AttributionResult]) -> Table {
-    let mut t = Table::new(&ATTRIBUTION_COLUMNS);
+    let mut t = Rows::<AttributionPatchingRow>::new();
     for r in results {
-        t.push_row(vec![
-            r.prompt.into(),
-            r.site.site_name().into(),
-            (r.layer as i32).into(),
-            r.head.map(|h| h as i32).into(),
-            r.position.map(|p| p as i32).into(),
-            r.direction.as_str().into(),
-            r.attribution.into(),
-            r.estimated_metric().into(),
-            r.metric_clean.into(),
-            r.metric_corrupt.into(),
-            r.normalized().into(),
-        ]);
+        t.push(AttributionPatchingRow {
+            prompt: r.prompt,
+            site: r.site.site_name(),
+            layer: r.layer as i32,
+            head: r.head.map(|h| h as i32),
+            position: r.position.map(|p| p as i32),
+            direction: r.direction.as_str(),
+            attribution: r.attribution,
+            estimated_metric: r.estimated_metric(),
+            metric_clean: r.metric_clean,
+            metric_corrupt: r.metric_corrupt,
+            normalized: r.normalized(),
+        });
     }
-    t
+    t.into_table()
 }

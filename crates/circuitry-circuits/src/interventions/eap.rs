@@ -43,7 +43,7 @@ use super::metric::{Metric, logits_at};
 use super::{
     Direction, InterventionError, Padding, Result, check_pairs, make_batch, to_vec, token_rows,
 };
-use crate::table::{ColumnSpec, DType, Table};
+use crate::table::{Rows, Table};
 
 /// A node of the computational graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -347,24 +347,24 @@ impl EapScores {
     pub fn edges_table(&self, selection: CircuitSelection) -> Table {
         let scores = self.scores();
         let keep = self.circuit(selection);
-        let mut t = Table::new(&EDGE_COLUMNS);
+        let mut t = Rows::<EdgeRow>::new();
         for (e, &(si, ri)) in self.graph.edges.iter().enumerate() {
             let s = self.graph.senders[si];
             let (r, input) = self.graph.receivers[ri];
-            t.push_row(vec![
-                s.to_string().into(),
-                s.layer().map(|l| l as i32).into(),
-                s.head().map(|h| h as i32).into(),
-                self.graph.receiver_name(ri).into(),
-                r.layer().map(|l| l as i32).into(),
-                r.head().map(|h| h as i32).into(),
-                input.as_str().into(),
-                scores[e].into(),
-                keep[e].into(),
-                self.method.into(),
-            ]);
+            t.push(EdgeRow {
+                sender: s.to_string(),
+                sender_layer: s.layer().map(|l| l as i32),
+                sender_head: s.head().map(|h| h as i32),
+                receiver: self.graph.receiver_name(ri),
+                receiver_layer: r.layer().map(|l| l as i32),
+                receiver_head: r.head().map(|h| h as i32),
+                receiver_input: input.as_str(),
+                score: scores[e],
+                in_circuit: keep[e],
+                method: self.method,
+            });
         }
-        t
+        t.into_table()
     }
 
     /// One row per node: its attribution and whether an in-circuit edge touches it.
@@ -390,7 +390,7 @@ impl EapScores {
                 *touching.entry(r).or_default() += 1;
             }
         }
-        let mut t = Table::new(&NODE_COLUMNS);
+        let mut t = Rows::<NodeRow>::new();
         let nodes = self
             .node_scores()
             .into_iter()
@@ -398,17 +398,17 @@ impl EapScores {
             .chain(std::iter::once((Node::Logits, None)));
         for (node, score) in nodes {
             let c = touching.get(&node).copied().unwrap_or(0);
-            t.push_row(vec![
-                node.to_string().into(),
-                node.kind_name().into(),
-                node.layer().map(|l| l as i32).into(),
-                node.head().map(|h| h as i32).into(),
-                score.into(),
-                (c > 0).into(),
-                c.into(),
-            ]);
+            t.push(NodeRow {
+                node: node.to_string(),
+                kind: node.kind_name(),
+                layer: node.layer().map(|l| l as i32),
+                head: node.head().map(|h| h as i32),
+                attribution: score,
+                in_circuit: c > 0,
+                circuit_edges: c,
+            });
         }
-        t
+        t.into_table()
     }
 
     fn kv_group(&self) -> usize {
@@ -428,66 +428,34 @@ impl EapScores {
     }
 }
 
-/// Columns of [`EapScores::edges_table`].
-pub const EDGE_COLUMNS: [ColumnSpec; 10] = [
-    ColumnSpec::new(
-        "sender",
-        DType::Utf8,
-        "sending node: input, a{l}.h{h}, m{l}",
-    ),
-    ColumnSpec::nullable(
-        "sender_layer",
-        DType::I32,
-        "sender's layer (null for the input)",
-    ),
-    ColumnSpec::nullable("sender_head", DType::I32, "sender's head"),
-    ColumnSpec::new(
-        "receiver",
-        DType::Utf8,
-        "receiving node: a{l}.h{h} (a{l}.kv{g} for grouped key/value heads), m{l}, logits",
-    ),
-    ColumnSpec::nullable(
-        "receiver_layer",
-        DType::I32,
-        "receiver's layer (null for the logits)",
-    ),
-    ColumnSpec::nullable(
-        "receiver_head",
-        DType::I32,
-        "receiver's head (key/value head for k and v inputs)",
-    ),
-    ColumnSpec::new("receiver_input", DType::Utf8, "q, k, v, mlp or logits"),
-    ColumnSpec::new("score", DType::F64, "edge attribution, mean over prompts"),
-    ColumnSpec::new(
-        "in_circuit",
-        DType::Bool,
-        "selected by top-n or threshold on |score|",
-    ),
-    ColumnSpec::new("method", DType::Utf8, "eap or eap-ig"),
-];
+crate::table_row! {
+    /// A row of [`EapScores::edges_table`].
+    pub struct EdgeRow {
+        sender: String = "sending node: input, a{l}.h{h}, m{l}",
+        sender_layer: Option<i32> = "sender's layer (null for the input)",
+        sender_head: Option<i32> = "sender's head",
+        receiver: String = "receiving node: a{l}.h{h} (a{l}.kv{g} for grouped key/value heads), m{l}, logits",
+        receiver_layer: Option<i32> = "receiver's layer (null for the logits)",
+        receiver_head: Option<i32> = "receiver's head (key/value head for k and v inputs)",
+        receiver_input: &'static str = "q, k, v, mlp or logits",
+        score: f64 = "edge attribution, mean over prompts",
+        in_circuit: bool = "selected by top-n or threshold on |score|",
+        method: &'static str = "eap or eap-ig",
+    }
+}
 
-/// Columns of [`EapScores::nodes_table`].
-pub const NODE_COLUMNS: [ColumnSpec; 7] = [
-    ColumnSpec::new("node", DType::Utf8, "input, a{l}.h{h}, m{l}, logits"),
-    ColumnSpec::new("kind", DType::Utf8, "input, head, mlp or logits"),
-    ColumnSpec::nullable("layer", DType::I32, "layer"),
-    ColumnSpec::nullable("head", DType::I32, "head"),
-    ColumnSpec::nullable(
-        "attribution",
-        DType::F64,
-        "node attribution (a_source - a_dest) . dmetric/da, mean over prompts; null for the logits",
-    ),
-    ColumnSpec::new(
-        "in_circuit",
-        DType::Bool,
-        "an in-circuit edge starts or ends here",
-    ),
-    ColumnSpec::new(
-        "circuit_edges",
-        DType::U32,
-        "in-circuit edges touching the node",
-    ),
-];
+crate::table_row! {
+    /// A row of [`EapScores::nodes_table`].
+    pub struct NodeRow {
+        node: String = "input, a{l}.h{h}, m{l}, logits",
+        kind: &'static str = "input, head, mlp or logits",
+        layer: Option<i32> = "layer",
+        head: Option<i32> = "head",
+        attribution: Option<f64> = "node attribution (a_source - a_dest) . dmetric/da, mean over prompts; null for the logits",
+        in_circuit: bool = "an in-circuit edge starts or ends here",
+        circuit_edges: u32 = "in-circuit edges touching the node",
+    }
+}
 
 /// Edge attribution patching on one batch of clean/corrupt pairs.
 pub fn eap(

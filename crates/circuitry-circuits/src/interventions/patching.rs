@@ -28,7 +28,7 @@ use super::{
     Direction, InterventionError, Padding, PositionSel, Result, check_hook, check_pairs,
     head_count, is_per_head, make_batch, token_rows,
 };
-use crate::table::{ColumnSpec, DType, Table, Value};
+use crate::table::{Rows, Table};
 
 /// Which positions a sweep patches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -297,92 +297,60 @@ pub fn activation_patching(
     Ok(out)
 }
 
-/// Columns of [`patching_table`].
-pub const PATCHING_COLUMNS: [ColumnSpec; 11] = [
-    ColumnSpec::new("prompt", DType::U32, "prompt id"),
-    ColumnSpec::new(
-        "site",
-        DType::Utf8,
-        "patched hook kind (resid_pre, z, pattern, ...)",
-    ),
-    ColumnSpec::new("layer", DType::I32, "patched layer"),
-    ColumnSpec::nullable(
-        "head",
-        DType::I32,
-        "patched head; null for sites without heads or all heads at once",
-    ),
-    ColumnSpec::nullable(
-        "position",
-        DType::I32,
-        "patched token index; null when all positions were patched",
-    ),
-    ColumnSpec::nullable(
-        "position_name",
-        DType::Utf8,
-        "the patched position's name, when named",
-    ),
-    ColumnSpec::new(
-        "direction",
-        DType::Utf8,
-        "denoising (clean into corrupt) or noising (corrupt into clean)",
-    ),
-    ColumnSpec::new("metric", DType::F64, "metric of the patched run"),
-    ColumnSpec::new("metric_clean", DType::F64, "metric of the clean run"),
-    ColumnSpec::new("metric_corrupt", DType::F64, "metric of the corrupt run"),
-    ColumnSpec::nullable(
-        "normalized",
-        DType::F64,
-        "(metric - metric_corrupt) / (metric_clean - metric_corrupt); null where clean = corrupt",
-    ),
-];
+crate::table_row! {
+    /// A row of [`patching_table`].
+    pub struct PatchingRow {
+        prompt: u32 = "prompt id",
+        site: &'static str = "patched hook kind (resid_pre, z, pattern, ...)",
+        layer: i32 = "patched layer",
+        head: Option<i32> = "patched head; null for sites without heads or all heads at once",
+        position: Option<i32> = "patched token index; null when all positions were patched",
+        position_name: Option<String> = "the patched position's name, when named",
+        direction: &'static str = "denoising (clean into corrupt) or noising (corrupt into clean)",
+        metric: f64 = "metric of the patched run",
+        metric_clean: f64 = "metric of the clean run",
+        metric_corrupt: f64 = "metric of the corrupt run",
+        normalized: Option<f64> = "(metric - metric_corrupt) / (metric_clean - metric_corrupt); null where clean = corrupt",
+    }
+}
 
 /// One row per patch and prompt.
 pub fn patching_table(results: &[PatchResult]) -> Table {
-    let mut t = Table::new(&PATCHING_COLUMNS);
+    let mut t = Rows::<PatchingRow>::new();
     for r in results {
-        t.push_row(vec![
-            r.prompt.into(),
-            r.site.site_name().into(),
-            (r.layer as i32).into(),
-            r.head.map(|h| h as i32).into(),
-            r.position.map(|p| p as i32).into(),
-            r.position_name.clone().into(),
-            r.direction.as_str().into(),
-            r.metric.into(),
-            r.metric_clean.into(),
-            r.metric_corrupt.into(),
-            r.normalized().into(),
-        ]);
+        t.push(PatchingRow {
+            prompt: r.prompt,
+            site: r.site.site_name(),
+            layer: r.layer as i32,
+            head: r.head.map(|h| h as i32),
+            position: r.position.map(|p| p as i32),
+            position_name: r.position_name.clone(),
+            direction: r.direction.as_str(),
+            metric: r.metric,
+            metric_clean: r.metric_clean,
+            metric_corrupt: r.metric_corrupt,
+            normalized: r.normalized(),
+        });
     }
-    t
+    t.into_table()
 }
 
-/// Columns of [`patching_summary_table`].
-pub const PATCHING_SUMMARY_COLUMNS: [ColumnSpec; 11] = [
-    ColumnSpec::new("site", DType::Utf8, "patched hook kind"),
-    ColumnSpec::new("layer", DType::I32, "patched layer"),
-    ColumnSpec::nullable("head", DType::I32, "patched head"),
-    ColumnSpec::nullable(
-        "position",
-        DType::I32,
-        "patched token index (null for all positions or named positions)",
-    ),
-    ColumnSpec::nullable("position_name", DType::Utf8, "patched position name"),
-    ColumnSpec::new("direction", DType::Utf8, "denoising or noising"),
-    ColumnSpec::new("n_prompts", DType::U32, "prompts averaged"),
-    ColumnSpec::new("metric", DType::F64, "mean metric of the patched runs"),
-    ColumnSpec::new("metric_clean", DType::F64, "mean metric of the clean runs"),
-    ColumnSpec::new(
-        "metric_corrupt",
-        DType::F64,
-        "mean metric of the corrupt runs",
-    ),
-    ColumnSpec::nullable(
-        "normalized",
-        DType::F64,
-        "normalised mean: (metric - metric_corrupt) / (metric_clean - metric_corrupt) of the means",
-    ),
-];
+crate::table_row! {
+    /// A row of [`patching_summary_table`].
+    pub struct PatchingSummaryRow {
+        site: String = "patched hook kind",
+        layer: i32 = "patched layer",
+        head: Option<i32> = "patched head",
+        position: Option<i32> = "patched token index (null for all positions or named positions)",
+        position_name: Option<String> = "patched position name",
+        direction: &'static str = "denoising or noising",
+        n_prompts: u32 = "prompts averaged",
+        metric: f64 = "mean metric of the patched runs",
+        metric_clean: f64 = "mean metric of the clean runs",
+        metric_corrupt: f64 = "mean metric of the corrupt runs",
+        normalized: Option<f64> = "normalised mean: (metric - metric_corrupt) / (metric_clean - metric_corrupt) of the means",
+    }
+}
 
 /// Means over prompts per patch (site, layer, head, position), with the normalised metric of the
 /// means. Call it on the results of every batch together (or add batches to a
@@ -441,26 +409,26 @@ impl PatchingSummary {
 
     /// One row per patch: [`PATCHING_SUMMARY_COLUMNS`].
     pub fn table(&self) -> Table {
-        let mut t = Table::new(&PATCHING_SUMMARY_COLUMNS);
+        let mut t = Rows::<PatchingSummaryRow>::new();
         for key in &self.order {
             let (n, m, c, x) = self.sums[key];
             let nf = f64::from(n);
             let (m, c, x) = (m / nf, c / nf, x / nf);
             let (site, layer, head, position, name, direction) = key.clone();
-            t.push_row(vec![
-                Value::from(site),
-                (layer as i32).into(),
-                head.map(|h| h as i32).into(),
-                position.map(|p| p as i32).into(),
-                name.into(),
-                direction.as_str().into(),
-                n.into(),
-                m.into(),
-                c.into(),
-                x.into(),
-                normalized(m, c, x).into(),
-            ]);
+            t.push(PatchingSummaryRow {
+                site,
+                layer: layer as i32,
+                head: head.map(|h| h as i32),
+                position: position.map(|p| p as i32),
+                position_name: name,
+                direction: direction.as_str(),
+                n_prompts: n,
+                metric: m,
+                metric_clean: c,
+                metric_corrupt: x,
+                normalized: normalized(m, c, x),
+            });
         }
-        t
+        t.into_table()
     }
 }

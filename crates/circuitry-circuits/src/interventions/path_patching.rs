@@ -34,7 +34,7 @@ use super::engine::{
 use super::metric::{Metric, normalized};
 use super::patching::Pair;
 use super::{Direction, InterventionError, Padding, Result, check_pairs};
-use crate::table::{ColumnSpec, DType, Table};
+use crate::table::{Rows, Table};
 
 /// A component whose output is patched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -391,40 +391,26 @@ pub fn path_patching(
     Ok(out)
 }
 
-/// Columns of [`path_patching_table`].
-pub const PATH_PATCHING_COLUMNS: [ColumnSpec; 11] = [
-    ColumnSpec::new("prompt", DType::U32, "prompt id"),
-    ColumnSpec::new(
-        "sender",
-        DType::Utf8,
-        "patched sender(s): L0H3, MLP1, L0H1+L0H2",
-    ),
-    ColumnSpec::nullable("layer", DType::I32, "the sender's layer (single senders)"),
-    ColumnSpec::nullable(
-        "head",
-        DType::I32,
-        "the sender's head (single head senders)",
-    ),
-    ColumnSpec::new("receivers", DType::Utf8, "receivers: L9H6.q,... or logits"),
-    ColumnSpec::new("direction", DType::Utf8, "denoising or noising"),
-    ColumnSpec::new("metric", DType::F64, "metric after patching the path"),
-    ColumnSpec::new("metric_clean", DType::F64, "metric of the clean run"),
-    ColumnSpec::new("metric_corrupt", DType::F64, "metric of the corrupt run"),
-    ColumnSpec::nullable(
-        "normalized",
-        DType::F64,
-        "(metric - metric_corrupt) / (metric_clean - metric_corrupt)",
-    ),
-    ColumnSpec::new(
-        "delta",
-        DType::F64,
-        "metric minus the destination run's metric",
-    ),
-];
+crate::table_row! {
+    /// A row of [`path_patching_table`].
+    pub struct PathPatchingRow {
+        prompt: u32 = "prompt id",
+        sender: String = "patched sender(s): L0H3, MLP1, L0H1+L0H2",
+        layer: Option<i32> = "the sender's layer (single senders)",
+        head: Option<i32> = "the sender's head (single head senders)",
+        receivers: String = "receivers: L9H6.q,... or logits",
+        direction: &'static str = "denoising or noising",
+        metric: f64 = "metric after patching the path",
+        metric_clean: f64 = "metric of the clean run",
+        metric_corrupt: f64 = "metric of the corrupt run",
+        normalized: Option<f64> = "(metric - metric_corrupt) / (metric_clean - metric_corrupt)",
+        delta: f64 = "metric minus the destination run's metric",
+    }
+}
 
 /// One row per sender unit and prompt.
 pub fn path_patching_table(results: &[PathPatchResult]) -> Table {
-    let mut t = Table::new(&PATH_PATCHING_COLUMNS);
+    let mut t = Rows::<PathPatchingRow>::new();
     for r in results {
         let (layer, head) = match r.sender_component {
             Some(Sender::Head { layer, head }) => (Some(layer as i32), Some(head as i32)),
@@ -435,19 +421,19 @@ pub fn path_patching_table(results: &[PathPatchResult]) -> Table {
             Direction::Denoising => r.metric_corrupt,
             Direction::Noising => r.metric_clean,
         };
-        t.push_row(vec![
-            r.prompt.into(),
-            r.sender.clone().into(),
-            layer.into(),
-            head.into(),
-            r.receivers.clone().into(),
-            r.direction.as_str().into(),
-            r.metric.into(),
-            r.metric_clean.into(),
-            r.metric_corrupt.into(),
-            r.normalized().into(),
-            (r.metric - dest).into(),
-        ]);
+        t.push(PathPatchingRow {
+            prompt: r.prompt,
+            sender: r.sender.clone(),
+            layer,
+            head,
+            receivers: r.receivers.clone(),
+            direction: r.direction.as_str(),
+            metric: r.metric,
+            metric_clean: r.metric_clean,
+            metric_corrupt: r.metric_corrupt,
+            normalized: r.normalized(),
+            delta: r.metric - dest,
+        });
     }
-    t
+    t.into_table()
 }

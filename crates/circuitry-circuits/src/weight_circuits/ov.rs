@@ -13,7 +13,7 @@
 
 use crate::factored::{BlockOptions, Ranking};
 use crate::linalg::{Complex, LinalgError};
-use crate::table::{ColumnSpec, DType, Table, Value};
+use crate::table::{Rows, Table};
 
 use super::CircuitWeights;
 
@@ -149,81 +149,55 @@ pub fn copying_scores(w: &CircuitWeights) -> Result<CopyingScores, LinalgError> 
     Ok(CopyingScores { resid, full })
 }
 
-pub(crate) const LAYER: ColumnSpec =
-    ColumnSpec::new("layer", DType::I32, "layer of the attention head");
-pub(crate) const HEAD: ColumnSpec = ColumnSpec::new(
-    "head",
-    DType::I32,
-    "index of the attention head within its layer",
-);
-pub(crate) const RANK: ColumnSpec =
-    ColumnSpec::new("rank", DType::U32, "position in the ranking, 0 = first");
-
-/// Columns of [`ov_scores_table`].
-pub const OV_SCORE_COLUMNS: [ColumnSpec; 4] = [
-    LAYER,
-    HEAD,
-    ColumnSpec::new(
-        "copying_score",
-        DType::F64,
-        "sum(Re λ) / sum(|λ|) over the eigenvalues of the OV circuit W_V W_O (residual-stream space); 1 = pure copying",
-    ),
-    ColumnSpec::new(
-        "full_copying_score",
-        DType::F64,
-        "sum(Re λ) / sum(|λ|) over the eigenvalues of the token-space OV circuit W_E W_V W_O W_U",
-    ),
-];
+crate::table_row! {
+    /// A row of [`ov_scores_table`].
+    pub struct OvScoreRow {
+        layer: i32 = "layer of the attention head",
+        head: i32 = "index of the attention head within its layer",
+        copying_score: f64 = "sum(Re λ) / sum(|λ|) over the eigenvalues of the OV circuit W_V W_O (residual-stream space); 1 = pure copying",
+        full_copying_score: f64 = "sum(Re λ) / sum(|λ|) over the eigenvalues of the token-space OV circuit W_E W_V W_O W_U",
+    }
+}
 
 /// One row per head: `layer`, `head`, `copying_score`, `full_copying_score`.
 pub fn ov_scores_table(results: &[HeadOvResult]) -> Table {
-    let mut t = Table::new(&OV_SCORE_COLUMNS);
+    let mut t = Rows::<OvScoreRow>::new();
     for r in results {
-        t.push_row(vec![
-            (r.layer as i32).into(),
-            (r.head as i32).into(),
-            r.copying_score.into(),
-            r.full_copying_score.into(),
-        ]);
+        t.push(OvScoreRow {
+            layer: r.layer as i32,
+            head: r.head as i32,
+            copying_score: r.copying_score,
+            full_copying_score: r.full_copying_score,
+        });
     }
-    t
+    t.into_table()
 }
 
-/// Columns of the singular-value tables of `ov_circuit` and `qk_circuit`.
-pub const SINGULAR_VALUE_COLUMNS: [ColumnSpec; 5] = [
-    LAYER,
-    HEAD,
-    ColumnSpec::new(
-        "circuit",
-        DType::Utf8,
-        "which matrix: ov = W_V W_O, full_ov = W_E W_V W_O W_U, qk = W_Q W_K^T, full_qk = W_E W_Q W_K^T W_E^T",
-    ),
-    ColumnSpec::new(
-        "rank",
-        DType::U32,
-        "index of the singular value in descending order, 0 = largest",
-    ),
-    ColumnSpec::new(
-        "singular_value",
-        DType::F64,
-        "singular value of the circuit",
-    ),
-];
+crate::table_row! {
+    /// A row of the singular-value tables of `ov_circuit` and `qk_circuit`.
+    pub struct SingularValueRow {
+        layer: i32 = "layer of the attention head",
+        head: i32 = "index of the attention head within its layer",
+        circuit: &'static str = "which matrix: ov = W_V W_O, full_ov = W_E W_V W_O W_U, qk = W_Q W_K^T, full_qk = W_E W_Q W_K^T W_E^T",
+        rank: u32 = "index of the singular value in descending order, 0 = largest",
+        singular_value: f64 = "singular value of the circuit",
+    }
+}
 
 pub(crate) fn push_singular_values(
-    t: &mut Table,
+    t: &mut Rows<SingularValueRow>,
     layer: usize,
     head: usize,
-    circuit: &str,
+    circuit: &'static str,
     values: &[f64],
 ) {
-    for (i, s) in values.iter().enumerate() {
-        t.push_row(vec![
-            (layer as i32).into(),
-            (head as i32).into(),
-            Value::from(circuit),
-            (i as u32).into(),
-            (*s).into(),
-        ]);
+    for (i, &singular_value) in values.iter().enumerate() {
+        t.push(SingularValueRow {
+            layer: layer as i32,
+            head: head as i32,
+            circuit,
+            rank: i as u32,
+            singular_value,
+        });
     }
 }

@@ -12,10 +12,10 @@
 //!   models have no such matrix; their `positional` list is empty.
 
 use crate::factored::{BlockOptions, Ranking};
-use crate::table::{ColumnSpec, DType, Table};
+use crate::table::{Rows, Table};
 
 use super::CircuitWeights;
-use super::ov::{HEAD, LAYER, TokenPair, token_pairs};
+use super::ov::{TokenPair, token_pairs};
 
 /// What [`qk_circuits`] computes.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,40 +106,30 @@ pub fn qk_circuits(w: &CircuitWeights, opts: &QkOptions) -> Vec<HeadQkResult> {
         .collect()
 }
 
-/// Columns of [`qk_positional_table`].
-pub const QK_POSITIONAL_COLUMNS: [ColumnSpec; 5] = [
-    LAYER,
-    HEAD,
-    ColumnSpec::new(
-        "query_position",
-        DType::I32,
-        "position of the query (destination)",
-    ),
-    ColumnSpec::new(
-        "key_position",
-        DType::I32,
-        "position of the key (source), at most query_position",
-    ),
-    ColumnSpec::new(
-        "score",
-        DType::F64,
-        "entry of the positional QK circuit W_pos W_Q W_K^T W_pos^T (unscaled; no norm or biases)",
-    ),
-];
+crate::table_row! {
+    /// A row of [`qk_positional_table`].
+    pub struct QkPositionalRow {
+        layer: i32 = "layer of the attention head",
+        head: i32 = "index of the attention head within its layer",
+        query_position: i32 = "position of the query (destination)",
+        key_position: i32 = "position of the key (source), at most query_position",
+        score: f64 = "entry of the positional QK circuit W_pos W_Q W_K^T W_pos^T (unscaled; no norm or biases)",
+    }
+}
 
 /// One row per (head, causal position pair).
 pub fn qk_positional_table(results: &[HeadQkResult]) -> Table {
-    let mut t = Table::new(&QK_POSITIONAL_COLUMNS);
+    let mut t = Rows::<QkPositionalRow>::new();
     for r in results {
         for p in &r.positional {
-            t.push_row(vec![
-                (r.layer as i32).into(),
-                (r.head as i32).into(),
-                (p.query_pos as i32).into(),
-                (p.key_pos as i32).into(),
-                p.score.into(),
-            ]);
+            t.push(QkPositionalRow {
+                layer: r.layer as i32,
+                head: r.head as i32,
+                query_position: p.query_pos as i32,
+                key_position: p.key_pos as i32,
+                score: p.score,
+            });
         }
     }
-    t
+    t.into_table()
 }

@@ -11,9 +11,10 @@
 //!    field a `#[serde(default ...)]`.
 //! 2. `impl AnalysisKind for MyKindParams` with the checks the types cannot express (ranges,
 //!    duplicates, references to the dataset's positions and answers via [`Checker`]).
-//! 3. Add one line to the `analysis_kinds!` list below: `my_kind => MyKind(MyKindParams),`. The
-//!    module name is the `kind` written in experiment files.
-//! 4. Regenerate the schema: `CIRCUITRY_BLESS=1 cargo test -p circuitry-spec`.
+//! 3. Add one line to [`for_each_analysis_kind!`]: `my_kind => MyKind(MyKindParams),`. The
+//!    module name is the `kind` written in experiment files. Then write the kind's analysis
+//!    (`circuitry_circuits::analyses::my_kind::MyKind`, see ARCHITECTURE.md) and regenerate
+//!    the schema: `CIRCUITRY_BLESS=1 cargo test -p circuitry-spec`.
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize, Serializer};
@@ -92,23 +93,35 @@ macro_rules! analysis_kinds {
     };
 }
 
-analysis_kinds! {
-    attention_pattern => AttentionPattern(AttentionPatternParams),
-    logit_lens => LogitLens(LogitLensParams),
-    direct_logit_attribution => DirectLogitAttribution(DirectLogitAttributionParams),
-    head_detector => HeadDetector(HeadDetectorParams),
-    next_token => NextToken(NextTokenParams),
-    ov_circuit => OvCircuit(OvCircuitParams),
-    qk_circuit => QkCircuit(QkCircuitParams),
-    composition_scores => CompositionScores(CompositionScoresParams),
-    induction_scores => InductionScores(InductionScoresParams),
-    tokens => Tokens(TokensParams),
-    activation_patching => ActivationPatching(ActivationPatchingParams),
-    ablation => Ablation(AblationParams),
-    path_patching => PathPatching(PathPatchingParams),
-    attribution_patching => AttributionPatching(AttributionPatchingParams),
-    edge_attribution_patching => EdgeAttributionPatching(EdgeAttributionPatchingParams),
+/// The list of analysis kinds, the one place a kind is registered: `module => Variant(Params)`,
+/// where `module` is the `kind` written in experiment files, `Params` its parameters (in
+/// `src/analysis/<module>.rs` of this crate) and `Variant` its [`AnalysisParams`] variant (and the
+/// type implementing it in `circuitry_circuits::analyses::<module>`). Everything that enumerates
+/// kinds is generated from it: `for_each_analysis_kind!(m)` expands to `m! { <the list> }`.
+#[macro_export]
+macro_rules! for_each_analysis_kind {
+    ($callback:ident) => {
+        $callback! {
+            attention_pattern => AttentionPattern(AttentionPatternParams),
+            logit_lens => LogitLens(LogitLensParams),
+            direct_logit_attribution => DirectLogitAttribution(DirectLogitAttributionParams),
+            head_detector => HeadDetector(HeadDetectorParams),
+            next_token => NextToken(NextTokenParams),
+            ov_circuit => OvCircuit(OvCircuitParams),
+            qk_circuit => QkCircuit(QkCircuitParams),
+            composition_scores => CompositionScores(CompositionScoresParams),
+            induction_scores => InductionScores(InductionScoresParams),
+            tokens => Tokens(TokensParams),
+            activation_patching => ActivationPatching(ActivationPatchingParams),
+            ablation => Ablation(AblationParams),
+            path_patching => PathPatching(PathPatchingParams),
+            attribution_patching => AttributionPatching(AttributionPatchingParams),
+            edge_attribution_patching => EdgeAttributionPatching(EdgeAttributionPatchingParams),
+        }
+    };
 }
+
+crate::for_each_analysis_kind!(analysis_kinds);
 
 pub use self::ablation::{AblationMethod, AblationUnits, MeanOver};
 pub use self::activation_patching::{Direction, HeadSweep, PatchPositions, Site};
