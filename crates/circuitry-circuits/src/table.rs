@@ -49,18 +49,6 @@ impl ColumnSpec {
             description,
         }
     }
-    pub const fn nullable(
-        name: &'static str,
-        dtype: DType,
-        description: &'static str,
-    ) -> ColumnSpec {
-        ColumnSpec {
-            name,
-            dtype,
-            nullable: true,
-            description,
-        }
-    }
 }
 
 /// A column's values; `None` entries are nulls.
@@ -319,52 +307,6 @@ pub enum Value {
     Null,
 }
 
-impl From<u32> for Value {
-    fn from(x: u32) -> Self {
-        Value::U32(x)
-    }
-}
-impl From<i32> for Value {
-    fn from(x: i32) -> Self {
-        Value::I32(x)
-    }
-}
-impl From<i64> for Value {
-    fn from(x: i64) -> Self {
-        Value::I64(x)
-    }
-}
-impl From<f32> for Value {
-    fn from(x: f32) -> Self {
-        Value::F32(x)
-    }
-}
-impl From<f64> for Value {
-    fn from(x: f64) -> Self {
-        Value::F64(x)
-    }
-}
-impl From<String> for Value {
-    fn from(x: String) -> Self {
-        Value::Utf8(x)
-    }
-}
-impl From<&str> for Value {
-    fn from(x: &str) -> Self {
-        Value::Utf8(x.to_string())
-    }
-}
-impl From<bool> for Value {
-    fn from(x: bool) -> Self {
-        Value::Bool(x)
-    }
-}
-impl<T: Into<Value>> From<Option<T>> for Value {
-    fn from(x: Option<T>) -> Self {
-        x.map_or(Value::Null, Into::into)
-    }
-}
-
 /// A chunk of rows of one table, with the table's declared schema.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
@@ -535,7 +477,10 @@ mod tests {
         .into_iter()
         .collect::<Rows<_>>()
         .into();
-        t.prepend_constant(ColumnSpec::new("model", DType::Utf8, "model"), "m".into());
+        t.prepend_constant(
+            ColumnSpec::new("model", DType::Utf8, "model"),
+            Value::Utf8("m".into()),
+        );
         assert_eq!(t.schema[0].name, "model");
         assert_eq!(
             t.column("model"),
