@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use circuitry_data::Prompt;
 use circuitry_models::{HookPoint, ModelConfig};
-use circuitry_spec::{AblationMethod, AblationParams, AblationUnits, MeanOver};
+use circuitry_spec::{AblationMethodSpec, AblationParams, AblationUnits};
 
 use super::causal;
 use crate::analysis::{
@@ -19,8 +19,8 @@ use crate::analysis::{
 };
 use crate::interventions::ablation::ABLATION_COLUMNS;
 use crate::interventions::{
-    self, AblationConfig, AblationUnit, Component, MeanAccumulator, MeanActivations, PositionSel,
-    PositionSweep, ablation, ablation_table,
+    self, AblationConfig, AblationUnit, Component, MeanAccumulator, MeanActivations, PositionSweep,
+    PromptPositions, ablation, ablation_table,
 };
 use crate::table::TableSink;
 
@@ -93,12 +93,9 @@ impl Ablation {
             }
         }
         let method = match params.method {
-            AblationMethod::Zero => Method::Zero,
-            AblationMethod::Mean => {
-                let over = match params.mean_over {
-                    MeanOver::Prompts => interventions::MeanOver::Prompts,
-                    MeanOver::PromptsAndPositions => interventions::MeanOver::PromptsAndPositions,
-                };
+            AblationMethodSpec::Zero => Method::Zero,
+            AblationMethodSpec::Mean => {
+                let over = params.mean_over;
                 let units: Vec<AblationUnit> =
                     components.iter().map(|&c| AblationUnit::new(c)).collect();
                 Method::Mean {
@@ -106,7 +103,7 @@ impl Ablation {
                     means: None,
                 }
             }
-            AblationMethod::Resample => Method::Resample {
+            AblationMethodSpec::Resample => Method::Resample {
                 seed: params.seed.ok_or_else(|| {
                     AnalysisError::at(
                         "seed",
@@ -127,7 +124,7 @@ impl Ablation {
 
     fn units(&self, max_len: usize) -> Vec<AblationUnit> {
         let positions = match causal::position_sweep(&self.params.positions) {
-            PositionSweep::All => vec![PositionSel::All],
+            PositionSweep::All => vec![PromptPositions::All],
             sweep => sweep.selections(max_len),
         };
         self.components

@@ -2,7 +2,7 @@
 //! head and position ([`crate::interventions::attribution_patching`]), one row per site, layer,
 //! head, position and prompt, streamed batch by batch.
 
-use circuitry_models::ModelConfig;
+use circuitry_models::{HookKind, ModelConfig};
 use circuitry_spec::AttributionPatchingParams;
 
 use super::causal;
@@ -54,10 +54,10 @@ impl Analysis for AttributionPatching {
         if self.config.is_none() {
             let p = &self.params;
             self.config = Some(AttributionConfig {
-                sites: p.sites.iter().map(|&s| causal::site_kind(s)).collect(),
+                sites: p.sites.iter().map(|&s| HookKind::from(s)).collect(),
                 layers: Some(self.layers.clone()),
                 per_position: p.per_position,
-                direction: causal::direction(p.direction),
+                direction: p.direction,
                 metric: causal::metric(
                     &p.metric,
                     &p.position,

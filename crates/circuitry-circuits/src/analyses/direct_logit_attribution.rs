@@ -6,7 +6,7 @@
 //! row carries the attention output biases, the final norm's shift and the unembedding bias.
 
 use circuitry_models::{HookKind, HookPoint, ModelConfig, Positional, Transformer};
-use circuitry_spec::{Component, DirectLogitAttributionParams};
+use circuitry_spec::{DirectLogitAttributionParams, DlaComponent};
 
 use super::{check_filters, selected};
 use crate::acts::{host, vector};
@@ -76,7 +76,7 @@ impl DirectLogitAttribution {
         })
     }
 
-    fn wants(&self, c: Component) -> bool {
+    fn wants(&self, c: DlaComponent) -> bool {
         self.params.components.contains(&c)
     }
 }
@@ -169,17 +169,17 @@ impl Analysis for DirectLogitAttribution {
     fn requirements(&self) -> Requirements {
         let mut hooks = vec![HookPoint::model(HookKind::LnFinalScale)];
         for l in 0..self.n_layers {
-            if self.wants(Component::Heads) {
+            if self.wants(DlaComponent::Heads) {
                 hooks.push(HookPoint::layer(l, HookKind::Result));
             }
-            if self.wants(Component::Mlps) && !self.attn_only {
+            if self.wants(DlaComponent::Mlps) && !self.attn_only {
                 hooks.push(HookPoint::layer(l, HookKind::MlpOut));
             }
         }
-        if self.wants(Component::Embed) {
+        if self.wants(DlaComponent::Embed) {
             hooks.push(HookPoint::model(HookKind::Embed));
         }
-        if self.wants(Component::PosEmbed) && self.learned_positions {
+        if self.wants(DlaComponent::PosEmbed) && self.learned_positions {
             hooks.push(HookPoint::model(HookKind::PosEmbed));
         }
         Requirements::hooks(hooks)
@@ -201,7 +201,7 @@ impl Analysis for DirectLogitAttribution {
             Some(l) => host(out, HookPoint::layer(l, kind)),
             None => host(out, HookPoint::model(kind)),
         };
-        let results = if self.wants(Component::Heads) {
+        let results = if self.wants(DlaComponent::Heads) {
             self.layers
                 .iter()
                 .map(|&l| fetch(HookKind::Result, Some(l)))
@@ -209,7 +209,7 @@ impl Analysis for DirectLogitAttribution {
         } else {
             vec![]
         };
-        let mlps = if self.wants(Component::Mlps) && !self.attn_only {
+        let mlps = if self.wants(DlaComponent::Mlps) && !self.attn_only {
             self.layers
                 .iter()
                 .map(|&l| fetch(HookKind::MlpOut, Some(l)))
@@ -217,12 +217,12 @@ impl Analysis for DirectLogitAttribution {
         } else {
             vec![]
         };
-        let embed = if self.wants(Component::Embed) {
+        let embed = if self.wants(DlaComponent::Embed) {
             Some(fetch(HookKind::Embed, None)?)
         } else {
             None
         };
-        let pos_embed = if self.wants(Component::PosEmbed) && self.learned_positions {
+        let pos_embed = if self.wants(DlaComponent::PosEmbed) && self.learned_positions {
             Some(fetch(HookKind::PosEmbed, None)?)
         } else {
             None
@@ -296,7 +296,7 @@ impl Analysis for DirectLogitAttribution {
                     );
                 }
             }
-            if self.wants(Component::Bias) {
+            if self.wants(DlaComponent::Bias) {
                 let value =
                     project(&unembed.attn_bias, self.centers, s, &dir) + unembed.constant(t);
                 row("bias", None, None, value);

@@ -67,7 +67,7 @@ impl Analysis for EdgeAttributionPatching {
                     model.tokenizer,
                     model.model.config.d_vocab,
                 )?,
-                direction: causal::direction(p.direction),
+                direction: p.direction,
                 steps: p.steps() as usize,
             });
         }

@@ -9,7 +9,7 @@ use super::causal;
 use crate::analysis::{
     Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit,
 };
-use crate::interventions::path_patching::{HeadInput as LibInput, PATH_PATCHING_COLUMNS};
+use crate::interventions::path_patching::PATH_PATCHING_COLUMNS;
 use crate::interventions::{
     PatchOptions, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table,
 };
@@ -48,11 +48,7 @@ impl PathPatching {
                     Ok(Receiver::Head {
                         layer: r.layer as usize,
                         head: r.head as usize,
-                        input: match r.input {
-                            HeadInput::Q => LibInput::Q,
-                            HeadInput::K => LibInput::K,
-                            HeadInput::V => LibInput::V,
-                        },
+                        input: r.input,
                     })
                 })
                 .collect::<Result<_, _>>()?,
@@ -135,7 +131,7 @@ impl Analysis for PathPatching {
             self.config = Some(PathPatchingConfig {
                 senders: self.senders.clone(),
                 receivers: self.receivers.clone(),
-                direction: causal::direction(p.direction),
+                direction: p.direction,
                 metric: causal::metric(
                     &p.metric,
                     &p.position,
