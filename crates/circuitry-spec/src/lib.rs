@@ -7,7 +7,8 @@
 //!
 //! It never loads models, reads datasets' contents, touches the file system beyond reading the
 //! experiment file itself, or computes anything: the runner does that with what this crate
-//! returns. It depends on no other circuitry crate (nor on burn or arrow).
+//! returns. It depends on no other circuitry crate but `circuitry-vocab`, whose shared types it
+//! re-exports (nor on burn or arrow).
 //!
 //! # Use
 //!
