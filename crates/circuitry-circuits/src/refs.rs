@@ -2,17 +2,17 @@
 
 use circuitry_data::Prompt;
 use circuitry_models::Tokenizer;
-use circuitry_spec::{PositionRef, Positions, Target, TokenRef};
+use circuitry_spec::{PositionSpec, PositionsSpec, Target, TokenSpec};
 
 use crate::analysis::AnalysisError;
 
 /// The token index `r` names in `prompt`.
-pub fn position(r: &PositionRef, prompt: &Prompt) -> Result<usize, AnalysisError> {
+pub fn position(r: &PositionSpec, prompt: &Prompt) -> Result<usize, AnalysisError> {
     let len = prompt.len();
     match r {
-        PositionRef::First => Ok(0),
-        PositionRef::Last => Ok(len - 1),
-        PositionRef::Named(name) => prompt.position(name).ok_or_else(|| {
+        PositionSpec::First => Ok(0),
+        PositionSpec::Last => Ok(len - 1),
+        PositionSpec::Named(name) => prompt.position(name).ok_or_else(|| {
             let known: Vec<&str> = prompt.positions.keys().map(String::as_str).collect();
             AnalysisError::new(format!(
                 "prompt {} has no position named `{name}` (it has: {})",
@@ -20,7 +20,7 @@ pub fn position(r: &PositionRef, prompt: &Prompt) -> Result<usize, AnalysisError
                 known.join(", ")
             ))
         }),
-        PositionRef::Index(i) => {
+        PositionSpec::Index(i) => {
             let idx = if *i < 0 { len as i64 + i } else { *i };
             if idx < 0 || idx >= len as i64 {
                 Err(AnalysisError::new(format!(
@@ -35,7 +35,7 @@ pub fn position(r: &PositionRef, prompt: &Prompt) -> Result<usize, AnalysisError
 }
 
 /// The token indices `positions` selects in `prompt`, ascending and without duplicates.
-pub fn positions(positions: &Positions, prompt: &Prompt) -> Result<Vec<usize>, AnalysisError> {
+pub fn positions(positions: &PositionsSpec, prompt: &Prompt) -> Result<Vec<usize>, AnalysisError> {
     let mut out = match positions.as_list() {
         None => (0..prompt.len()).collect(),
         Some(list) => list
@@ -50,13 +50,13 @@ pub fn positions(positions: &Positions, prompt: &Prompt) -> Result<Vec<usize>, A
 
 /// The vocabulary id `r` names for `prompt`.
 pub fn token(
-    r: &TokenRef,
+    r: &TokenSpec,
     prompt: &Prompt,
     tokenizer: &Tokenizer,
     d_vocab: usize,
 ) -> Result<u32, AnalysisError> {
     match r {
-        TokenRef::Answer(name) => prompt.answer(name).ok_or_else(|| {
+        TokenSpec::Answer(name) => prompt.answer(name).ok_or_else(|| {
             let known: Vec<&str> = prompt.answers.keys().map(String::as_str).collect();
             AnalysisError::new(format!(
                 "prompt {} has no answer token named `{name}` (it has: {}); write {{ text = \"...\" }} for literal text",
@@ -64,7 +64,7 @@ pub fn token(
                 if known.is_empty() { "none".to_string() } else { known.join(", ") }
             ))
         }),
-        TokenRef::Text(text) => {
+        TokenSpec::Text(text) => {
             let ids = tokenizer.encode(text).map_err(|e| AnalysisError::new(e.to_string()))?;
             match ids.as_slice() {
                 [id] => Ok(*id),
@@ -74,7 +74,7 @@ pub fn token(
                 ))),
             }
         }
-        TokenRef::Id(id) => {
+        TokenSpec::Id(id) => {
             if (*id as usize) < d_vocab {
                 Ok(*id)
             } else {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use circuitry_circuits::interventions::patching::{PatchTarget, PatchUnit, patch_units};
 use circuitry_circuits::interventions::{
     AblationConfig, AblationMethod, AblationUnit, Component, MeanAccumulator, MeanOver, Metric,
-    PatchOptions, PositionSel, ablation, ablation_table, resample_donors,
+    PatchOptions, PromptPositions, ablation, ablation_table, resample_donors,
 };
 use circuitry_data::Prompt;
 use circuitry_models::{
@@ -31,7 +31,7 @@ fn all_units(model: &circuitry_models::Transformer) -> Vec<AblationUnit> {
     units.extend(AblationUnit::every_resid_position(model, 4));
     units.push(
         AblationUnit::new(Component::Head { layer: 1, head: 2 })
-            .at(PositionSel::Named("mid".into())),
+            .at(PromptPositions::Named("mid".into())),
     );
     units.push(AblationUnit::group(vec![
         Component::Head { layer: 0, head: 1 },

@@ -11,11 +11,11 @@ use circuitry_circuits::interventions::{
 use std::collections::BTreeMap;
 
 use circuitry_circuits::interventions::{
-    CapturedRun, PatchOptions, PatchTarget, PatchUnit, PositionSel, patch_units,
+    CapturedRun, PatchOptions, PatchTarget, PatchUnit, PromptPositions, patch_units,
 };
 use circuitry_data::Prompt;
 use circuitry_models::{
-    Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention, Positions, Selection, Span,
+    BatchPositions, Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention, Selection, Span,
     TokenBatch,
 };
 use iv_common::*;
@@ -78,7 +78,7 @@ fn attribution_is_exact_for_a_metric_linear_in_the_activation() {
             let patch = Edit::new(
                 site,
                 Selection {
-                    positions: Positions::Same(vec![p]),
+                    positions: BatchPositions::Same(vec![p]),
                     ..Selection::default()
                 },
                 EditOp::Replace(clean_cache.get(&site).unwrap().clone()),
@@ -299,7 +299,7 @@ fn attribution_is_the_derivative_of_patching() {
                         hook: h,
                         heads: head.map(|x| vec![x]),
                         features: None,
-                        positions: PositionSel::All,
+                        positions: PromptPositions::All,
                     }));
                     labels.push((h.layer.unwrap(), head));
                 }

@@ -11,7 +11,7 @@ use circuitry_circuits::interventions::{
 use circuitry_circuits::table::ColumnData;
 use circuitry_data::Prompt;
 use circuitry_models::{
-    Edit, EditOp, HookKind, HookPoint, Intervention, Positions, Selection, Span, TokenBatch,
+    BatchPositions, Edit, EditOp, HookKind, HookPoint, Intervention, Selection, Span, TokenBatch,
     Transformer,
 };
 use iv_common::*;
@@ -152,8 +152,8 @@ fn check_against_recomputation(
         let selection = Selection {
             rows: None,
             positions: match r.position {
-                Some(p) => Positions::Same(vec![p]),
-                None => Positions::All,
+                Some(p) => BatchPositions::Same(vec![p]),
+                None => BatchPositions::All,
             },
             heads: r.head.map(|h| vec![h]),
             features: None,
@@ -211,7 +211,7 @@ fn sweeps() -> Vec<PatchingConfig> {
         HookKind::ResidPost,
         Metric::new(
             circuitry_circuits::interventions::MetricKind::Kl,
-            circuitry_circuits::interventions::PositionRef::Last,
+            circuitry_circuits::interventions::MetricPosition::Last,
         ),
     );
     c.positions = PositionSweep::Each;

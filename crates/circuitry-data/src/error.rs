@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// Where in a file a problem was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Location {
+pub enum RowLocation {
     /// The file as a whole (e.g. it cannot be opened or its schema cannot be read).
     File,
     /// The header of a CSV file.
@@ -18,13 +18,13 @@ pub enum Location {
     Row(usize),
 }
 
-impl fmt::Display for Location {
+impl fmt::Display for RowLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::File => write!(f, "file"),
-            Location::Header => write!(f, "header"),
-            Location::Line(n) => write!(f, "line {n}"),
-            Location::Row(n) => write!(f, "row {n}"),
+            RowLocation::File => write!(f, "file"),
+            RowLocation::Header => write!(f, "header"),
+            RowLocation::Line(n) => write!(f, "line {n}"),
+            RowLocation::Row(n) => write!(f, "row {n}"),
         }
     }
 }
@@ -83,7 +83,7 @@ pub enum DataError {
     MissingColumn {
         dataset: String,
         path: PathBuf,
-        location: Location,
+        location: RowLocation,
         column: String,
         available: Vec<String>,
     },
@@ -92,7 +92,7 @@ pub enum DataError {
     BadValue {
         dataset: String,
         path: PathBuf,
-        location: Location,
+        location: RowLocation,
         column: String,
         message: String,
     },
@@ -101,7 +101,7 @@ pub enum DataError {
     Malformed {
         dataset: String,
         path: PathBuf,
-        location: Location,
+        location: RowLocation,
         message: String,
         hint: &'static str,
     },

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -17,55 +16,10 @@ use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::error::{DataError, Location};
-use crate::source::{RawRecord, Record};
+use crate::error::{DataError, RowLocation};
+use crate::record::{RawRecord, Record};
 
-/// A file format, inferred from the extension unless given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FileFormat {
-    /// One JSON object per line (`.jsonl`, `.ndjson`); blank lines are skipped.
-    Jsonl,
-    /// Comma-separated with a header line (`.csv`).
-    Csv,
-    /// Apache Parquet (`.parquet`, `.pq`).
-    Parquet,
-}
-
-impl FileFormat {
-    /// The format of a path's extension (case-insensitive), if it is a known one.
-    pub fn from_path(path: &Path) -> Option<FileFormat> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "jsonl" | "ndjson" => Some(FileFormat::Jsonl),
-            "csv" => Some(FileFormat::Csv),
-            "parquet" | "pq" => Some(FileFormat::Parquet),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileFormat::Jsonl => "jsonl",
-            FileFormat::Csv => "csv",
-            FileFormat::Parquet => "parquet",
-        }
-    }
-}
-
-impl FromStr for FileFormat {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<FileFormat, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "jsonl" | "ndjson" => Ok(FileFormat::Jsonl),
-            "csv" => Ok(FileFormat::Csv),
-            "parquet" => Ok(FileFormat::Parquet),
-            _ => Err(format!(
-                "unknown file format `{s}`; expected one of jsonl, csv, parquet"
-            )),
-        }
-    }
-}
+pub use circuitry_vocab::FileFormat;
 
 /// A prompt file and which of its columns to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,7 +112,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn missing(&self, location: Location, column: &str, available: Vec<String>) -> DataError {
+    fn missing(&self, location: RowLocation, column: &str, available: Vec<String>) -> DataError {
         DataError::MissingColumn {
             dataset: self.dataset.to_string(),
             path: self.path.to_path_buf(),
@@ -168,7 +122,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn bad(&self, location: Location, column: &str, message: String) -> DataError {
+    fn bad(&self, location: RowLocation, column: &str, message: String) -> DataError {
         DataError::BadValue {
             dataset: self.dataset.to_string(),
             path: self.path.to_path_buf(),
@@ -178,7 +132,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn malformed(&self, location: Location, message: String, hint: &'static str) -> DataError {
+    fn malformed(&self, location: RowLocation, message: String, hint: &'static str) -> DataError {
         DataError::Malformed {
             dataset: self.dataset.to_string(),
             path: self.path.to_path_buf(),
@@ -188,14 +142,14 @@ impl Ctx<'_> {
         }
     }
 
-    fn origin(&self, location: &Location) -> String {
+    fn origin(&self, location: &RowLocation) -> String {
         format!("{} {location}", self.path.display())
     }
 
     /// Turns the cells of one row (in `columns` order) into a record.
     fn record(
         &self,
-        location: Location,
+        location: RowLocation,
         columns: &[(Role, String)],
         cells: Vec<Cell>,
     ) -> Result<RawRecord, DataError> {
@@ -253,7 +207,7 @@ fn read_jsonl(
         if out.len() >= limit {
             break;
         }
-        let location = Location::Line(i + 1);
+        let location = RowLocation::Line(i + 1);
         let line = line.map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData => ctx.malformed(
                 location.clone(),
@@ -331,8 +285,8 @@ fn read_csv(
     let csv_err = |e: csv::Error| {
         let location = e
             .position()
-            .map(|p| Location::Line(p.line() as usize))
-            .unwrap_or(Location::File);
+            .map(|p| RowLocation::Line(p.line() as usize))
+            .unwrap_or(RowLocation::File);
         match e.kind() {
             csv::ErrorKind::Io(_) => {
                 ctx.malformed(location, e.to_string(), "check the file can be read")
@@ -354,7 +308,7 @@ fn read_csv(
     for (_, col) in columns {
         match headers.iter().position(|h| h == col) {
             Some(i) => index.push(i),
-            None => return Err(ctx.missing(Location::Header, col, headers.clone())),
+            None => return Err(ctx.missing(RowLocation::Header, col, headers.clone())),
         }
     }
     let mut out = Vec::new();
@@ -365,7 +319,7 @@ fn read_csv(
             .iter()
             .map(|&i| record.get(i).map(str::to_string))
             .collect();
-        out.push(ctx.record(Location::Line(line), columns, cells)?);
+        out.push(ctx.record(RowLocation::Line(line), columns, cells)?);
     }
     Ok(out)
 }
@@ -376,7 +330,7 @@ fn read_parquet(
     limit: usize,
 ) -> Result<Vec<RawRecord>, DataError> {
     let file = File::open(ctx.path).map_err(|e| ctx.io(e))?;
-    let parquet_err = |location: Location, e: &dyn std::fmt::Display| {
+    let parquet_err = |location: RowLocation, e: &dyn std::fmt::Display| {
         ctx.malformed(
             location,
             format!("cannot read Parquet: {e}"),
@@ -384,14 +338,14 @@ fn read_parquet(
         )
     };
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| parquet_err(Location::File, &e))?;
+        .map_err(|e| parquet_err(RowLocation::File, &e))?;
     let schema = builder.schema().clone();
     let available: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut roots = Vec::new();
     for (_, col) in columns {
         match available.iter().position(|c| c == col) {
             Some(i) => roots.push(i),
-            None => return Err(ctx.missing(Location::File, col, available.clone())),
+            None => return Err(ctx.missing(RowLocation::File, col, available.clone())),
         }
     }
     roots.sort_unstable();
@@ -400,14 +354,14 @@ fn read_parquet(
     let reader = builder
         .with_projection(mask)
         .build()
-        .map_err(|e| parquet_err(Location::File, &e))?;
+        .map_err(|e| parquet_err(RowLocation::File, &e))?;
     let mut out = Vec::new();
     let mut row0 = 0usize;
     for batch in reader {
         if out.len() >= limit {
             break;
         }
-        let batch: RecordBatch = batch.map_err(|e| parquet_err(Location::Row(row0 + 1), &e))?;
+        let batch: RecordBatch = batch.map_err(|e| parquet_err(RowLocation::Row(row0 + 1), &e))?;
         let arrays: Vec<Column> = columns
             .iter()
             .map(|(_, col)| {
@@ -423,7 +377,7 @@ fn read_parquet(
             if out.len() >= limit {
                 break;
             }
-            let location = Location::Row(row0 + r + 1);
+            let location = RowLocation::Row(row0 + r + 1);
             let mut cells = Vec::with_capacity(columns.len());
             for ((role, col), column) in columns.iter().zip(&arrays) {
                 let cell = match column {
@@ -480,7 +434,7 @@ impl Column {
 /// fields).
 fn arrow_cell(
     ctx: &Ctx,
-    location: &Location,
+    location: &RowLocation,
     role: &Role,
     col: &str,
     array: &ArrayRef,

@@ -24,8 +24,8 @@ use circuitry_models::Tokenizer;
 
 use crate::dataset::Prompt;
 use crate::error::{DataError, RowIssue};
+use crate::record::{encode, pieces};
 use crate::rng::{Rng, derive_seed};
-use crate::source::{encode, pieces};
 
 /// Position of the indirect object's name in the first clause.
 pub const POS_IO: &str = "IO";
@@ -243,49 +243,7 @@ impl FromStr for IoiTemplates {
     }
 }
 
-/// How the corrupt (counterfactual) prompt is made from the clean one. Only the three name
-/// tokens change, so clean and corrupt prompts have equal length and the same positions; the
-/// answers stay those of the clean prompt.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum IoiCorruption {
-    /// `abc`: IO, S1 and S2 replaced by three distinct names, all different from IO and S
-    /// ("When Amy and Paul went to the store, Lisa gave a drink to"). The paper's ABC
-    /// distribution, the standard reference for path patching: it removes the IO/S information.
-    #[default]
-    Abc,
-    /// `s2_io`: only S2 replaced by IO ("When Mary and John went to the store, Mary gave a drink
-    /// to"), which flips the correct answer to S. The paper's S2 -> IO flip, and the paired
-    /// prompts of TransformerLens' exploratory-analysis demo.
-    S2Io,
-    /// `swap`: IO and S exchanged everywhere ("When John and Mary went to the store, Mary gave a
-    /// drink to"): same names, opposite answer, so the logit difference IO - S flips sign.
-    Swap,
-}
-
-impl IoiCorruption {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IoiCorruption::Abc => "abc",
-            IoiCorruption::S2Io => "s2_io",
-            IoiCorruption::Swap => "swap",
-        }
-    }
-}
-
-impl FromStr for IoiCorruption {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<IoiCorruption, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "abc" => Ok(IoiCorruption::Abc),
-            "s2_io" => Ok(IoiCorruption::S2Io),
-            "swap" => Ok(IoiCorruption::Swap),
-            _ => Err(format!(
-                "unknown IOI corruption `{s}`; expected abc, s2_io or swap"
-            )),
-        }
-    }
-}
+pub use circuitry_vocab::IoiCorruption;
 
 /// Configuration of the `ioi` generator.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -302,8 +260,10 @@ pub struct IoiConfig {
     pub places: Option<Vec<String>>,
     /// `None`: [`OBJECTS`].
     pub objects: Option<Vec<String>>,
-    /// `None`: no corrupt prompts.
-    pub corruption: Option<IoiCorruption>,
+    /// How the corrupt prompts are made (`NoCorruption`: none). Only the three name tokens
+    /// change, so clean and corrupt prompts have equal length and the same positions; the answers
+    /// stay those of the clean prompt.
+    pub corruption: IoiCorruption,
     /// Drop names that are not single tokens instead of failing (useful with the default names
     /// on a tokenizer other than GPT-2's).
     pub skip_multi_token_names: bool,
@@ -320,7 +280,7 @@ impl IoiConfig {
             names: None,
             places: None,
             objects: None,
-            corruption: Some(IoiCorruption::Abc),
+            corruption: IoiCorruption::Abc,
             skip_multi_token_names: false,
         }
     }
@@ -554,7 +514,7 @@ pub(crate) fn generate_ioi(
             hint: "IOI names must be one token with their leading space; give other names, or set skip_multi_token_names = true to drop these".to_string(),
         });
     }
-    let needed = if cfg.corruption == Some(IoiCorruption::Abc) {
+    let needed = if cfg.corruption == IoiCorruption::Abc {
         5
     } else {
         2
@@ -633,22 +593,24 @@ pub(crate) fn generate_ioi(
         f.insert("object".to_string(), object.clone());
         p.text = Some(text);
 
-        if let Some(kind) = cfg.corruption {
-            let slots: [&(String, u32); 3] = match kind {
-                IoiCorruption::Abc => {
-                    let others: Vec<usize> = (0..kept.len())
-                        .filter(|&k| k != pair[0] && k != pair[1])
-                        .collect();
-                    let d = crng.distinct(others.len(), 3);
-                    [
-                        &kept[others[d[0]]],
-                        &kept[others[d[1]]],
-                        &kept[others[d[2]]],
-                    ]
-                }
-                IoiCorruption::S2Io => [io, s, io],
-                IoiCorruption::Swap => [s, io, io],
-            };
+        let kind = cfg.corruption;
+        let slots: Option<[&(String, u32); 3]> = match kind {
+            IoiCorruption::NoCorruption => None,
+            IoiCorruption::Abc => {
+                let others: Vec<usize> = (0..kept.len())
+                    .filter(|&k| k != pair[0] && k != pair[1])
+                    .collect();
+                let d = crng.distinct(others.len(), 3);
+                Some([
+                    &kept[others[d[0]]],
+                    &kept[others[d[1]]],
+                    &kept[others[d[2]]],
+                ])
+            }
+            IoiCorruption::S2Io => Some([io, s, io]),
+            IoiCorruption::Swap => Some([s, io, io]),
+        };
+        if let Some(slots) = slots {
             let names = SlotNames {
                 io: &slots[0].0,
                 s1: &slots[1].0,

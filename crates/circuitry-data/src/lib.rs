@@ -6,7 +6,7 @@
 //! (`first`, `last`; IOI adds `IO`, `S1`, `S2`, `END`), named answer tokens and pass-through
 //! string fields, plus a content hash of the whole dataset. Sources ([`Source`]) are inline
 //! lists (texts, records, raw token ids), JSONL/CSV/Parquet files ([`FileSource`]), and the
-//! generators [`RepeatedTokens`] and [`IoiConfig`]. Everything is tokenized with the model's
+//! generators [`RepeatedTokensConfig`] and [`IoiConfig`]. Everything is tokenized with the model's
 //! [`circuitry_models::Tokenizer`].
 //!
 //! What it must not do: it never runs models (no tensors, no forward passes) and never parses
@@ -22,14 +22,16 @@ pub mod dataset;
 pub mod error;
 pub mod files;
 pub mod ioi;
+pub mod record;
 pub mod repeated;
 pub mod rng;
 pub mod source;
 
 pub use dataset::{Batch, Dataset, FIRST, LAST, Prompt, content_hash, pad_id};
-pub use error::{DataError, Location, RowIssue};
+pub use error::{DataError, RowIssue, RowLocation};
 pub use files::{FileFormat, FileSource};
 pub use ioi::{IoiConfig, IoiCorruption, IoiTemplates};
-pub use repeated::{RepeatedTokens, special_token_ids};
+pub use record::Record;
+pub use repeated::{RepeatedTokensConfig, special_token_ids};
 pub use rng::{Rng, SplitMix64, derive_seed};
-pub use source::{DatasetOptions, Record, Source, TokenRecord, build_dataset};
+pub use source::{DatasetOptions, Source, TokenRecord, build_dataset};

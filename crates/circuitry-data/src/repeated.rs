@@ -16,7 +16,7 @@ pub const REPEAT_START: &str = "repeat_start";
 /// `n` prompts of `[BOS?] r r ... r`: `r` is `length` tokens drawn independently and uniformly
 /// (with replacement) from the candidate tokens, repeated `repeats` times.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RepeatedTokens {
+pub struct RepeatedTokensConfig {
     pub n: usize,
     pub length: usize,
     /// Copies of the random sequence (default 2).
@@ -30,11 +30,11 @@ pub struct RepeatedTokens {
     pub seed: u64,
 }
 
-impl RepeatedTokens {
+impl RepeatedTokensConfig {
     /// `n` prompts of a `length`-token sequence repeated twice, over the whole vocabulary minus
     /// the special tokens.
-    pub fn new(n: usize, length: usize, seed: u64) -> RepeatedTokens {
-        RepeatedTokens {
+    pub fn new(n: usize, length: usize, seed: u64) -> RepeatedTokensConfig {
+        RepeatedTokensConfig {
             n,
             length,
             repeats: 2,
@@ -68,7 +68,7 @@ pub fn special_token_ids(tokenizer: &Tokenizer) -> BTreeSet<u32> {
 
 pub(crate) fn generate_repeated(
     dataset: &str,
-    cfg: &RepeatedTokens,
+    cfg: &RepeatedTokensConfig,
     tokenizer: &Tokenizer,
     bos: &[u32],
 ) -> Result<Vec<Prompt>, DataError> {

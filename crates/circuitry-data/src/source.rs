@@ -1,7 +1,5 @@
 //! What a dataset is built from, the options every dataset takes, and [`build_dataset`].
 
-use std::collections::BTreeMap;
-
 use circuitry_models::Tokenizer;
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +7,8 @@ use crate::dataset::{Dataset, Prompt};
 use crate::error::{DataError, RowIssue};
 use crate::files::{FileSource, read_file};
 use crate::ioi::{IoiConfig, generate_ioi};
-use crate::repeated::{RepeatedTokens, generate_repeated};
+use crate::record::{RawRecord, Record, encode, pieces};
+use crate::repeated::{RepeatedTokensConfig, generate_repeated};
 
 /// Options that apply to every dataset, whatever its source.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,41 +18,6 @@ pub struct DatasetOptions {
     pub prepend_bos: bool,
     /// The model's context length: every prompt longer than this is reported (all in one error).
     pub n_ctx: Option<usize>,
-}
-
-/// One inline prompt with optional counterfactual and answers.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub text: String,
-    /// Counterfactual text; must tokenize to as many tokens as `text`. If one record of a
-    /// dataset has one, all must.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corrupt: Option<String>,
-    /// Answer name -> text that must tokenize to exactly one token (e.g. `"IO" -> " Mary"`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub answers: BTreeMap<String, String>,
-    /// Pass-through metadata.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fields: BTreeMap<String, String>,
-}
-
-impl Record {
-    pub fn new(text: impl Into<String>) -> Record {
-        Record {
-            text: text.into(),
-            ..Record::default()
-        }
-    }
-
-    pub fn with_corrupt(mut self, corrupt: impl Into<String>) -> Record {
-        self.corrupt = Some(corrupt.into());
-        self
-    }
-
-    pub fn with_answer(mut self, name: impl Into<String>, text: impl Into<String>) -> Record {
-        self.answers.insert(name.into(), text.into());
-        self
-    }
 }
 
 /// One prompt given as token ids.
@@ -93,7 +57,7 @@ pub enum Source {
     /// A JSONL, CSV or Parquet file.
     File(FileSource),
     /// Generator: random token sequences repeated (induction).
-    RepeatedTokens(RepeatedTokens),
+    RepeatedTokens(RepeatedTokensConfig),
     /// Generator: Indirect Object Identification sentences with counterfactuals.
     Ioi(IoiConfig),
 }
@@ -192,43 +156,6 @@ fn finish(name: &str, prompts: WithOrigin, options: &DatasetOptions) -> Result<D
         name,
         prompts.into_iter().map(|(p, _)| p).collect(),
     ))
-}
-
-/// A record with where it came from (`inline`, `<file> line N`, `<file> row N`).
-#[derive(Clone, Debug)]
-pub(crate) struct RawRecord {
-    pub origin: String,
-    pub record: Record,
-}
-
-impl RawRecord {
-    fn inline(record: Record) -> RawRecord {
-        RawRecord {
-            origin: "inline".to_string(),
-            record,
-        }
-    }
-}
-
-pub(crate) fn encode(
-    dataset: &str,
-    tokenizer: &Tokenizer,
-    text: &str,
-    origin: &str,
-) -> Result<Vec<u32>, DataError> {
-    tokenizer.encode(text).map_err(|e| DataError::Tokenize {
-        dataset: dataset.to_string(),
-        origin: origin.to_string(),
-        message: e.to_string(),
-    })
-}
-
-/// How a text splits into tokens, for error messages: `["ĠZ", "y"]` shown as `" Z" "y"`.
-pub(crate) fn pieces(tokenizer: &Tokenizer, ids: &[u32]) -> String {
-    ids.iter()
-        .map(|&id| format!("{:?}", tokenizer.token_text(id)))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn prompts_from_records(

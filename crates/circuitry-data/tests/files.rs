@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use circuitry_data::{
-    DataError, Dataset, DatasetOptions, FileFormat, FileSource, Location, Source, build_dataset,
+    DataError, Dataset, DatasetOptions, FileFormat, FileSource, RowLocation, Source, build_dataset,
 };
 use common::{bpe, fixture};
 use parquet::arrow::ArrowWriter;
@@ -183,7 +183,7 @@ fn missing_columns_name_the_file_row_and_existing_columns() {
     else {
         panic!("{err}")
     };
-    assert_eq!(*location, Location::Line(3));
+    assert_eq!(*location, RowLocation::Line(3));
     assert_eq!(column, "text");
     assert_eq!(available, &["txt", "io"]);
     assert_eq!(p, &path);
@@ -207,7 +207,7 @@ fn missing_columns_name_the_file_row_and_existing_columns() {
     else {
         panic!("{err}")
     };
-    assert_eq!(*location, Location::Header);
+    assert_eq!(*location, RowLocation::Header);
     assert_eq!(column, "counterfactual");
     assert_eq!(available, &["text", "corrupt", "io", "s", "note"]);
 
@@ -224,7 +224,7 @@ fn missing_columns_name_the_file_row_and_existing_columns() {
     else {
         panic!("{err}")
     };
-    assert_eq!(*location, Location::File);
+    assert_eq!(*location, RowLocation::File);
     assert_eq!(column, "prompt");
     assert_eq!(available, &["text", "corrupt", "io", "s", "note"]);
 }
@@ -245,7 +245,7 @@ fn bad_rows_name_the_row_and_column() {
     else {
         panic!("{err}")
     };
-    assert_eq!((location, column.as_str()), (&Location::Line(2), "text"));
+    assert_eq!((location, column.as_str()), (&RowLocation::Line(2), "text"));
     assert!(message.contains("found a number"), "{message}");
 
     // JSONL: invalid JSON at line 3 (after a blank line)
@@ -254,7 +254,7 @@ fn bad_rows_name_the_row_and_column() {
     let DataError::Malformed { location, .. } = &err else {
         panic!("{err}")
     };
-    assert_eq!(*location, Location::Line(3));
+    assert_eq!(*location, RowLocation::Line(3));
     fs::write(&path, "[1, 2]\n").unwrap();
     assert!(
         build(FileSource::new(&path))
@@ -282,7 +282,7 @@ fn bad_rows_name_the_row_and_column() {
     let DataError::Malformed { location, .. } = &err else {
         panic!("{err}")
     };
-    assert_eq!(*location, Location::Line(3));
+    assert_eq!(*location, RowLocation::Line(3));
 
     // CSV: a multi-token answer is reported with the line its record starts on
     fs::write(
@@ -319,7 +319,7 @@ fn bad_rows_name_the_row_and_column() {
     else {
         panic!("{err}")
     };
-    assert_eq!((location, column.as_str()), (&Location::Row(3), "text"));
+    assert_eq!((location, column.as_str()), (&RowLocation::Row(3), "text"));
     assert!(
         err.to_string()
             .contains("null.parquet` row 3, column `text`: null value"),
@@ -342,7 +342,7 @@ fn bad_rows_name_the_row_and_column() {
     else {
         panic!("{err}")
     };
-    assert_eq!(*location, Location::Row(1));
+    assert_eq!(*location, RowLocation::Row(1));
     assert!(message.contains("Int64"), "{message}");
 
     // Parquet: not a Parquet file at all
@@ -351,7 +351,7 @@ fn bad_rows_name_the_row_and_column() {
     assert!(matches!(
         build(FileSource::new(&path)).unwrap_err(),
         DataError::Malformed {
-            location: Location::File,
+            location: RowLocation::File,
             ..
         }
     ));

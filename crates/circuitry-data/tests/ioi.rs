@@ -102,7 +102,7 @@ fn abc_corruption_replaces_the_three_names_with_three_other_names() {
 #[test]
 fn s2_io_and_swap_corruptions() {
     let mut cfg = IoiConfig::new(30, 2);
-    cfg.corruption = Some(IoiCorruption::S2Io);
+    cfg.corruption = IoiCorruption::S2Io;
     let s2io = ioi(cfg.clone(), &bos()).unwrap();
     for p in s2io.iter() {
         let c = p.corrupt_tokens.as_ref().unwrap();
@@ -110,7 +110,7 @@ fn s2_io_and_swap_corruptions() {
         assert_eq!(differing(&p.tokens, c), BTreeSet::from([s2]));
         assert_eq!(c[s2], p.answer("IO").unwrap());
     }
-    cfg.corruption = Some(IoiCorruption::Swap);
+    cfg.corruption = IoiCorruption::Swap;
     let swap = ioi(cfg.clone(), &bos()).unwrap();
     for p in swap.iter() {
         let c = p.corrupt_tokens.as_ref().unwrap();
@@ -124,7 +124,7 @@ fn s2_io_and_swap_corruptions() {
         assert_eq!(c[s1], p.answer("IO").unwrap());
         assert_eq!(c[s2], p.answer("IO").unwrap());
     }
-    cfg.corruption = None;
+    cfg.corruption = IoiCorruption::NoCorruption;
     let none = ioi(cfg, &bos()).unwrap();
     assert!(
         none.iter()
@@ -157,7 +157,7 @@ fn the_paper_example() {
     cfg.names = Some(vec![" Mary".into(), "John".into()]);
     cfg.places = Some(vec!["store".into()]);
     cfg.objects = Some(vec!["drink".into()]);
-    cfg.corruption = Some(IoiCorruption::S2Io);
+    cfg.corruption = IoiCorruption::S2Io;
     let ds = ioi(cfg, &DatasetOptions::default()).unwrap();
     let mut seen = BTreeSet::new();
     for p in ds.iter() {
@@ -244,7 +244,7 @@ fn too_few_names_and_bad_templates_are_config_errors() {
     let err = ioi(cfg.clone(), &bos()).unwrap_err();
     assert!(matches!(err, DataError::Config { .. }), "{err}");
     assert!(err.to_string().contains("at least 5"), "{err}");
-    cfg.corruption = Some(IoiCorruption::Swap);
+    cfg.corruption = IoiCorruption::Swap;
     assert!(
         ioi(cfg.clone(), &bos()).is_ok(),
         "two names suffice without abc"

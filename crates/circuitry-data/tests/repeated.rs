@@ -1,11 +1,14 @@
 mod common;
 
 use circuitry_data::{
-    DataError, DatasetOptions, RepeatedTokens, Source, build_dataset, special_token_ids,
+    DataError, DatasetOptions, RepeatedTokensConfig, Source, build_dataset, special_token_ids,
 };
 use common::{bpe, tiny};
 
-fn build(cfg: RepeatedTokens, prepend_bos: bool) -> Result<circuitry_data::Dataset, DataError> {
+fn build(
+    cfg: RepeatedTokensConfig,
+    prepend_bos: bool,
+) -> Result<circuitry_data::Dataset, DataError> {
     let options = DatasetOptions {
         prepend_bos,
         n_ctx: None,
@@ -15,7 +18,7 @@ fn build(cfg: RepeatedTokens, prepend_bos: bool) -> Result<circuitry_data::Datas
 
 #[test]
 fn prompts_are_bos_then_a_repeated_random_sequence() {
-    let ds = build(RepeatedTokens::new(6, 10, 0), true).unwrap();
+    let ds = build(RepeatedTokensConfig::new(6, 10, 0), true).unwrap();
     assert_eq!(ds.len(), 6);
     for p in ds.iter() {
         assert_eq!(p.len(), 21);
@@ -33,16 +36,16 @@ fn prompts_are_bos_then_a_repeated_random_sequence() {
     }
     assert_ne!(ds.prompts[0].tokens, ds.prompts[1].tokens);
 
-    let no_bos = build(RepeatedTokens::new(6, 10, 0), false).unwrap();
+    let no_bos = build(RepeatedTokensConfig::new(6, 10, 0), false).unwrap();
     assert_eq!(no_bos.prompts[0].tokens, ds.prompts[0].tokens[1..]);
     assert_eq!(no_bos.prompts[0].position("repeat_start"), Some(10));
 }
 
 #[test]
 fn seeded_generation_is_reproducible_and_golden() {
-    let a = build(RepeatedTokens::new(4, 8, 42), false).unwrap();
-    let b = build(RepeatedTokens::new(4, 8, 42), false).unwrap();
-    let c = build(RepeatedTokens::new(4, 8, 43), false).unwrap();
+    let a = build(RepeatedTokensConfig::new(4, 8, 42), false).unwrap();
+    let b = build(RepeatedTokensConfig::new(4, 8, 42), false).unwrap();
+    let c = build(RepeatedTokensConfig::new(4, 8, 43), false).unwrap();
     assert_eq!(a, b);
     assert_ne!(a.prompts[0].tokens, c.prompts[0].tokens);
     assert_ne!(a.hash, c.hash);
@@ -55,7 +58,7 @@ const GOLDEN: [u32; 8] = [11, 49, 87, 118, 126, 98, 92, 108];
 
 #[test]
 fn token_range_repeats_and_special_tokens() {
-    let mut cfg = RepeatedTokens::new(20, 5, 1);
+    let mut cfg = RepeatedTokensConfig::new(20, 5, 1);
     cfg.token_range = Some((10, 14));
     cfg.repeats = 3;
     let ds = build(cfg.clone(), false).unwrap();
@@ -95,6 +98,6 @@ fn token_range_repeats_and_special_tokens() {
             .to_string()
             .contains("no candidate tokens")
     );
-    let err = build(RepeatedTokens::new(3, 0, 1), false).unwrap_err();
+    let err = build(RepeatedTokensConfig::new(3, 0, 1), false).unwrap_err();
     assert!(err.to_string().contains("length >= 1"), "{err}");
 }

@@ -2,13 +2,7 @@
 
 use burn::prelude::*;
 
-/// Which side of a short sequence receives the padding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum PaddingSide {
-    #[default]
-    Right,
-    Left,
-}
+pub use circuitry_vocab::PaddingSide;
 
 /// A batch of token sequences of possibly different lengths, padded to a rectangle.
 ///

@@ -67,9 +67,10 @@ impl From<Tensor<4>> for HookTensor {
     }
 }
 
-/// Positions an edit touches.
+/// Which sequence slots of each row of a padded batch an edit touches (indices into the padded
+/// rows, not into the prompts).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub enum Positions {
+pub enum BatchPositions {
     #[default]
     All,
     /// The same positions in every selected row.
@@ -86,7 +87,7 @@ pub enum Positions {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Selection {
     pub rows: Option<Vec<usize>>,
-    pub positions: Positions,
+    pub positions: BatchPositions,
     pub heads: Option<Vec<usize>>,
     pub features: Option<Vec<usize>>,
 }
@@ -97,7 +98,7 @@ impl Selection {
     }
     pub fn positions(positions: Vec<usize>) -> Selection {
         Selection {
-            positions: Positions::Same(positions),
+            positions: BatchPositions::Same(positions),
             ..Selection::default()
         }
     }
@@ -131,9 +132,9 @@ impl Selection {
                 continue;
             }
             let row_positions: Option<&[usize]> = match &self.positions {
-                Positions::All => None,
-                Positions::Same(p) => Some(p),
-                Positions::PerRow(per_row) => match per_row.get(row) {
+                BatchPositions::All => None,
+                BatchPositions::Same(p) => Some(p),
+                BatchPositions::PerRow(per_row) => match per_row.get(row) {
                     Some(p) => Some(p),
                     None => continue,
                 },
@@ -263,7 +264,7 @@ mod tests {
     #[test]
     fn selection_masks_follow_layout() {
         let sel = Selection {
-            positions: Positions::Same(vec![1]),
+            positions: BatchPositions::Same(vec![1]),
             heads: Some(vec![0]),
             ..Selection::default()
         };
@@ -274,7 +275,7 @@ mod tests {
         let m = sel.mask(HookLayout::BatchHeadQK, &[1, 2, 2, 1]);
         assert_eq!(m, vec![false, true, false, false]);
         let per_row = Selection {
-            positions: Positions::PerRow(vec![vec![0], vec![1]]),
+            positions: BatchPositions::PerRow(vec![vec![0], vec![1]]),
             ..Selection::default()
         };
         let m = per_row.mask(HookLayout::BatchPosD, &[3, 2, 1]);

@@ -31,6 +31,38 @@ pub enum HookKind {
     Logits,
 }
 
+/// The hook each patching site names.
+impl From<circuitry_vocab::Site> for HookKind {
+    fn from(site: circuitry_vocab::Site) -> HookKind {
+        use circuitry_vocab::Site;
+        match site {
+            Site::ResidPre => HookKind::ResidPre,
+            Site::ResidMid => HookKind::ResidMid,
+            Site::ResidPost => HookKind::ResidPost,
+            Site::AttnOut => HookKind::AttnOut,
+            Site::MlpOut => HookKind::MlpOut,
+            Site::Z => HookKind::Z,
+            Site::Q => HookKind::Q,
+            Site::K => HookKind::K,
+            Site::V => HookKind::V,
+            Site::Pattern => HookKind::Pattern,
+            Site::Result => HookKind::Result,
+        }
+    }
+}
+
+/// The hook of a receiving head's input (`hook_q`, `hook_k`, `hook_v`).
+impl From<circuitry_vocab::HeadInput> for HookKind {
+    fn from(input: circuitry_vocab::HeadInput) -> HookKind {
+        use circuitry_vocab::HeadInput;
+        match input {
+            HeadInput::Q => HookKind::Q,
+            HeadInput::K => HookKind::K,
+            HeadInput::V => HookKind::V,
+        }
+    }
+}
+
 /// How the axes of a hook's tensor are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookLayout {

@@ -26,7 +26,7 @@ pub use batch::{PaddingSide, TokenBatch};
 pub use cache::{ActivationCache, Intervention};
 pub use config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
 pub use device::{DeviceKind, parse_device};
-pub use edits::{Edit, EditOp, HookTensor, Positions, Selection};
+pub use edits::{BatchPositions, Edit, EditOp, HookTensor, Selection};
 pub use error::LoadError;
 pub use hooks::{HookKind, HookLayout, HookPoint};
 pub use load::{LoadedModel, load_model, load_weights};

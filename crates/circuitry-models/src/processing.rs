@@ -4,44 +4,10 @@
 //! unembedding, and fold value biases into the output bias. Logits change only by a constant per
 //! position (so probabilities are unchanged).
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::NormKind;
 use crate::weights::{HostTensor, Weights};
 
-/// Which processing steps to apply; all on by default, as in TransformerLens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Processing {
-    pub fold_ln: bool,
-    pub center_writing_weights: bool,
-    pub center_unembed: bool,
-    pub fold_value_biases: bool,
-}
-
-impl Default for Processing {
-    fn default() -> Self {
-        Processing::all()
-    }
-}
-
-impl Processing {
-    pub fn all() -> Processing {
-        Processing {
-            fold_ln: true,
-            center_writing_weights: true,
-            center_unembed: true,
-            fold_value_biases: true,
-        }
-    }
-    pub fn none() -> Processing {
-        Processing {
-            fold_ln: false,
-            center_writing_weights: false,
-            center_unembed: false,
-            fold_value_biases: false,
-        }
-    }
-}
+pub use circuitry_vocab::Processing;
 
 /// Applies `processing` to `weights` (in the order TransformerLens uses).
 pub fn process(mut weights: Weights, processing: Processing) -> Weights {

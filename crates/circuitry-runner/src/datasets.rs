@@ -7,7 +7,7 @@ use circuitry_data::{
     DatasetOptions, FileSource, IoiConfig, IoiTemplates, Record, Source, TokenRecord, build_dataset,
 };
 use circuitry_models::Tokenizer;
-use circuitry_spec::{DatasetSource, DatasetSpec, FileFormat, IoiCorruption};
+use circuitry_spec::{DatasetSource, DatasetSpec};
 
 use crate::error::RunError;
 
@@ -16,7 +16,7 @@ use crate::error::RunError;
 pub fn source(spec: &DatasetSpec, base_dir: &Path) -> Source {
     match &spec.source {
         DatasetSource::RepeatedTokens(r) => {
-            let mut g = circuitry_data::RepeatedTokens::new(
+            let mut g = circuitry_data::RepeatedTokensConfig::new(
                 r.n as usize,
                 r.length as usize,
                 r.seed.unwrap_or(0),
@@ -35,12 +35,7 @@ pub fn source(spec: &DatasetSpec, base_dir: &Path) -> Source {
             g.skip_multi_token_names = i.skip_multi_token_names;
             g.places = i.places.clone();
             g.objects = i.objects.clone();
-            g.corruption = match i.corrupt {
-                IoiCorruption::Abc => Some(circuitry_data::IoiCorruption::Abc),
-                IoiCorruption::Swap => Some(circuitry_data::IoiCorruption::Swap),
-                IoiCorruption::S2Io => Some(circuitry_data::IoiCorruption::S2Io),
-                IoiCorruption::NoCorruption => None,
-            };
+            g.corruption = i.corrupt;
             Source::Ioi(g)
         }
         DatasetSource::Prompts(p) => {
@@ -79,11 +74,7 @@ pub fn source(spec: &DatasetSpec, base_dir: &Path) -> Source {
         ),
         DatasetSource::File(f) => {
             let mut s = FileSource::new(circuitry_spec::resolve_path(base_dir, &f.file));
-            s.format = f.format.map(|fmt| match fmt {
-                FileFormat::Jsonl => circuitry_data::FileFormat::Jsonl,
-                FileFormat::Csv => circuitry_data::FileFormat::Csv,
-                FileFormat::Parquet => circuitry_data::FileFormat::Parquet,
-            });
+            s.format = f.format;
             s.text_column = f.text_column.clone();
             s.corrupt_column = f.corrupt_column.clone();
             s.answer_columns = f

@@ -51,3 +51,23 @@ impl RunError {
         }
     }
 }
+
+/// An analysis's own error, pointed at its parameter (or its section) in the experiment file.
+pub(crate) fn analysis_failure(
+    exp: &circuitry_spec::Experiment,
+    name: &str,
+    e: circuitry_circuits::analysis::AnalysisError,
+) -> RunError {
+    let key = match &e.key {
+        Some(k) => format!("analyses.{name}.{k}"),
+        None => format!("analyses.{name}"),
+    };
+    analysis_err(name, e.message).located(exp, &key)
+}
+
+pub(crate) fn analysis_err(name: &str, message: String) -> RunError {
+    RunError::Analysis {
+        analysis: name.to_string(),
+        message,
+    }
+}

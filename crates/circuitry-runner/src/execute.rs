@@ -13,7 +13,7 @@ use circuitry_models::{Intervention, PaddingSide, Span, TokenBatch, parse_device
 use circuitry_spec::Experiment;
 use serde_json::json;
 
-use crate::error::RunError;
+use crate::error::{RunError, analysis_err, analysis_failure};
 use crate::manifest::{Manifest, TableEntry};
 use crate::models::{self, ReadyModel};
 use crate::plan::{Plan, VariantPlan, build_analysis, plan};
@@ -343,10 +343,7 @@ impl Execution {
         let stream = Stream {
             model: &self.models[&key],
             device: &self.device,
-            side: match exp.models[&f.model].padding_side {
-                circuitry_spec::PaddingSide::Right => PaddingSide::Right,
-                circuitry_spec::PaddingSide::Left => PaddingSide::Left,
-            },
+            side: exp.models[&f.model].padding_side,
             batch_size: f.batch_size,
         };
         let ctx = stream.context();
@@ -559,26 +556,6 @@ impl Stream<'_> {
             })?;
         }
         Ok(())
-    }
-}
-
-/// An analysis's own error, pointed at its parameter (or its section) in the experiment file.
-pub(crate) fn analysis_failure(
-    exp: &Experiment,
-    name: &str,
-    e: circuitry_circuits::analysis::AnalysisError,
-) -> RunError {
-    let key = match &e.key {
-        Some(k) => format!("analyses.{name}.{k}"),
-        None => format!("analyses.{name}"),
-    };
-    analysis_err(name, e.message).located(exp, &key)
-}
-
-fn analysis_err(name: &str, message: String) -> RunError {
-    RunError::Analysis {
-        analysis: name.to_string(),
-        message,
     }
 }
 

@@ -55,13 +55,7 @@ pub fn config(name: &str, source: &ModelSource) -> Result<ModelConfig, RunError>
 }
 
 pub fn processing_of(spec: &ModelSpec) -> Processing {
-    let p = spec.processing;
-    Processing {
-        fold_ln: p.fold_ln,
-        center_writing_weights: p.center_writing_weights,
-        center_unembed: p.center_unembed,
-        fold_value_biases: p.fold_value_biases,
-    }
+    spec.processing
 }
 
 /// Loads, processes and places model `name` on `device`.

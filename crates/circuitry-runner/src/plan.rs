@@ -86,7 +86,7 @@ pub fn build_analysis(
     config: &ModelConfig,
 ) -> Result<Box<dyn Analysis>, RunError> {
     let spec = &experiment.analyses[name];
-    analyses::build(spec, config).map_err(|e| crate::execute::analysis_failure(experiment, name, e))
+    analyses::build(spec, config).map_err(|e| crate::error::analysis_failure(experiment, name, e))
 }
 
 /// Plans every variant of `experiment`. Reads model configurations (not weights).

@@ -117,7 +117,7 @@ pub fn run(
     let spec = &experiment.train[name];
     let config = train_config(spec);
     let bar = progress.bar(&format!("train {name}"), config.optim.steps as u64);
-    let report = |p: &circuitry_train::Progress| {
+    let report = |p: &circuitry_train::TrainProgress| {
         bar.set_position(p.step as u64);
         bar.set_message(format!("train {name} (loss {:.3})", p.loss));
     };

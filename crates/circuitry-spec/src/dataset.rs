@@ -10,10 +10,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::de::{from_entries, from_node};
-use crate::diagnostic::{did_you_mean, list};
-use crate::node::{Entry, Node, join_path};
-use crate::validate::{Checker, Ctx};
+use circuitry_vocab::{FileFormat, IoiCorruption};
 
 /// A dataset: its source and the options every dataset has.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,7 +25,7 @@ pub struct DatasetSpec {
 #[derive(Clone, Debug, PartialEq)]
 pub enum DatasetSource {
     /// `generator = "repeated_tokens"`.
-    RepeatedTokens(RepeatedTokens),
+    RepeatedTokens(RepeatedTokensSpec),
     /// `generator = "ioi"`.
     Ioi(Ioi),
     /// `prompts = [...]`.
@@ -52,16 +49,18 @@ pub(crate) struct DatasetCommon {
     pub prepend_bos: Option<bool>,
 }
 
-const COMMON_KEYS: &[&str] = &["prepend_bos"];
-const SOURCE_KEYS: &[&str] = &["generator", "prompts", "tokens", "file"];
+pub(crate) const COMMON_KEYS: &[&str] = &["prepend_bos"];
+pub(crate) const SOURCE_KEYS: &[&str] = &["generator", "prompts", "tokens", "file"];
 
 /// Random token sequences repeated back to back: the standard probe for induction heads.
 ///
 /// Each prompt draws `length` tokens uniformly at random and repeats them `repeats` times, so a
 /// prompt has `length * repeats` tokens (plus BOS). Default `prepend_bos`: true.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RepeatedTokens {
+#[serde(deny_unknown_fields, rename = "RepeatedTokens")]
+// As written (seed optional until lowering fills it); the data crate's resolved generator
+// configuration is `circuitry_data::RepeatedTokensConfig`.
+pub struct RepeatedTokensSpec {
     /// Number of prompts (> 0).
     #[schemars(range(min = 1))]
     pub n: u32,
@@ -130,34 +129,6 @@ pub struct Ioi {
     pub seed: Option<u64>,
 }
 
-/// How the `ioi` generator builds each prompt's counterfactual.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum IoiCorruption {
-    /// IO, S1 and S2 replaced by three other distinct names (default).
-    #[default]
-    Abc,
-    /// IO and S exchanged everywhere: the correct answer flips from IO to S.
-    Swap,
-    /// The second mention of S replaced by IO, so the repeated name (and the answer) flips.
-    S2Io,
-    /// No corrupt prompts.
-    #[serde(rename = "none")]
-    NoCorruption,
-}
-
-impl IoiCorruption {
-    /// The value as written in the file.
-    pub fn name(self) -> &'static str {
-        match self {
-            IoiCorruption::Abc => "abc",
-            IoiCorruption::Swap => "swap",
-            IoiCorruption::S2Io => "s2_io",
-            IoiCorruption::NoCorruption => "none",
-        }
-    }
-}
-
 /// The named positions of `ioi` prompts.
 pub const IOI_POSITIONS: &[&str] = &["IO", "S1", "S2", "END"];
 /// The named positions of `repeated_tokens` prompts: the first random token, and the first
@@ -176,7 +147,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 pub struct InlinePrompts {
     /// The prompts: plain strings, or records `{ text, corrupt, answers }`. Records with answers
     /// must all name the same answers; analyses that use answers need every prompt to have them.
-    pub prompts: Vec<Prompt>,
+    pub prompts: Vec<PromptSpec>,
 }
 
 /// One inline prompt. A plain string is a prompt with no counterfactual and no answers.
@@ -193,9 +164,10 @@ pub struct InlineTokens {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Prompt")]
 #[schemars(rename = "PromptRecord")]
-pub struct Prompt {
+// One inline prompt as written (text); `circuitry_data::Prompt` is a tokenized prompt.
+pub struct PromptSpec {
     /// The prompt text.
     pub text: String,
     /// The counterfactual prompt for patching (should tokenize to as many tokens as `text`).
@@ -207,29 +179,29 @@ pub struct Prompt {
     pub answers: IndexMap<String, String>,
 }
 
-fn prompt_from_string_or_table<'de, D: Deserializer<'de>>(d: D) -> Result<Prompt, D::Error> {
+fn prompt_from_string_or_table<'de, D: Deserializer<'de>>(d: D) -> Result<PromptSpec, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
-        type Value = Prompt;
+        type Value = PromptSpec;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a prompt string or a { text, corrupt, answers } table")
         }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Prompt, E> {
-            Ok(Prompt {
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<PromptSpec, E> {
+            Ok(PromptSpec {
                 text: v.to_string(),
                 corrupt: None,
                 answers: IndexMap::new(),
             })
         }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Prompt, A::Error> {
-            Prompt::deserialize(MapAccessDeserializer::new(map))
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PromptSpec, A::Error> {
+            PromptSpec::deserialize(MapAccessDeserializer::new(map))
         }
     }
     d.deserialize_any(V)
 }
 
-/// A prompt as written: a string or a record (see [`Prompt`]).
-struct PromptInput(Prompt);
+/// A prompt as written: a string or a record (see [`PromptSpec`]).
+pub(crate) struct PromptInput(pub PromptSpec);
 
 impl<'de> Deserialize<'de> for PromptInput {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -242,7 +214,7 @@ impl JsonSchema for PromptInput {
         "Prompt".into()
     }
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let record = g.subschema_for::<Prompt>();
+        let record = g.subschema_for::<PromptSpec>();
         json_schema!({
             "description": "A prompt: a plain string, or a record { text, corrupt, answers }.",
             "anyOf": [ { "type": "string" }, record ]
@@ -255,10 +227,10 @@ impl JsonSchema for PromptInput {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "InlinePrompts")]
-struct InlinePromptsInput {
+pub(crate) struct InlinePromptsInput {
     /// The prompts: plain strings, or records `{ text, corrupt, answers }`. Records with answers
     /// must all name the same answers; analyses that use answers need every prompt to have them.
-    prompts: Vec<PromptInput>,
+    pub prompts: Vec<PromptInput>,
 }
 
 /// Prompts read from a file, one per row. Default `prepend_bos`: false.
@@ -288,34 +260,6 @@ pub struct FileDataset {
 
 fn default_text_column() -> String {
     "text".to_string()
-}
-
-/// The format of a dataset file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FileFormat {
-    /// One JSON object per line.
-    Jsonl,
-    /// Comma-separated values with a header row.
-    Csv,
-    /// Apache Parquet.
-    Parquet,
-}
-
-impl FileFormat {
-    /// The format for a file name's extension, if it is one of ours.
-    pub fn from_extension(file: &str) -> Option<FileFormat> {
-        let ext = std::path::Path::new(file)
-            .extension()?
-            .to_str()?
-            .to_ascii_lowercase();
-        match ext.as_str() {
-            "jsonl" | "ndjson" => Some(FileFormat::Jsonl),
-            "csv" => Some(FileFormat::Csv),
-            "parquet" | "pq" => Some(FileFormat::Parquet),
-            _ => None,
-        }
-    }
 }
 
 impl DatasetSpec {
@@ -423,8 +367,8 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
     let common = DatasetCommon::json_schema(g);
     let generator = |name: &str, doc: &str| json_schema!({ "const": name, "description": format!("The generator: {doc}") });
     let branches = vec![
-        crate::schema::merge_branch(
-            RepeatedTokens::json_schema(g),
+        crate::schema_branch::merge_branch(
+            RepeatedTokensSpec::json_schema(g),
             &[(
                 "generator",
                 generator(
@@ -435,7 +379,7 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
             &common,
             "repeated_tokens generator",
         ),
-        crate::schema::merge_branch(
+        crate::schema_branch::merge_branch(
             Ioi::json_schema(g),
             &[(
                 "generator",
@@ -444,19 +388,19 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
             &common,
             "ioi generator",
         ),
-        crate::schema::merge_branch(
+        crate::schema_branch::merge_branch(
             InlinePromptsInput::json_schema(g),
             &[],
             &common,
             "inline prompts",
         ),
-        crate::schema::merge_branch(
+        crate::schema_branch::merge_branch(
             InlineTokens::json_schema(g),
             &[],
             &common,
             "inline token ids",
         ),
-        crate::schema::merge_branch(
+        crate::schema_branch::merge_branch(
             FileDataset::json_schema(g),
             &[],
             &common,
@@ -467,160 +411,6 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
         "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, inline `tokens = [[...]]`, or `file = \"...\"` (.jsonl, .csv, .parquet).",
         "oneOf": branches
     })
-}
-
-/// Builds a dataset from its table, reporting problems to `ctx`. `experiment_seed` feeds the
-/// default generator seed.
-pub(crate) fn lower(
-    name: &str,
-    node: &Node,
-    experiment_seed: u64,
-    ctx: &mut Ctx<'_>,
-) -> Option<DatasetSpec> {
-    let path = join_path("datasets", name);
-    let Some(entries) = node.as_table() else {
-        ctx.error(
-            &node.span,
-            format!(
-                "`{path}` must be a table, found {}",
-                node.value.a_type_name()
-            ),
-        )
-        .hint = Some(format!("write it as a [{path}] section"));
-        return None;
-    };
-    let sources: Vec<&Entry> = entries
-        .iter()
-        .filter(|e| SOURCE_KEYS.contains(&e.key.as_str()))
-        .collect();
-    if sources.len() > 1 {
-        let names: Vec<&str> = sources.iter().map(|e| e.key.as_str()).collect();
-        ctx.error(
-            &sources[1].key_span,
-            format!("dataset `{name}` has more than one source ({})", list(names.iter().map(|n| format!("`{n}`")))),
-        )
-        .hint = Some("a dataset has exactly one of `generator`, `prompts` or `file`; define one dataset per source".into());
-        return None;
-    }
-    let Some(source_entry) = sources.first() else {
-        let d = ctx.error(&node.span, format!("dataset `{name}` has no source"));
-        d.hint = Some(
-            "add one of: generator = \"repeated_tokens\" | \"ioi\", prompts = [\"...\"], file = \"prompts.jsonl\""
-                .into(),
-        );
-        let valid: Vec<&str> = SOURCE_KEYS.to_vec();
-        for e in entries {
-            if let Some(s) = did_you_mean(&e.key, &valid) {
-                d.hint = Some(format!("did you mean `{s}` instead of `{}`?", e.key));
-                break;
-            }
-        }
-        return None;
-    };
-
-    let (common, rest): (Vec<Entry>, Vec<Entry>) = entries
-        .iter()
-        .filter(|e| e.key != "generator")
-        .cloned()
-        .partition(|e| COMMON_KEYS.contains(&e.key.as_str()));
-    let common = match from_entries::<DatasetCommon>(common, &node.span, &path) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            ctx.de_error(e, &[]);
-            None
-        }
-    };
-    let rest = Node::table(rest, node.span.clone());
-    let extra: Vec<&str> = COMMON_KEYS
-        .iter()
-        .chain(["generator"].iter())
-        .copied()
-        .collect();
-    let derived_seed = || derive_seed(experiment_seed, "datasets", name);
-
-    let source = match source_entry.key.as_str() {
-        "generator" => {
-            let Some(generator) = source_entry.node.as_str() else {
-                ctx.error(
-                    &source_entry.node.span,
-                    format!(
-                        "`{path}.generator` must be a string, found {}",
-                        source_entry.node.value.a_type_name()
-                    ),
-                )
-                .hint = Some(format!("generators: {}", list(GENERATORS)));
-                return None;
-            };
-            match generator {
-                "repeated_tokens" => from_node::<RepeatedTokens>(&rest, &path).map(|mut r| {
-                    r.seed.get_or_insert_with(derived_seed);
-                    DatasetSource::RepeatedTokens(r)
-                }),
-                "ioi" => from_node::<Ioi>(&rest, &path).map(|mut i| {
-                    i.seed.get_or_insert_with(derived_seed);
-                    for words in [&mut i.names, &mut i.places, &mut i.objects]
-                        .into_iter()
-                        .flatten()
-                    {
-                        normalize_words(words);
-                    }
-                    DatasetSource::Ioi(i)
-                }),
-                other => {
-                    let d = ctx.error(
-                        &source_entry.node.span,
-                        format!("unknown generator `{other}`"),
-                    );
-                    d.hint = Some(match did_you_mean(other, GENERATORS) {
-                        Some(s) => format!("did you mean `{s}`? generators: {}", list(GENERATORS)),
-                        None => format!("generators: {}", list(GENERATORS)),
-                    });
-                    return None;
-                }
-            }
-        }
-        "prompts" => from_node::<InlinePromptsInput>(&rest, &path).map(|p| {
-            DatasetSource::Prompts(InlinePrompts {
-                prompts: p.prompts.into_iter().map(|p| p.0).collect(),
-            })
-        }),
-        "tokens" => from_node::<InlineTokens>(&rest, &path).map(DatasetSource::Tokens),
-        _ => from_node::<FileDataset>(&rest, &path).map(|mut f| {
-            if f.format.is_none() {
-                f.format = FileFormat::from_extension(&f.file);
-            }
-            DatasetSource::File(f)
-        }),
-    };
-    let source = match source {
-        Ok(s) => s,
-        Err(e) => {
-            ctx.de_error(e, &extra);
-            return None;
-        }
-    };
-    let common = common?;
-    let generated = matches!(
-        source,
-        DatasetSource::RepeatedTokens(_) | DatasetSource::Ioi(_)
-    );
-    let spec = DatasetSpec {
-        prepend_bos: common.prepend_bos.unwrap_or(generated),
-        source,
-    };
-    let errors_before = ctx.diags.len();
-    spec.validate(&mut ctx.checker(node, path));
-    (ctx.diags.len() == errors_before).then_some(spec)
-}
-
-/// Trims the spaces users may write around IOI names, places and objects.
-fn normalize_words(words: &mut [String]) {
-    for w in words.iter_mut() {
-        let trimmed = w.trim();
-        if trimmed.len() != w.len() {
-            *w = trimmed.to_string();
-        }
-    }
 }
 
 /// A default seed derived from the experiment seed and an entry's section and name: stable across
@@ -638,244 +428,9 @@ pub(crate) fn derive_seed(experiment_seed: u64, section: &str, name: &str) -> u6
     u64::from_le_bytes(first) & (i64::MAX as u64)
 }
 
-impl DatasetSpec {
-    fn validate(&self, c: &mut Checker<'_, '_>) {
-        match &self.source {
-            DatasetSource::RepeatedTokens(r) => {
-                c.positive("n", r.n);
-                c.positive("length", r.length);
-                c.positive("repeats", r.repeats);
-                if let Some([lo, hi]) = r.token_range
-                    && lo >= hi
-                {
-                    c.error("token_range", format!("`token_range` [{lo}, {hi}) is empty: the first id must be below the second"));
-                }
-            }
-            DatasetSource::Ioi(i) => validate_ioi(i, c),
-            DatasetSource::Prompts(p) => validate_prompts(p, c),
-            DatasetSource::Tokens(t) => validate_tokens(t, c),
-            DatasetSource::File(f) => {
-                if f.file.trim().is_empty() {
-                    c.error("file", "`file` cannot be empty");
-                }
-                if f.format.is_none() {
-                    c.error("file", format!("cannot tell the format of `{}` from its extension", f.file))
-                        .hint = Some("use a .jsonl, .csv or .parquet file, or set format = \"jsonl\" | \"csv\" | \"parquet\"".into());
-                }
-                if f.text_column.is_empty() {
-                    c.error("text_column", "`text_column` cannot be empty");
-                }
-                if f.limit == Some(0) {
-                    c.error("limit", "`limit` must be greater than 0");
-                }
-                for (answer, column) in &f.answer_columns {
-                    if column.is_empty() {
-                        c.error(
-                            &format!("answer_columns.{answer}"),
-                            format!("the column for answer `{answer}` is empty"),
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn validate_tokens(t: &InlineTokens, c: &mut Checker<'_, '_>) {
-    if t.tokens.is_empty() {
-        c.error("tokens", "`tokens` needs at least one prompt");
-    }
-    for (i, row) in t.tokens.iter().enumerate() {
-        if row.is_empty() {
-            c.error("tokens", format!("prompt {i} of `tokens` is empty"));
-        }
-    }
-    if let Some(corrupt) = &t.corrupt_tokens {
-        if corrupt.len() != t.tokens.len() {
-            c.error(
-                "corrupt_tokens",
-                format!(
-                    "`corrupt_tokens` has {} prompts but `tokens` has {}",
-                    corrupt.len(),
-                    t.tokens.len()
-                ),
-            )
-            .hint = Some("give one counterfactual per prompt, in the same order".into());
-        }
-        for (i, (a, b)) in t.tokens.iter().zip(corrupt).enumerate() {
-            if a.len() != b.len() {
-                c.error(
-                    "corrupt_tokens",
-                    format!(
-                        "corrupt prompt {i} has {} tokens but prompt {i} has {}",
-                        b.len(),
-                        a.len()
-                    ),
-                )
-                .hint = Some("a counterfactual must line up token by token with its prompt".into());
-            }
-        }
-    }
-}
-
-fn validate_ioi(i: &Ioi, c: &mut Checker<'_, '_>) {
-    c.positive("n", i.n);
-    for key in ["names", "places", "objects", "templates"] {
-        let items = match key {
-            "names" => &i.names,
-            "places" => &i.places,
-            "objects" => &i.objects,
-            _ => &i.templates,
-        };
-        let Some(items) = items else {
-            continue;
-        };
-        c.distinct(key, items);
-        for (k, item) in items.iter().enumerate() {
-            if item.is_empty() {
-                c.error(&format!("{key}.{k}"), format!("`{key}` has an empty entry"));
-            }
-        }
-    }
-    let needed = match i.corrupt {
-        IoiCorruption::Abc => 3,
-        _ => 2,
-    };
-    if let Some(names) = &i.names
-        && !names.is_empty()
-        && names.len() < needed
-    {
-        c.error(
-            "names",
-            format!(
-                "`names` has {} name(s); the ioi generator with corrupt = \"{}\" needs at least {needed}",
-                names.len(),
-                i.corrupt.name()
-            ),
-        );
-    }
-    for (k, template) in i.templates.iter().flatten().enumerate() {
-        let key = format!("templates.{k}");
-        if let Err(why) = check_template(template) {
-            c.error(&key, format!("invalid ioi template: {why}"))
-                .hint = Some("a template has {IO} once, {S} twice, optionally {PLACE} and {OBJECT}, and ends just before the answer, e.g. \"When {IO} and {S} went to the {PLACE}, {S} gave a {OBJECT} to\"".into());
-        }
-    }
-}
-
-/// Checks an IOI template's placeholders.
-fn check_template(template: &str) -> Result<(), String> {
-    let mut counts: IndexMap<&str, usize> = IndexMap::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            return Err("a `{` is never closed".into());
-        };
-        let name = &rest[open + 1..open + close];
-        if !["IO", "S", "PLACE", "OBJECT"].contains(&name) {
-            return Err(format!(
-                "unknown placeholder `{{{name}}}` (placeholders: {{IO}}, {{S}}, {{PLACE}}, {{OBJECT}})"
-            ));
-        }
-        *counts.entry(name).or_default() += 1;
-        rest = &rest[open + close + 1..];
-    }
-    let io = counts.get("IO").copied().unwrap_or(0);
-    let s = counts.get("S").copied().unwrap_or(0);
-    if io != 1 {
-        return Err(format!("`{{IO}}` must occur exactly once, found {io}"));
-    }
-    if s != 2 {
-        return Err(format!(
-            "`{{S}}` must occur exactly twice (S1 and S2), found {s}"
-        ));
-    }
-    if template.ends_with(char::is_whitespace) {
-        return Err(
-            "it ends with whitespace; the answer token carries its own leading space".into(),
-        );
-    }
-    Ok(())
-}
-
-fn validate_prompts(p: &InlinePrompts, c: &mut Checker<'_, '_>) {
-    if p.prompts.is_empty() {
-        c.error("prompts", "`prompts` is empty");
-        return;
-    }
-    let with_answers = p.prompts.iter().position(|p| !p.answers.is_empty());
-    let reference: Vec<&String> = with_answers
-        .map(|i| p.prompts[i].answers.keys().collect())
-        .unwrap_or_default();
-    let mut sorted_reference = reference.clone();
-    sorted_reference.sort();
-    for (k, prompt) in p.prompts.iter().enumerate() {
-        let key = format!("prompts.{k}");
-        if prompt.text.is_empty() {
-            c.error(&key, format!("prompt {k} is empty"));
-        }
-        if prompt.corrupt.as_deref() == Some("") {
-            c.error(
-                &format!("{key}.corrupt"),
-                format!("the corrupt prompt of prompt {k} is empty"),
-            );
-        }
-        let answers: Vec<&String> = prompt.answers.keys().collect();
-        let mut sorted = answers.clone();
-        sorted.sort();
-        if !answers.is_empty() && sorted != sorted_reference {
-            c.error(
-                &format!("{key}.answers"),
-                format!(
-                    "prompt {k} has answers [{}] but prompt {} has [{}]",
-                    list(&answers),
-                    with_answers.unwrap_or(0),
-                    list(&reference)
-                ),
-            )
-            .hint = Some("prompts that have answers must all name the same ones".into());
-        }
-        for (name, text) in &prompt.answers {
-            if text.is_empty() {
-                c.error(
-                    &format!("{key}.answers.{name}"),
-                    format!("answer `{name}` of prompt {k} is empty"),
-                );
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates() {
-        check_template("When {IO} and {S} went to the {PLACE}, {S} gave a {OBJECT} to").unwrap();
-        check_template("{S} and {IO}: {S} gave it to").unwrap();
-        assert!(check_template("{IO} {S}").unwrap_err().contains("twice"));
-        assert!(
-            check_template("{IO} {S} {S} {X}")
-                .unwrap_err()
-                .contains("unknown placeholder")
-        );
-        assert!(
-            check_template("{IO} {S} {S")
-                .unwrap_err()
-                .contains("never closed")
-        );
-        assert!(
-            check_template("{S} {S} to")
-                .unwrap_err()
-                .contains("exactly once")
-        );
-        assert!(
-            check_template("{IO} {S} {S} to ")
-                .unwrap_err()
-                .contains("whitespace")
-        );
-    }
 
     #[test]
     fn seeds_are_stable_and_distinct() {

@@ -9,7 +9,8 @@ use serde::de::{
 };
 
 use crate::diagnostic::{Diagnostic, Sources, did_you_mean, list};
-use crate::node::{Entry, Node, Span, Value, join_path};
+use crate::node::{Entry, Node, Value, join_path};
+use crate::span::Span;
 
 /// A deserialization error with the span and path of the value it is about.
 #[derive(Debug)]

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::node::{Origin, Span};
+use crate::span::{Origin, Span};
 
 /// Where a diagnostic points: a file position (1-based line and column) and the text of that line.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,7 +10,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::analysis::{self, AnalysisSpec};
-use crate::dataset::{self, DatasetSpec, derive_seed};
+use crate::dataset::{DatasetSpec, derive_seed};
+use crate::dataset_lower;
 use crate::de::{from_entries, from_node};
 use crate::device::Device;
 use crate::diagnostic::{Diagnostic, Sources, SpecError};
@@ -603,7 +604,7 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
         if !check_entry_name(ctx, "datasets", e) {
             continue;
         }
-        if let Some(d) = dataset::lower(&e.key, &e.node, seed, ctx) {
+        if let Some(d) = dataset_lower::lower(&e.key, &e.node, seed, ctx) {
             datasets.insert(e.key.clone(), d);
         }
     }

@@ -7,7 +7,8 @@
 //!
 //! It never loads models, reads datasets' contents, touches the file system beyond reading the
 //! experiment file itself, or computes anything: the runner does that with what this crate
-//! returns. It depends on no other circuitry crate (nor on burn or arrow).
+//! returns. It depends on no other circuitry crate but `circuitry-vocab`, whose shared types it
+//! re-exports (nor on burn or arrow).
 //!
 //! # Use
 //!
@@ -71,6 +72,7 @@
 
 mod analysis;
 mod dataset;
+mod dataset_lower;
 mod de;
 mod device;
 mod diagnostic;
@@ -83,37 +85,45 @@ mod overrides;
 mod paths;
 mod refs;
 mod schema;
+mod schema_branch;
+mod span;
 mod sweep;
 mod train;
 mod validate;
 
 pub use analysis::{
-    AblationMethod, AblationParams, AblationUnits, ActivationPatchingParams,
-    AttributionPatchingParams, DEFAULT_IG_STEPS, DEFAULT_TOP_N, Direction, EapMethod,
-    EdgeAttributionPatchingParams, HeadInput, HeadSweep, MeanOver, PatchPositions,
-    PathPatchingParams, ReceiverRef, Receivers, SenderRef, Senders, Site,
+    AblationMethodSpec, AblationParams, AblationUnits, ActivationPatchingParams,
+    AttributionPatchingParams, DEFAULT_IG_STEPS, DEFAULT_TOP_N, EapMethod,
+    EdgeAttributionPatchingParams, PathPatchingParams, PositionSweepSpec, ReceiverRef, Receivers,
+    SenderRef, Senders,
 };
 pub use analysis::{
-    AnalysisParams, AnalysisSpec, AttentionPatternParams, Component, Detector,
-    DirectLogitAttributionParams, ErrorMeasure, HeadDetectorParams, LogitLensParams,
-    NextTokenParams, kind_names,
+    AnalysisParams, AnalysisSpec, AttentionPatternParams, Detector, DirectLogitAttributionParams,
+    DlaComponent, ErrorMeasure, HeadDetectorParams, LogitLensParams, NextTokenParams, kind_names,
 };
 pub use analysis::{
     Composition, CompositionScoresParams, InductionScoresParams, OvCircuitParams, QkCircuitParams,
     TokensParams,
 };
+/// The types the file shares with the engines (see `circuitry-vocab`).
+pub use circuitry_vocab::{
+    Direction, FileFormat, HeadInput, HeadSweep, IoiCorruption, MeanOver, PaddingSide, Processing,
+    Site,
+};
 pub use dataset::{
-    DatasetSource, DatasetSpec, FileDataset, FileFormat, GENERATORS, IOI_ANSWERS, IOI_POSITIONS,
-    InlinePrompts, InlineTokens, Ioi, IoiCorruption, Prompt, RepeatedTokens,
+    DatasetSource, DatasetSpec, FileDataset, GENERATORS, IOI_ANSWERS, IOI_POSITIONS, InlinePrompts,
+    InlineTokens, Ioi, PromptSpec, RepeatedTokensSpec,
 };
 pub use device::{DEVICE_NAMES, Device};
 pub use diagnostic::{Diagnostic, Location, SourceName, SpecError};
 pub use experiment::{Experiment, ExperimentFile, Variant};
 pub use hash::{HASH_VERSION, Hashes, canonical_json};
 pub use listing::{KindInfo, ParamInfo, analysis_kind, analysis_kinds};
-pub use model::{ModelLocation, ModelSpec, PaddingSide, Processing};
+pub use model::{ModelLocation, ModelSpec};
 pub use paths::resolve_path;
-pub use refs::{Measure, Metric, PositionRef, Positions, Target, TokenRef, TokenSelection};
+pub use refs::{
+    Measure, MetricSpec, PositionSpec, PositionsSpec, Target, TokenSelection, TokenSpec,
+};
 pub use schema::{NAME_PATTERN, json_schema};
 pub use sweep::{MAX_VARIANTS, RESERVED_COLUMNS, Sweep, SweepAxis};
 pub use train::{ActFn, Decay, Repeats, TrainSpec};

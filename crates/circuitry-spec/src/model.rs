@@ -7,6 +7,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use circuitry_vocab::{PaddingSide, Processing};
+
 use crate::paths::resolve_path;
 use crate::validate::Checker;
 
@@ -36,53 +38,6 @@ pub struct ModelSpec {
     pub tokenizer: Option<String>,
 }
 
-/// Weight-processing steps; each defaults to on, matching TransformerLens's defaults. Processing
-/// leaves the logits unchanged up to a per-position constant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Processing {
-    /// Fold each LayerNorm/RMSNorm's scale (and bias) into the weights of the layer that reads it.
-    #[serde(default = "yes")]
-    pub fold_ln: bool,
-    /// Remove the mean from every weight that writes to the residual stream (LayerNorm models
-    /// only; ignored for RMSNorm models).
-    #[serde(default = "yes")]
-    pub center_writing_weights: bool,
-    /// Remove the mean over the vocabulary from the unembedding (logits shift by a constant).
-    #[serde(default = "yes")]
-    pub center_unembed: bool,
-    /// Fold the value biases into the attention output bias.
-    #[serde(default = "yes")]
-    pub fold_value_biases: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Processing {
-    /// Every step on.
-    pub const ALL: Processing = Processing {
-        fold_ln: true,
-        center_writing_weights: true,
-        center_unembed: true,
-        fold_value_biases: true,
-    };
-    /// Every step off.
-    pub const NONE: Processing = Processing {
-        fold_ln: false,
-        center_writing_weights: false,
-        center_unembed: false,
-        fold_value_biases: false,
-    };
-}
-
-impl Default for Processing {
-    fn default() -> Self {
-        Processing::ALL
-    }
-}
-
 fn processing_bool_or_table<'de, D: Deserializer<'de>>(d: D) -> Result<Processing, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
@@ -106,17 +61,6 @@ fn processing_schema(g: &mut SchemaGenerator) -> Schema {
         "description": "Weight processing as in TransformerLens's HookedTransformer: true (default) applies every step, false none, and a table switches single steps off, e.g. { fold_ln = false }.",
         "anyOf": [ { "type": "boolean" }, table ]
     })
-}
-
-/// Which side prompts of different lengths are padded on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PaddingSide {
-    /// Pad after the prompt (default): token positions line up from the start.
-    #[default]
-    Right,
-    /// Pad before the prompt: the last tokens line up.
-    Left,
 }
 
 /// Where a model's files are, after resolving the experiment's paths.

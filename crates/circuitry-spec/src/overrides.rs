@@ -7,7 +7,8 @@
 use toml::de::{DeTable, DeValue};
 
 use crate::diagnostic::{Diagnostic, Sources};
-use crate::node::{Node, Origin, Span, Value, parse_value};
+use crate::node::{Node, Value, parse_value};
+use crate::span::{Origin, Span};
 
 /// One parsed override.
 #[derive(Debug)]

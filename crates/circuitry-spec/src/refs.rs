@@ -1,6 +1,6 @@
-//! Reference types shared by analyses: which positions ([`PositionRef`], [`Positions`]), which
-//! tokens ([`TokenRef`], [`TokenSelection`]), what a logit attribution explains ([`Target`]) and
-//! what an intervention measures ([`Metric`]).
+//! Reference types shared by analyses: which positions ([`PositionSpec`], [`PositionsSpec`]), which
+//! tokens ([`TokenSpec`], [`TokenSelection`]), what a logit attribution explains ([`Target`]) and
+//! what an intervention measures ([`MetricSpec`]).
 //!
 //! Each has a short string form and a table form; parsing normalizes both to one canonical
 //! value, so `positions = "last"` and `positions = ["last"]` hash the same.
@@ -14,11 +14,13 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 // ---------------------------------------------------------------------------------------------
-// PositionRef
+// PositionSpec
 
 /// One token position of a prompt.
+// As written: names and negative indices are resolved per prompt by the analyses
+// (`circuitry_circuits::refs::position`, or as an intervention's `PromptPositions`/`MetricPosition`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum PositionRef {
+pub enum PositionSpec {
     /// `"first"`: position 0 (the BOS token when the dataset prepends one).
     First,
     /// `"last"`: the last token of each prompt (padding excluded).
@@ -29,21 +31,21 @@ pub enum PositionRef {
     Index(i64),
 }
 
-impl fmt::Display for PositionRef {
+impl fmt::Display for PositionSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PositionRef::First => f.write_str("first"),
-            PositionRef::Last => f.write_str("last"),
-            PositionRef::Named(n) => f.write_str(n),
-            PositionRef::Index(i) => write!(f, "{i}"),
+            PositionSpec::First => f.write_str("first"),
+            PositionSpec::Last => f.write_str("last"),
+            PositionSpec::Named(n) => f.write_str(n),
+            PositionSpec::Index(i) => write!(f, "{i}"),
         }
     }
 }
 
-impl Serialize for PositionRef {
+impl Serialize for PositionSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            PositionRef::Index(i) => s.serialize_i64(*i),
+            PositionSpec::Index(i) => s.serialize_i64(*i),
             other => s.serialize_str(&other.to_string()),
         }
     }
@@ -52,42 +54,42 @@ impl Serialize for PositionRef {
 struct PositionRefVisitor;
 
 impl Visitor<'_> for PositionRefVisitor {
-    type Value = PositionRef;
+    type Value = PositionSpec;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a position: \"first\", \"last\", a named position or an integer index")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<PositionRef, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PositionSpec, E> {
         match v {
-            "first" => Ok(PositionRef::First),
-            "last" => Ok(PositionRef::Last),
+            "first" => Ok(PositionSpec::First),
+            "last" => Ok(PositionSpec::Last),
             "all" => Err(E::custom(
                 "\"all\" selects several positions, but this key takes exactly one",
             )),
             "" => Err(E::custom("a position name cannot be empty")),
-            name => Ok(PositionRef::Named(name.to_string())),
+            name => Ok(PositionSpec::Named(name.to_string())),
         }
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositionRef, E> {
-        Ok(PositionRef::Index(v))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositionSpec, E> {
+        Ok(PositionSpec::Index(v))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositionRef, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositionSpec, E> {
         i64::try_from(v)
-            .map(PositionRef::Index)
+            .map(PositionSpec::Index)
             .map_err(|_| E::custom("position index out of range"))
     }
 }
 
-impl<'de> Deserialize<'de> for PositionRef {
+impl<'de> Deserialize<'de> for PositionSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(PositionRefVisitor)
     }
 }
 
-impl JsonSchema for PositionRef {
+impl JsonSchema for PositionSpec {
     fn schema_name() -> Cow<'static, str> {
         "PositionRef".into()
     }
@@ -105,38 +107,39 @@ impl JsonSchema for PositionRef {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Positions
+// PositionsSpec
 
-/// A set of positions: `"all"`, one [`PositionRef`], or a list of them.
+// As written; not `circuitry_models::BatchPositions`, the slots of a padded batch an edit touches.
+/// A set of positions: `"all"`, one [`PositionSpec`], or a list of them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Positions {
+pub enum PositionsSpec {
     /// `"all"`: every position of every prompt.
     #[default]
     All,
     /// The listed positions (a single position is a list of one).
-    List(Vec<PositionRef>),
+    List(Vec<PositionSpec>),
 }
 
-impl Positions {
+impl PositionsSpec {
     /// Only the last position.
     pub fn last() -> Self {
-        Positions::List(vec![PositionRef::Last])
+        PositionsSpec::List(vec![PositionSpec::Last])
     }
 
     /// The listed positions, or `None` for `"all"`.
-    pub fn as_list(&self) -> Option<&[PositionRef]> {
+    pub fn as_list(&self) -> Option<&[PositionSpec]> {
         match self {
-            Positions::All => None,
-            Positions::List(l) => Some(l),
+            PositionsSpec::All => None,
+            PositionsSpec::List(l) => Some(l),
         }
     }
 }
 
-impl Serialize for Positions {
+impl Serialize for PositionsSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Positions::All => s.serialize_str("all"),
-            Positions::List(l) => l.serialize(s),
+            PositionsSpec::All => s.serialize_str("all"),
+            PositionsSpec::List(l) => l.serialize(s),
         }
     }
 }
@@ -144,35 +147,35 @@ impl Serialize for Positions {
 struct PositionsVisitor;
 
 impl<'de> Visitor<'de> for PositionsVisitor {
-    type Value = Positions;
+    type Value = PositionsSpec;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"all\", a position or a list of positions")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Positions, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PositionsSpec, E> {
         if v == "all" {
-            Ok(Positions::All)
+            Ok(PositionsSpec::All)
         } else {
             PositionRefVisitor
                 .visit_str(v)
-                .map(|p| Positions::List(vec![p]))
+                .map(|p| PositionsSpec::List(vec![p]))
         }
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Positions, E> {
-        Ok(Positions::List(vec![PositionRef::Index(v)]))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositionsSpec, E> {
+        Ok(PositionsSpec::List(vec![PositionSpec::Index(v)]))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Positions, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositionsSpec, E> {
         PositionRefVisitor
             .visit_u64(v)
-            .map(|p| Positions::List(vec![p]))
+            .map(|p| PositionsSpec::List(vec![p]))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Positions, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PositionsSpec, A::Error> {
         let mut list = Vec::new();
-        while let Some(p) = seq.next_element::<PositionRef>()? {
+        while let Some(p) = seq.next_element::<PositionSpec>()? {
             list.push(p);
         }
         if list.is_empty() {
@@ -180,23 +183,23 @@ impl<'de> Visitor<'de> for PositionsVisitor {
                 "an empty list selects no position; write \"all\" or list at least one",
             ));
         }
-        Ok(Positions::List(list))
+        Ok(PositionsSpec::List(list))
     }
 }
 
-impl<'de> Deserialize<'de> for Positions {
+impl<'de> Deserialize<'de> for PositionsSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(PositionsVisitor)
     }
 }
 
-impl JsonSchema for Positions {
+impl JsonSchema for PositionsSpec {
     fn schema_name() -> Cow<'static, str> {
         "Positions".into()
     }
 
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let one = g.subschema_for::<PositionRef>();
+        let one = g.subschema_for::<PositionSpec>();
         json_schema!({
             "title": "positions",
             "description": "A set of token positions: \"all\", one position, or a list of positions.",
@@ -210,11 +213,13 @@ impl JsonSchema for Positions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// TokenRef
+// TokenSpec
 
 /// One vocabulary token.
+// As written: literal text is tokenized by the analyses (the interventions' resolved token is
+// `circuitry_circuits::interventions::TokenRef`, an answer name or an id).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum TokenRef {
+pub enum TokenSpec {
     /// A string: an answer token of the dataset (e.g. `"IO"` or `"S"` for the ioi generator).
     Answer(String),
     /// `{ text = " Mary" }`: literal text that must tokenize to exactly one token.
@@ -223,26 +228,28 @@ pub enum TokenRef {
     Id(u32),
 }
 
-impl fmt::Display for TokenRef {
+impl fmt::Display for TokenSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TokenRef::Answer(a) => write!(f, "{a}"),
-            TokenRef::Text(t) => write!(f, "{{ text = {} }}", serde_json::Value::String(t.clone())),
-            TokenRef::Id(i) => write!(f, "{{ id = {i} }}"),
+            TokenSpec::Answer(a) => write!(f, "{a}"),
+            TokenSpec::Text(t) => {
+                write!(f, "{{ text = {} }}", serde_json::Value::String(t.clone()))
+            }
+            TokenSpec::Id(i) => write!(f, "{{ id = {i} }}"),
         }
     }
 }
 
-impl Serialize for TokenRef {
+impl Serialize for TokenSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            TokenRef::Answer(a) => s.serialize_str(a),
-            TokenRef::Text(t) => {
+            TokenSpec::Answer(a) => s.serialize_str(a),
+            TokenSpec::Text(t) => {
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry("text", t)?;
                 m.end()
             }
-            TokenRef::Id(i) => {
+            TokenSpec::Id(i) => {
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry("id", i)?;
                 m.end()
@@ -261,37 +268,37 @@ struct TokenRefTable {
 struct TokenRefVisitor;
 
 impl<'de> Visitor<'de> for TokenRefVisitor {
-    type Value = TokenRef;
+    type Value = TokenSpec;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a token: an answer name, { text = \"...\" } or { id = N }")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<TokenRef, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<TokenSpec, E> {
         if v.is_empty() {
             return Err(E::custom(
                 "an answer name cannot be empty (for literal text write { text = \"...\" })",
             ));
         }
-        Ok(TokenRef::Answer(v.to_string()))
+        Ok(TokenSpec::Answer(v.to_string()))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<TokenRef, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<TokenSpec, E> {
         Err(E::custom(format_args!(
             "a bare integer is not a token; write a raw token id as {{ id = {v} }}"
         )))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<TokenRef, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<TokenSpec, E> {
         self.visit_i64(v as i64)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TokenRef, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TokenSpec, A::Error> {
         let t = TokenRefTable::deserialize(MapAccessDeserializer::new(map))?;
         match (t.text, t.id) {
-            (Some(text), None) if !text.is_empty() => Ok(TokenRef::Text(text)),
+            (Some(text), None) if !text.is_empty() => Ok(TokenSpec::Text(text)),
             (Some(_), None) => Err(de::Error::custom("token text cannot be empty")),
-            (None, Some(id)) => Ok(TokenRef::Id(id)),
+            (None, Some(id)) => Ok(TokenSpec::Id(id)),
             _ => Err(de::Error::custom(
                 "a token table needs exactly one of `text` or `id`",
             )),
@@ -299,13 +306,13 @@ impl<'de> Visitor<'de> for TokenRefVisitor {
     }
 }
 
-impl<'de> Deserialize<'de> for TokenRef {
+impl<'de> Deserialize<'de> for TokenSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(TokenRefVisitor)
     }
 }
 
-impl JsonSchema for TokenRef {
+impl JsonSchema for TokenSpec {
     fn schema_name() -> Cow<'static, str> {
         "TokenRef".into()
     }
@@ -342,7 +349,7 @@ pub enum TokenSelection {
     /// `"next"`: the token that actually follows each position in the prompt.
     Next,
     /// The listed tokens (a single token is a list of one).
-    Tokens(Vec<TokenRef>),
+    Tokens(Vec<TokenSpec>),
 }
 
 impl Serialize for TokenSelection {
@@ -387,7 +394,7 @@ impl<'de> Visitor<'de> for TokenSelectionVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TokenSelection, A::Error> {
         let mut list = Vec::new();
-        while let Some(t) = seq.next_element::<TokenRef>()? {
+        while let Some(t) = seq.next_element::<TokenSpec>()? {
             list.push(t);
         }
         if list.is_empty() {
@@ -411,7 +418,7 @@ impl JsonSchema for TokenSelection {
     }
 
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let token = g.subschema_for::<TokenRef>();
+        let token = g.subschema_for::<TokenSpec>();
         json_schema!({
             "title": "tokens",
             "description": "\"next\" (the token that actually follows each position) or a list of tokens.",
@@ -432,10 +439,10 @@ impl JsonSchema for TokenSelection {
 pub enum Target {
     /// `"next"`: the logit of the token that actually follows the explained position.
     Next,
-    /// `{ token = TokenRef }`: the logit of one token.
-    Token(TokenRef),
+    /// `{ token = TokenSpec }`: the logit of one token.
+    Token(TokenSpec),
     /// `{ diff = [A, B] }`: the logit difference `logit(A) - logit(B)`.
-    Diff(TokenRef, TokenRef),
+    Diff(TokenSpec, TokenSpec),
 }
 
 impl Serialize for Target {
@@ -459,8 +466,8 @@ impl Serialize for Target {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TargetTable {
-    token: Option<TokenRef>,
-    diff: Option<[TokenRef; 2]>,
+    token: Option<TokenSpec>,
+    diff: Option<[TokenSpec; 2]>,
 }
 
 struct TargetVisitor;
@@ -509,7 +516,7 @@ impl JsonSchema for Target {
     }
 
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let token = g.subschema_for::<TokenRef>();
+        let token = g.subschema_for::<TokenSpec>();
         json_schema!({
             "title": "target",
             "description": "What a logit attribution explains: \"next\" (the token that actually follows the position), { token = T } (the logit of one token) or { diff = [A, B] } (the logit difference A - B).",
@@ -541,30 +548,32 @@ impl JsonSchema for Target {
 /// `logprob = T`, `prob = T`, `loss = true`, `kl = true`, plus `normalize = true|false`
 /// (default false). Normalized, a metric reads `(m(patched) - m(corrupt)) / (m(clean) -
 /// m(corrupt))`: 1 means the clean behaviour is fully restored, 0 not at all.
+// As written; `circuitry_circuits::interventions::Metric` is the same metric with its tokens
+// tokenized and its position resolved to a `MetricPosition`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Metric {
+pub struct MetricSpec {
     /// The raw quantity.
     pub measure: Measure,
     /// Report it normalized between the corrupt (0) and clean (1) baselines.
     pub normalize: bool,
 }
 
-/// The raw quantity of a [`Metric`].
+/// The raw quantity of a [`MetricSpec`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Measure {
     /// `logit(A) - logit(B)` at the measured position.
-    LogitDiff(TokenRef, TokenRef),
+    LogitDiff(TokenSpec, TokenSpec),
     /// `log p(T)` at the measured position.
-    Logprob(TokenRef),
+    Logprob(TokenSpec),
     /// `p(T)` at the measured position.
-    Prob(TokenRef),
+    Prob(TokenSpec),
     /// Mean next-token cross-entropy loss over the prompt.
     Loss,
     /// KL divergence of the intervened model's next-token distribution from the clean one.
     Kl,
 }
 
-impl Serialize for Metric {
+impl Serialize for MetricSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(2))?;
         match &self.measure {
@@ -582,9 +591,9 @@ impl Serialize for Metric {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MetricTable {
-    logit_diff: Option<[TokenRef; 2]>,
-    logprob: Option<TokenRef>,
-    prob: Option<TokenRef>,
+    logit_diff: Option<[TokenSpec; 2]>,
+    logprob: Option<TokenSpec>,
+    prob: Option<TokenSpec>,
     loss: Option<bool>,
     kl: Option<bool>,
     #[serde(default)]
@@ -594,25 +603,25 @@ struct MetricTable {
 struct MetricVisitor;
 
 impl<'de> Visitor<'de> for MetricVisitor {
-    type Value = Metric;
+    type Value = MetricSpec;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"loss\", \"kl\" or a metric table")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Metric, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<MetricSpec, E> {
         let measure = match v {
             "loss" => Measure::Loss,
             "kl" => Measure::Kl,
             _ => return Err(E::unknown_variant(v, &["loss", "kl"])),
         };
-        Ok(Metric {
+        Ok(MetricSpec {
             measure,
             normalize: false,
         })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Metric, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MetricSpec, A::Error> {
         let t = MetricTable::deserialize(MapAccessDeserializer::new(map))?;
         let mut measures = Vec::new();
         if let Some([a, b]) = t.logit_diff {
@@ -640,26 +649,26 @@ impl<'de> Visitor<'de> for MetricVisitor {
                 "a metric table needs exactly one of `logit_diff`, `logprob`, `prob`, `loss` or `kl`",
             ));
         }
-        Ok(Metric {
+        Ok(MetricSpec {
             measure: measures.remove(0),
             normalize: t.normalize,
         })
     }
 }
 
-impl<'de> Deserialize<'de> for Metric {
+impl<'de> Deserialize<'de> for MetricSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(MetricVisitor)
     }
 }
 
-impl JsonSchema for Metric {
+impl JsonSchema for MetricSpec {
     fn schema_name() -> Cow<'static, str> {
         "Metric".into()
     }
 
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let token = g.subschema_for::<TokenRef>();
+        let token = g.subschema_for::<TokenSpec>();
         let normalize = json_schema!({
             "type": "boolean",
             "default": false,
@@ -712,41 +721,54 @@ mod tests {
 
     #[test]
     fn positions_forms() {
-        assert_eq!(parse::<Positions>("\"all\"").unwrap(), Positions::All);
-        assert_eq!(parse::<Positions>("\"last\"").unwrap(), Positions::last());
-        assert_eq!(parse::<Positions>("[\"last\"]").unwrap(), Positions::last());
         assert_eq!(
-            parse::<Positions>("[-1, \"END\", 0]").unwrap(),
-            Positions::List(vec![
-                PositionRef::Index(-1),
-                PositionRef::Named("END".into()),
-                PositionRef::Index(0)
+            parse::<PositionsSpec>("\"all\"").unwrap(),
+            PositionsSpec::All
+        );
+        assert_eq!(
+            parse::<PositionsSpec>("\"last\"").unwrap(),
+            PositionsSpec::last()
+        );
+        assert_eq!(
+            parse::<PositionsSpec>("[\"last\"]").unwrap(),
+            PositionsSpec::last()
+        );
+        assert_eq!(
+            parse::<PositionsSpec>("[-1, \"END\", 0]").unwrap(),
+            PositionsSpec::List(vec![
+                PositionSpec::Index(-1),
+                PositionSpec::Named("END".into()),
+                PositionSpec::Index(0)
             ])
         );
-        assert!(parse::<Positions>("[]").unwrap_err().contains("empty list"));
         assert!(
-            parse::<PositionRef>("\"all\"")
+            parse::<PositionsSpec>("[]")
+                .unwrap_err()
+                .contains("empty list")
+        );
+        assert!(
+            parse::<PositionSpec>("\"all\"")
                 .unwrap_err()
                 .contains("exactly one")
         );
-        assert!(parse::<PositionRef>("1.5").is_err());
+        assert!(parse::<PositionSpec>("1.5").is_err());
     }
 
     #[test]
     fn token_forms() {
         assert_eq!(
-            parse::<TokenRef>("\"IO\"").unwrap(),
-            TokenRef::Answer("IO".into())
+            parse::<TokenSpec>("\"IO\"").unwrap(),
+            TokenSpec::Answer("IO".into())
         );
         assert_eq!(
-            parse::<TokenRef>("{ text = \" Mary\" }").unwrap(),
-            TokenRef::Text(" Mary".into())
+            parse::<TokenSpec>("{ text = \" Mary\" }").unwrap(),
+            TokenSpec::Text(" Mary".into())
         );
-        assert_eq!(parse::<TokenRef>("{ id = 5 }").unwrap(), TokenRef::Id(5));
-        assert!(parse::<TokenRef>("5").unwrap_err().contains("{ id = 5 }"));
-        assert!(parse::<TokenRef>("{ id = 5, text = \"a\" }").is_err());
+        assert_eq!(parse::<TokenSpec>("{ id = 5 }").unwrap(), TokenSpec::Id(5));
+        assert!(parse::<TokenSpec>("5").unwrap_err().contains("{ id = 5 }"));
+        assert!(parse::<TokenSpec>("{ id = 5, text = \"a\" }").is_err());
         assert!(
-            parse::<TokenRef>("{ idd = 5 }")
+            parse::<TokenSpec>("{ idd = 5 }")
                 .unwrap_err()
                 .contains("unknown key `idd`")
         );
@@ -756,7 +778,7 @@ mod tests {
         );
         assert_eq!(
             parse::<TokenSelection>("\"IO\"").unwrap(),
-            TokenSelection::Tokens(vec![TokenRef::Answer("IO".into())])
+            TokenSelection::Tokens(vec![TokenSpec::Answer("IO".into())])
         );
     }
 
@@ -765,7 +787,10 @@ mod tests {
         assert_eq!(parse::<Target>("\"next\"").unwrap(), Target::Next);
         assert_eq!(
             parse::<Target>("{ diff = [\"IO\", \"S\"] }").unwrap(),
-            Target::Diff(TokenRef::Answer("IO".into()), TokenRef::Answer("S".into()))
+            Target::Diff(
+                TokenSpec::Answer("IO".into()),
+                TokenSpec::Answer("S".into())
+            )
         );
         assert!(
             parse::<Target>("\"IO\"")
@@ -774,24 +799,24 @@ mod tests {
         );
         assert!(parse::<Target>("{ diff = [\"IO\"] }").is_err());
         assert_eq!(
-            parse::<Metric>("{ logit_diff = [\"IO\", \"S\"], normalize = true }").unwrap(),
-            Metric {
+            parse::<MetricSpec>("{ logit_diff = [\"IO\", \"S\"], normalize = true }").unwrap(),
+            MetricSpec {
                 measure: Measure::LogitDiff(
-                    TokenRef::Answer("IO".into()),
-                    TokenRef::Answer("S".into())
+                    TokenSpec::Answer("IO".into()),
+                    TokenSpec::Answer("S".into())
                 ),
                 normalize: true
             }
         );
-        assert_eq!(parse::<Metric>("\"kl\"").unwrap().measure, Measure::Kl);
+        assert_eq!(parse::<MetricSpec>("\"kl\"").unwrap().measure, Measure::Kl);
         assert_eq!(
-            parse::<Metric>("{ loss = true }").unwrap().measure,
+            parse::<MetricSpec>("{ loss = true }").unwrap().measure,
             Measure::Loss
         );
-        assert!(parse::<Metric>("{ loss = false }").is_err());
-        assert!(parse::<Metric>("{ logprob = \"IO\", prob = \"IO\" }").is_err());
+        assert!(parse::<MetricSpec>("{ loss = false }").is_err());
+        assert!(parse::<MetricSpec>("{ logprob = \"IO\", prob = \"IO\" }").is_err());
         assert!(
-            parse::<Metric>("\"los\"")
+            parse::<MetricSpec>("\"los\"")
                 .unwrap_err()
                 .contains("unknown value")
         );
@@ -799,9 +824,9 @@ mod tests {
 
     #[test]
     fn serialization_is_canonical() {
-        let p = parse::<Positions>("\"last\"").unwrap();
+        let p = parse::<PositionsSpec>("\"last\"").unwrap();
         assert_eq!(serde_json::to_string(&p).unwrap(), "[\"last\"]");
-        let m = parse::<Metric>("\"loss\"").unwrap();
+        let m = parse::<MetricSpec>("\"loss\"").unwrap();
         assert_eq!(
             serde_json::to_string(&m).unwrap(),
             "{\"loss\":true,\"normalize\":false}"

@@ -8,13 +8,13 @@ use schemars::transform::{
     RemoveRefSiblings, ReplacePrefixItems, ReplaceUnevaluatedProperties, Transform,
 };
 use schemars::{JsonSchema, Schema};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::analysis::analysis_schema;
 use crate::dataset::dataset_schema;
 use crate::experiment::ExperimentHeader;
 use crate::model::ModelSpec;
-use crate::refs::Metric;
+use crate::refs::MetricSpec;
 use crate::sweep::Sweep;
 use crate::train::TrainSpec;
 
@@ -33,7 +33,7 @@ pub fn json_schema() -> Value {
     let train = g.subschema_for::<TrainSpec>().to_value();
     let sweep = g.subschema_for::<Sweep>().to_value();
     // Not used by any kind yet; defined so that editors and later kinds share one definition.
-    let _ = g.subschema_for::<Metric>();
+    let _ = g.subschema_for::<MetricSpec>();
 
     let named = |description: &str, item: Value| {
         json!({
@@ -85,42 +85,6 @@ pub fn json_schema() -> Value {
     RemoveRefSiblings::default().transform(&mut schema);
     ReplacePrefixItems::default().transform(&mut schema);
     schema.to_value()
-}
-
-/// Builds one branch of a tagged union: `extra` properties first (e.g. the `kind` constant, all
-/// required), then the `common` keys, then the `base` struct's own.
-pub(crate) fn merge_branch(
-    base: Schema,
-    extra: &[(&str, Schema)],
-    common: &Schema,
-    title: &str,
-) -> Schema {
-    let base = base.to_value();
-    let mut properties = Map::new();
-    let mut required: Vec<Value> = Vec::new();
-    for (key, schema) in extra {
-        properties.insert((*key).to_string(), schema.clone().to_value());
-        required.push((*key).into());
-    }
-    for source in [common.as_value(), &base] {
-        if let Some(props) = source.get("properties").and_then(Value::as_object) {
-            properties.extend(props.clone());
-        }
-        if let Some(req) = source.get("required").and_then(Value::as_array) {
-            required.extend(req.iter().cloned());
-        }
-    }
-    let mut branch = json!({
-        "title": title,
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": false
-    });
-    if let Some(description) = base.get("description") {
-        branch["description"] = description.clone();
-    }
-    Schema::try_from(branch).unwrap_or_default()
 }
 
 /// Integer/float `format`s schemars adds; they are not draft-07 formats.

@@ -17,7 +17,8 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::diagnostic::{did_you_mean, list};
-use crate::node::{Node, Span, Value, display_path, is_bare_key};
+use crate::node::{Node, Value, display_path, is_bare_key};
+use crate::span::Span;
 use crate::validate::Ctx;
 
 /// The most combinations a sweep may have.

@@ -6,8 +6,11 @@ use std::fmt::Display;
 use crate::dataset::{DatasetSource, DatasetSpec};
 use crate::de::DeError;
 use crate::diagnostic::{Diagnostic, Sources, did_you_mean, list};
-use crate::node::{Node, Span};
-use crate::refs::{Measure, Metric, PositionRef, Positions, Target, TokenRef, TokenSelection};
+use crate::node::Node;
+use crate::refs::{
+    Measure, MetricSpec, PositionSpec, PositionsSpec, Target, TokenSelection, TokenSpec,
+};
+use crate::span::Span;
 
 /// Collects diagnostics while an experiment is lowered from its node tree.
 pub(crate) struct Ctx<'a> {
@@ -146,8 +149,8 @@ impl Checker<'_, '_> {
         }
     }
 
-    pub fn position(&mut self, key: &str, position: &PositionRef) {
-        let PositionRef::Named(name) = position else {
+    pub fn position(&mut self, key: &str, position: &PositionSpec) {
+        let PositionSpec::Named(name) = position else {
             return;
         };
         let Some((dataset_name, dataset)) = self.dataset else {
@@ -175,8 +178,8 @@ impl Checker<'_, '_> {
         });
     }
 
-    pub fn positions(&mut self, key: &str, positions: &Positions) {
-        if let Positions::List(items) = positions {
+    pub fn positions(&mut self, key: &str, positions: &PositionsSpec) {
+        if let PositionsSpec::List(items) = positions {
             for (i, p) in items.iter().enumerate() {
                 self.position(&format!("{key}.{i}"), p);
             }
@@ -184,8 +187,8 @@ impl Checker<'_, '_> {
         }
     }
 
-    pub fn token(&mut self, key: &str, token: &TokenRef) {
-        let TokenRef::Answer(name) = token else {
+    pub fn token(&mut self, key: &str, token: &TokenSpec) {
+        let TokenSpec::Answer(name) = token else {
             return;
         };
         let Some((dataset_name, dataset)) = self.dataset else {
@@ -236,7 +239,7 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn token_pair(&mut self, key: &str, a: &TokenRef, b: &TokenRef) {
+    fn token_pair(&mut self, key: &str, a: &TokenSpec, b: &TokenSpec) {
         self.token(&format!("{key}.0"), a);
         self.token(&format!("{key}.1"), b);
         if a == b {
@@ -269,7 +272,7 @@ impl Checker<'_, '_> {
         self.error(key, format!("no dataset `{name}`")).hint = Some(hint);
     }
 
-    pub fn metric(&mut self, key: &str, metric: &Metric) {
+    pub fn metric(&mut self, key: &str, metric: &MetricSpec) {
         match &metric.measure {
             Measure::LogitDiff(a, b) => self.token_pair(&format!("{key}.logit_diff"), a, b),
             Measure::Logprob(t) => self.token(&format!("{key}.logprob"), t),

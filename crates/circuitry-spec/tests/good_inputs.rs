@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use circuitry_spec::{AnalysisParams, Experiment, ModelLocation, TokenRef, TokenSelection};
+use circuitry_spec::{AnalysisParams, Experiment, ModelLocation, TokenSelection, TokenSpec};
 
 fn good_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good");
@@ -78,10 +78,10 @@ fn texts_example() {
     assert_eq!(
         l.tokens,
         TokenSelection::Tokens(vec![
-            TokenRef::Answer("IO".into()),
-            TokenRef::Answer("S".into()),
-            TokenRef::Text(" the".into()),
-            TokenRef::Id(5)
+            TokenSpec::Answer("IO".into()),
+            TokenSpec::Answer("S".into()),
+            TokenSpec::Text(" the".into()),
+            TokenSpec::Id(5)
         ])
     );
     assert_eq!(e.datasets["file"].answer_names(), ["IO", "S"]);

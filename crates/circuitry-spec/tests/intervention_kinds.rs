@@ -3,9 +3,9 @@
 //! forms, derived seeds, their listing, and the checks against the dataset.
 
 use circuitry_spec::{
-    AblationMethod, AblationUnits, AnalysisParams, Direction, EapMethod, Experiment, HeadInput,
-    HeadSweep, MeanOver, Measure, PatchPositions, PositionRef, ReceiverRef, Receivers, SenderRef,
-    Senders, Site, TokenRef, analysis_kind,
+    AblationMethodSpec, AblationUnits, AnalysisParams, Direction, EapMethod, Experiment, HeadInput,
+    HeadSweep, MeanOver, Measure, PositionSpec, PositionSweepSpec, ReceiverRef, Receivers,
+    SenderRef, Senders, Site, TokenSpec, analysis_kind,
 };
 
 const HEADER: &str = r#"
@@ -57,13 +57,16 @@ fn activation_patching_defaults_and_values() {
     assert_eq!(p.site, Site::ResidPre);
     assert_eq!(p.layers, None);
     assert_eq!(p.heads, HeadSweep::Each);
-    assert_eq!(p.positions, PatchPositions::All);
+    assert_eq!(p.positions, PositionSweepSpec::All);
     assert_eq!(p.direction, Direction::Denoising);
-    assert_eq!(p.position, PositionRef::Last);
+    assert_eq!(p.position, PositionSpec::Last);
     assert!(p.summary);
     assert_eq!(
         p.metric.measure,
-        Measure::LogitDiff(TokenRef::Answer("IO".into()), TokenRef::Answer("S".into()))
+        Measure::LogitDiff(
+            TokenSpec::Answer("IO".into()),
+            TokenSpec::Answer("S".into())
+        )
     );
 
     let AnalysisParams::ActivationPatching(p) = params(&ioi(
@@ -78,25 +81,25 @@ fn activation_patching_defaults_and_values() {
     assert_eq!(p.heads, HeadSweep::List(vec![1, 3]));
     assert_eq!(
         p.positions,
-        PatchPositions::List(vec![
-            PositionRef::Named("S2".into()),
-            PositionRef::Index(0),
-            PositionRef::Index(-1),
-            PositionRef::Last
+        PositionSweepSpec::List(vec![
+            PositionSpec::Named("S2".into()),
+            PositionSpec::Index(0),
+            PositionSpec::Index(-1),
+            PositionSpec::Last
         ])
     );
     assert_eq!(p.direction, Direction::Noising);
-    assert_eq!(p.position, PositionRef::Named("END".into()));
+    assert_eq!(p.position, PositionSpec::Named("END".into()));
     assert!(!p.summary);
 
     for (text, want) in [
-        ("\"each\"", PatchPositions::Each),
-        ("\"all\"", PatchPositions::All),
+        ("\"each\"", PositionSweepSpec::Each),
+        ("\"all\"", PositionSweepSpec::All),
         (
             "\"END\"",
-            PatchPositions::List(vec![PositionRef::Named("END".into())]),
+            PositionSweepSpec::List(vec![PositionSpec::Named("END".into())]),
         ),
-        ("3", PatchPositions::List(vec![PositionRef::Index(3)])),
+        ("3", PositionSweepSpec::List(vec![PositionSpec::Index(3)])),
     ] {
         let AnalysisParams::ActivationPatching(p) = params(&ioi(
             "activation_patching",
@@ -173,11 +176,11 @@ fn ablation_defaults_values_and_seed() {
         panic!()
     };
     assert_eq!(p.units, AblationUnits::Heads);
-    assert_eq!(p.method, AblationMethod::Zero);
+    assert_eq!(p.method, AblationMethodSpec::Zero);
     assert_eq!(p.reference, None);
     assert_eq!(p.mean_over, MeanOver::Prompts);
     assert_eq!((p.layers, p.heads, p.neurons), (None, None, None));
-    assert_eq!(p.positions, PatchPositions::All);
+    assert_eq!(p.positions, PositionSweepSpec::All);
     assert_eq!(p.seed, None, "only resample ablation takes a seed");
     assert_eq!(p.metric.measure, Measure::Loss);
 
@@ -215,10 +218,10 @@ fn ablation_defaults_values_and_seed() {
     };
     assert_eq!(p.units, AblationUnits::Neurons);
     assert_eq!(p.neurons, Some(vec![3, 1]));
-    assert_eq!(p.method, AblationMethod::Mean);
+    assert_eq!(p.method, AblationMethodSpec::Mean);
     assert_eq!(p.reference.as_deref(), Some("pairs"));
     assert_eq!(p.mean_over, MeanOver::PromptsAndPositions);
-    assert_eq!(p.positions, PatchPositions::Each);
+    assert_eq!(p.positions, PositionSweepSpec::Each);
 }
 
 #[test]

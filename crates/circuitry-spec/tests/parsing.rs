@@ -1,9 +1,9 @@
 //! Parsing and defaults: what a minimal file turns into.
 
 use circuitry_spec::{
-    ActFn, AnalysisParams, Component, DatasetSource, Detector, Device, ErrorMeasure, Experiment,
-    FileFormat, IoiCorruption, ModelLocation, PaddingSide, PositionRef, Positions, Processing,
-    Target, TokenRef, TokenSelection,
+    ActFn, AnalysisParams, DatasetSource, Detector, Device, DlaComponent, ErrorMeasure, Experiment,
+    FileFormat, IoiCorruption, ModelLocation, PaddingSide, PositionSpec, PositionsSpec, Processing,
+    Target, TokenSelection, TokenSpec,
 };
 
 const MINIMAL: &str = r#"
@@ -201,7 +201,7 @@ dataset = "rep"
     };
     assert_eq!(
         (p.query_positions.clone(), p.key_positions.clone()),
-        (Positions::All, Positions::All)
+        (PositionsSpec::All, PositionsSpec::All)
     );
     assert_eq!(
         (p.layers.clone(), p.heads.clone(), p.min_attention),
@@ -213,23 +213,26 @@ dataset = "rep"
     };
     assert_eq!(
         (l.positions.clone(), l.tokens.clone(), l.top_k),
-        (Positions::All, TokenSelection::Next, None)
+        (PositionsSpec::All, TokenSelection::Next, None)
     );
 
     let AnalysisParams::DirectLogitAttribution(d) = &e.analyses["dla"].params else {
         panic!()
     };
-    assert_eq!(d.position, PositionRef::Last);
-    assert_eq!(d.components, Component::ALL);
+    assert_eq!(d.position, PositionSpec::Last);
+    assert_eq!(d.components, DlaComponent::ALL);
     assert_eq!(
         d.target,
-        Target::Diff(TokenRef::Answer("IO".into()), TokenRef::Answer("S".into()))
+        Target::Diff(
+            TokenSpec::Answer("IO".into()),
+            TokenSpec::Answer("S".into())
+        )
     );
 
     let AnalysisParams::NextToken(n) = &e.analyses["next"].params else {
         panic!()
     };
-    assert_eq!((n.top_k, n.positions.clone()), (10, Positions::last()));
+    assert_eq!((n.top_k, n.positions.clone()), (10, PositionsSpec::last()));
 }
 
 #[test]

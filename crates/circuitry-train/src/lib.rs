@@ -33,4 +33,4 @@ pub use error::TrainError;
 pub use eval::{HeadScores, RepeatLosses, head_scores, lm_loss, repeat_losses, token_nll};
 pub use init::init_weights;
 pub use output::{save_model_dir, word_level_tokenizer_json};
-pub use train::{CurveRow, Progress, Trained, train, train_with};
+pub use train::{CurveRow, TrainProgress, Trained, train, train_with};

@@ -40,7 +40,7 @@ pub struct CurveRow {
 
 /// Reported after every update, and once more after the final evaluation.
 #[derive(Clone, Debug)]
-pub struct Progress<'a> {
+pub struct TrainProgress<'a> {
     /// Updates done so far, counting this one (`steps` at the final report).
     pub step: usize,
     pub steps: usize,
@@ -67,7 +67,7 @@ pub struct Trained {
 pub fn train(
     cfg: &TrainConfig,
     device: &Device,
-    progress: impl FnMut(&Progress),
+    progress: impl FnMut(&TrainProgress),
 ) -> Result<Trained, TrainError> {
     cfg.validate()?;
     let mut source = RepeatedTokenBatches::from_config(cfg);
@@ -80,7 +80,7 @@ pub fn train_with(
     cfg: &TrainConfig,
     source: &mut dyn BatchSource,
     device: &Device,
-    mut progress: impl FnMut(&Progress),
+    mut progress: impl FnMut(&TrainProgress),
 ) -> Result<Trained, TrainError> {
     cfg.validate()?;
     let steps = cfg.optim.steps;
@@ -101,7 +101,7 @@ pub fn train_with(
             finite(step, loss)?;
             let row = evaluate(&valid, cfg, &eval, step, loss, lr, &start);
             curve.push(row);
-            progress(&Progress {
+            progress(&TrainProgress {
                 step,
                 steps,
                 loss,
@@ -125,7 +125,7 @@ pub fn train_with(
         let grads = loss_t.backward();
         let (updated, stats) = opt.step(model, grads, lr);
         model = updated;
-        progress(&Progress {
+        progress(&TrainProgress {
             step: step + 1,
             steps,
             loss,

@@ -12,12 +12,18 @@ use std::collections::BTreeSet;
 use circuitry_data::Prompt;
 use circuitry_models::{HookPoint, ModelConfig};
 use circuitry_spec::AnalysisSpec;
-use circuitry_spec::{AblationMethod, AblationParams, AblationUnits, MeanOver};
+use circuitry_spec::{AblationMethodSpec, AblationParams, AblationUnits};
 
 use super::causal;
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Prepass, Requirements, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Prepass, Requirements, TableDecl,
+    emit,
+};
 use crate::interventions::ablation::AblationRow;
-use crate::interventions::{self, AblationConfig, AblationUnit, Component, MeanAccumulator, MeanActivations, PositionSel, PositionSweep, ablation, ablation_table};
+use crate::interventions::{
+    self, AblationConfig, AblationUnit, Component, MeanAccumulator, MeanActivations, PositionSweep,
+    PromptPositions, ablation, ablation_table,
+};
 use crate::table::TableSink;
 
 enum Method {
@@ -94,12 +100,9 @@ impl Kind for Ablation {
             }
         }
         let method = match params.method {
-            AblationMethod::Zero => Method::Zero,
-            AblationMethod::Mean => {
-                let over = match params.mean_over {
-                    MeanOver::Prompts => interventions::MeanOver::Prompts,
-                    MeanOver::PromptsAndPositions => interventions::MeanOver::PromptsAndPositions,
-                };
+            AblationMethodSpec::Zero => Method::Zero,
+            AblationMethodSpec::Mean => {
+                let over = params.mean_over;
                 let units: Vec<AblationUnit> =
                     components.iter().map(|&c| AblationUnit::new(c)).collect();
                 Method::Mean {
@@ -107,7 +110,7 @@ impl Kind for Ablation {
                     means: None,
                 }
             }
-            AblationMethod::Resample => Method::Resample {
+            AblationMethodSpec::Resample => Method::Resample {
                 seed: params.seed.ok_or_else(|| {
                     AnalysisError::at(
                         "seed",
@@ -130,7 +133,7 @@ impl Kind for Ablation {
 impl Ablation {
     fn units(&self, max_len: usize) -> Vec<AblationUnit> {
         let positions = match causal::position_sweep(&self.params.positions) {
-            PositionSweep::All => vec![PositionSel::All],
+            PositionSweep::All => vec![PromptPositions::All],
             sweep => sweep.selections(max_len),
         };
         self.components

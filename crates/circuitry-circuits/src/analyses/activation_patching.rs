@@ -2,14 +2,18 @@
 //! into the other ([`crate::interventions::activation_patching`]), one row per patch and prompt,
 //! streamed batch by batch, and the means over prompts written at the end.
 
-use circuitry_models::ModelConfig;
+use circuitry_models::{HookKind, ModelConfig};
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{ActivationPatchingParams, HeadSweep};
 
 use super::causal;
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
 use crate::interventions::patching::{PatchingRow, PatchingSummaryRow};
-use crate::interventions::{self, PatchOptions, PatchingConfig, PatchingSummary, activation_patching, patching_table};
+use crate::interventions::{
+    PatchOptions, PatchingConfig, PatchingSummary, activation_patching, patching_table,
+};
 use crate::table::TableSink;
 
 /// The part name of the means over prompts.
@@ -20,7 +24,7 @@ const SUMMARY_TABLE: TableDecl =
 pub struct ActivationPatching {
     params: ActivationPatchingParams,
     layers: Vec<usize>,
-    heads: interventions::HeadSweep,
+    heads: HeadSweep,
     /// Built on the first batch (the metric's literal tokens need the tokenizer).
     config: Option<PatchingConfig>,
     summary: PatchingSummary,
@@ -38,20 +42,16 @@ impl Kind for ActivationPatching {
         let params = params.clone();
         causal::check_site(config, params.site, "site")?;
         let layers = causal::layers(config, params.layers.as_deref())?;
-        let heads = match &params.heads {
-            HeadSweep::Each => interventions::HeadSweep::Each,
-            HeadSweep::All => interventions::HeadSweep::All,
-            HeadSweep::List(list) => {
-                let n = causal::head_count(config, params.site);
-                let what = if n == config.n_heads {
-                    "head"
-                } else {
-                    "key/value head"
-                };
-                let list = causal::indices("heads", what, Some(list), n)?;
-                interventions::HeadSweep::List(list)
-            }
-        };
+        if let HeadSweep::List(list) = &params.heads {
+            let n = causal::head_count(config, params.site);
+            let what = if n == config.n_heads {
+                "head"
+            } else {
+                "key/value head"
+            };
+            causal::indices("heads", what, Some(list), n)?;
+        }
+        let heads = params.heads.clone();
         Ok(ActivationPatching {
             params,
             layers,
@@ -73,11 +73,11 @@ impl ActivationPatching {
                 model.model.config.d_vocab,
             )?;
             self.config = Some(PatchingConfig {
-                site: causal::site_kind(p.site),
+                site: HookKind::from(p.site),
                 layers: Some(self.layers.clone()),
                 positions: causal::position_sweep(&p.positions),
                 heads: self.heads.clone(),
-                direction: causal::direction(p.direction),
+                direction: p.direction,
                 metric,
                 options: PatchOptions::default(),
             });

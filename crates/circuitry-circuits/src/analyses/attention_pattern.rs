@@ -6,9 +6,11 @@ use circuitry_spec::AttentionPatternParams;
 
 use super::{check_filters, selected};
 use crate::acts::{attention, patterns};
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
 use crate::refs;
-use crate::table::{TableSink, Rows};
+use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct AttentionRow {
@@ -48,7 +50,6 @@ impl Kind for AttentionPattern {
     }
 }
 
-
 impl Analysis for AttentionPattern {
     fn tables(&self) -> Vec<TableDecl> {
         Self::TABLES.to_vec()
@@ -86,7 +87,16 @@ impl Analysis for AttentionPattern {
                             if self.params.min_attention.is_some_and(|m| (a as f64) < m) {
                                 continue;
                             }
-                            table.push(AttentionRow { prompt: prompt.id, layer: layer as i32, head: head as i32, query_position: q as i32, key_position: k as i32, query_token: texts[q].clone(), key_token: texts[k].clone(), attention: a });
+                            table.push(AttentionRow {
+                                prompt: prompt.id,
+                                layer: layer as i32,
+                                head: head as i32,
+                                query_position: q as i32,
+                                key_position: k as i32,
+                                query_token: texts[q].clone(),
+                                key_token: texts[k].clone(),
+                                attention: a,
+                            });
                         }
                     }
                 }

@@ -2,12 +2,14 @@
 //! head and position ([`crate::interventions::attribution_patching`]), one row per site, layer,
 //! head, position and prompt, streamed batch by batch.
 
-use circuitry_models::ModelConfig;
+use circuitry_models::{HookKind, ModelConfig};
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::AttributionPatchingParams;
 
 use super::causal;
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
 use crate::interventions::attribution::AttributionPatchingRow;
 use crate::interventions::{AttributionConfig, attribution_patching, attribution_table};
 use crate::table::TableSink;
@@ -40,7 +42,6 @@ impl Kind for AttributionPatching {
     }
 }
 
-
 impl Analysis for AttributionPatching {
     fn tables(&self) -> Vec<TableDecl> {
         Self::TABLES.to_vec()
@@ -59,10 +60,10 @@ impl Analysis for AttributionPatching {
         if self.config.is_none() {
             let p = &self.params;
             self.config = Some(AttributionConfig {
-                sites: p.sites.iter().map(|&s| causal::site_kind(s)).collect(),
+                sites: p.sites.iter().map(|&s| HookKind::from(s)).collect(),
                 layers: Some(self.layers.clone()),
                 per_position: p.per_position,
-                direction: causal::direction(p.direction),
+                direction: p.direction,
                 metric: causal::metric(
                     &p.metric,
                     &p.position,

@@ -1,42 +1,24 @@
 //! What the causal-intervention kinds (`activation_patching`, `ablation`, `path_patching`,
-//! `attribution_patching`, `edge_attribution_patching`) share: the experiment file's metrics,
-//! positions, directions and sites as the intervention library's types, model checks that point
-//! at the offending key, and the padding of the runner's batches.
+//! `attribution_patching`, `edge_attribution_patching`) share: the experiment file's positions,
+//! tokens and metrics resolved into the intervention library's types (names and negative indices
+//! become per-prompt selections, literal texts token ids; sites, directions, head inputs and head
+//! sweeps are the shared `circuitry_vocab` types and need nothing), model checks that point at the
+//! offending key, and the padding of the runner's batches.
 //!
 //! These analyses run their own forward passes (clean, corrupt and patched) with
 //! `ModelContext::model`; they ask the shared pass for nothing but the prompts.
 
-use circuitry_models::{HookKind, ModelConfig, Tokenizer};
+use circuitry_models::{ModelConfig, Tokenizer};
 use circuitry_spec as spec;
+use circuitry_vocab::Site;
 
 use crate::analysis::{AnalysisError, BatchContext, ModelContext};
 use crate::interventions::{
-    self, InterventionError, Metric, MetricKind, Padding, PositionSel, PositionSweep, TokenRef,
+    self, InterventionError, Metric, MetricKind, Padding, PositionSweep, PromptPositions, TokenRef,
 };
 
-/// The hook kind of a site.
-pub(crate) fn site_kind(site: spec::Site) -> HookKind {
-    match site {
-        spec::Site::ResidPre => HookKind::ResidPre,
-        spec::Site::ResidMid => HookKind::ResidMid,
-        spec::Site::ResidPost => HookKind::ResidPost,
-        spec::Site::AttnOut => HookKind::AttnOut,
-        spec::Site::MlpOut => HookKind::MlpOut,
-        spec::Site::Z => HookKind::Z,
-        spec::Site::Q => HookKind::Q,
-        spec::Site::K => HookKind::K,
-        spec::Site::V => HookKind::V,
-        spec::Site::Pattern => HookKind::Pattern,
-        spec::Site::Result => HookKind::Result,
-    }
-}
-
 /// A site must exist in the model (no MLP sites in attention-only models).
-pub(crate) fn check_site(
-    config: &ModelConfig,
-    site: spec::Site,
-    key: &str,
-) -> Result<(), AnalysisError> {
+pub(crate) fn check_site(config: &ModelConfig, site: Site, key: &str) -> Result<(), AnalysisError> {
     if site.needs_mlp() && config.attn_only {
         return Err(AnalysisError::at(
             key,
@@ -47,64 +29,59 @@ pub(crate) fn check_site(
 }
 
 /// Heads of a per-head hook (`n_kv_heads` for keys and values).
-pub(crate) fn head_count(config: &ModelConfig, site: spec::Site) -> usize {
+pub(crate) fn head_count(config: &ModelConfig, site: Site) -> usize {
     match site {
-        spec::Site::K | spec::Site::V => config.n_kv_heads,
+        Site::K | Site::V => config.n_kv_heads,
         _ => config.n_heads,
-    }
-}
-
-pub(crate) fn direction(d: spec::Direction) -> interventions::Direction {
-    match d {
-        spec::Direction::Denoising => interventions::Direction::Denoising,
-        spec::Direction::Noising => interventions::Direction::Noising,
     }
 }
 
 /// One position of a sweep: names (and `first`/`last`, which every prompt names) stay names so
 /// that tables keep them; negative indices count from the end.
-pub(crate) fn position_sel(p: &spec::PositionRef) -> PositionSel {
+pub(crate) fn prompt_positions(p: &spec::PositionSpec) -> PromptPositions {
     match p {
-        spec::PositionRef::First => PositionSel::Named(circuitry_data::FIRST.into()),
-        spec::PositionRef::Last => PositionSel::Named(circuitry_data::LAST.into()),
-        spec::PositionRef::Named(n) => PositionSel::Named(n.clone()),
-        spec::PositionRef::Index(i) if *i >= 0 => PositionSel::Index(*i as usize),
-        spec::PositionRef::Index(i) => PositionSel::FromEnd(i.unsigned_abs() as usize),
+        spec::PositionSpec::First => PromptPositions::Named(circuitry_data::FIRST.into()),
+        spec::PositionSpec::Last => PromptPositions::Named(circuitry_data::LAST.into()),
+        spec::PositionSpec::Named(n) => PromptPositions::Named(n.clone()),
+        spec::PositionSpec::Index(i) if *i >= 0 => PromptPositions::Index(*i as usize),
+        spec::PositionSpec::Index(i) => PromptPositions::FromEnd(i.unsigned_abs() as usize),
     }
 }
 
-pub(crate) fn position_sweep(p: &spec::PatchPositions) -> PositionSweep {
+pub(crate) fn position_sweep(p: &spec::PositionSweepSpec) -> PositionSweep {
     match p {
-        spec::PatchPositions::All => PositionSweep::All,
-        spec::PatchPositions::Each => PositionSweep::Each,
-        spec::PatchPositions::List(l) => PositionSweep::List(l.iter().map(position_sel).collect()),
+        spec::PositionSweepSpec::All => PositionSweep::All,
+        spec::PositionSweepSpec::Each => PositionSweep::Each,
+        spec::PositionSweepSpec::List(l) => {
+            PositionSweep::List(l.iter().map(prompt_positions).collect())
+        }
     }
 }
 
-fn metric_position(p: &spec::PositionRef) -> interventions::PositionRef {
-    use interventions::PositionRef as P;
+fn metric_position(p: &spec::PositionSpec) -> interventions::MetricPosition {
+    use interventions::MetricPosition as P;
     match p {
-        spec::PositionRef::First => P::Index(0),
-        spec::PositionRef::Last => P::Last,
-        spec::PositionRef::Named(n) => P::Named(n.clone()),
-        spec::PositionRef::Index(i) if *i >= 0 => P::Index(*i as usize),
-        spec::PositionRef::Index(i) => P::FromEnd(i.unsigned_abs() as usize),
+        spec::PositionSpec::First => P::Index(0),
+        spec::PositionSpec::Last => P::Last,
+        spec::PositionSpec::Named(n) => P::Named(n.clone()),
+        spec::PositionSpec::Index(i) if *i >= 0 => P::Index(*i as usize),
+        spec::PositionSpec::Index(i) => P::FromEnd(i.unsigned_abs() as usize),
     }
 }
 
 fn token(
-    t: &spec::TokenRef,
+    t: &spec::TokenSpec,
     tokenizer: &Tokenizer,
     d_vocab: usize,
 ) -> Result<TokenRef, AnalysisError> {
     match t {
-        spec::TokenRef::Answer(name) => Ok(TokenRef::Answer(name.clone())),
-        spec::TokenRef::Id(id) if (*id as usize) < d_vocab => Ok(TokenRef::Id(*id)),
-        spec::TokenRef::Id(id) => Err(AnalysisError::at(
+        spec::TokenSpec::Answer(name) => Ok(TokenRef::Answer(name.clone())),
+        spec::TokenSpec::Id(id) if (*id as usize) < d_vocab => Ok(TokenRef::Id(*id)),
+        spec::TokenSpec::Id(id) => Err(AnalysisError::at(
             "metric",
             format!("token id {id} is outside the vocabulary ({d_vocab} tokens)"),
         )),
-        spec::TokenRef::Text(text) => {
+        spec::TokenSpec::Text(text) => {
             let ids = tokenizer
                 .encode(text)
                 .map_err(|e| AnalysisError::at("metric", e.to_string()))?;
@@ -125,8 +102,8 @@ fn token(
 /// The experiment file's metric, read at `position`, as the intervention library's metric
 /// (literal-text tokens are tokenized here).
 pub(crate) fn metric(
-    m: &spec::Metric,
-    position: &spec::PositionRef,
+    m: &spec::MetricSpec,
+    position: &spec::PositionSpec,
     tokenizer: &Tokenizer,
     d_vocab: usize,
 ) -> Result<Metric, AnalysisError> {

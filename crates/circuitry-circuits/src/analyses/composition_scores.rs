@@ -5,10 +5,12 @@ use circuitry_models::ModelConfig;
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{Composition, CompositionScoresParams};
 
-use crate::analysis::{Kind, Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
-use crate::table::{TableSink, Rows};
+use crate::analysis::{Analysis, AnalysisError, Kind, ModelContext, Requirements, TableDecl, emit};
+use crate::table::{Rows, TableSink};
 use crate::weight_circuits::CircuitWeights;
-use crate::weight_circuits::composition::{CompositionKind, composition_baseline, composition_scores};
+use crate::weight_circuits::composition::{
+    CompositionKind, composition_baseline, composition_scores,
+};
 
 crate::table_row! {
     /// A row of the table.
@@ -56,7 +58,6 @@ impl Kind for CompositionScores {
     }
 }
 
-
 fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
@@ -87,7 +88,16 @@ impl Analysis for CompositionScores {
             };
             let mut t = Rows::<CompositionRow>::new();
             for s in composition_scores(&w, kind) {
-                t.push(CompositionRow { layer_a: s.layer_a as i32, head_a: s.head_a as i32, layer_b: s.layer_b as i32, head_b: s.head_b as i32, kind: c.name(), score: s.score, baseline_mean: mean, baseline_std: std });
+                t.push(CompositionRow {
+                    layer_a: s.layer_a as i32,
+                    head_a: s.head_a as i32,
+                    layer_b: s.layer_b as i32,
+                    head_b: s.head_b as i32,
+                    kind: c.name(),
+                    score: s.score,
+                    baseline_mean: mean,
+                    baseline_std: std,
+                });
             }
             emit(sink, None, t)?;
         }

@@ -7,13 +7,15 @@
 
 use circuitry_models::{HookKind, HookPoint, ModelConfig, Positional, Transformer};
 use circuitry_spec::AnalysisSpec;
-use circuitry_spec::{Component, DirectLogitAttributionParams};
+use circuitry_spec::{DirectLogitAttributionParams, DlaComponent};
 
 use super::{check_filters, selected};
 use crate::acts::{host, vector};
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
 use crate::refs;
-use crate::table::{TableSink, Rows};
+use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct DirectAttributionRow {
@@ -64,7 +66,7 @@ impl Kind for DirectLogitAttribution {
 }
 
 impl DirectLogitAttribution {
-    fn wants(&self, c: Component) -> bool {
+    fn wants(&self, c: DlaComponent) -> bool {
         self.params.components.contains(&c)
     }
 }
@@ -157,17 +159,17 @@ impl Analysis for DirectLogitAttribution {
     fn requirements(&self) -> Requirements {
         let mut hooks = vec![HookPoint::model(HookKind::LnFinalScale)];
         for l in 0..self.n_layers {
-            if self.wants(Component::Heads) {
+            if self.wants(DlaComponent::Heads) {
                 hooks.push(HookPoint::layer(l, HookKind::Result));
             }
-            if self.wants(Component::Mlps) && !self.attn_only {
+            if self.wants(DlaComponent::Mlps) && !self.attn_only {
                 hooks.push(HookPoint::layer(l, HookKind::MlpOut));
             }
         }
-        if self.wants(Component::Embed) {
+        if self.wants(DlaComponent::Embed) {
             hooks.push(HookPoint::model(HookKind::Embed));
         }
-        if self.wants(Component::PosEmbed) && self.learned_positions {
+        if self.wants(DlaComponent::PosEmbed) && self.learned_positions {
             hooks.push(HookPoint::model(HookKind::PosEmbed));
         }
         Requirements::hooks(hooks)
@@ -189,7 +191,7 @@ impl Analysis for DirectLogitAttribution {
             Some(l) => host(out, HookPoint::layer(l, kind)),
             None => host(out, HookPoint::model(kind)),
         };
-        let results = if self.wants(Component::Heads) {
+        let results = if self.wants(DlaComponent::Heads) {
             self.layers
                 .iter()
                 .map(|&l| fetch(HookKind::Result, Some(l)))
@@ -197,7 +199,7 @@ impl Analysis for DirectLogitAttribution {
         } else {
             vec![]
         };
-        let mlps = if self.wants(Component::Mlps) && !self.attn_only {
+        let mlps = if self.wants(DlaComponent::Mlps) && !self.attn_only {
             self.layers
                 .iter()
                 .map(|&l| fetch(HookKind::MlpOut, Some(l)))
@@ -205,12 +207,12 @@ impl Analysis for DirectLogitAttribution {
         } else {
             vec![]
         };
-        let embed = if self.wants(Component::Embed) {
+        let embed = if self.wants(DlaComponent::Embed) {
             Some(fetch(HookKind::Embed, None)?)
         } else {
             None
         };
-        let pos_embed = if self.wants(Component::PosEmbed) && self.learned_positions {
+        let pos_embed = if self.wants(DlaComponent::PosEmbed) && self.learned_positions {
             Some(fetch(HookKind::PosEmbed, None)?)
         } else {
             None
@@ -238,7 +240,15 @@ impl Analysis for DirectLogitAttribution {
             let dir = unembed.direction(t);
             let mut row =
                 |component: &'static str, layer: Option<usize>, head: Option<usize>, value: f32| {
-                    table.push(DirectAttributionRow { prompt: prompt.id, position: pos as i32, target: label.clone(), component, layer: layer.map(|l| l as i32), head: head.map(|h| h as i32), attribution: value });
+                    table.push(DirectAttributionRow {
+                        prompt: prompt.id,
+                        position: pos as i32,
+                        target: label.clone(),
+                        component,
+                        layer: layer.map(|l| l as i32),
+                        head: head.map(|h| h as i32),
+                        attribution: value,
+                    });
                 };
             if let Some(e) = &embed {
                 row(
@@ -276,7 +286,7 @@ impl Analysis for DirectLogitAttribution {
                     );
                 }
             }
-            if self.wants(Component::Bias) {
+            if self.wants(DlaComponent::Bias) {
                 let value =
                     project(&unembed.attn_bias, self.centers, s, &dir) + unembed.constant(t);
                 row("bias", None, None, value);

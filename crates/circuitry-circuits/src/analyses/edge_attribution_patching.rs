@@ -8,10 +8,12 @@ use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{DEFAULT_TOP_N, EapMethod, EdgeAttributionPatchingParams};
 
 use super::causal;
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
 use crate::interventions::eap::{EdgeRow, NodeRow};
 use crate::interventions::{CircuitSelection, EapConfig, EapScores, eap, eap_ig};
-use crate::table::{TableSink, Rows};
+use crate::table::{Rows, TableSink};
 
 /// The part name of the node table.
 const EDGES: TableDecl = TableDecl::main::<EdgeRow>().when("one row per edge");
@@ -75,7 +77,7 @@ impl Analysis for EdgeAttributionPatching {
                     model.tokenizer,
                     model.model.config.d_vocab,
                 )?,
-                direction: causal::direction(p.direction),
+                direction: p.direction,
                 steps: p.steps() as usize,
             });
         }

@@ -7,8 +7,10 @@ use circuitry_spec::{Detector, ErrorMeasure, HeadDetectorParams};
 
 use super::{check_filters, selected};
 use crate::acts::{attention, patterns};
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
-use crate::table::{TableSink, Rows};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
+use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct DetectorScoreRow {
@@ -103,7 +105,8 @@ pub fn similarity(
     }
 }
 
-const AVERAGED: TableDecl = TableDecl::main::<DetectorScoreRow>().when("per_prompt = false (default)");
+const AVERAGED: TableDecl =
+    TableDecl::main::<DetectorScoreRow>().when("per_prompt = false (default)");
 const PER_PROMPT: TableDecl = TableDecl::main::<PromptDetectorScoreRow>().when("per_prompt = true");
 
 pub struct HeadDetector {
@@ -138,7 +141,6 @@ impl Kind for HeadDetector {
         })
     }
 }
-
 
 impl Analysis for HeadDetector {
     fn tables(&self) -> Vec<TableDecl> {
@@ -230,7 +232,13 @@ impl Analysis for HeadDetector {
             for (hi, &head) in self.heads.iter().enumerate() {
                 for (di, det) in self.params.detectors.iter().enumerate() {
                     let sum = self.sums[(li * self.heads.len() + hi) * n_det + di];
-                    table.push(DetectorScoreRow { layer: layer as i32, head: head as i32, detector: det.to_string(), score: sum / self.n_prompts.max(1) as f64, n_prompts: self.n_prompts });
+                    table.push(DetectorScoreRow {
+                        layer: layer as i32,
+                        head: head as i32,
+                        detector: det.to_string(),
+                        score: sum / self.n_prompts.max(1) as f64,
+                        n_prompts: self.n_prompts,
+                    });
                 }
             }
         }

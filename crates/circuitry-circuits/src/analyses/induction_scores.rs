@@ -19,9 +19,10 @@ use circuitry_spec::InductionScoresParams;
 
 use super::{check_filters, selected};
 use crate::acts::{attention, patterns};
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
 use crate::table::{Rows, TableSink};
-
 
 crate::table_row! {
     /// A row of the averaged table.
@@ -88,8 +89,10 @@ pub fn scores(
     ]
 }
 
-const AVERAGED: TableDecl = TableDecl::main::<InductionScoreRow>().when("per_prompt = false (default)");
-const PER_PROMPT: TableDecl = TableDecl::main::<PromptInductionScoreRow>().when("per_prompt = true");
+const AVERAGED: TableDecl =
+    TableDecl::main::<InductionScoreRow>().when("per_prompt = false (default)");
+const PER_PROMPT: TableDecl =
+    TableDecl::main::<PromptInductionScoreRow>().when("per_prompt = true");
 
 pub struct InductionScores {
     params: InductionScoresParams,
@@ -122,7 +125,6 @@ impl Kind for InductionScores {
         })
     }
 }
-
 
 impl Analysis for InductionScores {
     fn tables(&self) -> Vec<TableDecl> {
@@ -199,7 +201,14 @@ impl Analysis for InductionScores {
         for (li, &layer) in self.layers.iter().enumerate() {
             for (hi, &head) in self.heads.iter().enumerate() {
                 let s = self.sums[li * self.heads.len() + hi];
-                table.push(InductionScoreRow { layer: layer as i32, head: head as i32, induction_score: s[0] / n, previous_token_score: s[1] / n, duplicate_token_score: s[2] / n, n_prompts: self.n_prompts });
+                table.push(InductionScoreRow {
+                    layer: layer as i32,
+                    head: head as i32,
+                    induction_score: s[0] / n,
+                    previous_token_score: s[1] / n,
+                    duplicate_token_score: s[2] / n,
+                    n_prompts: self.n_prompts,
+                });
             }
         }
         emit(sink, None, table)

@@ -10,9 +10,11 @@ use circuitry_spec::TokenSelection;
 
 use super::decode::{log_probs, token_stats, top_k};
 use super::{check_filters, selected};
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
 use crate::refs;
-use crate::table::{TableSink, Rows};
+use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct LogitLensRow {
@@ -50,7 +52,6 @@ impl Kind for LogitLens {
         })
     }
 }
-
 
 impl Analysis for LogitLens {
     fn tables(&self) -> Vec<TableDecl> {
@@ -116,7 +117,17 @@ impl Analysis for LogitLens {
                 let prompt = &batch.prompts[*r];
                 let input = model.token_text(prompt.tokens[*pos]);
                 let mut push = |kind: &'static str, id: u32, logprob: f32, rank: u32| {
-                    table.push(LogitLensRow { prompt: prompt.id, layer: layer as i32, position: *pos as i32, input_token: input.clone(), kind, token: model.token_text(id), token_id: id, logprob, rank });
+                    table.push(LogitLensRow {
+                        prompt: prompt.id,
+                        layer: layer as i32,
+                        position: *pos as i32,
+                        input_token: input.clone(),
+                        kind,
+                        token: model.token_text(id),
+                        token_id: id,
+                        logprob,
+                        rank,
+                    });
                 };
                 for (&id, &(logprob, rank)) in ids.iter().zip(&stats[i]) {
                     push("target", id, logprob, rank);

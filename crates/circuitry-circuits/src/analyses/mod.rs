@@ -7,6 +7,7 @@
 
 mod causal;
 pub mod decode;
+mod head_circuits;
 
 use circuitry_models::ModelConfig;
 use circuitry_spec::{AnalysisParams, AnalysisSpec};

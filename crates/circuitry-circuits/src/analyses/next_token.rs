@@ -1,15 +1,17 @@
 //! `next_token`: the model's top-k next-token predictions and its loss on the actual next token.
 
+use circuitry_models::ModelConfig;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::burn::tensor::activation::log_softmax;
-use circuitry_models::ModelConfig;
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::NextTokenParams;
 
 use super::decode::{token_stats, top_k};
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
 use crate::refs;
-use crate::table::{TableSink, Rows};
+use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct NextTokenRow {
@@ -43,7 +45,6 @@ impl Kind for NextToken {
         Ok(NextToken { params })
     }
 }
-
 
 impl Analysis for NextToken {
     fn tables(&self) -> Vec<TableDecl> {
@@ -105,7 +106,18 @@ impl Analysis for NextToken {
             let actual = next[i].first().map(|&t| model.token_text(t));
             let loss = stats[i].first().map(|&(lp, _)| -lp);
             for (rank, &(id, logprob)) in tops[i].iter().enumerate() {
-                table.push(NextTokenRow { prompt: prompt.id, position: pos as i32, input_token: input.clone(), rank: rank as u32, token: model.token_text(id), token_id: id, logit: raw[i * v + id as usize], prob: logprob.exp(), actual_next: actual.clone(), loss });
+                table.push(NextTokenRow {
+                    prompt: prompt.id,
+                    position: pos as i32,
+                    input_token: input.clone(),
+                    rank: rank as u32,
+                    token: model.token_text(id),
+                    token_id: id,
+                    logit: raw[i * v + id as usize],
+                    prob: logprob.exp(),
+                    actual_next: actual.clone(),
+                    loss,
+                });
             }
         }
         emit(sink, None, table)

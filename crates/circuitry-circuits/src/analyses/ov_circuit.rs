@@ -5,12 +5,18 @@ use circuitry_models::ModelConfig;
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::OvCircuitParams;
 
-use super::{check_filters, selected};
-use crate::analysis::{Kind, Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
+use super::check_filters;
+use super::head_circuits::{
+    SINGULAR_VALUES, first, push_token_pairs, selected_heads, token_pair_row,
+};
+use crate::analysis::{Analysis, AnalysisError, Kind, ModelContext, Requirements, TableDecl, emit};
 use crate::factored::{BlockOptions, Ranking};
-use crate::table::{TableSink, Rows, Row};
+use crate::table::{Rows, TableSink};
 use crate::weight_circuits::CircuitWeights;
-use crate::weight_circuits::ov::{HeadOvResult, OvScoreRow, OvOptions, SingularValueRow, TokenPair, ov_head, ov_scores_table, push_singular_values};
+use crate::weight_circuits::ov::{
+    HeadOvResult, OvOptions, OvScoreRow, SingularValueRow, ov_head, ov_scores_table,
+    push_singular_values,
+};
 
 crate::table_row! {
     /// A row of the `top_pairs` table.
@@ -26,56 +32,10 @@ crate::table_row! {
     }
 }
 
-/// The token-pair tables of `ov_circuit` and `qk_circuit`: the same columns, described for
-/// each circuit.
-pub(crate) trait TokenPairRow: Row {
-    fn new(layer: usize, head: usize, pair: &TokenPair, src_text: String, dst_text: String) -> Self;
-}
-
-macro_rules! token_pair_row {
-    ($($row:ty),+) => {$(
-        impl TokenPairRow for $row {
-            fn new(layer: usize, head: usize, p: &TokenPair, src_text: String, dst_text: String) -> Self {
-                Self {
-                    layer: layer as i32,
-                    head: head as i32,
-                    rank: p.rank,
-                    src_token: p.src_token,
-                    src_text,
-                    dst_token: p.dst_token,
-                    dst_text,
-                    value: p.value,
-                }
-            }
-        }
-    )+};
-}
-
-token_pair_row!(OvTopPairRow, super::qk_circuit::QkTopPairRow);
-
-/// Builds the rows of a token-pair table for one head.
-pub(crate) fn push_token_pairs<R: TokenPairRow>(
-    t: &mut Rows<R>,
-    model: &ModelContext,
-    layer: usize,
-    head: usize,
-    pairs: &[TokenPair],
-) {
-    for p in pairs {
-        let (src, dst) = (model.token_text(p.src_token), model.token_text(p.dst_token));
-        t.push(R::new(layer, head, p, src, dst));
-    }
-}
-
-/// The first `n` singular values (all when fewer exist).
-pub(crate) fn first(values: &[f64], n: usize) -> &[f64] {
-    &values[..n.min(values.len())]
-}
+token_pair_row!(OvTopPairRow);
 
 const SCORES: TableDecl = TableDecl::main::<OvScoreRow>();
-pub(crate) const TOP_PAIRS: TableDecl = TableDecl::part::<OvTopPairRow>("top_pairs").when("top_k > 0");
-pub(crate) const SINGULAR_VALUES: TableDecl =
-    TableDecl::part::<SingularValueRow>("singular_values").when("singular_values > 0");
+const TOP_PAIRS: TableDecl = TableDecl::part::<OvTopPairRow>("top_pairs").when("top_k > 0");
 
 pub struct OvCircuit {
     params: OvCircuitParams,
@@ -97,20 +57,6 @@ impl Kind for OvCircuit {
         let heads = selected_heads(config, params.layers.as_deref(), params.heads.as_deref());
         Ok(OvCircuit { params, heads })
     }
-}
-
-
-/// Every selected `(layer, head)`, layer-major.
-pub(crate) fn selected_heads(
-    config: &ModelConfig,
-    layers: Option<&[u32]>,
-    heads: Option<&[u32]>,
-) -> Vec<(usize, usize)> {
-    let heads = selected(config.n_heads, heads);
-    selected(config.n_layers, layers)
-        .into_iter()
-        .flat_map(|l| heads.iter().map(move |&h| (l, h)))
-        .collect()
 }
 
 impl Analysis for OvCircuit {

@@ -7,9 +7,13 @@ use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{HeadInput, PathPatchingParams, Receivers, SenderRef, Senders};
 
 use super::causal;
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
-use crate::interventions::path_patching::{HeadInput as LibInput, PathPatchingRow};
-use crate::interventions::{PatchOptions, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
+use crate::interventions::path_patching::PathPatchingRow;
+use crate::interventions::{
+    PatchOptions, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table,
+};
 use crate::table::TableSink;
 
 pub struct PathPatching {
@@ -53,11 +57,7 @@ impl Kind for PathPatching {
                     Ok(Receiver::Head {
                         layer: r.layer as usize,
                         head: r.head as usize,
-                        input: match r.input {
-                            HeadInput::Q => LibInput::Q,
-                            HeadInput::K => LibInput::K,
-                            HeadInput::V => LibInput::V,
-                        },
+                        input: r.input,
                     })
                 })
                 .collect::<Result<_, _>>()?,
@@ -120,7 +120,6 @@ impl Kind for PathPatching {
     }
 }
 
-
 impl Analysis for PathPatching {
     fn tables(&self) -> Vec<TableDecl> {
         Self::TABLES.to_vec()
@@ -141,7 +140,7 @@ impl Analysis for PathPatching {
             self.config = Some(PathPatchingConfig {
                 senders: self.senders.clone(),
                 receivers: self.receivers.clone(),
-                direction: causal::direction(p.direction),
+                direction: p.direction,
                 metric: causal::metric(
                     &p.metric,
                     &p.position,

@@ -7,13 +7,17 @@ use circuitry_spec::AnalysisSpec;
 use circuitry_spec::QkCircuitParams;
 
 use super::check_filters;
-use super::ov_circuit::{first, push_token_pairs, selected_heads};
-use crate::analysis::{Kind, Analysis, AnalysisError, ModelContext, Requirements, TableDecl, emit};
+use super::head_circuits::{
+    SINGULAR_VALUES, first, push_token_pairs, selected_heads, token_pair_row,
+};
+use crate::analysis::{Analysis, AnalysisError, Kind, ModelContext, Requirements, TableDecl, emit};
 use crate::factored::{BlockOptions, Ranking};
-use crate::table::{Table, TableSink, Rows};
+use crate::table::{Rows, Table, TableSink};
 use crate::weight_circuits::CircuitWeights;
 use crate::weight_circuits::ov::{SingularValueRow, push_singular_values};
-use crate::weight_circuits::qk::{HeadQkResult, PositionScore, QkPositionalRow, QkOptions, qk_head, qk_positional_table};
+use crate::weight_circuits::qk::{
+    HeadQkResult, PositionScore, QkOptions, QkPositionalRow, qk_head, qk_positional_table,
+};
 
 crate::table_row! {
     /// A row of the main (per-head) table.
@@ -40,6 +44,8 @@ crate::table_row! {
         value: f64 = "entry of the token-space QK circuit W_E W_Q W_K^T W_E^T (unscaled attention score; no norm, biases or rotary)",
     }
 }
+
+token_pair_row!(QkTopPairRow);
 
 /// The fraction of query positions `q >= 1` whose best causal key is `q - 1`; `None` with fewer
 /// than two positions. `scores` holds every causal entry, query-major, as
@@ -70,9 +76,8 @@ fn norm(singular_values: &[f64]) -> f64 {
 
 const SCORES: TableDecl = TableDecl::main::<QkScoreRow>();
 const TOP_PAIRS: TableDecl = TableDecl::part::<QkTopPairRow>("top_pairs").when("top_k > 0");
-const POSITIONAL: TableDecl = TableDecl::part::<QkPositionalRow>("positional")
-    .when("learned positions, max_positions > 0");
-const SINGULAR_VALUES: TableDecl = super::ov_circuit::SINGULAR_VALUES;
+const POSITIONAL: TableDecl =
+    TableDecl::part::<QkPositionalRow>("positional").when("learned positions, max_positions > 0");
 
 pub struct QkCircuit {
     params: QkCircuitParams,
@@ -112,7 +117,14 @@ impl QkCircuit {
             } else {
                 None
             };
-            t.push(QkScoreRow { layer: r.layer as i32, head: r.head as i32, frobenius_norm: norm(&r.singular_values), top_singular_value: r.singular_values.first().copied().unwrap_or(0.0), full_frobenius_norm: norm(&r.full_singular_values), positional_previous_token: positional });
+            t.push(QkScoreRow {
+                layer: r.layer as i32,
+                head: r.head as i32,
+                frobenius_norm: norm(&r.singular_values),
+                top_singular_value: r.singular_values.first().copied().unwrap_or(0.0),
+                full_frobenius_norm: norm(&r.full_singular_values),
+                positional_previous_token: positional,
+            });
         }
         t.into_table()
     }

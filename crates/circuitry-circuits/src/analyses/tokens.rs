@@ -4,8 +4,10 @@ use circuitry_models::ModelConfig;
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::TokensParams;
 
-use crate::analysis::{Kind, Analysis, AnalysisError, BatchContext, ModelContext, Requirements, TableDecl, emit};
-use crate::table::{TableSink, Rows};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+};
+use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct TokenRow {
@@ -37,7 +39,6 @@ impl Kind for Tokens {
     }
 }
 
-
 impl Analysis for Tokens {
     fn tables(&self) -> Vec<TableDecl> {
         Self::TABLES.to_vec()
@@ -68,7 +69,15 @@ impl Analysis for Tokens {
                     .map(|(n, _)| n.as_str())
                     .collect();
                 let corrupt_id = corrupt.map(|c| c[pos]);
-                table.push(TokenRow { prompt: prompt.id, position: pos as i32, token_id: id, token: model.token_text(id), position_name: (!names.is_empty()).then(|| names.join(",")), corrupt_token_id: corrupt_id, corrupt_token: corrupt_id.map(|c| model.token_text(c)) });
+                table.push(TokenRow {
+                    prompt: prompt.id,
+                    position: pos as i32,
+                    token_id: id,
+                    token: model.token_text(id),
+                    position_name: (!names.is_empty()).then(|| names.join(",")),
+                    corrupt_token_id: corrupt_id,
+                    corrupt_token: corrupt_id.map(|c| model.token_text(c)),
+                });
             }
         }
         emit(sink, None, table)

@@ -26,7 +26,9 @@ use circuitry_models::{ActivationCache, HookKind, HookPoint, HookTensor, TokenBa
 
 use super::engine::{CapturedRun, PatchOptions, PatchTarget, PatchUnit, patch_units};
 use super::metric::{Metric, logits_at};
-use super::{InterventionError, Padding, PositionSel, Result, check_hook, make_batch, token_rows};
+use super::{
+    InterventionError, Padding, PromptPositions, Result, check_hook, make_batch, token_rows,
+};
 use crate::table::{Rows, Table};
 
 /// A model component that can be ablated.
@@ -71,7 +73,7 @@ impl Component {
         }
     }
 
-    pub fn target(self, positions: &PositionSel) -> PatchTarget {
+    pub fn target(self, positions: &PromptPositions) -> PatchTarget {
         let (heads, features) = match self {
             Component::Head { head, .. } => (Some(vec![head]), None),
             Component::Neuron { neuron, .. } => (None, Some(vec![neuron])),
@@ -122,25 +124,25 @@ impl fmt::Display for Component {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AblationUnit {
     pub components: Vec<Component>,
-    pub positions: PositionSel,
+    pub positions: PromptPositions,
 }
 
 impl AblationUnit {
     pub fn new(component: Component) -> AblationUnit {
         AblationUnit {
             components: vec![component],
-            positions: PositionSel::All,
+            positions: PromptPositions::All,
         }
     }
 
     pub fn group(components: Vec<Component>) -> AblationUnit {
         AblationUnit {
             components,
-            positions: PositionSel::All,
+            positions: PromptPositions::All,
         }
     }
 
-    pub fn at(mut self, positions: PositionSel) -> AblationUnit {
+    pub fn at(mut self, positions: PromptPositions) -> AblationUnit {
         self.positions = positions;
         self
     }
@@ -153,7 +155,7 @@ impl AblationUnit {
             .map(|c| c.to_string())
             .collect::<Vec<_>>()
             .join("+");
-        if self.positions != PositionSel::All {
+        if self.positions != PromptPositions::All {
             s.push('@');
             s.push_str(&self.positions.to_string());
         }
@@ -192,7 +194,7 @@ impl AblationUnit {
         (0..model.config.n_layers)
             .flat_map(|layer| {
                 (0..max_len).map(move |i| {
-                    AblationUnit::new(Component::Resid { layer }).at(PositionSel::Index(i))
+                    AblationUnit::new(Component::Resid { layer }).at(PromptPositions::Index(i))
                 })
             })
             .collect()
@@ -209,16 +211,7 @@ impl AblationUnit {
     }
 }
 
-/// What the mean of a mean ablation is taken over.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum MeanOver {
-    /// Over prompts, separately at each token index. Positions beyond the longest prompt of the
-    /// mean dataset use the mean over every position.
-    #[default]
-    Prompts,
-    /// Over prompts and positions: one vector per component.
-    PromptsAndPositions,
-}
+pub use circuitry_vocab::MeanOver;
 
 #[derive(Clone, Debug)]
 struct PosSums {

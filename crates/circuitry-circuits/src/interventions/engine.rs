@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{
-    ActivationCache, Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention, Output,
-    Positions, Selection, Span, TokenBatch, Transformer,
+    ActivationCache, BatchPositions, Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention,
+    Output, Selection, Span, TokenBatch, Transformer,
 };
 
 use super::metric::ResolvedMetric;
 use super::suffix::{self, KvCache};
-use super::{InterventionError, PositionSel, Result, check_hook};
+use super::{InterventionError, PromptPositions, Result, check_hook};
 
 /// One forward pass of a batch, with the residual stream before every block and after the last
 /// one kept for later passes to start from, and the requested hooks captured.
@@ -82,7 +82,7 @@ pub struct PatchTarget {
     /// Entries of the last axis (neurons of `mlp.hook_post`, residual directions); `None`: all.
     pub features: Option<Vec<usize>>,
     /// Positions (for attention patterns and scores, query positions).
-    pub positions: PositionSel,
+    pub positions: PromptPositions,
 }
 
 impl PatchTarget {
@@ -91,7 +91,7 @@ impl PatchTarget {
             hook,
             heads: None,
             features: None,
-            positions: PositionSel::All,
+            positions: PromptPositions::All,
         }
     }
     pub fn head(hook: HookPoint, head: usize) -> PatchTarget {
@@ -100,7 +100,7 @@ impl PatchTarget {
             ..PatchTarget::new(hook)
         }
     }
-    pub fn at(mut self, positions: PositionSel) -> PatchTarget {
+    pub fn at(mut self, positions: PromptPositions) -> PatchTarget {
         self.positions = positions;
         self
     }
@@ -270,7 +270,7 @@ pub(crate) fn unit_edits(
                 if g.rows.last() != Some(&r) {
                     g.rows.push(r);
                 }
-                g.all_positions &= t.positions == PositionSel::All;
+                g.all_positions &= t.positions == PromptPositions::All;
                 g.per_row
                     .entry(r)
                     .or_default()
@@ -293,13 +293,13 @@ pub(crate) fn unit_edits(
             }
         };
         let positions = if g.all_positions {
-            Positions::All
+            BatchPositions::All
         } else {
             let mut per_row = vec![Vec::new(); k * p];
             for (r, slots) in g.per_row {
                 per_row[r] = slots;
             }
-            Positions::PerRow(per_row)
+            BatchPositions::PerRow(per_row)
         };
         let rows = (g.rows.len() < k * p).then_some(g.rows);
         edits.push(Edit::new(

@@ -53,7 +53,7 @@ impl fmt::Display for TokenRef {
 
 /// Where the metric reads the logits (the prediction made at that token).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub enum PositionRef {
+pub enum MetricPosition {
     /// The prompt's last token.
     #[default]
     Last,
@@ -65,12 +65,12 @@ pub enum PositionRef {
     FromEnd(usize),
 }
 
-impl PositionRef {
+impl MetricPosition {
     pub fn resolve(&self, prompt: &Prompt) -> Result<usize> {
         let i = match self {
-            PositionRef::Last => return Ok(prompt.len() - 1),
-            PositionRef::Index(i) => *i,
-            PositionRef::FromEnd(k) => {
+            MetricPosition::Last => return Ok(prompt.len() - 1),
+            MetricPosition::Index(i) => *i,
+            MetricPosition::FromEnd(k) => {
                 if *k == 0 || *k > prompt.len() {
                     return Err(InterventionError::Config(format!(
                         "prompt {}: position -{k} is before the first of its {} tokens",
@@ -80,7 +80,7 @@ impl PositionRef {
                 }
                 prompt.len() - k
             }
-            PositionRef::Named(name) => {
+            MetricPosition::Named(name) => {
                 prompt
                     .position(name)
                     .ok_or_else(|| InterventionError::MissingPosition {
@@ -101,13 +101,13 @@ impl PositionRef {
     }
 }
 
-impl fmt::Display for PositionRef {
+impl fmt::Display for MetricPosition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PositionRef::Last => f.write_str("last"),
-            PositionRef::Named(n) => f.write_str(n),
-            PositionRef::Index(i) => write!(f, "{i}"),
-            PositionRef::FromEnd(k) => write!(f, "-{k}"),
+            MetricPosition::Last => f.write_str("last"),
+            MetricPosition::Named(n) => f.write_str(n),
+            MetricPosition::Index(i) => write!(f, "{i}"),
+            MetricPosition::FromEnd(k) => write!(f, "-{k}"),
         }
     }
 }
@@ -148,7 +148,7 @@ pub enum MetricKind {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Metric {
     pub kind: MetricKind,
-    pub position: PositionRef,
+    pub position: MetricPosition,
 }
 
 impl Metric {
@@ -160,7 +160,7 @@ impl Metric {
                 correct: TokenRef::Answer(correct.to_string()),
                 incorrect: TokenRef::Answer(incorrect.to_string()),
             },
-            position: PositionRef::Named(position.to_string()),
+            position: MetricPosition::Named(position.to_string()),
         }
     }
 
@@ -171,11 +171,11 @@ impl Metric {
                 correct: TokenRef::Id(a),
                 incorrect: TokenRef::Id(b),
             },
-            position: PositionRef::Last,
+            position: MetricPosition::Last,
         }
     }
 
-    pub fn new(kind: MetricKind, position: PositionRef) -> Metric {
+    pub fn new(kind: MetricKind, position: MetricPosition) -> Metric {
         Metric { kind, position }
     }
 
@@ -520,19 +520,19 @@ mod tests {
                 correct: TokenRef::Answer("A".into()),
                 incorrect: TokenRef::Answer("B".into()),
             },
-            PositionRef::Last,
+            MetricPosition::Last,
         ));
         assert!(close(&ld, &[1.0, 1.0]), "{ld:?}");
         // named position `mid` = token 1: row 0 slot 1, row 1 slot 2 (left padding)
         let lg = eval(Metric::new(
             MetricKind::Logit(TokenRef::Id(2)),
-            PositionRef::Named("mid".into()),
+            MetricPosition::Named("mid".into()),
         ));
         assert!(close(&lg, &[0.0, 0.0]), "{lg:?}");
         let lse = |v: [f32; 3]| v.iter().map(|x| x.exp()).sum::<f32>().ln();
         let lp = eval(Metric::new(
             MetricKind::LogProb(TokenRef::Id(0)),
-            PositionRef::Last,
+            MetricPosition::Last,
         ));
         assert!(
             close(
@@ -543,16 +543,16 @@ mod tests {
         );
         let p = eval(Metric::new(
             MetricKind::Prob(TokenRef::Id(0)),
-            PositionRef::Last,
+            MetricPosition::Last,
         ));
         assert!(close(&p, &[lp[0].exp(), lp[1].exp()]));
         // loss: row 0 predicts 1 at slot 0 and 2 at slot 1; row 1 predicts 1 at slot 1
-        let loss = eval(Metric::new(MetricKind::Loss, PositionRef::Last));
+        let loss = eval(Metric::new(MetricKind::Loss, MetricPosition::Last));
         let want0 = ((lse([0.0, 1.0, 2.0]) - 1.0) + (lse([1.0, 0.5, 0.0]) - 0.0)) / 2.0;
         let want1 = lse([0.0, 2.0, 4.0]) - 2.0;
         assert!(close(&loss, &[want0, want1]), "{loss:?} vs {want0} {want1}");
         // KL of a distribution from itself is 0, from another is positive
-        let m = Metric::new(MetricKind::Kl, PositionRef::Last);
+        let m = Metric::new(MetricKind::Kl, MetricPosition::Last);
         let r = m.resolve(&prompts, &batch, 3).unwrap();
         let (slots, s) = r.slots();
         let reference = select_slots(logits.clone(), slots, s);
@@ -567,7 +567,7 @@ mod tests {
             bad,
             Err(InterventionError::MissingPosition { .. })
         ));
-        let bad = Metric::new(MetricKind::Logit(TokenRef::Id(7)), PositionRef::Last)
+        let bad = Metric::new(MetricKind::Logit(TokenRef::Id(7)), MetricPosition::Last)
             .resolve(&prompts, &batch, 3);
         assert!(matches!(
             bad,

@@ -50,7 +50,7 @@ pub use attribution::{
     AttributionConfig, AttributionResult, attribution_patching, attribution_table,
 };
 pub use eap::{CircuitSelection, EapConfig, EapScores, Edge, Node, ReceiverInput, eap, eap_ig};
-pub use metric::{Metric, MetricKind, PositionRef, ResolvedMetric, TokenRef, normalized};
+pub use metric::{Metric, MetricKind, MetricPosition, ResolvedMetric, TokenRef, normalized};
 pub use patching::{
     CapturedRun, HeadSweep, PatchOptions, PatchResult, PatchTarget, PatchUnit, PatchingConfig,
     PatchingSummary, PositionSweep, activation_patching, patch_units, patching_summary_table,
@@ -124,54 +124,11 @@ impl Default for Padding {
     }
 }
 
-/// Which way activations flow in a patching experiment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Direction {
-    /// Clean activations patched into the corrupt run (does the component restore the clean
-    /// behaviour? "sufficiency"). Source: clean; destination: corrupt.
-    #[default]
-    Denoising,
-    /// Corrupt activations patched into the clean run (does corrupting the component break the
-    /// clean behaviour? "necessity"). Source: corrupt; destination: clean.
-    Noising,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Denoising => "denoising",
-            Direction::Noising => "noising",
-        }
-    }
-
-    /// Whether the source run is the clean one.
-    pub fn source_is_clean(self) -> bool {
-        self == Direction::Denoising
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Direction {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "denoising" | "denoise" => Ok(Direction::Denoising),
-            "noising" | "noise" => Ok(Direction::Noising),
-            other => Err(format!(
-                "unknown patching direction `{other}`; expected denoising or noising"
-            )),
-        }
-    }
-}
+pub use circuitry_vocab::Direction;
 
 /// The positions one patch or ablation touches, in every prompt of a batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PositionSel {
+pub enum PromptPositions {
     /// Every (real) position of the prompt.
     #[default]
     All,
@@ -185,17 +142,17 @@ pub enum PositionSel {
     FromEnd(usize),
 }
 
-impl PositionSel {
+impl PromptPositions {
     /// The token indices this selection covers in `prompt`, or `None` when it does not apply.
     pub fn token_indices(&self, prompt: &Prompt) -> Option<Vec<usize>> {
         match self {
-            PositionSel::All => Some((0..prompt.len()).collect()),
-            PositionSel::Index(i) => (*i < prompt.len()).then(|| vec![*i]),
-            PositionSel::Named(name) => prompt
+            PromptPositions::All => Some((0..prompt.len()).collect()),
+            PromptPositions::Index(i) => (*i < prompt.len()).then(|| vec![*i]),
+            PromptPositions::Named(name) => prompt
                 .position(name)
                 .filter(|&i| i < prompt.len())
                 .map(|i| vec![i]),
-            PositionSel::FromEnd(k) => {
+            PromptPositions::FromEnd(k) => {
                 (*k >= 1 && *k <= prompt.len()).then(|| vec![prompt.len() - k])
             }
         }
@@ -204,30 +161,30 @@ impl PositionSel {
     /// The `position` column: the token index in `prompt` (`None` for all positions).
     pub fn column(&self, prompt: &Prompt) -> Option<i32> {
         match self {
-            PositionSel::All => None,
-            PositionSel::Index(i) => Some(*i as i32),
-            PositionSel::Named(name) => prompt.position(name).map(|i| i as i32),
-            PositionSel::FromEnd(k) => prompt.len().checked_sub(*k).map(|i| i as i32),
+            PromptPositions::All => None,
+            PromptPositions::Index(i) => Some(*i as i32),
+            PromptPositions::Named(name) => prompt.position(name).map(|i| i as i32),
+            PromptPositions::FromEnd(k) => prompt.len().checked_sub(*k).map(|i| i as i32),
         }
     }
 
-    /// The `position_name` column: the name, or `-k` for [`PositionSel::FromEnd`].
+    /// The `position_name` column: the name, or `-k` for [`PromptPositions::FromEnd`].
     pub fn name(&self) -> Option<String> {
         match self {
-            PositionSel::Named(n) => Some(n.clone()),
-            PositionSel::FromEnd(k) => Some(format!("-{k}")),
+            PromptPositions::Named(n) => Some(n.clone()),
+            PromptPositions::FromEnd(k) => Some(format!("-{k}")),
             _ => None,
         }
     }
 }
 
-impl fmt::Display for PositionSel {
+impl fmt::Display for PromptPositions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PositionSel::All => f.write_str("all"),
-            PositionSel::Index(i) => write!(f, "{i}"),
-            PositionSel::Named(n) => f.write_str(n),
-            PositionSel::FromEnd(k) => write!(f, "-{k}"),
+            PromptPositions::All => f.write_str("all"),
+            PromptPositions::Index(i) => write!(f, "{i}"),
+            PromptPositions::Named(n) => f.write_str(n),
+            PromptPositions::FromEnd(k) => write!(f, "-{k}"),
         }
     }
 }

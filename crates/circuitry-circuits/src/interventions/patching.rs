@@ -25,7 +25,7 @@ use circuitry_models::{HookKind, HookPoint, HookTensor, Transformer};
 pub use super::engine::{CapturedRun, PatchOptions, PatchTarget, PatchUnit, patch_units};
 use super::metric::{Metric, ResolvedMetric, logits_at, normalized};
 use super::{
-    Direction, InterventionError, Padding, PositionSel, Result, check_hook, check_pairs,
+    Direction, InterventionError, Padding, PromptPositions, Result, check_hook, check_pairs,
     head_count, is_per_head, make_batch, token_rows,
 };
 use crate::table::{Rows, Table};
@@ -43,32 +43,22 @@ pub enum PositionSweep {
     /// Each of these named positions separately (`IO`, `S1`, `S2`, `END`...).
     Named(Vec<String>),
     /// Each of these selections separately (indices, names and positions from the end mixed).
-    List(Vec<PositionSel>),
+    List(Vec<PromptPositions>),
 }
 
 impl PositionSweep {
-    pub fn selections(&self, max_len: usize) -> Vec<PositionSel> {
+    pub fn selections(&self, max_len: usize) -> Vec<PromptPositions> {
         match self {
-            PositionSweep::All => vec![PositionSel::All],
-            PositionSweep::Each => (0..max_len).map(PositionSel::Index).collect(),
-            PositionSweep::Indices(v) => v.iter().copied().map(PositionSel::Index).collect(),
-            PositionSweep::Named(v) => v.iter().cloned().map(PositionSel::Named).collect(),
+            PositionSweep::All => vec![PromptPositions::All],
+            PositionSweep::Each => (0..max_len).map(PromptPositions::Index).collect(),
+            PositionSweep::Indices(v) => v.iter().copied().map(PromptPositions::Index).collect(),
+            PositionSweep::Named(v) => v.iter().cloned().map(PromptPositions::Named).collect(),
             PositionSweep::List(v) => v.clone(),
         }
     }
 }
 
-/// Which heads a sweep over a per-head site patches.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum HeadSweep {
-    /// Every head separately.
-    #[default]
-    Each,
-    /// All heads of the layer together.
-    All,
-    /// Each of these heads separately.
-    List(Vec<usize>),
-}
+pub use circuitry_vocab::HeadSweep;
 
 /// An activation-patching sweep.
 #[derive(Clone, Debug, PartialEq)]
@@ -240,13 +230,13 @@ pub fn activation_patching(
         (_, false) | (HeadSweep::All, true) => vec![None],
         (HeadSweep::Each, true) => (0..n_heads).map(Some).collect(),
         (HeadSweep::List(list), true) => {
-            if let Some(&h) = list.iter().find(|&&h| h >= n_heads) {
+            if let Some(&h) = list.iter().find(|&&h| h as usize >= n_heads) {
                 return Err(InterventionError::Config(format!(
                     "head {h} is out of range: `{}` has {n_heads} heads",
                     cfg.site.suffix()
                 )));
             }
-            list.iter().copied().map(Some).collect()
+            list.iter().map(|&h| Some(h as usize)).collect()
         }
     };
     let mut units = Vec::new();

@@ -77,30 +77,7 @@ impl fmt::Display for Sender {
     }
 }
 
-/// Which input of a receiving head is patched.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum HeadInput {
-    Q,
-    K,
-    V,
-}
-
-impl HeadInput {
-    pub fn hook_kind(self) -> HookKind {
-        match self {
-            HeadInput::Q => HookKind::Q,
-            HeadInput::K => HookKind::K,
-            HeadInput::V => HookKind::V,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HeadInput::Q => "q",
-            HeadInput::K => "k",
-            HeadInput::V => "v",
-        }
-    }
-}
+pub use circuitry_vocab::HeadInput;
 
 /// Where the patched path ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -266,7 +243,7 @@ pub fn path_patching(
         cfg.receivers.iter().fold(BTreeMap::new(), |mut m, r| {
             if let Receiver::Head { layer, head, input } = *r {
                 let heads: &mut Vec<usize> = m
-                    .entry(HookPoint::layer(layer, input.hook_kind()))
+                    .entry(HookPoint::layer(layer, HookKind::from(input)))
                     .or_default();
                 if !heads.contains(&head) {
                     heads.push(head);

@@ -5,9 +5,11 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use circuitry_vocab::MeanOver;
+
 use super::AnalysisKind;
-use super::activation_patching::{PatchPositions, check_metric, check_patch_positions, last};
-use crate::refs::{Metric, PositionRef};
+use super::activation_patching::{PositionSweepSpec, check_metric, check_patch_positions, last};
+use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
 /// The metric with each component knocked out: replaced by zero, by its mean over a reference
@@ -32,7 +34,7 @@ pub struct AblationParams {
     /// How the activation is replaced: "zero", "mean" (the mean over the `reference` dataset) or
     /// "resample" (the activation of another prompt of the dataset).
     #[serde(default = "zero")]
-    pub method: AblationMethod,
+    pub method: AblationMethodSpec,
     /// For `method = "mean"`: the `[datasets.*]` entry whose mean activations replace the
     /// ablated ones. Default: the analysis's own dataset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,13 +58,13 @@ pub struct AblationParams {
     /// Which positions one ablation covers: "all" (every position together, the default),
     /// "each" (one ablation per token index) or a list of positions, each ablated separately.
     #[serde(default)]
-    pub positions: PatchPositions,
+    pub positions: PositionSweepSpec,
     /// What is measured, e.g. { logit_diff = ["IO", "S"] } or "loss". Ablation has no corrupt
     /// run to normalize against, so `normalize` must be false.
-    pub metric: Metric,
+    pub metric: MetricSpec,
     /// The position whose next-token prediction the metric reads. Ignored by the loss metric.
     #[serde(default = "last")]
-    pub position: PositionRef,
+    pub position: PositionSpec,
     /// For `method = "resample"`: the seed of the donor permutation. Default: derived from the
     /// experiment's `seed` and the analysis's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,8 +75,8 @@ fn heads() -> AblationUnits {
     AblationUnits::Heads
 }
 
-fn zero() -> AblationMethod {
-    AblationMethod::Zero
+fn zero() -> AblationMethodSpec {
+    AblationMethodSpec::Zero
 }
 
 /// What an ablation sweep knocks out.
@@ -104,8 +106,10 @@ impl fmt::Display for AblationUnits {
 
 /// How ablated activations are replaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AblationMethod {
+#[serde(rename_all = "snake_case", rename = "AblationMethod")]
+// The method's name as written; `circuitry_circuits::interventions::AblationMethod` carries the
+// resolved means or donor seed.
+pub enum AblationMethodSpec {
     /// By zeros.
     Zero,
     /// By the mean activation over the reference dataset.
@@ -114,25 +118,14 @@ pub enum AblationMethod {
     Resample,
 }
 
-impl fmt::Display for AblationMethod {
+impl fmt::Display for AblationMethodSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            AblationMethod::Zero => "zero",
-            AblationMethod::Mean => "mean",
-            AblationMethod::Resample => "resample",
+            AblationMethodSpec::Zero => "zero",
+            AblationMethodSpec::Mean => "mean",
+            AblationMethodSpec::Resample => "resample",
         })
     }
-}
-
-/// What the mean of a mean ablation is taken over.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MeanOver {
-    /// Over prompts, separately at each token index (default).
-    #[default]
-    Prompts,
-    /// Over prompts and positions: one mean per component.
-    PromptsAndPositions,
 }
 
 impl AnalysisKind for AblationParams {
@@ -155,7 +148,7 @@ impl AnalysisKind for AblationParams {
         if let Some(reference) = &self.reference {
             c.dataset_reference("reference", reference);
         }
-        if self.method != AblationMethod::Resample && self.seed.is_some() {
+        if self.method != AblationMethodSpec::Resample && self.seed.is_some() {
             c.error(
                 "seed",
                 format!(
@@ -165,7 +158,7 @@ impl AnalysisKind for AblationParams {
             )
             .hint = Some("set method = \"resample\", or remove `seed`".into());
         }
-        if self.method != AblationMethod::Mean {
+        if self.method != AblationMethodSpec::Mean {
             if self.reference.is_some() {
                 c.error(
                     "reference",
@@ -201,7 +194,7 @@ impl AnalysisKind for AblationParams {
     }
 
     fn resolve(&mut self, derived_seed: u64) {
-        if self.method == AblationMethod::Resample {
+        if self.method == AblationMethodSpec::Resample {
             self.seed.get_or_insert(derived_seed);
         }
     }

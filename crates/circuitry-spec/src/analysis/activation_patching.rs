@@ -1,6 +1,6 @@
 //! `kind = "activation_patching"`, and the types the causal-intervention kinds share: patching
 //! sites ([`Site`]), the direction of a patch ([`Direction`]), which positions a sweep patches
-//! ([`PatchPositions`]) and which heads ([`HeadSweep`]).
+//! ([`PositionSweepSpec`]) and which heads ([`HeadSweep`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -9,8 +9,10 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use circuitry_vocab::{Direction, HeadSweep, Site};
+
 use super::AnalysisKind;
-use crate::refs::{Measure, Metric, PositionRef};
+use crate::refs::{Measure, MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
 /// Activation patching: each component's activation copied from one run of a clean/corrupt pair
@@ -45,7 +47,7 @@ pub struct ActivationPatchingParams {
     /// "each" (one patch per token index) or a list of positions (named like "S2" or "END",
     /// "first", "last", or token indices), each patched separately.
     #[serde(default)]
-    pub positions: PatchPositions,
+    pub positions: PositionSweepSpec,
     /// "denoising" (clean activations into the corrupt run, the default) or "noising" (corrupt
     /// activations into the clean run).
     #[serde(default = "denoising")]
@@ -53,11 +55,11 @@ pub struct ActivationPatchingParams {
     /// What is measured on the patched run, e.g. { logit_diff = ["IO", "S"] }. The table
     /// always has the raw metric and the normalized one, (patched - corrupt) / (clean - corrupt);
     /// `normalize` makes no difference here.
-    pub metric: Metric,
+    pub metric: MetricSpec,
     /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
     /// loss metric, which averages over every position.
     #[serde(default = "last")]
-    pub position: PositionRef,
+    pub position: PositionSpec,
     /// Also write `<name>.summary.parquet`: per patch, the means over prompts of the metrics and
     /// the normalized mean.
     #[serde(default = "yes")]
@@ -72,8 +74,8 @@ fn denoising() -> Direction {
     Direction::Denoising
 }
 
-pub(super) fn last() -> PositionRef {
-    PositionRef::Last
+pub(super) fn last() -> PositionSpec {
+    PositionSpec::Last
 }
 
 fn yes() -> bool {
@@ -102,7 +104,7 @@ impl AnalysisKind for ActivationPatchingParams {
 }
 
 /// Checks a metric and the position it is read at.
-pub(super) fn check_metric(c: &mut Checker<'_, '_>, metric: &Metric, position: &PositionRef) {
+pub(super) fn check_metric(c: &mut Checker<'_, '_>, metric: &MetricSpec, position: &PositionSpec) {
     c.metric("metric", metric);
     if metric.measure != Measure::Loss {
         c.position("position", position);
@@ -110,8 +112,8 @@ pub(super) fn check_metric(c: &mut Checker<'_, '_>, metric: &Metric, position: &
 }
 
 /// Checks the positions of a patching or ablation sweep.
-pub(super) fn check_patch_positions(c: &mut Checker<'_, '_>, key: &str, p: &PatchPositions) {
-    if let PatchPositions::List(items) = p {
+pub(super) fn check_patch_positions(c: &mut Checker<'_, '_>, key: &str, p: &PositionSweepSpec) {
+    if let PositionSweepSpec::List(items) = p {
         for (i, item) in items.iter().enumerate() {
             c.position(&format!("{key}.{i}"), item);
         }
@@ -137,129 +139,28 @@ pub(super) fn require_corrupt(c: &mut Checker<'_, '_>, kind: &str) {
     );
 }
 
-/// A hook site of every layer that an intervention patches or attributes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Site {
-    /// The residual stream before the block (`blocks.L.hook_resid_pre`).
-    ResidPre,
-    /// The residual stream between attention and MLP (`blocks.L.hook_resid_mid`; not in
-    /// attention-only models).
-    ResidMid,
-    /// The residual stream after the block (`blocks.L.hook_resid_post`).
-    ResidPost,
-    /// The attention layer's output (`blocks.L.hook_attn_out`).
-    AttnOut,
-    /// The MLP's output (`blocks.L.hook_mlp_out`; not in attention-only models).
-    MlpOut,
-    /// Each head's attention-weighted values (`blocks.L.attn.hook_z`).
-    Z,
-    /// Each head's queries (`blocks.L.attn.hook_q`).
-    Q,
-    /// Each key/value head's keys (`blocks.L.attn.hook_k`).
-    K,
-    /// Each key/value head's values (`blocks.L.attn.hook_v`).
-    V,
-    /// Each head's attention pattern (`blocks.L.attn.hook_pattern`; positions are query
-    /// positions).
-    Pattern,
-    /// Each head's output in the residual stream (`blocks.L.attn.hook_result`).
-    Result,
-}
-
-impl Site {
-    /// Every site, in listing order.
-    pub const ALL: [Site; 11] = [
-        Site::ResidPre,
-        Site::ResidMid,
-        Site::ResidPost,
-        Site::AttnOut,
-        Site::MlpOut,
-        Site::Z,
-        Site::Q,
-        Site::K,
-        Site::V,
-        Site::Pattern,
-        Site::Result,
-    ];
-
-    /// The name written in experiment files and tables (`resid_pre`, `z`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Site::ResidPre => "resid_pre",
-            Site::ResidMid => "resid_mid",
-            Site::ResidPost => "resid_post",
-            Site::AttnOut => "attn_out",
-            Site::MlpOut => "mlp_out",
-            Site::Z => "z",
-            Site::Q => "q",
-            Site::K => "k",
-            Site::V => "v",
-            Site::Pattern => "pattern",
-            Site::Result => "result",
-        }
-    }
-
-    /// Whether the site has a head axis.
-    pub fn has_heads(self) -> bool {
-        matches!(
-            self,
-            Site::Z | Site::Q | Site::K | Site::V | Site::Pattern | Site::Result
-        )
-    }
-
-    /// Whether the site exists only in models with MLPs.
-    pub fn needs_mlp(self) -> bool {
-        matches!(self, Site::ResidMid | Site::MlpOut)
-    }
-}
-
-impl fmt::Display for Site {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Which way activations flow between the clean and the corrupt run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Clean activations into the corrupt run: does the component restore the clean behaviour?
-    Denoising,
-    /// Corrupt activations into the clean run: does corrupting the component break it?
-    Noising,
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Direction::Denoising => "denoising",
-            Direction::Noising => "noising",
-        })
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
-// PatchPositions
+// PositionSweepSpec
 
 /// Which positions the patches (or ablations) of a sweep cover.
+// As written; resolved to `circuitry_circuits::interventions::PositionSweep`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub enum PatchPositions {
+pub enum PositionSweepSpec {
     /// `"all"`: every position of the prompt, in one patch.
     #[default]
     All,
     /// `"each"`: one patch per token index (up to the longest prompt).
     Each,
     /// One patch per listed position.
-    List(Vec<PositionRef>),
+    List(Vec<PositionSpec>),
 }
 
-impl Serialize for PatchPositions {
+impl Serialize for PositionSweepSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            PatchPositions::All => s.serialize_str("all"),
-            PatchPositions::Each => s.serialize_str("each"),
-            PatchPositions::List(l) => l.serialize(s),
+            PositionSweepSpec::All => s.serialize_str("all"),
+            PositionSweepSpec::Each => s.serialize_str("each"),
+            PositionSweepSpec::List(l) => l.serialize(s),
         }
     }
 }
@@ -267,34 +168,34 @@ impl Serialize for PatchPositions {
 struct PatchPositionsVisitor;
 
 impl<'de> Visitor<'de> for PatchPositionsVisitor {
-    type Value = PatchPositions;
+    type Value = PositionSweepSpec;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"all\", \"each\", a position or a list of positions")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<PatchPositions, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PositionSweepSpec, E> {
         match v {
-            "all" => Ok(PatchPositions::All),
-            "each" => Ok(PatchPositions::Each),
-            _ => PositionRef::deserialize(de::value::StrDeserializer::<E>::new(v))
-                .map(|p| PatchPositions::List(vec![p])),
+            "all" => Ok(PositionSweepSpec::All),
+            "each" => Ok(PositionSweepSpec::Each),
+            _ => PositionSpec::deserialize(de::value::StrDeserializer::<E>::new(v))
+                .map(|p| PositionSweepSpec::List(vec![p])),
         }
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PatchPositions, E> {
-        Ok(PatchPositions::List(vec![PositionRef::Index(v)]))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositionSweepSpec, E> {
+        Ok(PositionSweepSpec::List(vec![PositionSpec::Index(v)]))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PatchPositions, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositionSweepSpec, E> {
         i64::try_from(v)
-            .map(|i| PatchPositions::List(vec![PositionRef::Index(i)]))
+            .map(|i| PositionSweepSpec::List(vec![PositionSpec::Index(i)]))
             .map_err(|_| E::custom("position index out of range"))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PatchPositions, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PositionSweepSpec, A::Error> {
         let mut list = Vec::new();
-        while let Some(p) = seq.next_element::<PositionRef>()? {
+        while let Some(p) = seq.next_element::<PositionSpec>()? {
             list.push(p);
         }
         if list.is_empty() {
@@ -302,23 +203,23 @@ impl<'de> Visitor<'de> for PatchPositionsVisitor {
                 "an empty list selects no position; write \"all\", \"each\" or list at least one",
             ));
         }
-        Ok(PatchPositions::List(list))
+        Ok(PositionSweepSpec::List(list))
     }
 }
 
-impl<'de> Deserialize<'de> for PatchPositions {
+impl<'de> Deserialize<'de> for PositionSweepSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(PatchPositionsVisitor)
     }
 }
 
-impl JsonSchema for PatchPositions {
+impl JsonSchema for PositionSweepSpec {
     fn schema_name() -> Cow<'static, str> {
         "PatchPositions".into()
     }
 
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let one = g.subschema_for::<PositionRef>();
+        let one = g.subschema_for::<PositionSpec>();
         json_schema!({
             "title": "patch positions",
             "description": "Which positions one patch covers: \"all\" (every position, together), \"each\" (one patch per token index) or a list of positions, each patched separately.",
@@ -326,96 +227,6 @@ impl JsonSchema for PatchPositions {
                 { "enum": ["all", "each"] },
                 one,
                 { "type": "array", "items": one, "minItems": 1 }
-            ]
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HeadSweep
-
-/// Which heads the patches of a per-head sweep cover.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub enum HeadSweep {
-    /// `"each"`: every head separately.
-    #[default]
-    Each,
-    /// `"all"`: all heads of a layer in one patch.
-    All,
-    /// Each listed head separately.
-    List(Vec<u32>),
-}
-
-impl Serialize for HeadSweep {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            HeadSweep::Each => s.serialize_str("each"),
-            HeadSweep::All => s.serialize_str("all"),
-            HeadSweep::List(l) => l.serialize(s),
-        }
-    }
-}
-
-struct HeadSweepVisitor;
-
-impl<'de> Visitor<'de> for HeadSweepVisitor {
-    type Value = HeadSweep;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"each\", \"all\" or a list of head indices")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<HeadSweep, E> {
-        match v {
-            "each" => Ok(HeadSweep::Each),
-            "all" => Ok(HeadSweep::All),
-            other => Err(E::unknown_variant(other, &["each", "all"])),
-        }
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<HeadSweep, E> {
-        u32::try_from(v)
-            .map(|h| HeadSweep::List(vec![h]))
-            .map_err(|_| E::custom(format_args!("head {v} is not a head index (0, 1, ...)")))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<HeadSweep, E> {
-        self.visit_i64(i64::try_from(v).unwrap_or(-1))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<HeadSweep, A::Error> {
-        let mut list = Vec::new();
-        while let Some(h) = seq.next_element::<u32>()? {
-            list.push(h);
-        }
-        if list.is_empty() {
-            return Err(de::Error::custom(
-                "an empty list selects no head; write \"each\", \"all\" or list at least one",
-            ));
-        }
-        Ok(HeadSweep::List(list))
-    }
-}
-
-impl<'de> Deserialize<'de> for HeadSweep {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(HeadSweepVisitor)
-    }
-}
-
-impl JsonSchema for HeadSweep {
-    fn schema_name() -> Cow<'static, str> {
-        "HeadSweep".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "title": "heads",
-            "description": "Which heads: \"each\" (every head separately), \"all\" (all heads of a layer together) or a list of head indices, each separately.",
-            "anyOf": [
-                { "enum": ["each", "all"] },
-                { "type": "integer", "minimum": 0 },
-                { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 1 }
             ]
         })
     }

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::AnalysisKind;
-use crate::refs::Positions;
+use crate::refs::PositionsSpec;
 use crate::validate::Checker;
 
 /// Attention probabilities of the selected heads, one row per prompt, layer, head, query and key.
@@ -26,10 +26,10 @@ pub struct AttentionPatternParams {
     pub prompts: Option<Vec<u32>>,
     /// Query (destination) positions to report.
     #[serde(default)]
-    pub query_positions: Positions,
+    pub query_positions: PositionsSpec,
     /// Key (source) positions to report.
     #[serde(default)]
-    pub key_positions: Positions,
+    pub key_positions: PositionsSpec,
     /// Drop rows whose attention probability is below this threshold (0 to 1). Default: keep
     /// every row.
     #[schemars(range(min = 0.0, max = 1.0))]

@@ -4,8 +4,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::AnalysisKind;
-use super::activation_patching::{Direction, Site, check_metric, last, require_corrupt};
-use crate::refs::{Metric, PositionRef};
+use circuitry_vocab::{Direction, Site};
+
+use super::activation_patching::{check_metric, last, require_corrupt};
+use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
 /// Attribution patching (Nanda 2023): the first-order estimate of activation patching at every
@@ -37,11 +39,11 @@ pub struct AttributionPatchingParams {
     pub direction: Direction,
     /// What is measured, e.g. { logit_diff = ["IO", "S"] }. The table always has the raw
     /// estimate and the normalized one; `normalize` makes no difference here.
-    pub metric: Metric,
+    pub metric: MetricSpec,
     /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
     /// loss metric.
     #[serde(default = "last")]
-    pub position: PositionRef,
+    pub position: PositionSpec,
 }
 
 fn default_sites() -> Vec<Site> {

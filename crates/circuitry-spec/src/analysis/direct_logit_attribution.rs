@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::AnalysisKind;
-use crate::refs::{PositionRef, Target};
+use crate::refs::{PositionSpec, Target};
 use crate::validate::Checker;
 
 /// How much each component's direct output contributes to a target logit (or logit difference).
@@ -24,10 +24,10 @@ pub struct DirectLogitAttributionParams {
     pub target: Target,
     /// The position whose prediction is explained.
     #[serde(default = "last")]
-    pub position: PositionRef,
+    pub position: PositionSpec,
     /// Which components to report.
     #[serde(default = "all_components")]
-    pub components: Vec<Component>,
+    pub components: Vec<DlaComponent>,
     /// Layers whose heads and MLPs are reported (0-based). Default: every layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<u32>>,
@@ -38,8 +38,10 @@ pub struct DirectLogitAttributionParams {
 
 /// A kind of component writing to the residual stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Component {
+#[serde(rename_all = "snake_case", rename = "Component")]
+// A kind of direct-logit-attribution term, unlike `circuitry_circuits::interventions::Component`
+// (one ablatable unit: a head, an MLP, a neuron).
+pub enum DlaComponent {
     /// Every attention head's output (`blocks.L.attn.hook_result`).
     Heads,
     /// Every MLP's output (`blocks.L.hook_mlp_out`).
@@ -52,36 +54,36 @@ pub enum Component {
     Bias,
 }
 
-impl Component {
+impl DlaComponent {
     /// Every component, in listing order.
-    pub const ALL: [Component; 5] = [
-        Component::Heads,
-        Component::Mlps,
-        Component::Embed,
-        Component::PosEmbed,
-        Component::Bias,
+    pub const ALL: [DlaComponent; 5] = [
+        DlaComponent::Heads,
+        DlaComponent::Mlps,
+        DlaComponent::Embed,
+        DlaComponent::PosEmbed,
+        DlaComponent::Bias,
     ];
 }
 
-impl fmt::Display for Component {
+impl fmt::Display for DlaComponent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
-            Component::Heads => "heads",
-            Component::Mlps => "mlps",
-            Component::Embed => "embed",
-            Component::PosEmbed => "pos_embed",
-            Component::Bias => "bias",
+            DlaComponent::Heads => "heads",
+            DlaComponent::Mlps => "mlps",
+            DlaComponent::Embed => "embed",
+            DlaComponent::PosEmbed => "pos_embed",
+            DlaComponent::Bias => "bias",
         };
         f.write_str(name)
     }
 }
 
-fn last() -> PositionRef {
-    PositionRef::Last
+fn last() -> PositionSpec {
+    PositionSpec::Last
 }
 
-fn all_components() -> Vec<Component> {
-    Component::ALL.to_vec()
+fn all_components() -> Vec<DlaComponent> {
+    DlaComponent::ALL.to_vec()
 }
 
 impl AnalysisKind for DirectLogitAttributionParams {
@@ -89,12 +91,12 @@ impl AnalysisKind for DirectLogitAttributionParams {
         c.target("target", &self.target);
         c.position("position", &self.position);
         if self.target == Target::Next
-            && matches!(self.position, PositionRef::Last | PositionRef::Index(-1))
+            && matches!(self.position, PositionSpec::Last | PositionSpec::Index(-1))
         {
             c.error("target", "target \"next\" at the last position: the last token has no next token")
                 .hint = Some("explain an earlier position (e.g. position = -2) or an answer token (target = { token = \"IO\" } or { diff = [\"IO\", \"S\"] })".into());
         }
-        if matches!(self.position, PositionRef::Named(ref n) if n == "END")
+        if matches!(self.position, PositionSpec::Named(ref n) if n == "END")
             && self.target == Target::Next
         {
             c.error(

@@ -6,8 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::AnalysisKind;
-use super::activation_patching::{Direction, check_metric, last, require_corrupt};
-use crate::refs::{Metric, PositionRef};
+use circuitry_vocab::Direction;
+
+use super::activation_patching::{check_metric, last, require_corrupt};
+use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
 /// Edge attribution patching (EAP, Syed et al. 2023; EAP-IG, Hanna et al. 2024): a score for
@@ -49,11 +51,11 @@ pub struct EdgeAttributionPatchingParams {
     /// What is measured, e.g. { logit_diff = ["IO", "S"] }. With `normalize = true`, scores are
     /// divided by the mean clean - corrupt metric gap: noising, an edge scoring -1 estimates
     /// losing the whole gap; denoising, +1 restoring it.
-    pub metric: Metric,
+    pub metric: MetricSpec,
     /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
     /// loss metric.
     #[serde(default = "last")]
-    pub position: PositionRef,
+    pub position: PositionSpec,
 }
 
 /// How edge scores are computed.

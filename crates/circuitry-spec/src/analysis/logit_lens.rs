@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::AnalysisKind;
-use crate::refs::{Positions, TokenSelection};
+use crate::refs::{PositionsSpec, TokenSelection};
 use crate::validate::Checker;
 
 /// What the residual stream predicts after each layer: log-prob and rank of chosen tokens.
@@ -20,7 +20,7 @@ pub struct LogitLensParams {
     pub layers: Option<Vec<u32>>,
     /// Positions to decode.
     #[serde(default)]
-    pub positions: Positions,
+    pub positions: PositionsSpec,
     /// Which tokens' log-prob and rank to report: "next" (the token that actually follows each
     /// position; the last position has none and is skipped) or a list of tokens.
     #[serde(default = "next")]

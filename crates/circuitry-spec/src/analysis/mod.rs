@@ -123,13 +123,13 @@ macro_rules! for_each_analysis_kind {
 
 crate::for_each_analysis_kind!(analysis_kinds);
 
-pub use self::ablation::{AblationMethod, AblationUnits, MeanOver};
-pub use self::activation_patching::{Direction, HeadSweep, PatchPositions, Site};
+pub use self::ablation::{AblationMethodSpec, AblationUnits};
+pub use self::activation_patching::PositionSweepSpec;
 pub use self::composition_scores::Composition;
-pub use self::direct_logit_attribution::Component;
+pub use self::direct_logit_attribution::DlaComponent;
 pub use self::edge_attribution_patching::{DEFAULT_IG_STEPS, DEFAULT_TOP_N, EapMethod};
 pub use self::head_detector::{Detector, ErrorMeasure};
-pub use self::path_patching::{HeadInput, ReceiverRef, Receivers, SenderRef, Senders};
+pub use self::path_patching::{ReceiverRef, Receivers, SenderRef, Senders};
 
 /// The names of every analysis kind.
 pub fn kind_names() -> Vec<&'static str> {
@@ -208,7 +208,7 @@ pub(crate) fn analysis_schema(g: &mut SchemaGenerator) -> Schema {
                 "const": k.name,
                 "description": "The analysis kind; `circuitry analyses` lists every kind and its parameters."
             });
-            crate::schema::merge_branch((k.schema)(g), &[("kind", kind)], &common, k.name)
+            crate::schema_branch::merge_branch((k.schema)(g), &[("kind", kind)], &common, k.name)
         })
         .collect();
     json_schema!({

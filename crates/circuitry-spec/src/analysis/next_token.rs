@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::AnalysisKind;
-use crate::refs::Positions;
+use crate::refs::PositionsSpec;
 use crate::validate::Checker;
 
 /// The model's top next-token predictions at the selected positions.
@@ -18,8 +18,8 @@ pub struct NextTokenParams {
     #[serde(default = "ten")]
     pub top_k: u32,
     /// Positions whose predictions are reported.
-    #[serde(default = "Positions::last")]
-    pub positions: Positions,
+    #[serde(default = "PositionsSpec::last")]
+    pub positions: PositionsSpec,
 }
 
 fn ten() -> u32 {

@@ -8,8 +8,10 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor, value::MapAccessDeserialize
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::AnalysisKind;
-use super::activation_patching::{Direction, check_metric, last, require_corrupt};
-use crate::refs::{Metric, PositionRef};
+use circuitry_vocab::{Direction, HeadInput};
+
+use super::activation_patching::{check_metric, last, require_corrupt};
+use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
 /// Path patching (Wang et al. 2022): a sender's output patched only along its direct path into
@@ -47,11 +49,11 @@ pub struct PathPatchingParams {
     /// What is measured, e.g. { logit_diff = ["IO", "S"] }. The table always has the raw metric,
     /// the normalized one and the change from the unpatched destination run; `normalize` makes
     /// no difference here.
-    pub metric: Metric,
+    pub metric: MetricSpec,
     /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
     /// loss metric.
     #[serde(default = "last")]
-    pub position: PositionRef,
+    pub position: PositionSpec,
     /// Freeze MLP outputs at their destination values too, so that only direct paths carry the
     /// sender's change (false: MLPs are recomputed, as in the IOI paper's code).
     #[serde(default = "yes")]
@@ -225,28 +227,6 @@ impl JsonSchema for Senders {
                 one,
                 { "type": "array", "items": one, "minItems": 1 }
             ]
-        })
-    }
-}
-
-/// Which input of a receiving head a path ends in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HeadInput {
-    /// The query input.
-    Q,
-    /// The key input.
-    K,
-    /// The value input.
-    V,
-}
-
-impl fmt::Display for HeadInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HeadInput::Q => "q",
-            HeadInput::K => "k",
-            HeadInput::V => "v",
         })
     }
 }

@@ -1,0 +1,413 @@
+//! Lowering a `[datasets.NAME]` table to a [`DatasetSpec`]: which source it has, its keys, and the
+//! checks beyond the types. The types themselves are in `dataset.rs`, which the checks of other
+//! sections read.
+
+use circuitry_vocab::{FileFormat, IoiCorruption};
+use indexmap::IndexMap;
+
+use crate::dataset::{
+    COMMON_KEYS, DatasetCommon, DatasetSource, DatasetSpec, FileDataset, GENERATORS, InlinePrompts,
+    InlinePromptsInput, InlineTokens, Ioi, RepeatedTokensSpec, SOURCE_KEYS, derive_seed,
+};
+use crate::de::{from_entries, from_node};
+use crate::diagnostic::{did_you_mean, list};
+use crate::node::{Entry, Node, join_path};
+use crate::validate::{Checker, Ctx};
+
+/// Builds a dataset from its table, reporting problems to `ctx`. `experiment_seed` feeds the
+/// default generator seed.
+pub(crate) fn lower(
+    name: &str,
+    node: &Node,
+    experiment_seed: u64,
+    ctx: &mut Ctx<'_>,
+) -> Option<DatasetSpec> {
+    let path = join_path("datasets", name);
+    let Some(entries) = node.as_table() else {
+        ctx.error(
+            &node.span,
+            format!(
+                "`{path}` must be a table, found {}",
+                node.value.a_type_name()
+            ),
+        )
+        .hint = Some(format!("write it as a [{path}] section"));
+        return None;
+    };
+    let sources: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| SOURCE_KEYS.contains(&e.key.as_str()))
+        .collect();
+    if sources.len() > 1 {
+        let names: Vec<&str> = sources.iter().map(|e| e.key.as_str()).collect();
+        ctx.error(
+            &sources[1].key_span,
+            format!("dataset `{name}` has more than one source ({})", list(names.iter().map(|n| format!("`{n}`")))),
+        )
+        .hint = Some("a dataset has exactly one of `generator`, `prompts` or `file`; define one dataset per source".into());
+        return None;
+    }
+    let Some(source_entry) = sources.first() else {
+        let d = ctx.error(&node.span, format!("dataset `{name}` has no source"));
+        d.hint = Some(
+            "add one of: generator = \"repeated_tokens\" | \"ioi\", prompts = [\"...\"], file = \"prompts.jsonl\""
+                .into(),
+        );
+        let valid: Vec<&str> = SOURCE_KEYS.to_vec();
+        for e in entries {
+            if let Some(s) = did_you_mean(&e.key, &valid) {
+                d.hint = Some(format!("did you mean `{s}` instead of `{}`?", e.key));
+                break;
+            }
+        }
+        return None;
+    };
+
+    let (common, rest): (Vec<Entry>, Vec<Entry>) = entries
+        .iter()
+        .filter(|e| e.key != "generator")
+        .cloned()
+        .partition(|e| COMMON_KEYS.contains(&e.key.as_str()));
+    let common = match from_entries::<DatasetCommon>(common, &node.span, &path) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            ctx.de_error(e, &[]);
+            None
+        }
+    };
+    let rest = Node::table(rest, node.span.clone());
+    let extra: Vec<&str> = COMMON_KEYS
+        .iter()
+        .chain(["generator"].iter())
+        .copied()
+        .collect();
+    let derived_seed = || derive_seed(experiment_seed, "datasets", name);
+
+    let source = match source_entry.key.as_str() {
+        "generator" => {
+            let Some(generator) = source_entry.node.as_str() else {
+                ctx.error(
+                    &source_entry.node.span,
+                    format!(
+                        "`{path}.generator` must be a string, found {}",
+                        source_entry.node.value.a_type_name()
+                    ),
+                )
+                .hint = Some(format!("generators: {}", list(GENERATORS)));
+                return None;
+            };
+            match generator {
+                "repeated_tokens" => from_node::<RepeatedTokensSpec>(&rest, &path).map(|mut r| {
+                    r.seed.get_or_insert_with(derived_seed);
+                    DatasetSource::RepeatedTokens(r)
+                }),
+                "ioi" => from_node::<Ioi>(&rest, &path).map(|mut i| {
+                    i.seed.get_or_insert_with(derived_seed);
+                    for words in [&mut i.names, &mut i.places, &mut i.objects]
+                        .into_iter()
+                        .flatten()
+                    {
+                        normalize_words(words);
+                    }
+                    DatasetSource::Ioi(i)
+                }),
+                other => {
+                    let d = ctx.error(
+                        &source_entry.node.span,
+                        format!("unknown generator `{other}`"),
+                    );
+                    d.hint = Some(match did_you_mean(other, GENERATORS) {
+                        Some(s) => format!("did you mean `{s}`? generators: {}", list(GENERATORS)),
+                        None => format!("generators: {}", list(GENERATORS)),
+                    });
+                    return None;
+                }
+            }
+        }
+        "prompts" => from_node::<InlinePromptsInput>(&rest, &path).map(|p| {
+            DatasetSource::Prompts(InlinePrompts {
+                prompts: p.prompts.into_iter().map(|p| p.0).collect(),
+            })
+        }),
+        "tokens" => from_node::<InlineTokens>(&rest, &path).map(DatasetSource::Tokens),
+        _ => from_node::<FileDataset>(&rest, &path).map(|mut f| {
+            if f.format.is_none() {
+                f.format = FileFormat::from_extension(&f.file);
+            }
+            DatasetSource::File(f)
+        }),
+    };
+    let source = match source {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.de_error(e, &extra);
+            return None;
+        }
+    };
+    let common = common?;
+    let generated = matches!(
+        source,
+        DatasetSource::RepeatedTokens(_) | DatasetSource::Ioi(_)
+    );
+    let spec = DatasetSpec {
+        prepend_bos: common.prepend_bos.unwrap_or(generated),
+        source,
+    };
+    let errors_before = ctx.diags.len();
+    validate(&spec, &mut ctx.checker(node, path));
+    (ctx.diags.len() == errors_before).then_some(spec)
+}
+
+/// Trims the spaces users may write around IOI names, places and objects.
+fn normalize_words(words: &mut [String]) {
+    for w in words.iter_mut() {
+        let trimmed = w.trim();
+        if trimmed.len() != w.len() {
+            *w = trimmed.to_string();
+        }
+    }
+}
+
+/// The checks of one dataset beyond its types (ranges, templates, consistent records).
+fn validate(spec: &DatasetSpec, c: &mut Checker<'_, '_>) {
+    match &spec.source {
+        DatasetSource::RepeatedTokens(r) => {
+            c.positive("n", r.n);
+            c.positive("length", r.length);
+            c.positive("repeats", r.repeats);
+            if let Some([lo, hi]) = r.token_range
+                && lo >= hi
+            {
+                c.error(
+                    "token_range",
+                    format!(
+                        "`token_range` [{lo}, {hi}) is empty: the first id must be below the second"
+                    ),
+                );
+            }
+        }
+        DatasetSource::Ioi(i) => validate_ioi(i, c),
+        DatasetSource::Prompts(p) => validate_prompts(p, c),
+        DatasetSource::Tokens(t) => validate_tokens(t, c),
+        DatasetSource::File(f) => {
+            if f.file.trim().is_empty() {
+                c.error("file", "`file` cannot be empty");
+            }
+            if f.format.is_none() {
+                c.error("file", format!("cannot tell the format of `{}` from its extension", f.file))
+                        .hint = Some("use a .jsonl, .csv or .parquet file, or set format = \"jsonl\" | \"csv\" | \"parquet\"".into());
+            }
+            if f.text_column.is_empty() {
+                c.error("text_column", "`text_column` cannot be empty");
+            }
+            if f.limit == Some(0) {
+                c.error("limit", "`limit` must be greater than 0");
+            }
+            for (answer, column) in &f.answer_columns {
+                if column.is_empty() {
+                    c.error(
+                        &format!("answer_columns.{answer}"),
+                        format!("the column for answer `{answer}` is empty"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn validate_tokens(t: &InlineTokens, c: &mut Checker<'_, '_>) {
+    if t.tokens.is_empty() {
+        c.error("tokens", "`tokens` needs at least one prompt");
+    }
+    for (i, row) in t.tokens.iter().enumerate() {
+        if row.is_empty() {
+            c.error("tokens", format!("prompt {i} of `tokens` is empty"));
+        }
+    }
+    if let Some(corrupt) = &t.corrupt_tokens {
+        if corrupt.len() != t.tokens.len() {
+            c.error(
+                "corrupt_tokens",
+                format!(
+                    "`corrupt_tokens` has {} prompts but `tokens` has {}",
+                    corrupt.len(),
+                    t.tokens.len()
+                ),
+            )
+            .hint = Some("give one counterfactual per prompt, in the same order".into());
+        }
+        for (i, (a, b)) in t.tokens.iter().zip(corrupt).enumerate() {
+            if a.len() != b.len() {
+                c.error(
+                    "corrupt_tokens",
+                    format!(
+                        "corrupt prompt {i} has {} tokens but prompt {i} has {}",
+                        b.len(),
+                        a.len()
+                    ),
+                )
+                .hint = Some("a counterfactual must line up token by token with its prompt".into());
+            }
+        }
+    }
+}
+
+fn validate_ioi(i: &Ioi, c: &mut Checker<'_, '_>) {
+    c.positive("n", i.n);
+    for key in ["names", "places", "objects", "templates"] {
+        let items = match key {
+            "names" => &i.names,
+            "places" => &i.places,
+            "objects" => &i.objects,
+            _ => &i.templates,
+        };
+        let Some(items) = items else {
+            continue;
+        };
+        c.distinct(key, items);
+        for (k, item) in items.iter().enumerate() {
+            if item.is_empty() {
+                c.error(&format!("{key}.{k}"), format!("`{key}` has an empty entry"));
+            }
+        }
+    }
+    let needed = match i.corrupt {
+        IoiCorruption::Abc => 3,
+        _ => 2,
+    };
+    if let Some(names) = &i.names
+        && !names.is_empty()
+        && names.len() < needed
+    {
+        c.error(
+            "names",
+            format!(
+                "`names` has {} name(s); the ioi generator with corrupt = \"{}\" needs at least {needed}",
+                names.len(),
+                i.corrupt.name()
+            ),
+        );
+    }
+    for (k, template) in i.templates.iter().flatten().enumerate() {
+        let key = format!("templates.{k}");
+        if let Err(why) = check_template(template) {
+            c.error(&key, format!("invalid ioi template: {why}"))
+                .hint = Some("a template has {IO} once, {S} twice, optionally {PLACE} and {OBJECT}, and ends just before the answer, e.g. \"When {IO} and {S} went to the {PLACE}, {S} gave a {OBJECT} to\"".into());
+        }
+    }
+}
+
+/// Checks an IOI template's placeholders.
+fn check_template(template: &str) -> Result<(), String> {
+    let mut counts: IndexMap<&str, usize> = IndexMap::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return Err("a `{` is never closed".into());
+        };
+        let name = &rest[open + 1..open + close];
+        if !["IO", "S", "PLACE", "OBJECT"].contains(&name) {
+            return Err(format!(
+                "unknown placeholder `{{{name}}}` (placeholders: {{IO}}, {{S}}, {{PLACE}}, {{OBJECT}})"
+            ));
+        }
+        *counts.entry(name).or_default() += 1;
+        rest = &rest[open + close + 1..];
+    }
+    let io = counts.get("IO").copied().unwrap_or(0);
+    let s = counts.get("S").copied().unwrap_or(0);
+    if io != 1 {
+        return Err(format!("`{{IO}}` must occur exactly once, found {io}"));
+    }
+    if s != 2 {
+        return Err(format!(
+            "`{{S}}` must occur exactly twice (S1 and S2), found {s}"
+        ));
+    }
+    if template.ends_with(char::is_whitespace) {
+        return Err(
+            "it ends with whitespace; the answer token carries its own leading space".into(),
+        );
+    }
+    Ok(())
+}
+
+fn validate_prompts(p: &InlinePrompts, c: &mut Checker<'_, '_>) {
+    if p.prompts.is_empty() {
+        c.error("prompts", "`prompts` is empty");
+        return;
+    }
+    let with_answers = p.prompts.iter().position(|p| !p.answers.is_empty());
+    let reference: Vec<&String> = with_answers
+        .map(|i| p.prompts[i].answers.keys().collect())
+        .unwrap_or_default();
+    let mut sorted_reference = reference.clone();
+    sorted_reference.sort();
+    for (k, prompt) in p.prompts.iter().enumerate() {
+        let key = format!("prompts.{k}");
+        if prompt.text.is_empty() {
+            c.error(&key, format!("prompt {k} is empty"));
+        }
+        if prompt.corrupt.as_deref() == Some("") {
+            c.error(
+                &format!("{key}.corrupt"),
+                format!("the corrupt prompt of prompt {k} is empty"),
+            );
+        }
+        let answers: Vec<&String> = prompt.answers.keys().collect();
+        let mut sorted = answers.clone();
+        sorted.sort();
+        if !answers.is_empty() && sorted != sorted_reference {
+            c.error(
+                &format!("{key}.answers"),
+                format!(
+                    "prompt {k} has answers [{}] but prompt {} has [{}]",
+                    list(&answers),
+                    with_answers.unwrap_or(0),
+                    list(&reference)
+                ),
+            )
+            .hint = Some("prompts that have answers must all name the same ones".into());
+        }
+        for (name, text) in &prompt.answers {
+            if text.is_empty() {
+                c.error(
+                    &format!("{key}.answers.{name}"),
+                    format!("answer `{name}` of prompt {k} is empty"),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates() {
+        check_template("When {IO} and {S} went to the {PLACE}, {S} gave a {OBJECT} to").unwrap();
+        check_template("{S} and {IO}: {S} gave it to").unwrap();
+        assert!(check_template("{IO} {S}").unwrap_err().contains("twice"));
+        assert!(
+            check_template("{IO} {S} {S} {X}")
+                .unwrap_err()
+                .contains("unknown placeholder")
+        );
+        assert!(
+            check_template("{IO} {S} {S")
+                .unwrap_err()
+                .contains("never closed")
+        );
+        assert!(
+            check_template("{S} {S} to")
+                .unwrap_err()
+                .contains("exactly once")
+        );
+        assert!(
+            check_template("{IO} {S} {S} to ")
+                .unwrap_err()
+                .contains("whitespace")
+        );
+    }
+}
