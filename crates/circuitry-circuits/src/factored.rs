@@ -13,7 +13,7 @@ use std::collections::BinaryHeap;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::linalg::{self, Complex, LinalgError, Mat, Strided, Svd, gemm_into};
+use crate::matrix::{Complex, LinalgError, Mat, Strided, Svd, gemm_into, norm2};
 
 /// A matrix stored as the product of two factors, `A·B`.
 #[derive(Clone, Debug, PartialEq)]
@@ -179,19 +179,19 @@ impl FactoredMatrix {
     /// left factor removed, `A·B = Q_A·(R_A·B)`. Equal to TransformerLens's `collapse_l`
     /// (`S Vᵀ`) up to an orthogonal factor on the left, so Frobenius norms of products agree.
     pub fn collapse_left(&self) -> Mat {
-        linalg::qr_r(&self.a).matmul(&self.b)
+        self.a.qr_r().matmul(&self.b)
     }
 
     /// `A·R_Bᵀ` (`m x p`, `p = min(n, k)`), where `Bᵀ = Q_B R_B`: `A·B = (A·R_Bᵀ)·Q_Bᵀ`. Equal to
     /// TransformerLens's `collapse_r` (`U S`) up to an orthogonal factor on the right.
     pub fn collapse_right(&self) -> Mat {
-        self.a.matmul_t(&linalg::qr_r(&self.b.transpose()))
+        self.a.matmul_t(&self.b.transpose().qr_r())
     }
 
     /// The small core `R_A R_Bᵀ` (`min(m, k) x min(n, k)`), which has the singular values of `A·B`.
     fn core(&self) -> Mat {
-        let ra = linalg::qr_r(&self.a);
-        let rb = linalg::qr_r(&self.b.transpose());
+        let ra = self.a.qr_r();
+        let rb = self.b.transpose().qr_r();
         ra.matmul_t(&rb)
     }
 
@@ -202,15 +202,15 @@ impl FactoredMatrix {
 
     /// Singular values of `A·B`, descending; `min(m, n, k)` of them (zeros included).
     pub fn singular_values(&self) -> Vec<f64> {
-        linalg::singular_values(&self.core())
+        self.core().singular_values()
     }
 
     /// Thin SVD `A·B = U diag(s) Vᵀ` with `p = min(m, n, k)` columns in `U` (`m x p`) and `V`
     /// (`n x p`), as TransformerLens's `FactoredMatrix.svd()` (whose third result is `V`).
     pub fn svd(&self) -> Svd {
-        let (qa, ra) = linalg::qr(&self.a);
-        let (qb, rb) = linalg::qr(&self.b.transpose());
-        let core = linalg::svd(&ra.matmul_t(&rb));
+        let (qa, ra) = self.a.qr();
+        let (qb, rb) = self.b.transpose().qr();
+        let core = ra.matmul_t(&rb).svd();
         Svd {
             u: qa.matmul(&core.u),
             s: core.s,
@@ -236,9 +236,9 @@ impl FactoredMatrix {
     pub fn eigenvalues(&self) -> Result<Vec<Complex>, LinalgError> {
         self.assert_square()?;
         if self.inner() <= self.rows() {
-            linalg::eigenvalues(&self.b.matmul(&self.a))
+            self.b.matmul(&self.a).eigenvalues()
         } else {
-            linalg::eigenvalues(&self.to_dense())
+            self.to_dense().eigenvalues()
         }
     }
 
@@ -285,7 +285,7 @@ impl FactoredMatrix {
     /// Euclidean norm of every row of the product, `‖a_i B‖ = ‖a_i R_Bᵀ‖` (no product formed).
     pub fn row_norms(&self) -> Vec<f64> {
         let c = self.collapse_right();
-        (0..c.rows()).map(|i| linalg::norm2(c.row(i))).collect()
+        (0..c.rows()).map(|i| norm2(c.row(i))).collect()
     }
 
     /// Euclidean norm of every column of the product.

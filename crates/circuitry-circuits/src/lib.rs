@@ -10,7 +10,7 @@ pub mod analyses;
 pub mod analysis;
 pub mod factored;
 pub mod interventions;
-pub mod linalg;
+pub mod matrix;
 pub mod refs;
 pub mod table;
 pub mod weight_circuits;

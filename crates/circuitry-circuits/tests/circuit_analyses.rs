@@ -11,7 +11,7 @@ use std::path::Path;
 use circuitry_circuits::analyses::build;
 use circuitry_circuits::analyses::induction_scores::repeat_bounds;
 use circuitry_circuits::analysis::{Analysis, BatchContext, ModelContext, Requirements};
-use circuitry_circuits::linalg::Mat;
+use circuitry_circuits::matrix::Mat;
 use circuitry_circuits::table::{ColumnData, MemorySink, Table};
 use circuitry_circuits::weight_circuits::CircuitWeights;
 use circuitry_circuits::weight_circuits::composition::{CompositionKind, composition_baseline};

@@ -5,7 +5,7 @@
 mod wc_common;
 
 use circuitry_circuits::factored::{BlockOptions, FactoredMatrix, Ranking};
-use circuitry_circuits::linalg::{self, Complex, Mat};
+use circuitry_circuits::matrix::{Complex, Mat};
 use wc_common::*;
 
 /// `(m, k, n, rank of A, rank of B)`; a rank below `k` makes the factor rank-deficient.
@@ -155,7 +155,7 @@ fn singular_values_and_svd() {
         );
         let sc = scale(&dense);
         // Against the dense matrix's singular values (computed from the full product).
-        let dense_s = linalg::singular_values(&dense);
+        let dense_s = dense.singular_values();
         for (i, x) in s.iter().enumerate() {
             assert_close(*x, dense_s[i], 1e-11 * sc, &format!("{name}: σ{i}"));
         }
@@ -199,7 +199,7 @@ fn eigenvalues_match_the_dense_spectrum() {
         }
         let ev = f.eigenvalues().unwrap();
         assert_eq!(ev.len(), f.rows().min(f.inner()), "{name}: count");
-        let dense_ev = linalg::eigenvalues(&dense).unwrap();
+        let dense_ev = dense.eigenvalues().unwrap();
         assert_eq!(dense_ev.len(), f.rows());
         let d = multiset_distance(&ev, &dense_ev);
         assert!(
@@ -278,18 +278,18 @@ fn eigenvalues_of_a_known_non_normal_spectrum() {
         c[(6, 6)] = 0.0;
         // A = Q R (m x k, full column rank), B = C R⁻¹ Qᵀ, so B A = C and A B = Q R C R⁻¹ Qᵀ.
         let m = 15;
-        let (q, r) = linalg::qr(&rng.matrix(m, k));
+        let (q, r) = rng.matrix(m, k).qr();
         let a = naive_matmul(&q, &r);
         let b = naive_matmul(&naive_matmul(&c, &upper_inverse(&r)), &naive_transpose(&q));
         let f = FactoredMatrix::new(a, b);
         let ev = f.eigenvalues().unwrap();
         let d = multiset_distance(&want, &ev);
         assert!(d < 1e-9, "seed {seed}: {ev:?}");
-        let dense_ev = linalg::eigenvalues(&f.to_dense()).unwrap();
+        let dense_ev = f.to_dense().eigenvalues().unwrap();
         let d = multiset_distance(&want, &dense_ev);
         assert!(d < 1e-7, "seed {seed} dense: {dense_ev:?}");
-        assert_eq!(linalg::eigenvalues(&c).unwrap().len(), k);
-        assert!(multiset_distance(&want, &linalg::eigenvalues(&c).unwrap()) < 1e-12);
+        assert_eq!(c.eigenvalues().unwrap().len(), k);
+        assert!(multiset_distance(&want, &c.eigenvalues().unwrap()) < 1e-12);
     }
 }
 
@@ -414,7 +414,7 @@ fn qr_and_svd_of_dense_matrices() {
         let mut rng = Rng::new(seed + 7);
         for (m, n, rank) in [(9, 4, 4), (4, 9, 4), (6, 6, 2), (10, 3, 1), (5, 5, 5)] {
             let a = rng.low_rank(m, n, rank);
-            let (q, r) = linalg::qr(&a);
+            let (q, r) = a.qr();
             let p = m.min(n);
             assert_eq!((q.shape(), r.shape()), ((m, p), (p, n)));
             assert_orthonormal_columns(&q, 1e-12, "Q");
@@ -424,7 +424,7 @@ fn qr_and_svd_of_dense_matrices() {
                 }
             }
             assert_mat_close(&naive_matmul(&q, &r), &a, 1e-12 * scale(&a), "QR");
-            let svd = linalg::svd(&a);
+            let svd = a.svd();
             let what = format!("seed {seed} {m}x{n} rank {rank}: s {:?}", svd.s);
             assert_orthonormal_columns(&svd.u, 1e-10, &format!("U, {what}"));
             assert_orthonormal_columns(&svd.v, 1e-10, &format!("V, {what}"));

@@ -139,8 +139,7 @@ fn copying_score_uses_the_nonzero_spectrum_of_the_dense_circuit() {
     // Cross-check on the dense d_vocab x d_vocab circuit (eigenvalues of the full matrix).
     let w = weights("gpt2-tiny", Processing::all());
     let full = w.full_ov(1, 3);
-    let dense_ev =
-        circuitry_circuits::linalg::eigenvalues(&naive_matmul(full.a(), full.b())).unwrap();
+    let dense_ev = naive_matmul(full.a(), full.b()).eigenvalues().unwrap();
     let got = copying_score(&full.eigenvalues().unwrap());
     assert_close(
         got,

@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use crate::factored::FactoredMatrix;
-use crate::linalg::{Mat, Strided, gemm_into};
+use crate::matrix::{Mat, Strided, gemm_into};
 
 use super::CircuitWeights;
 

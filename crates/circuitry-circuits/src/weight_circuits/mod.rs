@@ -27,7 +27,7 @@ use circuitry_models::Transformer;
 use circuitry_models::burn::prelude::*;
 
 use crate::factored::FactoredMatrix;
-use crate::linalg::Mat;
+use crate::matrix::Mat;
 
 /// One attention head's weights, TransformerLens layout (`x @ W`).
 #[derive(Clone, Debug)]

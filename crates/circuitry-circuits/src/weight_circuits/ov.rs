@@ -12,7 +12,7 @@
 //!   of `dst_token` by `value` per unit of attention", ignoring the final norm's scale and biases.
 
 use crate::factored::{BlockOptions, Ranking};
-use crate::linalg::{Complex, LinalgError};
+use crate::matrix::{Complex, LinalgError};
 use crate::table::{Rows, Table};
 
 use super::CircuitWeights;

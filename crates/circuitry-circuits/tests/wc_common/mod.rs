@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use circuitry_circuits::factored::{Entry, Ranking};
-use circuitry_circuits::linalg::{Complex, Mat};
+use circuitry_circuits::matrix::{Complex, Mat};
 
 /// xorshift64* with Marsaglia's polar method: deliberately a different generator from the
 /// library's SplitMix64 + Box–Muller.
