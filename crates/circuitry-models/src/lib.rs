@@ -26,14 +26,15 @@ pub use batch::{PaddingSide, TokenBatch};
 pub use cache::{ActivationCache, Intervention};
 pub use config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
 pub use device::{DeviceKind, parse_device};
-pub use edits::{Edit, EditOp, HookTensor, Positions, Selection};
+pub use edits::{Edit, EditOp, HookError, HookTensor, Positions, Selection};
 pub use error::LoadError;
 pub use hooks::{HookKind, HookLayout, HookPoint};
 pub use load::{LoadedModel, load_model, load_weights};
 pub use loading::ModelSource;
 pub use processing::Processing;
 pub use tokenizer::Tokenizer;
-pub use transformer::{Output, Span, Transformer};
+pub use components::attention::LayerKv;
+pub use transformer::{KvCache, Output, Span, Transformer};
 pub use weights::{HostTensor, Weights};
 
 pub(crate) use transformer::linear;
