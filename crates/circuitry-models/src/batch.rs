@@ -75,7 +75,11 @@ impl TokenBatch {
     /// the remaining slots reads through `Span::past`): same rows, padding and position ids;
     /// each row keeps its real tokens in those slots (possibly none).
     pub fn first_slots(&self, s: usize) -> TokenBatch {
-        assert!(s <= self.seq_len, "{s} slots of a batch of {}", self.seq_len);
+        assert!(
+            s <= self.seq_len,
+            "{s} slots of a batch of {}",
+            self.seq_len
+        );
         let b = self.batch_size();
         let rows = (0..b)
             .map(|r| {

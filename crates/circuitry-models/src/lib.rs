@@ -24,6 +24,7 @@ pub mod weights;
 
 pub use batch::{PaddingSide, TokenBatch};
 pub use cache::{ActivationCache, Intervention};
+pub use components::attention::LayerKv;
 pub use config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
 pub use device::{DeviceKind, parse_device};
 pub use edits::{Edit, EditOp, HookError, HookTensor, Positions, Selection};
@@ -33,7 +34,6 @@ pub use load::{LoadedModel, load_model, load_weights};
 pub use loading::ModelSource;
 pub use processing::Processing;
 pub use tokenizer::Tokenizer;
-pub use components::attention::LayerKv;
 pub use transformer::{KvCache, Output, Span, Transformer};
 pub use weights::{HostTensor, Weights};
 

@@ -79,7 +79,11 @@ impl KvCache {
 
     /// How many slots the cache covers (0 when it holds no block).
     pub fn slots(&self) -> usize {
-        self.layers.iter().flatten().next().map_or(0, |kv| kv.k.dims()[1])
+        self.layers
+            .iter()
+            .flatten()
+            .next()
+            .map_or(0, |kv| kv.k.dims()[1])
     }
 
     /// The cache of slots `..s` only.

@@ -168,7 +168,10 @@ fn kv_prefix_reproduces_the_full_pass() {
         // Unequal lengths (16, 11 and 7 tokens), so that padding shows on either side.
         let prompts: Vec<Vec<u32>> =
             vec![all[0].clone(), all[1][..11].to_vec(), all[2][..7].to_vec()];
-        let resid_hooks = [HookPoint::resid_pre(1.min(n - 1)), HookPoint::resid_pre(n - 1)];
+        let resid_hooks = [
+            HookPoint::resid_pre(1.min(n - 1)),
+            HookPoint::resid_pre(n - 1),
+        ];
         let pattern = HookPoint::layer(0, HookKind::Pattern);
         let logits_hook = HookPoint::model(HookKind::Logits);
         let mut capture = vec![pattern, logits_hook];
@@ -205,7 +208,10 @@ fn kv_prefix_reproduces_the_full_pass() {
                 let want_kv = full_kv.prefix(s);
                 for l in 0..n {
                     let diff = max_kv_diff(past.layer(l).unwrap(), want_kv.layer(l).unwrap());
-                    assert!(diff < 1e-5, "{name} {side:?} s={s}: block {l} K/V differ by {diff}");
+                    assert!(
+                        diff < 1e-5,
+                        "{name} {side:?} s={s}: block {l} K/V differ by {diff}"
+                    );
                 }
                 let rest = model.forward(
                     &batch,
@@ -213,10 +219,17 @@ fn kv_prefix_reproduces_the_full_pass() {
                     Span::default().with_past(past.clone()).keeping_kv(),
                 );
                 let got = tensor_values(rest.logits.as_ref().unwrap());
-                assert_eq!(got.len(), b * (t - s) * v, "{name}: logits of slots s.. only");
+                assert_eq!(
+                    got.len(),
+                    b * (t - s) * v,
+                    "{name}: logits of slots s.. only"
+                );
                 let want_logits = from_slot(&logits, b, t, v, s);
                 let diff = max_abs_diff(&got, &want_logits, |i| padding(i / v));
-                assert!(diff < 1e-5, "{name} {side:?}: prefix of {s} slots: logits differ by {diff}");
+                assert!(
+                    diff < 1e-5,
+                    "{name} {side:?}: prefix of {s} slots: logits differ by {diff}"
+                );
                 // Hooks cover the new slots: residual streams and logits...
                 for (hook, inner) in [(resid_hooks[0], d), (resid_hooks[1], d), (logits_hook, v)] {
                     let got = tensor_values(&rest.cache.get3(&hook).unwrap());
@@ -224,22 +237,35 @@ fn kv_prefix_reproduces_the_full_pass() {
                     let diff = max_abs_diff(&got, &from_slot(&all, b, t, inner, s), |i| {
                         padding(i / inner)
                     });
-                    assert!(diff < 1e-5, "{name} {side:?} s={s}: {hook} differs by {diff}");
+                    assert!(
+                        diff < 1e-5,
+                        "{name} {side:?} s={s}: {hook} differs by {diff}"
+                    );
                 }
                 // ...and attention patterns are [batch, head, new queries, every key].
                 let got = rest.cache.get4(&pattern).unwrap();
                 assert_eq!(got.dims(), [b, h, t - s, t]);
-                let want = full.cache.get4(&pattern).unwrap().slice([0..b, 0..h, s..t, 0..t]);
+                let want = full
+                    .cache
+                    .get4(&pattern)
+                    .unwrap()
+                    .slice([0..b, 0..h, s..t, 0..t]);
                 let diff = max_abs_diff(&tensor_values(&got), &tensor_values(&want), |i| {
                     let (r, q) = (i / (h * (t - s) * t), i / t % (t - s));
                     padding(r * (t - s) + q)
                 });
-                assert!(diff < 1e-5, "{name} {side:?} s={s}: pattern differs by {diff}");
+                assert!(
+                    diff < 1e-5,
+                    "{name} {side:?} s={s}: pattern differs by {diff}"
+                );
                 // The pass returns the keys and values of every slot, past and new.
                 let kept = rest.kv.expect("kept keys and values");
                 for l in 0..n {
                     let diff = max_kv_diff(kept.layer(l).unwrap(), full_kv.layer(l).unwrap());
-                    assert!(diff < 1e-5, "{name} {side:?} s={s}: kept K/V of block {l}: {diff}");
+                    assert!(
+                        diff < 1e-5,
+                        "{name} {side:?} s={s}: kept K/V of block {l}: {diff}"
+                    );
                 }
                 // Starting at a block too: blocks `l..` on slots `s..`.
                 for hook in resid_hooks {
@@ -252,7 +278,10 @@ fn kv_prefix_reproduces_the_full_pass() {
                     );
                     let got = tensor_values(out.logits.as_ref().unwrap());
                     let diff = max_abs_diff(&got, &want_logits, |i| padding(i / v));
-                    assert!(diff < 1e-5, "{name} {side:?} s={s} from block {l}: differs by {diff}");
+                    assert!(
+                        diff < 1e-5,
+                        "{name} {side:?} s={s} from block {l}: differs by {diff}"
+                    );
                 }
             }
         }

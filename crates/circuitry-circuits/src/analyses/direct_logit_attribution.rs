@@ -103,7 +103,7 @@ impl Unembed {
         let mut attn_bias = vec![0f32; d];
         for block in model.blocks() {
             if let Some(b) = block.attn().b_o() {
-                for (s, x) in attn_bias.iter_mut().zip(host_vec(&b.val())) {
+                for (s, x) in attn_bias.iter_mut().zip(host_vec(&b)) {
                     *s += x;
                 }
             }

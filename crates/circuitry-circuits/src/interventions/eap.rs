@@ -548,7 +548,12 @@ fn sender_outputs(
             HookPoint::layer(l, HookKind::Result),
             HookPoint::layer(l, HookKind::MlpOut),
         );
-        parts.push(cache(result).r4().map_err(|e| e.at(result))?.swap_dims(1, 2));
+        parts.push(
+            cache(result)
+                .r4()
+                .map_err(|e| e.at(result))?
+                .swap_dims(1, 2),
+        );
         if !c.attn_only {
             let out = cache(mlp_out).r3().map_err(|e| e.at(mlp_out))?;
             parts.push(out.unsqueeze_dim::<4>(1));

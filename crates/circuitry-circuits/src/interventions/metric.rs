@@ -455,10 +455,11 @@ pub fn logits_at(model: &Transformer, resid: Tensor<3>, slots: &[usize], s: usiz
     let [rows, s, d] = x.dims();
     let scale = model.ln_final().scale(&x);
     let normed = model.ln_final().apply(x, scale);
-    let logits = normed
-        .reshape([rows * s, d])
-        .matmul(model.w_u())
-        .reshape([rows as i64, s as i64, -1]);
+    let logits =
+        normed
+            .reshape([rows * s, d])
+            .matmul(model.w_u())
+            .reshape([rows as i64, s as i64, -1]);
     match model.b_u() {
         Some(b_u) => logits + b_u.unsqueeze::<3>(),
         None => logits,

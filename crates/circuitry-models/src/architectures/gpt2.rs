@@ -211,7 +211,10 @@ pub fn to_hf_tensors(weights: &Weights) -> Result<BTreeMap<String, HostTensor>, 
         out.insert(h("mlp.c_proj.weight"), get(&c.w_out)?);
         out.insert(h("mlp.c_proj.bias"), get(&c.b_out)?);
     }
-    out.insert("transformer.ln_f.weight".to_string(), get(names::LN_FINAL_W)?);
+    out.insert(
+        "transformer.ln_f.weight".to_string(),
+        get(names::LN_FINAL_W)?,
+    );
     out.insert("transformer.ln_f.bias".to_string(), get(names::LN_FINAL_B)?);
     out.insert("lm_head.weight".to_string(), get(names::W_U)?.transposed());
     Ok(out)

@@ -63,7 +63,10 @@ impl AttentionMask {
         key_mask: Option<&Tensor<2, Bool>>,
         device: &Device,
     ) -> Self {
-        assert!(offset <= key_len, "query offset {offset} beyond {key_len} keys");
+        assert!(
+            offset <= key_len,
+            "query offset {offset} beyond {key_len} keys"
+        );
         let q_len = key_len - offset;
         // Query `i` (slot `offset + i`) may not see key `j` when `j - i > offset`.
         let causal = Tensor::<2, Int>::ones([q_len, key_len], device)
@@ -111,7 +114,10 @@ impl Attention {
             k = hooks.h4(hp(HookKind::RotK), rot.apply(k));
         }
         let (k, v) = match past {
-            Some(p) => (Tensor::cat(vec![p.k.clone(), k], 1), Tensor::cat(vec![p.v.clone(), v], 1)),
+            Some(p) => (
+                Tensor::cat(vec![p.k.clone(), k], 1),
+                Tensor::cat(vec![p.v.clone(), v], 1),
+            ),
             None => (k, v),
         };
         let kv = keep_kv.then(|| LayerKv {
