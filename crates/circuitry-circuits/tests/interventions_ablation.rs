@@ -103,7 +103,7 @@ fn zero_ablating_a_head_equals_patching_its_z_with_zeros() {
         let resolved = metric()
             .resolve(&prompts, &dest.batch, model.config.d_vocab)
             .unwrap();
-        let z = dest.hook(&HookPoint::layer(1, HookKind::Z)).r4();
+        let z = dest.hook(&HookPoint::layer(1, HookKind::Z)).r4().unwrap();
         let values_map: BTreeMap<_, _> = [(
             HookPoint::layer(1, HookKind::Z),
             HookTensor::R4(z.zeros_like()),

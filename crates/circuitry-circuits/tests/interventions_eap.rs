@@ -104,7 +104,7 @@ fn edges_into_the_logits_by_hand() {
         let r = runs(&model, &prompts, cfg.direction);
         let c = &model.config;
         let d = c.d_model;
-        let w_u = values(model.w_u.val());
+        let w_u = values(model.w_u());
         let dir: Vec<f64> = (0..d)
             .map(|i| f64::from(w_u[i * c.d_vocab + 5] - w_u[i * c.d_vocab + 7]))
             .collect();
@@ -181,6 +181,7 @@ fn perturbed(model: &Transformer, r: &Runs, prompts: &[Prompt], edge: &Edge, s: 
                     Span {
                         start: Some((layer, x)),
                         stop_before: Some(layer + 1),
+                        ..Span::default()
                     },
                 )
                 .cache;
@@ -218,6 +219,7 @@ fn perturbed(model: &Transformer, r: &Runs, prompts: &[Prompt], edge: &Edge, s: 
         Span {
             start: Some((start, resid)),
             stop_before: Some(model.config.n_layers),
+            ..Span::default()
         },
     );
     let v = metric.eval_resid(model, out.resid);

@@ -211,6 +211,7 @@ fn path_to_a_receiver_query_matches_a_hand_built_pass() {
                         Span {
                             start: Some((1, r1)),
                             stop_before: Some(2),
+                            ..Span::default()
                         },
                     )
                     .cache;

@@ -65,6 +65,35 @@ impl TokenBatch {
         TokenBatch::new(rows, 0, PaddingSide::Right, device)
     }
 
+    /// The batch cut to its first `s` slots (the prefix pass whose keys and values a pass over
+    /// the remaining slots reads through `Span::past`): same rows, padding and position ids;
+    /// each row keeps its real tokens in those slots (possibly none).
+    pub fn first_slots(&self, s: usize) -> TokenBatch {
+        assert!(
+            s <= self.seq_len,
+            "{s} slots of a batch of {}",
+            self.seq_len
+        );
+        let b = self.batch_size();
+        let rows = (0..b)
+            .map(|r| {
+                let pad = self.seq_len - self.rows[r].len();
+                match self.side {
+                    PaddingSide::Right => self.rows[r][..s.min(self.rows[r].len())].to_vec(),
+                    PaddingSide::Left => self.rows[r][..s.saturating_sub(pad)].to_vec(),
+                }
+            })
+            .collect();
+        TokenBatch {
+            ids: self.ids.clone().slice([0..b, 0..s]),
+            positions: self.positions.clone().slice([0..b, 0..s]),
+            key_mask: self.key_mask.clone().map(|m| m.slice([0..b, 0..s])),
+            rows,
+            side: self.side,
+            seq_len: s,
+        }
+    }
+
     pub fn batch_size(&self) -> usize {
         self.rows.len()
     }

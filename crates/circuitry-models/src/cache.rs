@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use burn::prelude::*;
 
-use crate::edits::{Edit, HookTensor};
+use crate::edits::{Edit, HookError, HookTensor};
 use crate::hooks::{HookKind, HookPoint};
 
 /// Activations captured during one forward pass, keyed by hook point.
@@ -18,14 +18,23 @@ impl ActivationCache {
         self.map.get(hook)
     }
 
-    /// A rank-3 hook's tensor (`[batch, pos, d]`).
-    pub fn get3(&self, hook: &HookPoint) -> Option<Tensor<3>> {
-        self.map.get(hook).map(|t| t.clone().r3())
+    /// A rank-3 hook's tensor (`[batch, pos, d]`); an error naming the hook when it was not
+    /// captured or holds a rank-4 tensor.
+    pub fn get3(&self, hook: &HookPoint) -> Result<Tensor<3>, HookError> {
+        self.captured(hook)?.r3().map_err(|e| e.at(*hook))
     }
 
-    /// A rank-4 hook's tensor (per head, or attention scores/pattern).
-    pub fn get4(&self, hook: &HookPoint) -> Option<Tensor<4>> {
-        self.map.get(hook).map(|t| t.clone().r4())
+    /// A rank-4 hook's tensor (per head, or attention scores/pattern); an error naming the hook
+    /// when it was not captured or holds a rank-3 tensor.
+    pub fn get4(&self, hook: &HookPoint) -> Result<Tensor<4>, HookError> {
+        self.captured(hook)?.r4().map_err(|e| e.at(*hook))
+    }
+
+    fn captured(&self, hook: &HookPoint) -> Result<HookTensor, HookError> {
+        self.map
+            .get(hook)
+            .cloned()
+            .ok_or(HookError::NotCaptured { hook: *hook })
     }
 
     pub fn insert(&mut self, hook: HookPoint, value: HookTensor) {
@@ -71,6 +80,11 @@ impl Intervention {
         self
     }
 
+    /// Checks that every edit's value has its hook's rank ([`Edit::check`]).
+    pub fn check(&self) -> Result<(), HookError> {
+        self.edits.iter().try_for_each(Edit::check)
+    }
+
     /// Whether the hook is captured or edited, so the forward pass must materialise it.
     pub fn touches(&self, hook: HookPoint) -> bool {
         self.capture.contains(&hook) || self.edits.iter().any(|e| e.hook == hook)
@@ -100,9 +114,11 @@ impl<'a> HookContext<'a> {
         self.intervention.touches(hook)
     }
 
+    /// Applies the edits at `hook` and captures it. The forward pass checked the edits' ranks
+    /// ([`Intervention::check`]) before it started.
     pub(crate) fn h3(&mut self, hook: HookPoint, mut x: Tensor<3>) -> Tensor<3> {
         for edit in self.intervention.edits.iter().filter(|e| e.hook == hook) {
-            x = edit.apply3(x);
+            x = edit.apply3(x).unwrap_or_else(|e| panic!("{e}"));
         }
         if self.intervention.capture.contains(&hook) {
             self.cache.insert(hook, HookTensor::R3(x.clone()));
@@ -112,7 +128,7 @@ impl<'a> HookContext<'a> {
 
     pub(crate) fn h4(&mut self, hook: HookPoint, mut x: Tensor<4>) -> Tensor<4> {
         for edit in self.intervention.edits.iter().filter(|e| e.hook == hook) {
-            x = edit.apply4(x);
+            x = edit.apply4(x).unwrap_or_else(|e| panic!("{e}"));
         }
         if self.intervention.capture.contains(&hook) {
             self.cache.insert(hook, HookTensor::R4(x.clone()));

@@ -1,16 +1,71 @@
 //! Interventions at hook points: which entries an edit touches ([`Selection`]) and what it does
 //! to them ([`EditOp`]).
 
+use std::fmt;
+
 use burn::prelude::*;
 
 use crate::hooks::{HookLayout, HookPoint};
 
-/// A hook's tensor; hooks are rank 3 (`[batch, pos, d]`) or rank 4 (per head / attention).
+/// A hook's tensor; hooks are rank 3 (`[batch, pos, d]`) or rank 4 (per head / attention), as
+/// [`crate::HookKind::rank`] says.
 #[derive(Clone, Debug)]
 pub enum HookTensor {
     R3(Tensor<3>),
     R4(Tensor<4>),
 }
+
+/// A hook's tensor that is not there, or not of the rank asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HookError {
+    /// The hook was not captured.
+    NotCaptured { hook: HookPoint },
+    /// The tensor (of `hook`, where known) has shape `dims`, but rank `expected` was asked for.
+    WrongRank {
+        hook: Option<HookPoint>,
+        expected: usize,
+        dims: Vec<usize>,
+    },
+}
+
+impl HookError {
+    /// The same error, naming `hook`.
+    pub fn at(self, hook: HookPoint) -> HookError {
+        match self {
+            HookError::WrongRank { expected, dims, .. } => HookError::WrongRank {
+                hook: Some(hook),
+                expected,
+                dims,
+            },
+            HookError::NotCaptured { .. } => HookError::NotCaptured { hook },
+        }
+    }
+}
+
+impl fmt::Display for HookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookError::NotCaptured { hook } => write!(f, "`{hook}` was not captured"),
+            HookError::WrongRank {
+                hook,
+                expected,
+                dims,
+            } => {
+                match hook {
+                    Some(h) => write!(f, "`{h}` (rank {})", h.kind.rank())?,
+                    None => f.write_str("a hook tensor")?,
+                }
+                write!(
+                    f,
+                    " holds a rank-{} tensor {dims:?}, but a rank-{expected} one was asked for",
+                    dims.len()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for HookError {}
 
 impl HookTensor {
     pub fn dims(&self) -> Vec<usize> {
@@ -20,19 +75,34 @@ impl HookTensor {
         }
     }
 
-    /// The rank-3 tensor; panics on a rank-4 one (hook ranks are fixed by [`crate::HookKind`]).
-    pub fn r3(self) -> Tensor<3> {
+    pub fn rank(&self) -> usize {
         match self {
-            HookTensor::R3(t) => t,
-            HookTensor::R4(t) => panic!("expected a rank-3 hook tensor, got {:?}", t.dims()),
+            HookTensor::R3(_) => 3,
+            HookTensor::R4(_) => 4,
         }
     }
 
-    /// The rank-4 tensor; panics on a rank-3 one.
-    pub fn r4(self) -> Tensor<4> {
+    /// The rank-3 tensor; an error for a rank-4 one (name the hook with [`HookError::at`]).
+    pub fn r3(self) -> Result<Tensor<3>, HookError> {
         match self {
-            HookTensor::R4(t) => t,
-            HookTensor::R3(t) => panic!("expected a rank-4 hook tensor, got {:?}", t.dims()),
+            HookTensor::R3(t) => Ok(t),
+            HookTensor::R4(t) => Err(HookError::WrongRank {
+                hook: None,
+                expected: 3,
+                dims: t.dims().to_vec(),
+            }),
+        }
+    }
+
+    /// The rank-4 tensor; an error for a rank-3 one.
+    pub fn r4(self) -> Result<Tensor<4>, HookError> {
+        match self {
+            HookTensor::R4(t) => Ok(t),
+            HookTensor::R3(t) => Err(HookError::WrongRank {
+                hook: None,
+                expected: 4,
+                dims: t.dims().to_vec(),
+            }),
         }
     }
 
@@ -194,44 +264,64 @@ impl Edit {
         }
     }
 
-    pub(crate) fn apply3(&self, x: Tensor<3>) -> Tensor<3> {
-        let mask = (!self.selection.is_all())
-            .then(|| bool_mask::<3>(&self.selection, self.hook.kind.layout(), &x));
+    /// Checks that the edit's value (if any) has its hook's rank.
+    pub fn check(&self) -> Result<(), HookError> {
         match &self.op {
-            EditOp::Replace(v) => select(x, v.clone().r3(), mask),
-            EditOp::Zero => {
-                let zeros = x.zeros_like();
-                select(x, zeros, mask)
+            EditOp::Replace(v) | EditOp::Add(v) if v.rank() != self.hook.kind.rank() => {
+                Err(HookError::WrongRank {
+                    hook: Some(self.hook),
+                    expected: self.hook.kind.rank(),
+                    dims: v.dims(),
+                })
             }
-            EditOp::Add(v) => {
-                let added = x.clone() + v.clone().r3();
-                select(x, added, mask)
-            }
-            EditOp::Scale(f) => {
-                let scaled = x.clone() * *f;
-                select(x, scaled, mask)
-            }
+            _ => Ok(()),
         }
     }
 
-    pub(crate) fn apply4(&self, x: Tensor<4>) -> Tensor<4> {
+    /// The edit applied to a rank-3 tensor of its hook's layout (as the forward pass applies
+    /// it at its hook). An error when its value is not of rank 3.
+    pub fn apply3(&self, x: Tensor<3>) -> Result<Tensor<3>, HookError> {
         let mask = (!self.selection.is_all())
-            .then(|| bool_mask::<4>(&self.selection, self.hook.kind.layout(), &x));
-        match &self.op {
-            EditOp::Replace(v) => select(x, v.clone().r4(), mask),
+            .then(|| bool_mask::<3>(&self.selection, self.hook.kind.layout(), &x));
+        let value = |v: &HookTensor| v.clone().r3().map_err(|e| e.at(self.hook));
+        Ok(match &self.op {
+            EditOp::Replace(v) => select(x, value(v)?, mask),
             EditOp::Zero => {
                 let zeros = x.zeros_like();
                 select(x, zeros, mask)
             }
             EditOp::Add(v) => {
-                let added = x.clone() + v.clone().r4();
+                let added = x.clone() + value(v)?;
                 select(x, added, mask)
             }
             EditOp::Scale(f) => {
                 let scaled = x.clone() * *f;
                 select(x, scaled, mask)
             }
-        }
+        })
+    }
+
+    /// The edit applied to a rank-4 tensor of its hook's layout. An error when its value is not
+    /// of rank 4.
+    pub fn apply4(&self, x: Tensor<4>) -> Result<Tensor<4>, HookError> {
+        let mask = (!self.selection.is_all())
+            .then(|| bool_mask::<4>(&self.selection, self.hook.kind.layout(), &x));
+        let value = |v: &HookTensor| v.clone().r4().map_err(|e| e.at(self.hook));
+        Ok(match &self.op {
+            EditOp::Replace(v) => select(x, value(v)?, mask),
+            EditOp::Zero => {
+                let zeros = x.zeros_like();
+                select(x, zeros, mask)
+            }
+            EditOp::Add(v) => {
+                let added = x.clone() + value(v)?;
+                select(x, added, mask)
+            }
+            EditOp::Scale(f) => {
+                let scaled = x.clone() * *f;
+                select(x, scaled, mask)
+            }
+        })
     }
 }
 

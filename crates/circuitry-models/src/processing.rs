@@ -5,7 +5,7 @@
 //! position (so probabilities are unchanged).
 
 use crate::config::NormKind;
-use crate::weights::{HostTensor, Weights};
+use crate::weights::{BlockNames, HostTensor, Weights, names};
 
 pub use circuitry_vocab::Processing;
 
@@ -43,15 +43,15 @@ fn fold_norms(weights: &mut Weights) {
     let centre = cfg.norm.centers();
     let t = &mut weights.tensors;
     let fold = |t: &mut std::collections::BTreeMap<String, HostTensor>,
-                norm: &str,
-                readers: &[(String, String)]| {
-        let w = t.remove(&format!("{norm}.w")).expect("norm weight");
-        let b = t.remove(&format!("{norm}.b"));
+                (norm_w, norm_b): (&str, &str),
+                readers: &[(&str, &str)]| {
+        let w = t.remove(norm_w).expect("norm weight");
+        let b = t.remove(norm_b);
         for (w_name, b_name) in readers {
-            let mat = t.get(w_name).expect("reader weight").clone();
+            let mat = t.get(*w_name).expect("reader weight").clone();
             if let Some(b) = &b {
                 let shift = vec_mat(&b.data, &mat);
-                let bias = t.entry(b_name.clone()).or_insert_with(|| {
+                let bias = t.entry(b_name.to_string()).or_insert_with(|| {
                     HostTensor::new(vec![mat.shape[1]], vec![0.0; mat.shape[1]])
                 });
                 for (x, s) in bias.data.iter_mut().zip(shift) {
@@ -63,28 +63,24 @@ fn fold_norms(weights: &mut Weights) {
             if centre {
                 subtract_column_means(&mut mat);
             }
-            t.insert(w_name.clone(), mat);
+            t.insert(w_name.to_string(), mat);
         }
     };
     for l in 0..cfg.n_layers {
-        let p = format!("blocks.{l}");
-        let attn: Vec<(String, String)> = ["Q", "K", "V"]
-            .iter()
-            .map(|x| (format!("{p}.attn.W_{x}"), format!("{p}.attn.b_{x}")))
-            .collect();
-        fold(t, &format!("{p}.ln1"), &attn);
+        let n = BlockNames::new(l);
+        fold(t, (&n.ln1_w, &n.ln1_b), &n.qkv());
         if !cfg.attn_only {
-            let mut mlp = vec![(format!("{p}.mlp.W_in"), format!("{p}.mlp.b_in"))];
+            let mut mlp = vec![(n.w_in.as_str(), n.b_in.as_str())];
             if cfg.gated_mlp {
-                mlp.push((format!("{p}.mlp.W_gate"), format!("{p}.mlp.b_gate")));
+                mlp.push((n.w_gate.as_str(), n.b_gate.as_str()));
             }
-            fold(t, &format!("{p}.ln2"), &mlp);
+            fold(t, (&n.ln2_w, &n.ln2_b), &mlp);
         }
     }
     fold(
         t,
-        "ln_final",
-        &[("unembed.W_U".to_string(), "unembed.b_U".to_string())],
+        (names::LN_FINAL_W, names::LN_FINAL_B),
+        &[(names::W_U, names::B_U)],
     );
     let c = &mut weights.config;
     if c.norm == NormKind::LayerNorm {
@@ -100,21 +96,19 @@ fn fold_norms(weights: &mut Weights) {
 fn center_writing_weights(weights: &mut Weights) {
     let cfg = weights.config.clone();
     let t = &mut weights.tensors;
-    let mut names = vec!["embed.W_E".to_string(), "pos_embed.W_pos".to_string()];
+    let mut writers = vec![names::W_E.to_string(), names::W_POS.to_string()];
     for l in 0..cfg.n_layers {
-        names.push(format!("blocks.{l}.attn.W_O"));
-        names.push(format!("blocks.{l}.mlp.W_out"));
+        let n = BlockNames::new(l);
+        writers.extend([n.w_o, n.w_out]);
     }
-    for name in names {
+    for name in writers {
         if let Some(w) = t.get_mut(&name) {
             subtract_row_means(w);
         }
     }
     for l in 0..cfg.n_layers {
-        for name in [
-            format!("blocks.{l}.attn.b_O"),
-            format!("blocks.{l}.mlp.b_out"),
-        ] {
+        let n = BlockNames::new(l);
+        for name in [n.b_o, n.b_out] {
             if let Some(b) = t.get_mut(&name) {
                 subtract_mean(b);
             }
@@ -130,8 +124,8 @@ fn fold_value_biases(weights: &mut Weights, center_writing: bool) {
     let group = cfg.kv_group();
     let mut any = false;
     for l in 0..cfg.n_layers {
-        let p = format!("blocks.{l}");
-        let Some(b_v) = weights.tensors.get(&format!("{p}.attn.b_V")).cloned() else {
+        let n = BlockNames::new(l);
+        let Some(b_v) = weights.tensors.get(&n.b_v).cloned() else {
             continue;
         };
         any = true;
@@ -139,11 +133,11 @@ fn fold_value_biases(weights: &mut Weights, center_writing: bool) {
         let b_v_heads: Vec<f32> = (0..h)
             .flat_map(|head| b_v.data[(head / group) * dh..(head / group + 1) * dh].to_vec())
             .collect();
-        let w_o = &weights.tensors[&format!("{p}.attn.W_O")];
+        let w_o = &weights.tensors[&n.w_o];
         let shift = vec_mat(&b_v_heads, w_o);
         let b_o = weights
             .tensors
-            .entry(format!("{p}.attn.b_O"))
+            .entry(n.b_o.clone())
             .or_insert_with(|| HostTensor::new(vec![d], vec![0.0; d]));
         for (x, s) in b_o.data.iter_mut().zip(shift) {
             *x += s;
@@ -153,7 +147,7 @@ fn fold_value_biases(weights: &mut Weights, center_writing: bool) {
         }
         weights
             .tensors
-            .get_mut(&format!("{p}.attn.b_V"))
+            .get_mut(&n.b_v)
             .expect("present")
             .data
             .fill(0.0);

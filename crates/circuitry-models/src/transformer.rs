@@ -1,12 +1,12 @@
 //! The decoder-only transformer: embedding, blocks, final norm, unembedding; and the forward pass
-//! with hooks, edits, start-at-layer and stop-at-layer.
+//! with hooks, edits, start-at-layer, stop-at-layer and a key/value prefix.
 
 use burn::module::Param;
 use burn::prelude::*;
 
 use crate::batch::TokenBatch;
 use crate::cache::{ActivationCache, HookContext, Intervention};
-use crate::components::attention::{Attention, AttentionMask};
+use crate::components::attention::{Attention, AttentionMask, LayerKv};
 use crate::components::mlp::Mlp;
 use crate::components::norm::Norm;
 use crate::components::rotary::RotaryTables;
@@ -17,52 +17,153 @@ use crate::hooks::{HookKind, HookPoint};
 /// `resid_post = resid_mid + mlp(ln2(resid_mid))`.
 #[derive(Module, Debug)]
 pub struct Block {
-    pub ln1: Norm,
-    pub attn: Attention,
+    pub(crate) ln1: Norm,
+    pub(crate) attn: Attention,
     /// Absent in attention-only models, with `mlp`.
-    pub ln2: Option<Norm>,
-    pub mlp: Option<Mlp>,
+    pub(crate) ln2: Option<Norm>,
+    pub(crate) mlp: Option<Mlp>,
+}
+
+impl Block {
+    pub fn ln1(&self) -> &Norm {
+        &self.ln1
+    }
+    pub fn attn(&self) -> &Attention {
+        &self.attn
+    }
+    /// `None` in attention-only models.
+    pub fn ln2(&self) -> Option<&Norm> {
+        self.ln2.as_ref()
+    }
+    /// `None` in attention-only models.
+    pub fn mlp(&self) -> Option<&Mlp> {
+        self.mlp.as_ref()
+    }
 }
 
 /// A transformer with weights in TransformerLens-style layout (`x @ W`).
+///
+/// The weights are private to this crate: [`Transformer::from_weights`] builds a model from
+/// canonical host weights, burn's `Module` mapping updates them (training), and other crates read
+/// them through the accessors ([`Transformer::w_e`], [`Transformer::blocks`], [`Block::attn`],
+/// [`Attention::w_q_heads`], ...).
 #[derive(Module, Debug)]
 pub struct Transformer {
     /// `W_E`, `[d_vocab, d_model]`.
-    pub w_e: Param<Tensor<2>>,
+    pub(crate) w_e: Param<Tensor<2>>,
     /// `W_pos`, `[n_ctx, d_model]`, for learned positions.
-    pub w_pos: Option<Param<Tensor<2>>>,
-    pub blocks: Vec<Block>,
-    pub ln_final: Norm,
+    pub(crate) w_pos: Option<Param<Tensor<2>>>,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) ln_final: Norm,
     /// `W_U`, `[d_model, d_vocab]`.
-    pub w_u: Param<Tensor<2>>,
-    pub b_u: Option<Param<Tensor<1>>>,
+    pub(crate) w_u: Param<Tensor<2>>,
+    pub(crate) b_u: Option<Param<Tensor<1>>>,
     #[module(skip)]
     pub config: ModelConfig,
 }
 
-/// Where a forward pass starts and stops.
+/// Keys and values of every block for the first slots of a batch: what attention at later slots
+/// reads, so that a pass over those later slots can skip the earlier ones (a KV cache).
+///
+/// `layers[l]` is `None` for blocks the pass that produced it did not run.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    layers: Vec<Option<LayerKv>>,
+}
+
+impl KvCache {
+    /// The keys and values of block `l`, `[batch, slots, n_kv_heads, d_head]` each.
+    pub fn layer(&self, l: usize) -> Option<&LayerKv> {
+        self.layers.get(l).and_then(Option::as_ref)
+    }
+
+    /// How many slots the cache covers (0 when it holds no block).
+    pub fn slots(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .next()
+            .map_or(0, |kv| kv.k.dims()[1])
+    }
+
+    /// The cache of slots `..s` only.
+    pub fn prefix(&self, s: usize) -> KvCache {
+        let cut = |x: &Tensor<4>| {
+            let [b, _, h, d] = x.dims();
+            x.clone().slice([0..b, 0..s, 0..h, 0..d])
+        };
+        self.map(|kv| LayerKv {
+            k: cut(&kv.k),
+            v: cut(&kv.v),
+        })
+    }
+
+    /// `k` copies of every row, stacked copy-major (as a batch repeated `k` times).
+    pub fn repeat_rows(&self, k: usize) -> KvCache {
+        if k == 1 {
+            return self.clone();
+        }
+        self.map(|kv| LayerKv {
+            k: kv.k.clone().repeat_dim(0, k),
+            v: kv.v.clone().repeat_dim(0, k),
+        })
+    }
+
+    fn map(&self, f: impl Fn(&LayerKv) -> LayerKv) -> KvCache {
+        KvCache {
+            layers: self.layers.iter().map(|l| l.as_ref().map(&f)).collect(),
+        }
+    }
+}
+
+/// Where a forward pass starts and stops, and which slots it computes.
 #[derive(Clone, Debug, Default)]
 pub struct Span {
     /// Start at this block from the given residual stream (`blocks.l.hook_resid_pre`,
-    /// `[batch, seq, d_model]`) instead of from the tokens.
+    /// `[batch, seq - past slots, d_model]`) instead of from the tokens.
     pub start: Option<(usize, Tensor<3>)>,
     /// Stop before this block and return its `hook_resid_pre` as the output, without logits
     /// (with `n_layers`, the residual stream after the last block).
     pub stop_before: Option<usize>,
+    /// Keys and values of the batch's first `s = past.slots()` slots, from an earlier pass over
+    /// the same rows (`Output::kv`, cut with [`KvCache::prefix`]): the pass then computes only
+    /// slots `s..` of the batch, whose queries attend to these keys followed by their own. The
+    /// batch still describes every slot (tokens, position ids, padding); the pass embeds slots
+    /// `s..` only, rotates them by their own position ids, and masks keys causally and by
+    /// padding over all `seq` slots. It needs the blocks it runs.
+    ///
+    /// Hook tensors (captured and edited) then cover the computed slots only: their position
+    /// axis is `[seq - s]` and index `i` is slot `s + i` (attention scores and patterns are
+    /// `[batch, head, seq - s, seq]`: keys cover every slot); `hook_k`/`hook_v` hold the new
+    /// slots' keys and values, not the prefix's.
+    pub past: Option<KvCache>,
+    /// Return the keys and values of every block run, for all `seq` slots (past and new), in
+    /// [`Output::kv`].
+    pub keep_kv: bool,
 }
 
 impl Span {
     pub fn from_layer(layer: usize, resid_pre: Tensor<3>) -> Span {
         Span {
             start: Some((layer, resid_pre)),
-            stop_before: None,
+            ..Span::default()
         }
     }
     pub fn until(layer: usize) -> Span {
         Span {
-            start: None,
             stop_before: Some(layer),
+            ..Span::default()
         }
+    }
+    /// The same span, computing only the slots after `past`.
+    pub fn with_past(mut self, past: KvCache) -> Span {
+        self.past = Some(past);
+        self
+    }
+    /// The same span, returning the keys and values it computes.
+    pub fn keeping_kv(mut self) -> Span {
+        self.keep_kv = true;
+        self
     }
 }
 
@@ -74,6 +175,8 @@ pub struct Output {
     /// The residual stream where the pass ended (before the final norm, or at `stop_before`).
     pub resid: Tensor<3>,
     pub cache: ActivationCache,
+    /// With [`Span::keep_kv`]: keys and values of the blocks run, over every slot.
+    pub kv: Option<KvCache>,
 }
 
 impl Transformer {
@@ -89,31 +192,70 @@ impl Transformer {
     }
 
     /// Runs the model on `batch`, applying and capturing at hook points as `intervention` says.
+    ///
+    /// # Panics
+    /// On a span that does not fit the model or the batch (a start layer beyond the model, a
+    /// start residual or key/value prefix of another shape, a prefix missing a block it runs),
+    /// and on an edit whose value is not of its hook's rank ([`Intervention::check`] reports
+    /// that as an error): bugs in the caller.
     pub fn forward(&self, batch: &TokenBatch, intervention: &Intervention, span: Span) -> Output {
+        if let Err(e) = intervention.check() {
+            panic!("{e}");
+        }
         let cfg = &self.config;
         let mut hooks = HookContext::new(intervention);
         let [b, t] = batch.ids.dims();
         let device = batch.device();
+        let offset = span.past.as_ref().map_or(0, KvCache::slots);
+        assert!(offset <= t, "key/value prefix of {offset} slots beyond {t}");
         let (first, mut resid) = match span.start {
             Some((layer, resid)) => {
                 assert!(layer <= cfg.n_layers, "start layer {layer} beyond n_layers");
+                assert_eq!(
+                    resid.dims()[..2],
+                    [b, t - offset],
+                    "start residual for another batch or prefix"
+                );
                 (layer, resid)
             }
-            None => (0, self.embed(batch, &mut hooks)),
+            None => (0, self.embed(batch, offset, &mut hooks)),
         };
         let last = span.stop_before.unwrap_or(cfg.n_layers).min(cfg.n_layers);
-        let mask = AttentionMask::new(b, t, batch.key_mask.as_ref(), &device);
+        let mask = AttentionMask::new(b, offset, t, batch.key_mask.as_ref(), &device);
         let rotary = match cfg.positional {
             Positional::Rotary { theta, dim } if first < last => Some(RotaryTables::new(
-                &batch.positions,
+                &slots_from(&batch.positions, offset),
                 batch.max_len(),
                 dim,
                 theta,
             )),
             _ => None,
         };
+        let mut kept = span.keep_kv.then(|| KvCache {
+            layers: vec![None; cfg.n_layers],
+        });
         for (l, block) in self.blocks.iter().enumerate().take(last).skip(first) {
-            resid = self.block_forward(block, l, resid, &mask, rotary.as_ref(), &mut hooks);
+            let past = span.past.as_ref().map(|p| {
+                let kv = p
+                    .layer(l)
+                    .unwrap_or_else(|| panic!("key/value prefix without block {l}"));
+                assert_eq!(kv.k.dims()[0], b, "key/value prefix for another batch");
+                kv
+            });
+            let (out, kv) = self.block_forward(
+                block,
+                l,
+                resid,
+                &mask,
+                rotary.as_ref(),
+                past,
+                kept.is_some(),
+                &mut hooks,
+            );
+            resid = out;
+            if let Some(kept) = &mut kept {
+                kept.layers[l] = kv;
+            }
         }
         if span.stop_before.is_some() {
             // `blocks.L.hook_resid_pre` of the stop layer, or the final residual stream.
@@ -124,8 +266,10 @@ impl Transformer {
                 logits: None,
                 resid,
                 cache: hooks.cache,
+                kv: kept,
             };
         }
+        let t = t - offset;
         let scale = self.ln_final.scale(&resid);
         let scale = hooks.h3(HookPoint::model(HookKind::LnFinalScale), scale);
         let normed = self.ln_final.apply(resid.clone(), scale);
@@ -142,12 +286,15 @@ impl Transformer {
             logits: Some(logits),
             resid,
             cache: hooks.cache,
+            kv: kept,
         }
     }
 
-    fn embed(&self, batch: &TokenBatch, hooks: &mut HookContext) -> Tensor<3> {
-        let [b, t] = batch.ids.dims();
-        let ids = batch.ids.clone().reshape([b * t]);
+    /// The embedding of slots `offset..` of the batch.
+    fn embed(&self, batch: &TokenBatch, offset: usize, hooks: &mut HookContext) -> Tensor<3> {
+        let ids = slots_from(&batch.ids, offset);
+        let [b, t] = ids.dims();
+        let ids = ids.reshape([b * t]);
         let embed = self
             .w_e
             .val()
@@ -155,13 +302,14 @@ impl Transformer {
             .reshape([b as i64, t as i64, -1]);
         let mut resid = hooks.h3(HookPoint::model(HookKind::Embed), embed);
         if let Some(w_pos) = &self.w_pos {
-            let pos = batch.positions.clone().reshape([b * t]);
+            let pos = slots_from(&batch.positions, offset).reshape([b * t]);
             let pos_embed = w_pos.val().select(0, pos).reshape([b as i64, t as i64, -1]);
             resid = resid + hooks.h3(HookPoint::model(HookKind::PosEmbed), pos_embed);
         }
         resid
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn block_forward(
         &self,
         block: &Block,
@@ -169,23 +317,48 @@ impl Transformer {
         resid: Tensor<3>,
         mask: &AttentionMask,
         rotary: Option<&RotaryTables>,
+        past: Option<&LayerKv>,
+        keep_kv: bool,
         hooks: &mut HookContext,
-    ) -> Tensor<3> {
+    ) -> (Tensor<3>, Option<LayerKv>) {
         let hp = |k| HookPoint::layer(l, k);
         let resid = hooks.h3(hp(HookKind::ResidPre), resid);
         let scale = hooks.h3(hp(HookKind::Ln1Scale), block.ln1.scale(&resid));
         let x = block.ln1.apply(resid.clone(), scale);
-        let attn_out = block.attn.forward(x, l, mask, rotary, hooks);
+        let (attn_out, kv) = block.attn.forward(x, l, mask, rotary, past, keep_kv, hooks);
         let attn_out = hooks.h3(hp(HookKind::AttnOut), attn_out);
         let (Some(ln2), Some(mlp)) = (&block.ln2, &block.mlp) else {
-            return hooks.h3(hp(HookKind::ResidPost), resid + attn_out);
+            return (hooks.h3(hp(HookKind::ResidPost), resid + attn_out), kv);
         };
         let resid = hooks.h3(hp(HookKind::ResidMid), resid + attn_out);
         let scale = hooks.h3(hp(HookKind::Ln2Scale), ln2.scale(&resid));
         let x = ln2.apply(resid.clone(), scale);
         let mlp_out = mlp.forward(x, l, hooks);
         let mlp_out = hooks.h3(hp(HookKind::MlpOut), mlp_out);
-        hooks.h3(hp(HookKind::ResidPost), resid + mlp_out)
+        (hooks.h3(hp(HookKind::ResidPost), resid + mlp_out), kv)
+    }
+
+    /// `W_E`, `[d_vocab, d_model]`.
+    pub fn w_e(&self) -> Tensor<2> {
+        self.w_e.val()
+    }
+    /// `W_pos`, `[n_ctx, d_model]`, for learned positions.
+    pub fn w_pos(&self) -> Option<Tensor<2>> {
+        self.w_pos.as_ref().map(Param::val)
+    }
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+    pub fn ln_final(&self) -> &Norm {
+        &self.ln_final
+    }
+    /// `W_U`, `[d_model, d_vocab]`.
+    pub fn w_u(&self) -> Tensor<2> {
+        self.w_u.val()
+    }
+    /// `b_U`, `[d_vocab]`.
+    pub fn b_u(&self) -> Option<Tensor<1>> {
+        self.b_u.as_ref().map(Param::val)
     }
 
     /// The hook points this model has (see [`has_hook`]).
@@ -212,6 +385,15 @@ pub fn has_hook(cfg: &ModelConfig, kind: HookKind) -> bool {
         | HookKind::MlpOut => !cfg.attn_only,
         _ => true,
     }
+}
+
+/// Columns `offset..` of a `[batch, seq]` tensor.
+fn slots_from(x: &Tensor<2, Int>, offset: usize) -> Tensor<2, Int> {
+    if offset == 0 {
+        return x.clone();
+    }
+    let [b, t] = x.dims();
+    x.clone().slice([0..b, offset..t])
 }
 
 /// `x @ w + b` over the last axis of a `[batch, seq, in]` tensor, as one matrix product.

@@ -94,59 +94,129 @@ pub struct Weights {
     pub source: PathBuf,
 }
 
+/// Canonical names of the model-level tensors.
+pub mod names {
+    pub const W_E: &str = "embed.W_E";
+    pub const W_POS: &str = "pos_embed.W_pos";
+    pub const LN_FINAL_W: &str = "ln_final.w";
+    pub const LN_FINAL_B: &str = "ln_final.b";
+    pub const W_U: &str = "unembed.W_U";
+    pub const B_U: &str = "unembed.b_U";
+}
+
+/// The canonical names of the tensors block `l` can have: the one place they are spelled, used
+/// by the architectures' loaders, by [`expected_tensors`], by [`Transformer::from_weights`] and
+/// [`Transformer::to_weights`], and by weight processing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockNames {
+    pub ln1_w: String,
+    pub ln1_b: String,
+    pub w_q: String,
+    pub b_q: String,
+    pub w_k: String,
+    pub b_k: String,
+    pub w_v: String,
+    pub b_v: String,
+    pub w_o: String,
+    pub b_o: String,
+    pub ln2_w: String,
+    pub ln2_b: String,
+    pub w_in: String,
+    pub b_in: String,
+    pub w_gate: String,
+    pub b_gate: String,
+    pub w_out: String,
+    pub b_out: String,
+}
+
+impl BlockNames {
+    pub fn new(l: usize) -> BlockNames {
+        let n = |s: &str| format!("blocks.{l}.{s}");
+        BlockNames {
+            ln1_w: n("ln1.w"),
+            ln1_b: n("ln1.b"),
+            w_q: n("attn.W_Q"),
+            b_q: n("attn.b_Q"),
+            w_k: n("attn.W_K"),
+            b_k: n("attn.b_K"),
+            w_v: n("attn.W_V"),
+            b_v: n("attn.b_V"),
+            w_o: n("attn.W_O"),
+            b_o: n("attn.b_O"),
+            ln2_w: n("ln2.w"),
+            ln2_b: n("ln2.b"),
+            w_in: n("mlp.W_in"),
+            b_in: n("mlp.b_in"),
+            w_gate: n("mlp.W_gate"),
+            b_gate: n("mlp.b_gate"),
+            w_out: n("mlp.W_out"),
+            b_out: n("mlp.b_out"),
+        }
+    }
+
+    /// `(W, b)` of the query, key and value maps, in that order.
+    pub fn qkv(&self) -> [(&str, &str); 3] {
+        [
+            (&self.w_q, &self.b_q),
+            (&self.w_k, &self.b_k),
+            (&self.w_v, &self.b_v),
+        ]
+    }
+}
+
 /// The canonical tensors a configuration needs, with their shapes.
 pub fn expected_tensors(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let d = cfg.d_model;
     let qd = cfg.n_heads * cfg.d_head;
     let kvd = cfg.n_kv_heads * cfg.d_head;
-    let mut out = vec![("embed.W_E".to_string(), vec![cfg.d_vocab, d])];
+    let mut out = vec![(names::W_E.to_string(), vec![cfg.d_vocab, d])];
     if cfg.positional == Positional::Learned {
-        out.push(("pos_embed.W_pos".into(), vec![cfg.n_ctx, d]));
+        out.push((names::W_POS.into(), vec![cfg.n_ctx, d]));
     }
-    let norm = |out: &mut Vec<(String, Vec<usize>)>, prefix: &str, kind: NormKind| {
+    let norm = |out: &mut Vec<(String, Vec<usize>)>, w: &str, b: &str, kind: NormKind| {
         if kind.has_weight() {
-            out.push((format!("{prefix}.w"), vec![d]));
+            out.push((w.to_string(), vec![d]));
         }
         if kind == NormKind::LayerNorm {
-            out.push((format!("{prefix}.b"), vec![d]));
+            out.push((b.to_string(), vec![d]));
         }
     };
     for l in 0..cfg.n_layers {
-        let p = format!("blocks.{l}");
-        norm(&mut out, &format!("{p}.ln1"), cfg.norm);
-        out.push((format!("{p}.attn.W_Q"), vec![d, qd]));
-        out.push((format!("{p}.attn.W_K"), vec![d, kvd]));
-        out.push((format!("{p}.attn.W_V"), vec![d, kvd]));
-        out.push((format!("{p}.attn.W_O"), vec![qd, d]));
+        let n = BlockNames::new(l);
+        norm(&mut out, &n.ln1_w, &n.ln1_b, cfg.norm);
+        out.push((n.w_q.clone(), vec![d, qd]));
+        out.push((n.w_k.clone(), vec![d, kvd]));
+        out.push((n.w_v.clone(), vec![d, kvd]));
+        out.push((n.w_o.clone(), vec![qd, d]));
         if cfg.qkv_bias {
-            out.push((format!("{p}.attn.b_Q"), vec![qd]));
-            out.push((format!("{p}.attn.b_K"), vec![kvd]));
-            out.push((format!("{p}.attn.b_V"), vec![kvd]));
+            out.push((n.b_q.clone(), vec![qd]));
+            out.push((n.b_k.clone(), vec![kvd]));
+            out.push((n.b_v.clone(), vec![kvd]));
         }
         if cfg.attn_out_bias {
-            out.push((format!("{p}.attn.b_O"), vec![d]));
+            out.push((n.b_o.clone(), vec![d]));
         }
         if cfg.attn_only {
             continue;
         }
-        norm(&mut out, &format!("{p}.ln2"), cfg.norm);
-        out.push((format!("{p}.mlp.W_in"), vec![d, cfg.d_mlp]));
+        norm(&mut out, &n.ln2_w, &n.ln2_b, cfg.norm);
+        out.push((n.w_in.clone(), vec![d, cfg.d_mlp]));
         if cfg.gated_mlp {
-            out.push((format!("{p}.mlp.W_gate"), vec![d, cfg.d_mlp]));
+            out.push((n.w_gate.clone(), vec![d, cfg.d_mlp]));
         }
-        out.push((format!("{p}.mlp.W_out"), vec![cfg.d_mlp, d]));
+        out.push((n.w_out.clone(), vec![cfg.d_mlp, d]));
         if cfg.mlp_bias {
-            out.push((format!("{p}.mlp.b_in"), vec![cfg.d_mlp]));
+            out.push((n.b_in.clone(), vec![cfg.d_mlp]));
             if cfg.gated_mlp {
-                out.push((format!("{p}.mlp.b_gate"), vec![cfg.d_mlp]));
+                out.push((n.b_gate.clone(), vec![cfg.d_mlp]));
             }
-            out.push((format!("{p}.mlp.b_out"), vec![d]));
+            out.push((n.b_out.clone(), vec![d]));
         }
     }
-    norm(&mut out, "ln_final", cfg.norm);
-    out.push(("unembed.W_U".into(), vec![d, cfg.d_vocab]));
+    norm(&mut out, names::LN_FINAL_W, names::LN_FINAL_B, cfg.norm);
+    out.push((names::W_U.into(), vec![d, cfg.d_vocab]));
     if cfg.unembed_bias {
-        out.push(("unembed.b_U".into(), vec![cfg.d_vocab]));
+        out.push((names::B_U.into(), vec![cfg.d_vocab]));
     }
     out
 }
@@ -187,51 +257,51 @@ impl Transformer {
         let p1 = |name: &str| get(name).map(|t| Param::from_tensor(t.to_tensor::<1>(device)));
         let p2 =
             |name: &str| Param::from_tensor(get(name).expect("checked").to_tensor::<2>(device));
-        let norm = |prefix: &str| Norm {
-            w: p1(&format!("{prefix}.w")),
-            b: p1(&format!("{prefix}.b")),
+        let opt2 = |name: &str| get(name).map(|t| Param::from_tensor(t.to_tensor::<2>(device)));
+        let norm = |w: &str, b: &str| Norm {
+            w: p1(w),
+            b: p1(b),
             kind: cfg.norm,
             eps: cfg.norm_eps,
         };
         let blocks = (0..cfg.n_layers)
             .map(|l| {
-                let p = format!("blocks.{l}");
+                let n = BlockNames::new(l);
                 Block {
-                    ln1: norm(&format!("{p}.ln1")),
+                    ln1: norm(&n.ln1_w, &n.ln1_b),
                     attn: Attention {
-                        w_q: p2(&format!("{p}.attn.W_Q")),
-                        b_q: p1(&format!("{p}.attn.b_Q")),
-                        w_k: p2(&format!("{p}.attn.W_K")),
-                        b_k: p1(&format!("{p}.attn.b_K")),
-                        w_v: p2(&format!("{p}.attn.W_V")),
-                        b_v: p1(&format!("{p}.attn.b_V")),
-                        w_o: p2(&format!("{p}.attn.W_O")),
-                        b_o: p1(&format!("{p}.attn.b_O")),
+                        w_q: p2(&n.w_q),
+                        b_q: p1(&n.b_q),
+                        w_k: p2(&n.w_k),
+                        b_k: p1(&n.b_k),
+                        w_v: p2(&n.w_v),
+                        b_v: p1(&n.b_v),
+                        w_o: p2(&n.w_o),
+                        b_o: p1(&n.b_o),
                         n_heads: cfg.n_heads,
                         n_kv_heads: cfg.n_kv_heads,
                         d_head: cfg.d_head,
                     },
-                    ln2: (!cfg.attn_only).then(|| norm(&format!("{p}.ln2"))),
+                    ln2: (!cfg.attn_only).then(|| norm(&n.ln2_w, &n.ln2_b)),
                     mlp: (!cfg.attn_only).then(|| Mlp {
-                        w_in: p2(&format!("{p}.mlp.W_in")),
-                        b_in: p1(&format!("{p}.mlp.b_in")),
-                        w_gate: get(&format!("{p}.mlp.W_gate"))
-                            .map(|t| Param::from_tensor(t.to_tensor::<2>(device))),
-                        b_gate: p1(&format!("{p}.mlp.b_gate")),
-                        w_out: p2(&format!("{p}.mlp.W_out")),
-                        b_out: p1(&format!("{p}.mlp.b_out")),
+                        w_in: p2(&n.w_in),
+                        b_in: p1(&n.b_in),
+                        w_gate: opt2(&n.w_gate),
+                        b_gate: p1(&n.b_gate),
+                        w_out: p2(&n.w_out),
+                        b_out: p1(&n.b_out),
                         act_fn: cfg.act_fn,
                     }),
                 }
             })
             .collect();
         Ok(Transformer {
-            w_e: p2("embed.W_E"),
-            w_pos: get("pos_embed.W_pos").map(|t| Param::from_tensor(t.to_tensor::<2>(device))),
+            w_e: p2(names::W_E),
+            w_pos: opt2(names::W_POS),
             blocks,
-            ln_final: norm("ln_final"),
-            w_u: p2("unembed.W_U"),
-            b_u: p1("unembed.b_U"),
+            ln_final: norm(names::LN_FINAL_W, names::LN_FINAL_B),
+            w_u: p2(names::W_U),
+            b_u: p1(names::B_U),
             config: cfg,
         })
     }
@@ -239,50 +309,51 @@ impl Transformer {
     /// The model's weights under canonical names (host copies).
     pub fn to_weights(&self, source: &Path) -> Weights {
         let mut t = BTreeMap::new();
-        let put1 =
-            |t: &mut BTreeMap<String, HostTensor>, name: String, p: &Option<Param<Tensor<1>>>| {
-                if let Some(p) = p {
-                    t.insert(name, HostTensor::from_tensor(&p.val()));
-                }
-            };
-        let put2 = |t: &mut BTreeMap<String, HostTensor>, name: String, p: &Param<Tensor<2>>| {
-            t.insert(name, HostTensor::from_tensor(&p.val()));
+        let mut put1 = |name: &str, p: &Option<Param<Tensor<1>>>| {
+            if let Some(p) = p {
+                t.insert(name.to_string(), HostTensor::from_tensor(&p.val()));
+            }
         };
-        put2(&mut t, "embed.W_E".into(), &self.w_e);
+        let mut tensors2: Vec<(String, &Param<Tensor<2>>)> = vec![(names::W_E.into(), &self.w_e)];
         if let Some(w_pos) = &self.w_pos {
-            put2(&mut t, "pos_embed.W_pos".into(), w_pos);
+            tensors2.push((names::W_POS.into(), w_pos));
         }
         for (l, block) in self.blocks.iter().enumerate() {
-            let p = format!("blocks.{l}");
-            put1(&mut t, format!("{p}.ln1.w"), &block.ln1.w);
-            put1(&mut t, format!("{p}.ln1.b"), &block.ln1.b);
+            let n = BlockNames::new(l);
+            put1(&n.ln1_w, &block.ln1.w);
+            put1(&n.ln1_b, &block.ln1.b);
             let a = &block.attn;
-            put2(&mut t, format!("{p}.attn.W_Q"), &a.w_q);
-            put1(&mut t, format!("{p}.attn.b_Q"), &a.b_q);
-            put2(&mut t, format!("{p}.attn.W_K"), &a.w_k);
-            put1(&mut t, format!("{p}.attn.b_K"), &a.b_k);
-            put2(&mut t, format!("{p}.attn.W_V"), &a.w_v);
-            put1(&mut t, format!("{p}.attn.b_V"), &a.b_v);
-            put2(&mut t, format!("{p}.attn.W_O"), &a.w_o);
-            put1(&mut t, format!("{p}.attn.b_O"), &a.b_o);
+            put1(&n.b_q, &a.b_q);
+            put1(&n.b_k, &a.b_k);
+            put1(&n.b_v, &a.b_v);
+            put1(&n.b_o, &a.b_o);
+            tensors2.extend([
+                (n.w_q.clone(), &a.w_q),
+                (n.w_k.clone(), &a.w_k),
+                (n.w_v.clone(), &a.w_v),
+                (n.w_o.clone(), &a.w_o),
+            ]);
             let (Some(ln2), Some(m)) = (&block.ln2, &block.mlp) else {
                 continue;
             };
-            put1(&mut t, format!("{p}.ln2.w"), &ln2.w);
-            put1(&mut t, format!("{p}.ln2.b"), &ln2.b);
-            put2(&mut t, format!("{p}.mlp.W_in"), &m.w_in);
-            put1(&mut t, format!("{p}.mlp.b_in"), &m.b_in);
+            put1(&n.ln2_w, &ln2.w);
+            put1(&n.ln2_b, &ln2.b);
+            put1(&n.b_in, &m.b_in);
+            put1(&n.b_gate, &m.b_gate);
+            put1(&n.b_out, &m.b_out);
+            tensors2.push((n.w_in.clone(), &m.w_in));
             if let Some(w_gate) = &m.w_gate {
-                put2(&mut t, format!("{p}.mlp.W_gate"), w_gate);
+                tensors2.push((n.w_gate.clone(), w_gate));
             }
-            put1(&mut t, format!("{p}.mlp.b_gate"), &m.b_gate);
-            put2(&mut t, format!("{p}.mlp.W_out"), &m.w_out);
-            put1(&mut t, format!("{p}.mlp.b_out"), &m.b_out);
+            tensors2.push((n.w_out.clone(), &m.w_out));
         }
-        put1(&mut t, "ln_final.w".into(), &self.ln_final.w);
-        put1(&mut t, "ln_final.b".into(), &self.ln_final.b);
-        put2(&mut t, "unembed.W_U".into(), &self.w_u);
-        put1(&mut t, "unembed.b_U".into(), &self.b_u);
+        put1(names::LN_FINAL_W, &self.ln_final.w);
+        put1(names::LN_FINAL_B, &self.ln_final.b);
+        put1(names::B_U, &self.b_u);
+        tensors2.push((names::W_U.into(), &self.w_u));
+        for (name, p) in tensors2 {
+            t.insert(name, HostTensor::from_tensor(&p.val()));
+        }
         Weights {
             config: self.config.clone(),
             tensors: t,

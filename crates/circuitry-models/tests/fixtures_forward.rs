@@ -7,7 +7,8 @@ use std::path::Path;
 
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{
-    HookKind, HookPoint, Intervention, Processing, Span, TokenBatch, load_model,
+    HookKind, HookPoint, Intervention, LayerKv, PaddingSide, Processing, Span, TokenBatch,
+    load_model,
 };
 use common::*;
 
@@ -125,5 +126,164 @@ fn stop_and_start_at_layer_reproduce_the_full_pass() {
             assert!(diff < 1e-5, "{name}: split at {layer} differs by {diff}");
         }
         let _ = HookPoint::resid_pre(0);
+    }
+}
+
+/// Slots `s..` of every row of a `[batch, seq, inner]` host tensor (row-major).
+fn from_slot(values: &[f32], b: usize, t: usize, inner: usize, s: usize) -> Vec<f32> {
+    (0..b)
+        .flat_map(|r| values[(r * t + s) * inner..(r + 1) * t * inner].to_vec())
+        .collect()
+}
+
+fn max_kv_diff(a: &LayerKv, c: &LayerKv) -> f32 {
+    let diff = |x: &Tensor<4>, y: &Tensor<4>| {
+        assert_eq!(x.dims(), y.dims());
+        max_abs_diff(&tensor_values(x), &tensor_values(y), |_| false)
+    };
+    diff(&a.k, &c.k).max(diff(&a.v, &c.v))
+}
+
+/// A pass over the first `s` slots that keeps its keys and values, then a pass over the other
+/// slots reading them (`Span::past`), gives the full pass's logits, hooks and keys and values;
+/// with right and left padding (rows whose prefix is all padding included), from the tokens and
+/// from a block.
+#[test]
+fn kv_prefix_reproduces_the_full_pass() {
+    let device = Device::flex();
+    for name in ["gpt2-tiny", "llama-tiny"] {
+        let dir = fixture_dir(name);
+        let model = load_model(
+            dir.to_str().unwrap(),
+            Path::new("."),
+            Processing::all(),
+            &device,
+        )
+        .unwrap()
+        .model;
+        let cfg = model.config.clone();
+        let (n, d, v, h) = (cfg.n_layers, cfg.d_model, cfg.d_vocab, cfg.n_heads);
+        let reference = load_reference(name);
+        let all = rows(&reference["plain.input_ids"]);
+        // Unequal lengths (16, 11 and 7 tokens), so that padding shows on either side.
+        let prompts: Vec<Vec<u32>> =
+            vec![all[0].clone(), all[1][..11].to_vec(), all[2][..7].to_vec()];
+        let resid_hooks = [
+            HookPoint::resid_pre(1.min(n - 1)),
+            HookPoint::resid_pre(n - 1),
+        ];
+        let pattern = HookPoint::layer(0, HookKind::Pattern);
+        let logits_hook = HookPoint::model(HookKind::Logits);
+        let mut capture = vec![pattern, logits_hook];
+        capture.extend(resid_hooks);
+        for side in [PaddingSide::Right, PaddingSide::Left] {
+            let batch = TokenBatch::new(&prompts, 0, side, &device);
+            let (b, t) = (batch.batch_size(), batch.seq_len);
+            let full = model.forward(
+                &batch,
+                &Intervention::capture(capture.clone()),
+                Span::default().keeping_kv(),
+            );
+            let full_kv = full.kv.clone().expect("kept keys and values");
+            assert_eq!(full_kv.slots(), t);
+            let logits = tensor_values(full.logits.as_ref().unwrap());
+            for s in [0, 3, 5, 9, t - 1] {
+                // Index `i` over `[batch, seq - s]`: whether slot `s + i % (seq - s)` of its row is
+                // padding (padding slots' outputs are no prompt's result).
+                let padding = |i: usize| {
+                    let (r, slot) = (i / (t - s), s + i % (t - s));
+                    (0..prompts[r].len()).all(|k| batch.slot(r, k) != slot)
+                };
+                let past = if s == 0 {
+                    full_kv.prefix(0)
+                } else {
+                    let prefix = model.forward(
+                        &batch.first_slots(s),
+                        &Intervention::default(),
+                        Span::default().keeping_kv(),
+                    );
+                    prefix.kv.expect("kept keys and values")
+                };
+                assert_eq!(past.slots(), s);
+                let want_kv = full_kv.prefix(s);
+                for l in 0..n {
+                    let diff = max_kv_diff(past.layer(l).unwrap(), want_kv.layer(l).unwrap());
+                    assert!(
+                        diff < 1e-5,
+                        "{name} {side:?} s={s}: block {l} K/V differ by {diff}"
+                    );
+                }
+                let rest = model.forward(
+                    &batch,
+                    &Intervention::capture(capture.clone()),
+                    Span::default().with_past(past.clone()).keeping_kv(),
+                );
+                let got = tensor_values(rest.logits.as_ref().unwrap());
+                assert_eq!(
+                    got.len(),
+                    b * (t - s) * v,
+                    "{name}: logits of slots s.. only"
+                );
+                let want_logits = from_slot(&logits, b, t, v, s);
+                let diff = max_abs_diff(&got, &want_logits, |i| padding(i / v));
+                assert!(
+                    diff < 1e-5,
+                    "{name} {side:?}: prefix of {s} slots: logits differ by {diff}"
+                );
+                // Hooks cover the new slots: residual streams and logits...
+                for (hook, inner) in [(resid_hooks[0], d), (resid_hooks[1], d), (logits_hook, v)] {
+                    let got = tensor_values(&rest.cache.get3(&hook).unwrap());
+                    let all = tensor_values(&full.cache.get3(&hook).unwrap());
+                    let diff = max_abs_diff(&got, &from_slot(&all, b, t, inner, s), |i| {
+                        padding(i / inner)
+                    });
+                    assert!(
+                        diff < 1e-5,
+                        "{name} {side:?} s={s}: {hook} differs by {diff}"
+                    );
+                }
+                // ...and attention patterns are [batch, head, new queries, every key].
+                let got = rest.cache.get4(&pattern).unwrap();
+                assert_eq!(got.dims(), [b, h, t - s, t]);
+                let want = full
+                    .cache
+                    .get4(&pattern)
+                    .unwrap()
+                    .slice([0..b, 0..h, s..t, 0..t]);
+                let diff = max_abs_diff(&tensor_values(&got), &tensor_values(&want), |i| {
+                    let (r, q) = (i / (h * (t - s) * t), i / t % (t - s));
+                    padding(r * (t - s) + q)
+                });
+                assert!(
+                    diff < 1e-5,
+                    "{name} {side:?} s={s}: pattern differs by {diff}"
+                );
+                // The pass returns the keys and values of every slot, past and new.
+                let kept = rest.kv.expect("kept keys and values");
+                for l in 0..n {
+                    let diff = max_kv_diff(kept.layer(l).unwrap(), full_kv.layer(l).unwrap());
+                    assert!(
+                        diff < 1e-5,
+                        "{name} {side:?} s={s}: kept K/V of block {l}: {diff}"
+                    );
+                }
+                // Starting at a block too: blocks `l..` on slots `s..`.
+                for hook in resid_hooks {
+                    let l = hook.layer.unwrap();
+                    let x = full.cache.get3(&hook).unwrap().slice([0..b, s..t, 0..d]);
+                    let out = model.forward(
+                        &batch,
+                        &Intervention::default(),
+                        Span::from_layer(l, x).with_past(full_kv.prefix(s)),
+                    );
+                    let got = tensor_values(out.logits.as_ref().unwrap());
+                    let diff = max_abs_diff(&got, &want_logits, |i| padding(i / v));
+                    assert!(
+                        diff < 1e-5,
+                        "{name} {side:?} s={s} from block {l}: differs by {diff}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -10,11 +10,11 @@ use circuitry_models::burn::tensor::activation::log_softmax;
 pub fn log_probs(model: &Transformer, x: Tensor<2>) -> Tensor<2> {
     let [n, d] = x.dims();
     let x3 = x.reshape([1, n, d]);
-    let scale = model.ln_final.scale(&x3);
-    let normed = model.ln_final.apply(x3, scale).reshape([n, d]);
-    let logits = normed.matmul(model.w_u.val());
-    let logits = match &model.b_u {
-        Some(b) => logits + b.val().unsqueeze::<2>(),
+    let scale = model.ln_final().scale(&x3);
+    let normed = model.ln_final().apply(x3, scale).reshape([n, d]);
+    let logits = normed.matmul(model.w_u());
+    let logits = match model.b_u() {
+        Some(b) => logits + b.unsqueeze::<2>(),
         None => logits,
     };
     log_softmax(logits, 1)

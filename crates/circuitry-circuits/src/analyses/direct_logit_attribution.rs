@@ -91,18 +91,18 @@ impl Unembed {
     fn new(model: &Transformer) -> Unembed {
         let d = model.config.d_model;
         let mut attn_bias = vec![0f32; d];
-        for block in &model.blocks {
-            if let Some(b) = &block.attn.b_o {
-                for (s, x) in attn_bias.iter_mut().zip(host_vec(&b.val())) {
+        for block in model.blocks() {
+            if let Some(b) = block.attn().b_o() {
+                for (s, x) in attn_bias.iter_mut().zip(host_vec(&b)) {
                     *s += x;
                 }
             }
         }
         Unembed {
-            w_u: host_vec(&model.w_u.val()),
-            b_u: model.b_u.as_ref().map(|b| host_vec(&b.val())),
-            ln_w: model.ln_final.w.as_ref().map(|w| host_vec(&w.val())),
-            ln_b: model.ln_final.b.as_ref().map(|b| host_vec(&b.val())),
+            w_u: host_vec(&model.w_u()),
+            b_u: model.b_u().map(|b| host_vec(&b)),
+            ln_w: model.ln_final().w().map(|w| host_vec(&w)),
+            ln_b: model.ln_final().b().map(|b| host_vec(&b)),
             attn_bias,
             d_vocab: model.config.d_vocab,
         }

@@ -105,9 +105,11 @@ impl Analysis for LogitLens {
         let targets: Vec<Vec<u32>> = picks.iter().map(|p| p.2.clone()).collect();
         for &layer in &self.layers {
             let hook = HookPoint::layer(layer, HookKind::ResidPost);
-            let resid = batch.clean_output.cache.get3(&hook).ok_or_else(|| {
-                AnalysisError::new(format!("internal error: `{hook}` was not captured"))
-            })?;
+            let resid = batch
+                .clean_output
+                .cache
+                .get3(&hook)
+                .map_err(|e| AnalysisError::new(format!("internal error: {e}")))?;
             let d = resid.dims()[2];
             let x = resid.reshape([b * t, d]).select(0, index.clone());
             let lp = log_probs(model.model, x);

@@ -89,6 +89,7 @@ pub(crate) fn grad_run(
     let span = Span {
         start: start0.map(|r| (0, r)),
         stop_before: (!full).then_some(n),
+        ..Span::default()
     };
     let out = model.forward(
         batch,

@@ -508,33 +508,33 @@ fn sender_outputs(
     model: &Transformer,
     resid0: Tensor<3>,
     cache: &impl Fn(HookPoint) -> HookTensor,
-) -> Tensor<4> {
+) -> Result<Tensor<4>> {
     let c = &model.config;
     let mut parts = vec![resid0.unsqueeze_dim::<4>(1)];
     for l in 0..c.n_layers {
+        let (result, mlp_out) = (
+            HookPoint::layer(l, HookKind::Result),
+            HookPoint::layer(l, HookKind::MlpOut),
+        );
         parts.push(
-            cache(HookPoint::layer(l, HookKind::Result))
+            cache(result)
                 .r4()
+                .map_err(|e| e.at(result))?
                 .swap_dims(1, 2),
         );
         if !c.attn_only {
-            parts.push(
-                cache(HookPoint::layer(l, HookKind::MlpOut))
-                    .r3()
-                    .unsqueeze_dim::<4>(1),
-            );
+            let out = cache(mlp_out).r3().map_err(|e| e.at(mlp_out))?;
+            parts.push(out.unsqueeze_dim::<4>(1));
         }
     }
-    Tensor::cat(parts, 1)
+    Ok(Tensor::cat(parts, 1))
 }
 
 /// Gradients of the node outputs in graph order: `[batch, senders, seq, d_model]`.
-fn sender_grads(model: &Transformer, run: &GradRun) -> Tensor<4> {
-    sender_outputs(
-        model,
-        run.grads[&HookPoint::resid_pre(0)].clone().r3(),
-        &|h| run.grads[&h].clone(),
-    )
+fn sender_grads(model: &Transformer, run: &GradRun) -> Result<Tensor<4>> {
+    let embed = HookPoint::resid_pre(0);
+    let embed = run.grads[&embed].clone().r3().map_err(|e| e.at(embed))?;
+    sender_outputs(model, embed, &|h| run.grads[&h].clone())
 }
 
 /// `dMetric/d(x)` through `norm` alone, for `n` copies of `x` (`[b, t, d]`) that each feed
@@ -557,50 +557,53 @@ fn norm_vjp(norm: &Norm, x: Tensor<3>, g_out: Tensor<4>) -> Tensor<4> {
 }
 
 /// Receiver-input gradients in graph order: `[batch, receivers, seq, d_model]`.
-fn receiver_grads(model: &Transformer, run: &GradRun) -> Tensor<4> {
+fn receiver_grads(model: &Transformer, run: &GradRun) -> Result<Tensor<4>> {
     let c = &model.config;
     let (h, hk, dh, d) = (c.n_heads, c.n_kv_heads, c.d_head, c.d_model);
-    let grad = |l: usize, k: HookKind| run.grads[&HookPoint::layer(l, k)].clone();
-    let act = |h: HookPoint| run.cache.get3(&h).expect("captured norm input");
+    let grad = |l: usize, k: HookKind| {
+        let hook = HookPoint::layer(l, k);
+        (run.grads[&hook].clone(), hook)
+    };
+    let grad3 = |l: usize, k: HookKind| {
+        let (g, hook) = grad(l, k);
+        g.r3().map_err(|e| e.at(hook))
+    };
+    let act = |h: HookPoint| run.cache.get3(&h);
     let mut parts = Vec::new();
-    for (l, block) in model.blocks.iter().enumerate() {
-        let resid_pre = act(HookPoint::resid_pre(l));
+    for (l, block) in model.blocks().iter().enumerate() {
+        let resid_pre = act(HookPoint::resid_pre(l))?;
         let mut ln_grads = Vec::new();
         for (kind, w, heads) in [
-            (HookKind::Q, &block.attn.w_q, h),
-            (HookKind::K, &block.attn.w_k, hk),
-            (HookKind::V, &block.attn.w_v, hk),
+            (HookKind::Q, block.attn().w_q(), h),
+            (HookKind::K, block.attn().w_k(), hk),
+            (HookKind::V, block.attn().w_v(), hk),
         ] {
             // W^T per head: [heads, d_head, d_model]
             let wt = w
-                .val()
                 .reshape([d, heads, dh])
                 .permute([1, 2, 0])
                 .unsqueeze_dim::<4>(0);
-            let g = grad(l, kind).r4().swap_dims(1, 2); // [b, heads, t, dh]
+            let (g, hook) = grad(l, kind);
+            let g = g.r4().map_err(|e| e.at(hook))?.swap_dims(1, 2); // [b, heads, t, dh]
             ln_grads.push(g.matmul(wt)); // [b, heads, t, d]
         }
-        parts.push(norm_vjp(&block.ln1, resid_pre, Tensor::cat(ln_grads, 1)));
-        if let (Some(ln2), Some(mlp)) = (&block.ln2, &block.mlp) {
-            let resid_mid = act(HookPoint::layer(l, HookKind::ResidMid));
-            let g_pre = grad(l, HookKind::MlpPre).r3();
-            let g = match &mlp.w_gate {
+        parts.push(norm_vjp(block.ln1(), resid_pre, Tensor::cat(ln_grads, 1)));
+        if let (Some(ln2), Some(mlp)) = (block.ln2(), block.mlp()) {
+            let resid_mid = act(HookPoint::layer(l, HookKind::ResidMid))?;
+            let g_pre = grad3(l, HookKind::MlpPre)?;
+            let g = match mlp.w_gate() {
                 Some(w_gate) => {
-                    let g_lin = grad(l, HookKind::MlpPreLinear).r3();
-                    g_pre.matmul(w_gate.val().transpose().unsqueeze::<3>())
-                        + g_lin.matmul(mlp.w_in.val().transpose().unsqueeze::<3>())
+                    let g_lin = grad3(l, HookKind::MlpPreLinear)?;
+                    g_pre.matmul(w_gate.transpose().unsqueeze::<3>())
+                        + g_lin.matmul(mlp.w_in().transpose().unsqueeze::<3>())
                 }
-                None => g_pre.matmul(mlp.w_in.val().transpose().unsqueeze::<3>()),
+                None => g_pre.matmul(mlp.w_in().transpose().unsqueeze::<3>()),
             };
             parts.push(norm_vjp(ln2, resid_mid, g.unsqueeze_dim::<4>(1)));
         }
     }
-    parts.push(
-        grad(c.n_layers - 1, HookKind::ResidPost)
-            .r3()
-            .unsqueeze_dim::<4>(1),
-    );
-    Tensor::cat(parts, 1)
+    parts.push(grad3(c.n_layers - 1, HookKind::ResidPost)?.unsqueeze_dim::<4>(1));
+    Ok(Tensor::cat(parts, 1))
 }
 
 fn run(
@@ -660,7 +663,7 @@ fn run(
     let (recv, node_grad) = match steps {
         None => {
             let run = grad_run(model, &dest_batch, None, &leaves, &capture, &[], &metric);
-            (receiver_grads(model, &run), sender_grads(model, &run))
+            (receiver_grads(model, &run)?, sender_grads(model, &run)?)
         }
         Some(m) => {
             let (e_src, e_dest) = (source.resid[0].clone(), dest.resid[0].clone());
@@ -669,7 +672,7 @@ fn run(
                 let alpha = k as f64 / m as f64;
                 let x = e_src.clone() + (e_dest.clone() - e_src.clone()) * alpha;
                 let run = grad_run(model, &dest_batch, Some(x), &leaves, &capture, &[], &metric);
-                let (r, s) = (receiver_grads(model, &run), sender_grads(model, &run));
+                let (r, s) = (receiver_grads(model, &run)?, sender_grads(model, &run)?);
                 acc = Some(match acc {
                     None => (r, s),
                     Some((ar, as_)) => (ar + r, as_ + s),
@@ -680,8 +683,8 @@ fn run(
         }
     };
     // Sender output differences, padding slots zeroed.
-    let delta = sender_outputs(model, source.resid[0].clone(), &|h| source.hook(&h))
-        - sender_outputs(model, dest.resid[0].clone(), &|h| dest.hook(&h));
+    let delta = sender_outputs(model, source.resid[0].clone(), &|h| source.hook(&h))?
+        - sender_outputs(model, dest.resid[0].clone(), &|h| dest.hook(&h))?;
     let delta = match &dest.batch.key_mask {
         Some(mask) => {
             let [b, s, t, d] = delta.dims();

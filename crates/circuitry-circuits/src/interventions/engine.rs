@@ -8,21 +8,24 @@ use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{
     ActivationCache, BatchPositions, Edit, EditOp, HookKind, HookPoint, HookTensor, Intervention,
-    Output, Selection, Span, TokenBatch, Transformer,
+    KvCache, Output, Selection, Span, TokenBatch, Transformer,
 };
 
 use super::metric::ResolvedMetric;
-use super::suffix::{self, KvCache};
 use super::{InterventionError, PromptPositions, Result, check_hook};
 
 /// One forward pass of a batch, with the residual stream before every block and after the last
-/// one kept for later passes to start from, and the requested hooks captured.
+/// one, and every block's keys and values, kept for later passes to start from; and the
+/// requested hooks captured.
 #[derive(Clone, Debug)]
 pub struct CapturedRun {
     pub batch: TokenBatch,
     /// `resid[l]` is `blocks.l.hook_resid_pre` for `l < n_layers`; `resid[n_layers]` is the
     /// residual stream after the last block (the final norm's input).
     pub resid: Vec<Tensor<3>>,
+    /// Keys and values of every block over every slot (a later pass over slots `s..` reads
+    /// `kv.prefix(s)`).
+    pub kv: KvCache,
     pub cache: ActivationCache,
 }
 
@@ -42,7 +45,11 @@ impl CapturedRun {
         let n = model.config.n_layers;
         let mut capture = hooks.clone();
         capture.extend((0..n).map(HookPoint::resid_pre));
-        let out = model.forward(&batch, &Intervention { capture, edits }, Span::until(n));
+        let out = model.forward(
+            &batch,
+            &Intervention { capture, edits },
+            Span::until(n).keeping_kv(),
+        );
         let resid = (0..n)
             .map(|l| {
                 out.cache
@@ -54,6 +61,7 @@ impl CapturedRun {
         CapturedRun {
             batch,
             resid,
+            kv: out.kv.expect("kept keys and values"),
             cache: out.cache,
         }
     }
@@ -330,11 +338,13 @@ pub(crate) fn forward_rows(
     let span = Span {
         start: start.map(|l| (l, dest.resid[l].clone().repeat_dim(0, k))),
         stop_before: Some(stop),
+        ..Span::default()
     };
     model.forward(&batch, intervention, span)
 }
 
-/// A residual-stream unit the suffix pass can run: its start block and first patched slot.
+/// A residual-stream unit that can skip the slots before its first patched one: its start
+/// block and first patched slot.
 fn suffix_plan(
     unit: &PatchUnit,
     prompts: &[Prompt],
@@ -366,13 +376,13 @@ fn suffix_plan(
     Some((start, first))
 }
 
-/// Runs residual-stream units that share a start block and a first patched slot `s`,
-/// recomputing slots `s..` only.
-#[allow(clippy::too_many_arguments)]
+/// Runs residual-stream units that share a start block and a first patched slot `s` through the
+/// model's forward pass over slots `s..` only, with the destination's keys and values of slots
+/// `..s` as its key/value prefix (attention is causal, so a patch at slot `s` or later changes
+/// nothing before it).
 fn run_suffix_chunk(
     model: &Transformer,
     dest: &CapturedRun,
-    kv: &KvCache,
     prompts: &[Prompt],
     metric: &ResolvedMetric,
     units: &[&PatchUnit],
@@ -381,46 +391,40 @@ fn run_suffix_chunk(
 ) -> Result<(Vec<f64>, Vec<Vec<bool>>)> {
     let p = prompts.len();
     let k = units.len();
-    let rows = k * p;
+    let n = model.config.n_layers;
     let [_, t, d] = dest.resid[start].dims();
-    let ts = t - s;
     let hook = units[0].targets[0].hook;
     let source = values
         .get(&hook)
         .ok_or_else(|| InterventionError::Config(format!("no patch values for `{hook}`")))?
         .clone()
         .r3()
+        .map_err(|e| e.at(hook))?
         .slice([0..p, s..t, 0..d]);
-    let mut mask = vec![false; rows * ts * d];
-    let mut valid = vec![vec![true; p]; k];
-    for (j, unit) in units.iter().enumerate() {
-        let target = &unit.targets[0];
-        for (i, prompt) in prompts.iter().enumerate() {
-            let Some(indices) = target.positions.token_indices(prompt) else {
-                valid[j][i] = false;
-                continue;
-            };
-            let r = j * p + i;
-            for ix in indices {
-                let slot = dest.batch.slot(i, ix) - s;
-                let row = &mut mask[(r * ts + slot) * d..(r * ts + slot + 1) * d];
-                match &target.features {
-                    None => row.fill(true),
-                    Some(f) => f.iter().filter(|&&f| f < d).for_each(|&f| row[f] = true),
-                }
-            }
-        }
-    }
-    let device = model.device();
-    let mask = Tensor::<3, Bool>::from_data(TensorData::new(mask, [rows, ts, d]), &device);
-    let x = dest.resid[start]
+    let suffix_values = BTreeMap::from([(hook, HookTensor::R3(source))]);
+    // The edits of slots `s..` of `hook_resid_pre` of block `start` (`hook_resid_post` of the
+    // block before), whose position axis starts at slot `s`.
+    let (mut edits, valid) = unit_edits(units, prompts, &dest.batch, &suffix_values)?;
+    let mut x = dest.resid[start]
         .clone()
         .slice([0..p, s..t, 0..d])
         .repeat_dim(0, k);
-    let x = x.mask_where(mask, source.repeat_dim(0, k));
-    let batch = repeat_batch(&dest.batch, k);
-    let suffix_out = suffix::forward(model, &batch, kv, start, s, x);
-    let n = model.config.n_layers;
+    for e in &mut edits {
+        if let BatchPositions::PerRow(rows) = &mut e.selection.positions {
+            rows.iter_mut().flatten().for_each(|slot| *slot -= s);
+        }
+        x = e.apply3(x)?;
+    }
+    let suffix_out = if start < n {
+        let batch = repeat_batch(&dest.batch, k);
+        let span = Span {
+            stop_before: Some(n),
+            ..Span::from_layer(start, x).with_past(dest.kv.prefix(s).repeat_rows(k))
+        };
+        model.forward(&batch, &Intervention::default(), span).resid
+    } else {
+        x
+    };
     let last = if s > 0 {
         let prefix = dest.resid[n]
             .clone()
@@ -473,48 +477,24 @@ pub fn patch_units(
             None => general.push(i),
         }
     }
-    if !by_start.is_empty() {
-        let hooks = suffix::kv_hooks(model);
-        let missing = hooks.iter().any(|h| dest.cache.get(h).is_none());
-        let cache = if missing {
-            let capture = Intervention::capture(hooks.iter().copied());
-            model.forward(&dest.batch, &capture, Span::until(n)).cache
-        } else {
-            dest.cache.clone()
-        };
-        let kv = KvCache {
-            k: hooks
-                .iter()
-                .step_by(2)
-                .map(|h| cache.get4(h).expect("captured keys"))
-                .collect(),
-            v: hooks
-                .iter()
-                .skip(1)
-                .step_by(2)
-                .map(|h| cache.get4(h).expect("captured values"))
-                .collect(),
-        };
-        for (start, mut members) in by_start {
-            members.sort_unstable();
-            for chunk in members.chunks(per_chunk) {
-                let first = chunk[0].0;
-                let chunk_units: Vec<&PatchUnit> = chunk.iter().map(|&(_, u)| &units[u]).collect();
-                let (values_rows, valid) = run_suffix_chunk(
-                    model,
-                    dest,
-                    &kv,
-                    prompts,
-                    metric,
-                    &chunk_units,
-                    values,
-                    (start, first),
-                )?;
-                for (j, &(_, u)) in chunk.iter().enumerate() {
-                    for i in 0..p {
-                        if valid[j][i] {
-                            out[u][i] = Some(values_rows[j * p + i]);
-                        }
+    for (start, mut members) in by_start {
+        members.sort_unstable();
+        for chunk in members.chunks(per_chunk) {
+            let first = chunk[0].0;
+            let chunk_units: Vec<&PatchUnit> = chunk.iter().map(|&(_, u)| &units[u]).collect();
+            let (values_rows, valid) = run_suffix_chunk(
+                model,
+                dest,
+                prompts,
+                metric,
+                &chunk_units,
+                values,
+                (start, first),
+            )?;
+            for (j, &(_, u)) in chunk.iter().enumerate() {
+                for i in 0..p {
+                    if valid[j][i] {
+                        out[u][i] = Some(values_rows[j * p + i]);
                     }
                 }
             }

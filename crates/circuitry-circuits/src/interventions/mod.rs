@@ -34,7 +34,6 @@ pub(crate) mod engine;
 pub mod metric;
 pub mod patching;
 pub mod path_patching;
-mod suffix;
 
 use std::fmt;
 
@@ -104,6 +103,9 @@ pub enum InterventionError {
     EmptyBatch,
     #[error("{0}")]
     Config(String),
+    /// A hook tensor missing or of the wrong rank (a bug in the caller).
+    #[error("internal error: {0}")]
+    Hook(#[from] circuitry_models::HookError),
 }
 
 pub type Result<T> = std::result::Result<T, InterventionError>;

@@ -12,8 +12,9 @@
 //! blocks `0..l`, and many patches run as rows of one batch, each row with its own selection
 //! (`Positions::PerRow`); only the metric's positions are unembedded. Residual-stream patches
 //! (`resid_pre`, `resid_post`) at chosen positions also skip the positions before the first
-//! patched one, which attention's causality leaves unchanged: their queries attend to the
-//! destination's cached keys and values ([`PatchOptions::reuse_positions`]). Every schedule
+//! patched one, which attention's causality leaves unchanged: the model's forward pass runs on
+//! the later positions only, with the destination's keys and values of the earlier ones as its
+//! key/value prefix (`Span::past`; [`PatchOptions::reuse_positions`]). Every schedule
 //! gives the same numbers as recomputing each patched run from the embedding (tested to 1e-5);
 //! `benches/patching_sweep.rs` measures the speed-up (3.7x on the SmolLM2 IOI residual sweep).
 

@@ -88,10 +88,10 @@ impl CircuitWeights {
     pub fn from_transformer(model: &Transformer) -> CircuitWeights {
         let cfg = &model.config;
         let heads = model
-            .blocks
+            .blocks()
             .iter()
             .map(|block| {
-                let a = &block.attn;
+                let a = block.attn();
                 let (q, k, v, o) = (
                     mats3(a.w_q_heads()),
                     mats3(a.w_k_heads()),
@@ -112,9 +112,9 @@ impl CircuitWeights {
             d_model: cfg.d_model,
             d_head: cfg.d_head,
             d_vocab: cfg.d_vocab,
-            w_e: mat2(model.w_e.val()),
-            w_pos: model.w_pos.as_ref().map(|p| mat2(p.val())),
-            w_u: mat2(model.w_u.val()),
+            w_e: mat2(model.w_e()),
+            w_pos: model.w_pos().map(mat2),
+            w_u: mat2(model.w_u()),
             heads,
         };
         w.validate();

@@ -10,7 +10,7 @@ use super::{JsonConfig, Mapper};
 use crate::config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
 use crate::error::LoadError;
 use crate::loading::TensorSource;
-use crate::weights::{HostTensor, Weights};
+use crate::weights::{BlockNames, HostTensor, Weights, names};
 
 /// Buffers some checkpoints carry that are not weights.
 const IGNORED: &[&str] = &[".attn.bias", ".attn.masked_bias"];
@@ -81,45 +81,42 @@ pub(crate) fn load_weights(
     let w_pos = m.read(&n("wpe.weight"), &[config.n_ctx, d])?;
     for l in 0..config.n_layers {
         let h = |s: &str| n(&format!("h.{l}.{s}"));
-        let c = |s: &str| format!("blocks.{l}.{s}");
+        let c = BlockNames::new(l);
         let t = m.read(&h("ln_1.weight"), &[d])?;
-        m.put(c("ln1.w"), t);
+        m.put(&c.ln1_w, t);
         let t = m.read(&h("ln_1.bias"), &[d])?;
-        m.put(c("ln1.b"), t);
+        m.put(&c.ln1_b, t);
         let qkv = m.read(&h("attn.c_attn.weight"), &[d, 3 * d])?;
         let qkv_b = m.read(&h("attn.c_attn.bias"), &[3 * d])?;
-        for (i, name) in ["Q", "K", "V"].iter().enumerate() {
-            m.put(
-                c(&format!("attn.W_{name}")),
-                qkv.columns(i * d, (i + 1) * d),
-            );
-            let b = qkv_b.data[i * d..(i + 1) * d].to_vec();
-            m.put(c(&format!("attn.b_{name}")), HostTensor::new(vec![d], b));
+        for (i, (w, b)) in c.qkv().into_iter().enumerate() {
+            m.put(w, qkv.columns(i * d, (i + 1) * d));
+            let bias = qkv_b.data[i * d..(i + 1) * d].to_vec();
+            m.put(b, HostTensor::new(vec![d], bias));
         }
         let t = m.read(&h("attn.c_proj.weight"), &[d, d])?;
-        m.put(c("attn.W_O"), t);
+        m.put(&c.w_o, t);
         let t = m.read(&h("attn.c_proj.bias"), &[d])?;
-        m.put(c("attn.b_O"), t);
+        m.put(&c.b_o, t);
         if config.attn_only {
             continue;
         }
         let t = m.read(&h("ln_2.weight"), &[d])?;
-        m.put(c("ln2.w"), t);
+        m.put(&c.ln2_w, t);
         let t = m.read(&h("ln_2.bias"), &[d])?;
-        m.put(c("ln2.b"), t);
+        m.put(&c.ln2_b, t);
         let t = m.read(&h("mlp.c_fc.weight"), &[d, mlp])?;
-        m.put(c("mlp.W_in"), t);
+        m.put(&c.w_in, t);
         let t = m.read(&h("mlp.c_fc.bias"), &[mlp])?;
-        m.put(c("mlp.b_in"), t);
+        m.put(&c.b_in, t);
         let t = m.read(&h("mlp.c_proj.weight"), &[mlp, d])?;
-        m.put(c("mlp.W_out"), t);
+        m.put(&c.w_out, t);
         let t = m.read(&h("mlp.c_proj.bias"), &[d])?;
-        m.put(c("mlp.b_out"), t);
+        m.put(&c.b_out, t);
     }
     let t = m.read(&n("ln_f.weight"), &[d])?;
-    m.put("ln_final.w", t);
+    m.put(names::LN_FINAL_W, t);
     let t = m.read(&n("ln_f.bias"), &[d])?;
-    m.put("ln_final.b", t);
+    m.put(names::LN_FINAL_B, t);
     let w_u = if m.has("lm_head.weight") {
         // Read even when tied, so a redundant copy is not reported as unused.
         let t = m.read("lm_head.weight", &[v, d])?;
@@ -131,9 +128,9 @@ pub(crate) fn load_weights(
     } else {
         w_e.transposed()
     };
-    m.put("embed.W_E", w_e);
-    m.put("pos_embed.W_pos", w_pos);
-    m.put("unembed.W_U", w_u);
+    m.put(names::W_E, w_e);
+    m.put(names::W_POS, w_pos);
+    m.put(names::W_U, w_u);
     m.finish(config, "gpt2", IGNORED)
 }
 
@@ -178,22 +175,15 @@ pub fn to_hf_tensors(weights: &Weights) -> Result<BTreeMap<String, HostTensor>, 
             .ok_or_else(|| format!("missing `{k}`"))
     };
     let mut out = BTreeMap::new();
-    out.insert("transformer.wte.weight".to_string(), get("embed.W_E")?);
-    out.insert(
-        "transformer.wpe.weight".to_string(),
-        get("pos_embed.W_pos")?,
-    );
+    out.insert("transformer.wte.weight".to_string(), get(names::W_E)?);
+    out.insert("transformer.wpe.weight".to_string(), get(names::W_POS)?);
     let d = cfg.d_model;
     for l in 0..cfg.n_layers {
-        let c = |s: &str| format!("blocks.{l}.{s}");
+        let c = BlockNames::new(l);
         let h = |s: &str| format!("transformer.h.{l}.{s}");
-        out.insert(h("ln_1.weight"), get(&c("ln1.w"))?);
-        out.insert(h("ln_1.bias"), get(&c("ln1.b"))?);
-        let (q, k, v) = (
-            get(&c("attn.W_Q"))?,
-            get(&c("attn.W_K"))?,
-            get(&c("attn.W_V"))?,
-        );
+        out.insert(h("ln_1.weight"), get(&c.ln1_w)?);
+        out.insert(h("ln_1.bias"), get(&c.ln1_b)?);
+        let (q, k, v) = (get(&c.w_q)?, get(&c.w_k)?, get(&c.w_v)?);
         let mut fused = Vec::with_capacity(d * 3 * d);
         for i in 0..d {
             for w in [&q, &k, &v] {
@@ -205,27 +195,27 @@ pub fn to_hf_tensors(weights: &Weights) -> Result<BTreeMap<String, HostTensor>, 
             HostTensor::new(vec![d, 3 * d], fused),
         );
         let mut fused_b = Vec::with_capacity(3 * d);
-        for name in ["b_Q", "b_K", "b_V"] {
-            fused_b.extend_from_slice(&get(&c(&format!("attn.{name}")))?.data);
+        for (_, b) in c.qkv() {
+            fused_b.extend_from_slice(&get(b)?.data);
         }
         out.insert(h("attn.c_attn.bias"), HostTensor::new(vec![3 * d], fused_b));
-        out.insert(h("attn.c_proj.weight"), get(&c("attn.W_O"))?);
-        out.insert(h("attn.c_proj.bias"), get(&c("attn.b_O"))?);
+        out.insert(h("attn.c_proj.weight"), get(&c.w_o)?);
+        out.insert(h("attn.c_proj.bias"), get(&c.b_o)?);
         if cfg.attn_only {
             continue;
         }
-        out.insert(h("ln_2.weight"), get(&c("ln2.w"))?);
-        out.insert(h("ln_2.bias"), get(&c("ln2.b"))?);
-        out.insert(h("mlp.c_fc.weight"), get(&c("mlp.W_in"))?);
-        out.insert(h("mlp.c_fc.bias"), get(&c("mlp.b_in"))?);
-        out.insert(h("mlp.c_proj.weight"), get(&c("mlp.W_out"))?);
-        out.insert(h("mlp.c_proj.bias"), get(&c("mlp.b_out"))?);
+        out.insert(h("ln_2.weight"), get(&c.ln2_w)?);
+        out.insert(h("ln_2.bias"), get(&c.ln2_b)?);
+        out.insert(h("mlp.c_fc.weight"), get(&c.w_in)?);
+        out.insert(h("mlp.c_fc.bias"), get(&c.b_in)?);
+        out.insert(h("mlp.c_proj.weight"), get(&c.w_out)?);
+        out.insert(h("mlp.c_proj.bias"), get(&c.b_out)?);
     }
-    out.insert("transformer.ln_f.weight".to_string(), get("ln_final.w")?);
-    out.insert("transformer.ln_f.bias".to_string(), get("ln_final.b")?);
     out.insert(
-        "lm_head.weight".to_string(),
-        get("unembed.W_U")?.transposed(),
+        "transformer.ln_f.weight".to_string(),
+        get(names::LN_FINAL_W)?,
     );
+    out.insert("transformer.ln_f.bias".to_string(), get(names::LN_FINAL_B)?);
+    out.insert("lm_head.weight".to_string(), get(names::W_U)?.transposed());
     Ok(out)
 }

@@ -15,7 +15,7 @@ use crate::config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
 use crate::error::LoadError;
 use crate::loading::TensorSource;
 use crate::loading::gguf::GgufMetadata;
-use crate::weights::{HostTensor, Weights};
+use crate::weights::{BlockNames, HostTensor, Weights, names as canonical};
 
 /// Buffers some checkpoints carry that are not weights.
 const IGNORED: &[&str] = &[".rotary_emb.inv_freq"];
@@ -179,53 +179,54 @@ fn map_weights(
     let w_e = m.read(names.embed, &[v, d])?;
     for l in 0..config.n_layers {
         let n = |part: &str, kind: &str| format!("{}{l}.{part}.{kind}", names.block);
-        let c = |s: &str| format!("blocks.{l}.{s}");
+        let c = BlockNames::new(l);
         let t = m.read(&n(names.ln1, "weight"), &[d])?;
-        m.put(c("ln1.w"), t);
+        m.put(&c.ln1_w, t);
         let permuted = |heads: usize| names.permuted_qk.then_some(heads);
-        for (part, ours, out_dim, permuted_heads) in [
-            (names.attn[0], "Q", qd, permuted(config.n_heads)),
-            (names.attn[1], "K", kvd, permuted(config.n_kv_heads)),
-            (names.attn[2], "V", kvd, None),
+        let [c_q, c_k, c_v] = c.qkv();
+        for (part, (ours_w, ours_b), out_dim, permuted_heads) in [
+            (names.attn[0], c_q, qd, permuted(config.n_heads)),
+            (names.attn[1], c_k, kvd, permuted(config.n_kv_heads)),
+            (names.attn[2], c_v, kvd, None),
         ] {
             let name = n(part, "weight");
             let mut t = m.read(&name, &[out_dim, d])?;
             if let Some(heads) = permuted_heads {
                 t = unpermute_rows(&t, heads, source, &name)?;
             }
-            m.put(c(&format!("attn.W_{ours}")), t.transposed());
+            m.put(ours_w, t.transposed());
             if config.qkv_bias {
                 let name = n(part, "bias");
                 let mut t = m.read(&name, &[out_dim])?;
                 if let Some(heads) = permuted_heads {
                     t = unpermute_rows(&t, heads, source, &name)?;
                 }
-                m.put(c(&format!("attn.b_{ours}")), t);
+                m.put(ours_b, t);
             }
         }
         let t = m.read(&n(names.attn[3], "weight"), &[d, qd])?;
-        m.put(c("attn.W_O"), t.transposed());
+        m.put(&c.w_o, t.transposed());
         if config.attn_out_bias {
             let t = m.read(&n(names.attn[3], "bias"), &[d])?;
-            m.put(c("attn.b_O"), t);
+            m.put(&c.b_o, t);
         }
         let t = m.read(&n(names.ln2, "weight"), &[d])?;
-        m.put(c("ln2.w"), t);
-        for (part, ours, shape) in [
-            (names.mlp[0], "gate", [mlp, d]),
-            (names.mlp[1], "in", [mlp, d]),
-            (names.mlp[2], "out", [d, mlp]),
+        m.put(&c.ln2_w, t);
+        for (part, (ours_w, ours_b), shape) in [
+            (names.mlp[0], (&c.w_gate, &c.b_gate), [mlp, d]),
+            (names.mlp[1], (&c.w_in, &c.b_in), [mlp, d]),
+            (names.mlp[2], (&c.w_out, &c.b_out), [d, mlp]),
         ] {
             let t = m.read(&n(part, "weight"), &shape)?;
-            m.put(c(&format!("mlp.W_{ours}")), t.transposed());
+            m.put(ours_w, t.transposed());
             if config.mlp_bias {
                 let t = m.read(&n(part, "bias"), &[shape[0]])?;
-                m.put(c(&format!("mlp.b_{ours}")), t);
+                m.put(ours_b, t);
             }
         }
     }
     let t = m.read(names.final_norm, &[d])?;
-    m.put("ln_final.w", t);
+    m.put(canonical::LN_FINAL_W, t);
     let w_u = if m.has(names.lm_head) {
         // Read even when tied, so a redundant copy is not reported as unused.
         let t = m.read(names.lm_head, &[v, d])?;
@@ -237,8 +238,8 @@ fn map_weights(
     } else {
         w_e.transposed()
     };
-    m.put("embed.W_E", w_e);
-    m.put("unembed.W_U", w_u);
+    m.put(canonical::W_E, w_e);
+    m.put(canonical::W_U, w_u);
     m.finish(config, "llama", names.ignored)
 }
 

@@ -12,22 +12,35 @@ use crate::linear;
 /// Attention weights in `x @ W` layout, heads concatenated along the output axis:
 /// `w_q` is `[d_model, n_heads * d_head]`, `w_k`/`w_v` are `[d_model, n_kv_heads * d_head]`,
 /// `w_o` is `[n_heads * d_head, d_model]`.
+///
+/// The fields are private: the model's own code builds ([`crate::Transformer::from_weights`])
+/// and runs them; other crates read the weights through the accessors below.
 #[derive(Module, Debug)]
 pub struct Attention {
-    pub w_q: Param<Tensor<2>>,
-    pub b_q: Option<Param<Tensor<1>>>,
-    pub w_k: Param<Tensor<2>>,
-    pub b_k: Option<Param<Tensor<1>>>,
-    pub w_v: Param<Tensor<2>>,
-    pub b_v: Option<Param<Tensor<1>>>,
-    pub w_o: Param<Tensor<2>>,
-    pub b_o: Option<Param<Tensor<1>>>,
+    pub(crate) w_q: Param<Tensor<2>>,
+    pub(crate) b_q: Option<Param<Tensor<1>>>,
+    pub(crate) w_k: Param<Tensor<2>>,
+    pub(crate) b_k: Option<Param<Tensor<1>>>,
+    pub(crate) w_v: Param<Tensor<2>>,
+    pub(crate) b_v: Option<Param<Tensor<1>>>,
+    pub(crate) w_o: Param<Tensor<2>>,
+    pub(crate) b_o: Option<Param<Tensor<1>>>,
     #[module(skip)]
-    pub n_heads: usize,
+    pub(crate) n_heads: usize,
     #[module(skip)]
-    pub n_kv_heads: usize,
+    pub(crate) n_kv_heads: usize,
     #[module(skip)]
-    pub d_head: usize,
+    pub(crate) d_head: usize,
+}
+
+/// Keys and values of one block's attention for some slots of a batch,
+/// `[batch, slots, n_kv_heads, d_head]` each. The keys are as attention uses them: after the
+/// rotary embedding where the model has one (`attn.hook_rot_k`), `attn.hook_k` otherwise; the
+/// values are `attn.hook_v`. Heads are not yet repeated for grouped-query attention.
+#[derive(Clone, Debug)]
+pub struct LayerKv {
+    pub k: Tensor<4>,
+    pub v: Tensor<4>,
 }
 
 /// Which key slots each query may attend to.
@@ -39,25 +52,34 @@ pub struct AttentionMask {
 }
 
 impl AttentionMask {
-    /// `key_mask` is `[batch, seq]`, true on real tokens. Queries see keys at or before their own
-    /// slot that are real tokens.
+    /// Masks for the queries at slots `offset..key_len` against the keys at slots `0..key_len`
+    /// (`offset` is the length of a key/value prefix; 0 without one). `key_mask` is
+    /// `[batch, key_len]`, true on real tokens. A query sees the keys at or before its own slot
+    /// that are real tokens.
     pub fn new(
         batch: usize,
-        q_len: usize,
+        offset: usize,
+        key_len: usize,
         key_mask: Option<&Tensor<2, Bool>>,
         device: &Device,
     ) -> Self {
-        let causal = Tensor::<2, Int>::ones([q_len, q_len], device)
-            .triu(1)
+        assert!(
+            offset <= key_len,
+            "query offset {offset} beyond {key_len} keys"
+        );
+        let q_len = key_len - offset;
+        // Query `i` (slot `offset + i`) may not see key `j` when `j - i > offset`.
+        let causal = Tensor::<2, Int>::ones([q_len, key_len], device)
+            .triu(offset as i64 + 1)
             .bool()
             .unsqueeze::<4>()
-            .expand([batch, 1, q_len, q_len]);
+            .expand([batch, 1, q_len, key_len]);
         let padding = key_mask.map(|m| {
             let pad = m
                 .clone()
                 .bool_not()
-                .reshape([batch, 1, 1, q_len])
-                .expand([batch, 1, q_len, q_len]);
+                .reshape([batch, 1, 1, key_len])
+                .expand([batch, 1, q_len, key_len]);
             pad.bool_and(causal.clone().bool_not())
         });
         AttentionMask { causal, padding }
@@ -65,14 +87,19 @@ impl AttentionMask {
 }
 
 impl Attention {
+    /// Attention of the queries of `x`'s slots to the keys of `past`'s slots followed by those of
+    /// `x`. Returns the output and, when `keep_kv`, the keys and values of all those slots.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward(
         &self,
         x: Tensor<3>,
         layer: usize,
         mask: &AttentionMask,
         rotary: Option<&RotaryTables>,
+        past: Option<&LayerKv>,
+        keep_kv: bool,
         hooks: &mut HookContext,
-    ) -> Tensor<3> {
+    ) -> (Tensor<3>, Option<LayerKv>) {
         let hp = |k| HookPoint::layer(layer, k);
         let [b, t, _] = x.dims();
         let (h, hk, dh) = (self.n_heads, self.n_kv_heads, self.d_head);
@@ -86,18 +113,30 @@ impl Attention {
             q = hooks.h4(hp(HookKind::RotQ), rot.apply(q));
             k = hooks.h4(hp(HookKind::RotK), rot.apply(k));
         }
+        let (k, v) = match past {
+            Some(p) => (
+                Tensor::cat(vec![p.k.clone(), k], 1),
+                Tensor::cat(vec![p.v.clone(), v], 1),
+            ),
+            None => (k, v),
+        };
+        let kv = keep_kv.then(|| LayerKv {
+            k: k.clone(),
+            v: v.clone(),
+        });
+        let tk = k.dims()[1];
         let k = repeat_kv(k, h / hk);
         let v = repeat_kv(v, h / hk);
-        // [b, h, t, dh]
+        // [b, h, t, dh] (keys and values: [b, h, tk, dh])
         let q = q.swap_dims(1, 2);
         let k = k.swap_dims(1, 2);
         let v = v.swap_dims(1, 2);
         let scores = q.matmul(k.transpose()) / (dh as f64).sqrt();
         let mut scores =
-            scores.mask_fill(mask.causal.clone().expand([b, h, t, t]), f32::NEG_INFINITY);
+            scores.mask_fill(mask.causal.clone().expand([b, h, t, tk]), f32::NEG_INFINITY);
         if let Some(pad) = &mask.padding {
             // Finite, so that a padding query with no real key left still has a defined pattern.
-            scores = scores.mask_fill(pad.clone().expand([b, h, t, t]), f32::MIN);
+            scores = scores.mask_fill(pad.clone().expand([b, h, t, tk]), f32::MIN);
         }
         let scores = hooks.h4(hp(HookKind::AttnScores), scores);
         let pattern = hooks.h4(hp(HookKind::Pattern), softmax(scores, 3));
@@ -112,10 +151,53 @@ impl Attention {
             z.reshape([b as i64, t as i64, -1])
                 .matmul(self.w_o.val().unsqueeze::<3>())
         };
-        match &self.b_o {
+        let out = match &self.b_o {
             Some(b_o) => out + b_o.val().unsqueeze::<3>(),
             None => out,
-        }
+        };
+        (out, kv)
+    }
+
+    /// `W_Q`, `[d_model, n_heads * d_head]`.
+    pub fn w_q(&self) -> Tensor<2> {
+        self.w_q.val()
+    }
+    /// `b_Q`, `[n_heads * d_head]`.
+    pub fn b_q(&self) -> Option<Tensor<1>> {
+        self.b_q.as_ref().map(Param::val)
+    }
+    /// `W_K`, `[d_model, n_kv_heads * d_head]`.
+    pub fn w_k(&self) -> Tensor<2> {
+        self.w_k.val()
+    }
+    /// `b_K`, `[n_kv_heads * d_head]`.
+    pub fn b_k(&self) -> Option<Tensor<1>> {
+        self.b_k.as_ref().map(Param::val)
+    }
+    /// `W_V`, `[d_model, n_kv_heads * d_head]`.
+    pub fn w_v(&self) -> Tensor<2> {
+        self.w_v.val()
+    }
+    /// `b_V`, `[n_kv_heads * d_head]`.
+    pub fn b_v(&self) -> Option<Tensor<1>> {
+        self.b_v.as_ref().map(Param::val)
+    }
+    /// `W_O`, `[n_heads * d_head, d_model]`.
+    pub fn w_o(&self) -> Tensor<2> {
+        self.w_o.val()
+    }
+    /// `b_O`, `[d_model]`.
+    pub fn b_o(&self) -> Option<Tensor<1>> {
+        self.b_o.as_ref().map(Param::val)
+    }
+    pub fn n_heads(&self) -> usize {
+        self.n_heads
+    }
+    pub fn n_kv_heads(&self) -> usize {
+        self.n_kv_heads
+    }
+    pub fn d_head(&self) -> usize {
+        self.d_head
     }
 
     /// `W_Q` per head, `[n_heads, d_model, d_head]` (TransformerLens layout).

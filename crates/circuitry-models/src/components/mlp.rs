@@ -11,15 +11,16 @@ use crate::linear;
 
 /// Weights in `x @ W` layout: `w_in`/`w_gate` are `[d_model, d_mlp]`, `w_out` is `[d_mlp, d_model]`.
 #[derive(Module, Debug)]
+/// The fields are private; other crates read the weights through the accessors.
 pub struct Mlp {
-    pub w_in: Param<Tensor<2>>,
-    pub b_in: Option<Param<Tensor<1>>>,
-    pub w_gate: Option<Param<Tensor<2>>>,
-    pub b_gate: Option<Param<Tensor<1>>>,
-    pub w_out: Param<Tensor<2>>,
-    pub b_out: Option<Param<Tensor<1>>>,
+    pub(crate) w_in: Param<Tensor<2>>,
+    pub(crate) b_in: Option<Param<Tensor<1>>>,
+    pub(crate) w_gate: Option<Param<Tensor<2>>>,
+    pub(crate) b_gate: Option<Param<Tensor<1>>>,
+    pub(crate) w_out: Param<Tensor<2>>,
+    pub(crate) b_out: Option<Param<Tensor<1>>>,
     #[module(skip)]
-    pub act_fn: ActFn,
+    pub(crate) act_fn: ActFn,
 }
 
 impl Mlp {
@@ -42,6 +43,31 @@ impl Mlp {
         };
         let post = hooks.h3(hp(HookKind::MlpPost), post);
         linear(post, &self.w_out, self.b_out.as_ref())
+    }
+
+    /// `W_in` (for gated MLPs the up projection), `[d_model, d_mlp]`.
+    pub fn w_in(&self) -> Tensor<2> {
+        self.w_in.val()
+    }
+    pub fn b_in(&self) -> Option<Tensor<1>> {
+        self.b_in.as_ref().map(Param::val)
+    }
+    /// `W_gate`, `[d_model, d_mlp]`, for gated MLPs.
+    pub fn w_gate(&self) -> Option<Tensor<2>> {
+        self.w_gate.as_ref().map(Param::val)
+    }
+    pub fn b_gate(&self) -> Option<Tensor<1>> {
+        self.b_gate.as_ref().map(Param::val)
+    }
+    /// `W_out`, `[d_mlp, d_model]`.
+    pub fn w_out(&self) -> Tensor<2> {
+        self.w_out.val()
+    }
+    pub fn b_out(&self) -> Option<Tensor<1>> {
+        self.b_out.as_ref().map(Param::val)
+    }
+    pub fn act_fn(&self) -> ActFn {
+        self.act_fn
     }
 }
 

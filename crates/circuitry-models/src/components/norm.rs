@@ -7,16 +7,32 @@ use crate::config::NormKind;
 
 /// A normalisation layer. `w`/`b` are absent for the folded kinds (and `b` for RMSNorm).
 #[derive(Module, Debug)]
+/// The fields are private; other crates read them through the accessors.
 pub struct Norm {
-    pub w: Option<Param<Tensor<1>>>,
-    pub b: Option<Param<Tensor<1>>>,
+    pub(crate) w: Option<Param<Tensor<1>>>,
+    pub(crate) b: Option<Param<Tensor<1>>>,
     #[module(skip)]
-    pub kind: NormKind,
+    pub(crate) kind: NormKind,
     #[module(skip)]
-    pub eps: f64,
+    pub(crate) eps: f64,
 }
 
 impl Norm {
+    /// The weight `w`, `[d_model]` (absent for the folded kinds).
+    pub fn w(&self) -> Option<Tensor<1>> {
+        self.w.as_ref().map(Param::val)
+    }
+    /// The bias `b`, `[d_model]` (LayerNorm only).
+    pub fn b(&self) -> Option<Tensor<1>> {
+        self.b.as_ref().map(Param::val)
+    }
+    pub fn kind(&self) -> NormKind {
+        self.kind
+    }
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
     /// The scale `[batch, pos, 1]` that the input is divided by (TransformerLens's `hook_scale`).
     pub fn scale(&self, x: &Tensor<3>) -> Tensor<3> {
         let x = if self.kind.centers() {
