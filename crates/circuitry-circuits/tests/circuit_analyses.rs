@@ -4,7 +4,7 @@
 //! under TransformerLens's default processing; values against TransformerLens's
 //! (`reference.safetensors`, 1e-4) and naive dense products.
 
-mod wc_common;
+use crate::wc_common;
 
 use std::path::Path;
 

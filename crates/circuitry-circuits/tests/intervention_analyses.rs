@@ -5,7 +5,7 @@
 //! `processed.patch_head_z_all_pos`, 1e-4), ablations against hand-made edits, and every wrapper
 //! against a direct call of the intervention library.
 
-mod iv_common;
+use crate::iv_common;
 
 use circuitry_circuits::analyses::build;
 use circuitry_circuits::analysis::{Analysis, AnalysisError, BatchContext, ModelContext};

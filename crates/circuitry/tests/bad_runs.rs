@@ -1,7 +1,7 @@
 //! Malformed experiment files and failing runs: each gives a located, helpful error on stderr and
 //! a non-zero exit, never a panic, and leaves no table (not even a partial file) behind.
 
-mod common;
+use crate::common;
 
 use common::*;
 
