@@ -9,7 +9,9 @@
 use std::collections::BTreeSet;
 
 use circuitry_data::Prompt;
-use circuitry_models::{HookPoint, ModelConfig, Output, TokenBatch, Tokenizer, Transformer};
+use circuitry_models::{
+    HookKind, HookPoint, ModelConfig, Output, TokenBatch, Tokenizer, Transformer,
+};
 
 use circuitry_spec::AnalysisSpec;
 
@@ -75,6 +77,11 @@ impl Requirements {
             hooks: hooks.into_iter().collect(),
             ..Requirements::default()
         }
+    }
+
+    /// An analysis of the clean forward pass reading hook `kind` of each of `layers`.
+    pub fn at_layers(layers: &[usize], kind: HookKind) -> Requirements {
+        Requirements::hooks(layers.iter().map(|&l| HookPoint::layer(l, kind)))
     }
 }
 
@@ -185,16 +192,34 @@ pub trait Kind: Analysis + Sized + 'static {
         analysis: &AnalysisSpec,
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError>;
+
+    /// The tables this instance writes: every one of [`Kind::TABLES`], unless the kind writes
+    /// some only under a condition (their [`TableDecl::when`]) and picks them here.
+    fn tables(&self) -> Vec<TableDecl> {
+        Self::TABLES.to_vec()
+    }
+}
+
+/// The tables an analysis writes (the runner prepends `model`, `dataset` and any sweep
+/// columns): [`Kind::tables`] of its kind.
+pub trait Tables {
+    fn tables(&self) -> Vec<TableDecl>;
+}
+
+impl<K: Kind> Tables for K {
+    fn tables(&self) -> Vec<TableDecl> {
+        Kind::tables(self)
+    }
 }
 
 /// One analysis of one (model, dataset) pair, fed by the runner.
-pub trait Analysis: Send {
-    /// The tables this instance writes, from its kind's [`Kind::TABLES`] (the runner prepends
-    /// `model`, `dataset` and any sweep columns).
-    fn tables(&self) -> Vec<TableDecl>;
-
-    /// What the shared forward pass must provide.
-    fn requirements(&self) -> Requirements;
+pub trait Analysis: Send + Tables {
+    /// What the shared forward pass must provide. Default: the dataset's prompts and logits,
+    /// with no hook captured (what analyses that read only the logits or the prompts, or run
+    /// their own forward passes, need; the shared pass they ride on costs them nothing extra).
+    fn requirements(&self) -> Requirements {
+        Requirements::hooks([])
+    }
 
     /// A pass over another dataset to run before the main one, if the analysis needs it.
     fn prepass(&self) -> Option<Prepass> {

@@ -4,45 +4,24 @@
 //! under TransformerLens's default processing; values against TransformerLens's
 //! (`reference.safetensors`, 1e-4) and naive dense products.
 
-mod wc_common;
-
-use std::path::Path;
+use crate::iv_common::{context, loaded as model};
+use crate::wc_common;
 
 use circuitry_circuits::analyses::build;
 use circuitry_circuits::analyses::induction_scores::repeat_bounds;
-use circuitry_circuits::analysis::{Analysis, BatchContext, ModelContext, Requirements};
+use circuitry_circuits::analysis::{Analysis, BatchContext, Requirements};
 use circuitry_circuits::matrix::Mat;
 use circuitry_circuits::table::{ColumnData, MemorySink, Table};
 use circuitry_circuits::weight_circuits::CircuitWeights;
 use circuitry_circuits::weight_circuits::composition::{CompositionKind, composition_baseline};
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::Device;
-use circuitry_models::{
-    Intervention, LoadedModel, PaddingSide, Processing, Span, TokenBatch, load_model,
-};
+use circuitry_models::{Intervention, LoadedModel, PaddingSide, Span, TokenBatch};
 use circuitry_spec::{AnalysisSpec, Experiment};
 use wc_common::*;
 
 const MODELS: [&str; 2] = ["gpt2-tiny", "llama-tiny"];
 const ATOL: f64 = 1e-4;
-
-fn model(name: &str) -> LoadedModel {
-    let dir = fixture_dir(name);
-    load_model(
-        dir.to_str().unwrap(),
-        Path::new("."),
-        Processing::all(),
-        &Device::flex(),
-    )
-    .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn context(m: &LoadedModel) -> ModelContext<'_> {
-    ModelContext {
-        model: &m.model,
-        tokenizer: m.tokenizer.as_ref().expect("fixture tokenizer"),
-    }
-}
 
 /// The analysis `[analyses.a]` with these keys, as the spec parses and validates it (kinds that
 /// read prompts get the `rep` dataset).

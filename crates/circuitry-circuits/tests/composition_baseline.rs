@@ -2,7 +2,7 @@
 //! `1/sqrt(d_model)`, and in agreement with an independent dense Monte Carlo (different PRNG,
 //! different normal sampler, explicit `d x d` products).
 
-mod wc_common;
+use crate::wc_common;
 
 use std::path::Path;
 

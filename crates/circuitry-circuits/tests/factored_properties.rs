@@ -2,7 +2,7 @@
 //! cases: several seeds, rectangular and square shapes, inner dimension larger than the outer
 //! ones, and rank-deficient factors.
 
-mod wc_common;
+use crate::wc_common;
 
 use circuitry_circuits::factored::{BlockOptions, FactoredMatrix, Ranking};
 use circuitry_circuits::matrix::{Complex, Mat};

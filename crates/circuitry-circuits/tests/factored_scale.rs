@@ -1,7 +1,7 @@
 //! Scale checks at SmolLM2-135M sizes (vocabulary 49152, d_model 576, d_head 64), ignored by
-//! default: `cargo test -p circuitry-circuits --release --test factored_scale -- --ignored --nocapture`.
+//! default: `cargo test -p circuitry-circuits --release --test integration factored_scale -- --ignored --nocapture`.
 
-mod wc_common;
+use crate::wc_common;
 
 use std::time::Instant;
 

@@ -5,42 +5,24 @@
 //! `processed.patch_head_z_all_pos`, 1e-4), ablations against hand-made edits, and every wrapper
 //! against a direct call of the intervention library.
 
-mod iv_common;
+use crate::iv_common;
 
 use circuitry_circuits::analyses::build;
-use circuitry_circuits::analysis::{Analysis, AnalysisError, BatchContext, ModelContext};
+use circuitry_circuits::analysis::{Analysis, AnalysisError, BatchContext};
 use circuitry_circuits::interventions::{
     self, AttributionConfig, EapConfig, PathPatchingConfig, Receiver, Sender, attribution_patching,
     eap, path_patching,
 };
 use circuitry_circuits::table::{ColumnData, MemorySink, Table};
 use circuitry_data::Prompt;
-use circuitry_models::burn::prelude::Device;
 use circuitry_models::{
-    Edit, EditOp, HookKind, HookPoint, Intervention, LoadedModel, PaddingSide, Processing,
-    Selection, Span, TokenBatch, load_model,
+    Edit, EditOp, HookKind, HookPoint, Intervention, LoadedModel, PaddingSide, Selection, Span,
+    TokenBatch,
 };
 use circuitry_spec::{AnalysisSpec, Experiment};
-use iv_common::{MODELS, fixture_dir, fixture_pair, load_reference, random_pairs};
+use iv_common::{MODELS, context, fixture_pair, load_reference, loaded as model, random_pairs};
 
 const ATOL: f64 = 1e-4;
-
-fn model(name: &str) -> LoadedModel {
-    load_model(
-        fixture_dir(name).to_str().unwrap(),
-        std::path::Path::new("."),
-        Processing::all(),
-        &Device::flex(),
-    )
-    .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn context(m: &LoadedModel) -> ModelContext<'_> {
-    ModelContext {
-        model: &m.model,
-        tokenizer: m.tokenizer.as_ref().expect("fixture tokenizer"),
-    }
-}
 
 /// `[analyses.a]` with `body` on the dataset `pairs` (inline tokens with corrupt tokens, the
 /// answers as ids), as the spec parses and validates it.

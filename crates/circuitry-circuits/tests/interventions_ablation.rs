@@ -1,6 +1,6 @@
 //! Zero, mean and resample ablation.
 
-mod iv_common;
+use crate::iv_common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Attribution patching: exact where the metric is linear in the patched activation, and close
 //! to real activation patching on the tiny models.
 
-mod iv_common;
+use crate::iv_common;
 
 use circuitry_circuits::interventions::attribution::attribution_patching_with;
 use circuitry_circuits::interventions::{

@@ -1,7 +1,7 @@
 //! Edge attribution patching: edge scores checked by hand and by finite differences, EAP-IG
 //! with one step equal to EAP, batch merging and circuit extraction.
 
-mod iv_common;
+use crate::iv_common;
 
 use circuitry_circuits::interventions::{
     AttributionConfig, CircuitSelection, Direction, EapConfig, Edge, Node, ReceiverInput,

@@ -1,7 +1,7 @@
 //! Activation patching: against TransformerLens on the tiny fixtures, and the batched,
 //! prefix-reusing sweep against independent full recomputation from the embedding.
 
-mod iv_common;
+use crate::iv_common;
 
 use circuitry_circuits::interventions::metric::select_slots;
 use circuitry_circuits::interventions::{

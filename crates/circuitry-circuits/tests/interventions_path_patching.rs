@@ -1,6 +1,6 @@
 //! Path patching against independent constructions on the tiny models.
 
-mod iv_common;
+use crate::iv_common;
 
 use circuitry_circuits::interventions::path_patching::HeadInput;
 use circuitry_circuits::interventions::{

@@ -4,10 +4,10 @@
 //! Needs the model file (see `tests/iv_smollm2/mod.rs`); about 35 s in release on 2 cores:
 //!
 //! ```sh
-//! cargo test -p circuitry-circuits --release --test smollm2_ioi -- --nocapture
+//! cargo test -p circuitry-circuits --release --test integration smollm2_ioi -- --nocapture
 //! ```
 
-mod iv_smollm2;
+use crate::iv_smollm2;
 
 use std::time::Instant;
 

@@ -2,7 +2,7 @@
 //! GQA, tied embeddings) fixtures, under TransformerLens's default weight processing, against
 //! the values TransformerLens computed (`processed.*` in `reference.safetensors`, 1e-4).
 
-mod wc_common;
+use crate::wc_common;
 
 use std::path::Path;
 

@@ -542,6 +542,11 @@ pub(crate) fn generate_ioi(
     let mut bad_lengths = Vec::new();
     for i in 0..cfg.n {
         let id = i as u32;
+        let generated = |detail: String| RowIssue {
+            id,
+            origin: "generated".to_string(),
+            detail,
+        };
         let t = &templates[rng.index(templates.len())];
         let pair = rng.distinct(kept.len(), 2);
         let (io, s) = (&kept[pair[0]], &kept[pair[1]]);
@@ -567,11 +572,7 @@ pub(crate) fn generate_ioi(
         )? {
             Ok(found) => found,
             Err(detail) => {
-                invalid.push(RowIssue {
-                    id,
-                    origin: "generated".to_string(),
-                    detail,
-                });
+                invalid.push(generated(detail));
                 continue;
             }
         };
@@ -624,25 +625,17 @@ pub(crate) fn generate_ioi(
             ];
             match locate(dataset, tokenizer, &ctext, cstarts, expected)? {
                 Err(detail) => {
-                    invalid.push(RowIssue {
-                        id,
-                        origin: "generated".to_string(),
-                        detail,
-                    });
+                    invalid.push(generated(detail));
                     continue;
                 }
                 Ok((cfull, cpos)) => {
                     if cfull.len() + bos.len() != p.len() || cpos != pos {
-                        bad_lengths.push(RowIssue {
-                            id,
-                            origin: "generated".to_string(),
-                            detail: format!(
+                        bad_lengths.push(generated(format!(
                                 "clean {:?} has {} tokens (names at {pos:?}), corrupt {ctext:?} has {} (names at {cpos:?})",
                                 p.text.as_deref().unwrap_or_default(),
                                 p.len() - bos.len(),
                                 cfull.len()
-                            ),
-                        });
+                            )));
                         continue;
                     }
                     p.corrupt_tokens = Some(bos.iter().copied().chain(cfull).collect());

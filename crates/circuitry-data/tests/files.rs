@@ -1,4 +1,4 @@
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -52,6 +52,34 @@ fn write_parquet(path: &Path, columns: &[(&str, Vec<Option<&str>>)]) {
         ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), Some(props)).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
+}
+
+/// The location, column and available columns of a [`DataError::MissingColumn`].
+fn missing_column(err: &DataError) -> (&RowLocation, &str, &[String]) {
+    let DataError::MissingColumn {
+        location,
+        column,
+        available,
+        ..
+    } = err
+    else {
+        panic!("{err}")
+    };
+    (location, column, available)
+}
+
+/// The location, column and message of a [`DataError::BadValue`].
+fn bad_value(err: &DataError) -> (&RowLocation, &str, &str) {
+    let DataError::BadValue {
+        location,
+        column,
+        message,
+        ..
+    } = err
+    else {
+        panic!("{err}")
+    };
+    (location, column, message)
 }
 
 #[test]
@@ -173,15 +201,9 @@ fn missing_columns_name_the_file_row_and_existing_columns() {
     let mut s = FileSource::new(&path);
     s.answer_columns = BTreeMap::from([("IO".into(), "io".into())]);
     let err = build(s).unwrap_err();
-    let DataError::MissingColumn {
-        location,
-        column,
-        available,
-        path: p,
-        ..
-    } = &err
-    else {
-        panic!("{err}")
+    let (location, column, available) = missing_column(&err);
+    let DataError::MissingColumn { path: p, .. } = &err else {
+        unreachable!()
     };
     assert_eq!(*location, RowLocation::Line(3));
     assert_eq!(column, "text");
@@ -198,15 +220,7 @@ fn missing_columns_name_the_file_row_and_existing_columns() {
     let mut s = FileSource::new(fixture("data/prompts.csv"));
     s.corrupt_column = Some("counterfactual".into());
     let err = build(s).unwrap_err();
-    let DataError::MissingColumn {
-        location,
-        column,
-        available,
-        ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
+    let (location, column, available) = missing_column(&err);
     assert_eq!(*location, RowLocation::Header);
     assert_eq!(column, "counterfactual");
     assert_eq!(available, &["text", "corrupt", "io", "s", "note"]);
@@ -215,15 +229,7 @@ fn missing_columns_name_the_file_row_and_existing_columns() {
     let mut s = FileSource::new(fixture("data/prompts.parquet"));
     s.text_column = "prompt".into();
     let err = build(s).unwrap_err();
-    let DataError::MissingColumn {
-        location,
-        column,
-        available,
-        ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
+    let (location, column, available) = missing_column(&err);
     assert_eq!(*location, RowLocation::File);
     assert_eq!(column, "prompt");
     assert_eq!(available, &["text", "corrupt", "io", "s", "note"]);
@@ -236,16 +242,8 @@ fn bad_rows_name_the_row_and_column() {
     let path = dir.path().join("bad.jsonl");
     fs::write(&path, "{\"text\": \"The cat\"}\n{\"text\": 5}\n").unwrap();
     let err = build(FileSource::new(&path)).unwrap_err();
-    let DataError::BadValue {
-        location,
-        column,
-        message,
-        ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
-    assert_eq!((location, column.as_str()), (&RowLocation::Line(2), "text"));
+    let (location, column, message) = bad_value(&err);
+    assert_eq!((location, column), (&RowLocation::Line(2), "text"));
     assert!(message.contains("found a number"), "{message}");
 
     // JSONL: invalid JSON at line 3 (after a blank line)
@@ -313,13 +311,8 @@ fn bad_rows_name_the_row_and_column() {
         &[("text", vec![Some("The cat"), Some("The mat"), None])],
     );
     let err = build(FileSource::new(&path)).unwrap_err();
-    let DataError::BadValue {
-        location, column, ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
-    assert_eq!((location, column.as_str()), (&RowLocation::Row(3), "text"));
+    let (location, column, _) = bad_value(&err);
+    assert_eq!((location, column), (&RowLocation::Row(3), "text"));
     assert!(
         err.to_string()
             .contains("null.parquet` row 3, column `text`: null value"),
@@ -336,12 +329,7 @@ fn bad_rows_name_the_row_and_column() {
     w.write(&batch).unwrap();
     w.close().unwrap();
     let err = build(FileSource::new(&path)).unwrap_err();
-    let DataError::BadValue {
-        location, message, ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
+    let (location, _, message) = bad_value(&err);
     assert_eq!(*location, RowLocation::Row(1));
     assert!(message.contains("Int64"), "{message}");
 

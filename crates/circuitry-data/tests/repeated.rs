@@ -1,4 +1,4 @@
-mod common;
+use crate::common;
 
 use circuitry_data::{
     DataError, DatasetOptions, RepeatedTokensConfig, Source, build_dataset, special_token_ids,

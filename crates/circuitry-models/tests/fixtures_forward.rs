@@ -1,7 +1,7 @@
 //! Every hook point of the tiny GPT-2 and Llama fixtures, loaded through the public loader,
 //! against TransformerLens / Hugging Face reference activations (1e-4 absolute).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! f16 and bf16 tensors, and the local hub cache (`models--ORG--NAME/snapshots/REV`), resolved
 //! offline. Built from the gpt2-tiny fixture, so the expected weights are known exactly.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -163,7 +163,10 @@ fn hub_cache_ids_resolve_offline() {
     );
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs/main"), format!("{commit}\n")).unwrap();
-    // No other test in this binary reads the hub cache variables, so setting one races with nothing.
+    // All of this crate's integration tests share one binary (tests/main.rs), but no other test
+    // in it resolves a hub id or reads HF_HUB_CACHE or HF_HOME (every other load gets an
+    // existing file or directory, which resolves before the hub cache is consulted), so setting
+    // the variable here races with nothing.
     unsafe { std::env::set_var("HF_HUB_CACHE", tmp.path().join("hub")) };
     let source = ModelSource::resolve("tiny-org/gpt2-tiny", Path::new("/nonexistent")).unwrap();
     assert_eq!(

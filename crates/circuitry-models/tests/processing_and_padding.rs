@@ -1,7 +1,7 @@
 //! Properties that could fail: weight processing changes logits only by a per-position constant;
 //! padded batches give each prompt the logits it gets alone, with left and right padding.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -23,17 +23,7 @@ pub(crate) fn lower(
     ctx: &mut Ctx<'_>,
 ) -> Option<DatasetSpec> {
     let path = join_path("datasets", name);
-    let Some(entries) = node.as_table() else {
-        ctx.error(
-            &node.span,
-            format!(
-                "`{path}` must be a table, found {}",
-                node.value.a_type_name()
-            ),
-        )
-        .hint = Some(format!("write it as a [{path}] section"));
-        return None;
-    };
+    let entries = ctx.section_entries(node, &path, format!("write it as a [{path}] section"))?;
     let sources: Vec<&Entry> = entries
         .iter()
         .filter(|e| SOURCE_KEYS.contains(&e.key.as_str()))

@@ -128,16 +128,8 @@ pub(crate) struct AxisNodes {
 /// Reads the `[sweep]` table; problems go to `ctx`.
 pub(crate) fn parse(node: &Node, ctx: &mut Ctx<'_>) -> Vec<AxisNodes> {
     let mut axes = Vec::new();
-    if node.as_table().is_none() {
-        ctx.error(
-            &node.span,
-            format!(
-                "`sweep` must be a table, found {}",
-                node.value.a_type_name()
-            ),
-        )
-        .hint =
-            Some("write [sweep] followed by lines like \"datasets.rep.length\" = [10, 20]".into());
+    let hint = "write [sweep] followed by lines like \"datasets.rep.length\" = [10, 20]";
+    if ctx.section_entries(node, "sweep", hint.into()).is_none() {
         return axes;
     }
     collect(node, &[], ctx, &mut axes);

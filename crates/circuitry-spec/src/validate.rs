@@ -6,7 +6,7 @@ use std::fmt::Display;
 use crate::dataset::{DatasetSource, DatasetSpec};
 use crate::de::DeError;
 use crate::diagnostic::{Diagnostic, Sources, did_you_mean, list};
-use crate::node::Node;
+use crate::node::{Entry, Node};
 use crate::refs::{
     Measure, MetricSpec, PositionSpec, PositionsSpec, Target, TokenSelection, TokenSpec,
 };
@@ -40,6 +40,28 @@ impl<'a> Ctx<'a> {
     pub fn de_error(&mut self, e: DeError, extra_keys: &[&str]) {
         let d = e.into_diagnostic(self.sources, extra_keys);
         self.push(d);
+    }
+
+    /// The entries of the section `[path]` at `node`, or `None` with an error (and `hint`) when
+    /// it is not a table.
+    pub fn section_entries<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        hint: String,
+    ) -> Option<&'n [Entry]> {
+        let entries = node.as_table();
+        if entries.is_none() {
+            self.error(
+                &node.span,
+                format!(
+                    "`{path}` must be a table, found {}",
+                    node.value.a_type_name()
+                ),
+            )
+            .hint = Some(hint);
+        }
+        entries
     }
 
     /// A checker for the entry at `node`, whose dotted path is `path` (e.g. `analyses.heads`).

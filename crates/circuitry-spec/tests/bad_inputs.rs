@@ -7,9 +7,11 @@
 //! # source: override        (optional: the error points into the override, not the file)
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use circuitry_spec::{ExperimentFile, SourceName};
+use circuitry_spec::SourceName;
+
+use crate::common;
 
 struct Case {
     path: PathBuf,
@@ -29,14 +31,7 @@ fn header<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
 }
 
 fn cases() -> Vec<Case> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    paths.sort();
-    paths
+    common::example_files("bad")
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).unwrap();
@@ -63,11 +58,7 @@ fn cases() -> Vec<Case> {
 }
 
 fn load(case: &Case) -> Result<circuitry_spec::Experiment, circuitry_spec::SpecError> {
-    let mut file = ExperimentFile::parse(&case.text, &case.path)?;
-    for o in &case.overrides {
-        file.apply_override(o)?;
-    }
-    file.resolve()
+    common::load_with_overrides(&case.text, &case.path, &case.overrides)
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 use circuitry_spec::{AnalysisParams, Composition, Experiment, analysis_kind};
 
+use crate::common;
+
 const HEADER: &str = r#"
 [models.toy]
 path = "m"
@@ -17,16 +19,15 @@ prompts = ["one", "two"]
 "#;
 
 fn load(analyses: &str) -> Result<Experiment, circuitry_spec::SpecError> {
-    Experiment::from_str(&format!("{HEADER}{analyses}"), "kinds.toml")
+    common::load_analyses(HEADER, analyses)
 }
 
 fn params(analyses: &str, name: &str) -> AnalysisParams {
-    let e = load(analyses).unwrap_or_else(|e| panic!("{e}"));
-    e.analyses[name].params.clone()
+    common::analysis_params(HEADER, analyses, name)
 }
 
 fn error(analyses: &str) -> String {
-    load(analyses).expect_err("should fail").to_string()
+    common::analyses_error(HEADER, analyses)
 }
 
 #[test]

@@ -5,15 +5,10 @@ use std::path::{Path, PathBuf};
 
 use circuitry_spec::{AnalysisParams, Experiment, ModelLocation, TokenSelection, TokenSpec};
 
+use crate::common;
+
 fn good_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    files
+    common::example_files("good")
 }
 
 #[test]

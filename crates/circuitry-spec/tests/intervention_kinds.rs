@@ -8,6 +8,8 @@ use circuitry_spec::{
     SenderRef, Senders, Site, TokenSpec, analysis_kind,
 };
 
+use crate::common;
+
 const HEADER: &str = r#"
 seed = 3
 
@@ -29,16 +31,15 @@ length = 5
 "#;
 
 fn load(analyses: &str) -> Result<Experiment, circuitry_spec::SpecError> {
-    Experiment::from_str(&format!("{HEADER}{analyses}"), "kinds.toml")
+    common::load_analyses(HEADER, analyses)
 }
 
 fn params(analyses: &str) -> AnalysisParams {
-    let e = load(analyses).unwrap_or_else(|e| panic!("{e}"));
-    e.analyses["a"].params.clone()
+    common::analysis_params(HEADER, analyses, "a")
 }
 
 fn error(analyses: &str) -> String {
-    load(analyses).expect_err("should fail").to_string()
+    common::analyses_error(HEADER, analyses)
 }
 
 const IOI_METRIC: &str = "metric = { logit_diff = [\"IO\", \"S\"] }\n";

@@ -2,27 +2,12 @@
 
 use circuitry_spec::{AnalysisParams, DatasetSource, Experiment, ExperimentFile, SourceName};
 
-const BASE: &str = r#"
-[models.toy]
-path = "models/a"
+use crate::common;
 
-[datasets.rep]
-generator = "repeated_tokens"
-n = 8
-length = 5
-
-[analyses.heads]
-kind = "head_detector"
-model = "toy"
-dataset = "rep"
-"#;
+const BASE: &str = common::TOY;
 
 fn load(overrides: &[&str]) -> Result<Experiment, circuitry_spec::SpecError> {
-    let mut file = ExperimentFile::parse(BASE, "exp.toml")?;
-    for o in overrides {
-        file.apply_override(o)?;
-    }
-    file.resolve()
+    common::load_with_overrides(BASE, "exp.toml", overrides)
 }
 
 #[test]

@@ -6,20 +6,9 @@ use circuitry_spec::{
     Target, TokenSelection, TokenSpec,
 };
 
-const MINIMAL: &str = r#"
-[models.toy]
-path = "models/attn-only-2l"
+use crate::common;
 
-[datasets.rep]
-generator = "repeated_tokens"
-n = 8
-length = 5
-
-[analyses.heads]
-kind = "head_detector"
-model = "toy"
-dataset = "rep"
-"#;
+const MINIMAL: &str = common::toy_experiment!("models/attn-only-2l");
 
 fn load(text: &str) -> Experiment {
     Experiment::from_str(text, "experiments/minimal.toml").unwrap_or_else(|e| panic!("{e}"))

@@ -1,7 +1,7 @@
 //! `schemas/experiment.schema.json` must match what the types generate. To regenerate it:
 //!
 //! ```sh
-//! CIRCUITRY_BLESS=1 cargo test -p circuitry-spec --test schema_file
+//! CIRCUITRY_BLESS=1 cargo test -p circuitry-spec --test integration schema_file
 //! ```
 
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ fn checked_in_schema_is_up_to_date() {
     assert!(
         checked_in == generated,
         "{} is stale (or missing): the experiment types changed. Regenerate it with\n\n    \
-         CIRCUITRY_BLESS=1 cargo test -p circuitry-spec --test schema_file\n\nand commit the result.",
+         CIRCUITRY_BLESS=1 cargo test -p circuitry-spec --test integration schema_file\n\nand commit the result.",
         path.display()
     );
 }

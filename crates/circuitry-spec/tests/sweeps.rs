@@ -3,20 +3,9 @@
 use circuitry_spec::{AnalysisParams, DatasetSource, Experiment};
 use serde_json::json;
 
-const BASE: &str = r#"
-[models.toy]
-path = "models/a"
+use crate::common;
 
-[datasets.rep]
-generator = "repeated_tokens"
-n = 8
-length = 5
-
-[analyses.heads]
-kind = "head_detector"
-model = "toy"
-dataset = "rep"
-"#;
+const BASE: &str = common::TOY;
 
 fn load(sweep: &str) -> Experiment {
     Experiment::from_str(&format!("{BASE}\n[sweep]\n{sweep}"), "sweep.toml")

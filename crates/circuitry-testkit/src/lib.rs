@@ -4,7 +4,7 @@
 //! shared reference folder outside the repository or touches the network.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
 
@@ -16,6 +16,18 @@ pub fn repo_root() -> PathBuf {
 /// `tests/fixtures/<name>` of the repository.
 pub fn fixture_dir(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(name)
+}
+
+/// The files of `dir` whose name ends in `.<extension>`, sorted (the example and bad-input
+/// folders of the test suites).
+pub fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
 }
 
 /// One tensor of a fixture's `reference.safetensors`: float tensors fill `f32`, token ids `i64`.

@@ -1,7 +1,7 @@
 //! Malformed experiment files and failing runs: each gives a located, helpful error on stderr and
 //! a non-zero exit, never a panic, and leaves no table (not even a partial file) behind.
 
-mod common;
+use crate::common;
 
 use common::*;
 
@@ -13,13 +13,7 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let dir = repo().join("crates/circuitry/tests/bad_runs");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    files
+    circuitry_testkit::files_with_extension(&dir, "toml")
         .into_iter()
         .map(|file| {
             let text = std::fs::read_to_string(&file).unwrap();

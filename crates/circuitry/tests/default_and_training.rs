@@ -1,7 +1,7 @@
 //! The shipped default experiment shows the textbook induction circuit in the shipped model, and
 //! a short training run through the binary shows the induction phase change in its curve table.
 
-mod common;
+use crate::common;
 
 use common::*;
 

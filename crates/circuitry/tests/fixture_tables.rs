@@ -1,7 +1,7 @@
 //! End to end: run the binary on the tiny fixture models and compare its Parquet tables with the
 //! TransformerLens reference values stored in the fixtures.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -3,7 +3,7 @@
 //! SmolLM2-135M-Instruct, `experiments/ioi-smollm2.toml` runs and its patching, path-patching
 //! and EAP tables behave as IOI does (the headline numbers are printed with `--nocapture`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! `circuitry plan` shares forward passes; sweeps become table columns; `--set` overrides keys;
 //! `validate`, `schema`, `analyses` and `inspect` answer.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! TransformerLens on the same tokens. (`experiments/ioi-smollm2.toml` is run end to end by
 //! `intervention_experiments.rs`.)
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -16,8 +16,7 @@ use circuitry_spec::{AblationMethodSpec, AblationParams, AblationUnits};
 
 use super::causal;
 use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Prepass, Requirements, TableDecl,
-    emit,
+    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Prepass, TableDecl, emit,
 };
 use crate::interventions::ablation::AblationRow;
 use crate::interventions::{
@@ -148,14 +147,6 @@ impl Ablation {
 }
 
 impl Analysis for Ablation {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
-    fn requirements(&self) -> Requirements {
-        Requirements::hooks([])
-    }
-
     fn prepass(&self) -> Option<Prepass> {
         match &self.method {
             Method::Zero => None,

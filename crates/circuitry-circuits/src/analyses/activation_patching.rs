@@ -7,9 +7,7 @@ use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{ActivationPatchingParams, HeadSweep};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
 use crate::interventions::patching::{PatchingRow, PatchingSummaryRow};
 use crate::interventions::{
     PatchOptions, PatchingConfig, PatchingSummary, activation_patching, patching_table,
@@ -60,6 +58,14 @@ impl Kind for ActivationPatching {
             summary: PatchingSummary::default(),
         })
     }
+
+    fn tables(&self) -> Vec<TableDecl> {
+        let mut t = vec![PATCHES];
+        if self.params.summary {
+            t.push(SUMMARY_TABLE);
+        }
+        t
+    }
 }
 
 impl ActivationPatching {
@@ -87,18 +93,6 @@ impl ActivationPatching {
 }
 
 impl Analysis for ActivationPatching {
-    fn tables(&self) -> Vec<TableDecl> {
-        let mut t = vec![PATCHES];
-        if self.params.summary {
-            t.push(SUMMARY_TABLE);
-        }
-        t
-    }
-
-    fn requirements(&self) -> Requirements {
-        Requirements::hooks([])
-    }
-
     fn process(
         &mut self,
         model: &ModelContext,

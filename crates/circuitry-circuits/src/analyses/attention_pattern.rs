@@ -1,10 +1,10 @@
 //! `attention_pattern`: attention probabilities of selected heads, one row per entry.
 
-use circuitry_models::{HookKind, HookPoint, ModelConfig};
+use circuitry_models::{HookKind, ModelConfig};
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::AttentionPatternParams;
 
-use super::{check_filters, selected};
+use super::selected_layers_heads;
 use crate::acts::{attention, patterns};
 use crate::analysis::{
     Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
@@ -41,26 +41,19 @@ impl Kind for AttentionPattern {
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
         let params = params.clone();
-        check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
+        let (layers, heads) =
+            selected_layers_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
         Ok(AttentionPattern {
-            layers: selected(config.n_layers, params.layers.as_deref()),
-            heads: selected(config.n_heads, params.heads.as_deref()),
+            layers,
+            heads,
             params,
         })
     }
 }
 
 impl Analysis for AttentionPattern {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
     fn requirements(&self) -> Requirements {
-        Requirements::hooks(
-            self.layers
-                .iter()
-                .map(|&l| HookPoint::layer(l, HookKind::Pattern)),
-        )
+        Requirements::at_layers(&self.layers, HookKind::Pattern)
     }
 
     fn process(

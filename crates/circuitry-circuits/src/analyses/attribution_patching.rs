@@ -7,9 +7,7 @@ use circuitry_spec::AnalysisSpec;
 use circuitry_spec::AttributionPatchingParams;
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
 use crate::interventions::attribution::AttributionPatchingRow;
 use crate::interventions::{AttributionConfig, attribution_patching, attribution_table};
 use crate::table::TableSink;
@@ -43,14 +41,6 @@ impl Kind for AttributionPatching {
 }
 
 impl Analysis for AttributionPatching {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
-    fn requirements(&self) -> Requirements {
-        Requirements::hooks([])
-    }
-
     fn process(
         &mut self,
         model: &ModelContext,

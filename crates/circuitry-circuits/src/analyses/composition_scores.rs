@@ -63,10 +63,6 @@ fn finite(x: f64) -> Option<f64> {
 }
 
 impl Analysis for CompositionScores {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
     fn requirements(&self) -> Requirements {
         Requirements::weights_only()
     }

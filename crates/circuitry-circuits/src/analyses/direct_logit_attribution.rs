@@ -9,7 +9,7 @@ use circuitry_models::{HookKind, HookPoint, ModelConfig, Positional, Transformer
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{DirectLogitAttributionParams, DlaComponent};
 
-use super::{check_filters, selected};
+use super::selected_layers_heads;
 use crate::acts::{host, vector};
 use crate::analysis::{
     Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
@@ -51,10 +51,11 @@ impl Kind for DirectLogitAttribution {
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
         let params = params.clone();
-        check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
+        let (layers, heads) =
+            selected_layers_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
         Ok(DirectLogitAttribution {
-            layers: selected(config.n_layers, params.layers.as_deref()),
-            heads: selected(config.n_heads, params.heads.as_deref()),
+            layers,
+            heads,
             n_layers: config.n_layers,
             learned_positions: config.positional == Positional::Learned,
             centers: config.norm.centers(),
@@ -152,10 +153,6 @@ fn project(c: &[f32], centers: bool, scale: f32, direction: &[f32]) -> f32 {
 }
 
 impl Analysis for DirectLogitAttribution {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
     fn requirements(&self) -> Requirements {
         let mut hooks = vec![HookPoint::model(HookKind::LnFinalScale)];
         for l in 0..self.n_layers {

@@ -8,9 +8,7 @@ use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{DEFAULT_TOP_N, EapMethod, EdgeAttributionPatchingParams};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
 use crate::interventions::eap::{EdgeRow, NodeRow};
 use crate::interventions::{CircuitSelection, EapConfig, EapScores, eap, eap_ig};
 use crate::table::{Rows, TableSink};
@@ -54,14 +52,6 @@ impl EdgeAttributionPatching {
 }
 
 impl Analysis for EdgeAttributionPatching {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
-    fn requirements(&self) -> Requirements {
-        Requirements::hooks([])
-    }
-
     fn process(
         &mut self,
         model: &ModelContext,

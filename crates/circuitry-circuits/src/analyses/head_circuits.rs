@@ -3,8 +3,8 @@
 
 use circuitry_models::ModelConfig;
 
-use super::selected;
-use crate::analysis::{ModelContext, TableDecl};
+use super::selected_layers_heads;
+use crate::analysis::{AnalysisError, ModelContext, TableDecl};
 use crate::table::{Row, Rows};
 use crate::weight_circuits::ov::{SingularValueRow, TokenPair};
 
@@ -12,17 +12,17 @@ use crate::weight_circuits::ov::{SingularValueRow, TokenPair};
 pub(crate) const SINGULAR_VALUES: TableDecl =
     TableDecl::part::<SingularValueRow>("singular_values").when("singular_values > 0");
 
-/// Every selected `(layer, head)`, layer-major.
+/// Every selected `(layer, head)`, layer-major, after checking the filters.
 pub(crate) fn selected_heads(
     config: &ModelConfig,
     layers: Option<&[u32]>,
     heads: Option<&[u32]>,
-) -> Vec<(usize, usize)> {
-    let heads = selected(config.n_heads, heads);
-    selected(config.n_layers, layers)
+) -> Result<Vec<(usize, usize)>, AnalysisError> {
+    let (layers, heads) = selected_layers_heads(config, layers, heads)?;
+    Ok(layers
         .into_iter()
         .flat_map(|l| heads.iter().map(move |&h| (l, h)))
-        .collect()
+        .collect())
 }
 
 /// The token-pair tables of `ov_circuit` and `qk_circuit`: the same columns, described for

@@ -1,11 +1,11 @@
 //! `head_detector`: TransformerLens's `detect_head` for previous-token, duplicate-token and
 //! induction heads, per prompt or averaged over prompts.
 
-use circuitry_models::{HookKind, HookPoint, ModelConfig};
+use circuitry_models::{HookKind, ModelConfig};
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{Detector, ErrorMeasure, HeadDetectorParams};
 
-use super::{check_filters, selected};
+use super::selected_layers_heads;
 use crate::acts::{attention, patterns};
 use crate::analysis::{
     Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
@@ -128,9 +128,8 @@ impl Kind for HeadDetector {
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
         let params = params.clone();
-        check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
-        let layers = selected(config.n_layers, params.layers.as_deref());
-        let heads = selected(config.n_heads, params.heads.as_deref());
+        let (layers, heads) =
+            selected_layers_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
         let sums = vec![0.0; layers.len() * heads.len() * params.detectors.len()];
         Ok(HeadDetector {
             params,
@@ -140,9 +139,7 @@ impl Kind for HeadDetector {
             n_prompts: 0,
         })
     }
-}
 
-impl Analysis for HeadDetector {
     fn tables(&self) -> Vec<TableDecl> {
         vec![if self.params.per_prompt {
             PER_PROMPT
@@ -150,13 +147,11 @@ impl Analysis for HeadDetector {
             AVERAGED
         }]
     }
+}
 
+impl Analysis for HeadDetector {
     fn requirements(&self) -> Requirements {
-        Requirements::hooks(
-            self.layers
-                .iter()
-                .map(|&l| HookPoint::layer(l, HookKind::Pattern)),
-        )
+        Requirements::at_layers(&self.layers, HookKind::Pattern)
     }
 
     fn process(

@@ -13,11 +13,11 @@
 
 use circuitry_data::Prompt;
 use circuitry_data::repeated::{REPEAT_START, SEQ_START};
-use circuitry_models::{HookKind, HookPoint, ModelConfig};
+use circuitry_models::{HookKind, ModelConfig};
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::InductionScoresParams;
 
-use super::{check_filters, selected};
+use super::selected_layers_heads;
 use crate::acts::{attention, patterns};
 use crate::analysis::{
     Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
@@ -113,9 +113,8 @@ impl Kind for InductionScores {
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
         let params = params.clone();
-        check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
-        let layers = selected(config.n_layers, params.layers.as_deref());
-        let heads = selected(config.n_heads, params.heads.as_deref());
+        let (layers, heads) =
+            selected_layers_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
         Ok(InductionScores {
             sums: vec![[0.0; 3]; layers.len() * heads.len()],
             params,
@@ -124,9 +123,7 @@ impl Kind for InductionScores {
             n_prompts: 0,
         })
     }
-}
 
-impl Analysis for InductionScores {
     fn tables(&self) -> Vec<TableDecl> {
         vec![if self.params.per_prompt {
             PER_PROMPT
@@ -134,13 +131,11 @@ impl Analysis for InductionScores {
             AVERAGED
         }]
     }
+}
 
+impl Analysis for InductionScores {
     fn requirements(&self) -> Requirements {
-        Requirements::hooks(
-            self.layers
-                .iter()
-                .map(|&l| HookPoint::layer(l, HookKind::Pattern)),
-        )
+        Requirements::at_layers(&self.layers, HookKind::Pattern)
     }
 
     fn process(

@@ -54,16 +54,8 @@ impl Kind for LogitLens {
 }
 
 impl Analysis for LogitLens {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
     fn requirements(&self) -> Requirements {
-        Requirements::hooks(
-            self.layers
-                .iter()
-                .map(|&l| HookPoint::layer(l, HookKind::ResidPost)),
-        )
+        Requirements::at_layers(&self.layers, HookKind::ResidPost)
     }
 
     fn process(

@@ -75,6 +75,20 @@ pub(crate) fn check_filters(
     Ok(())
 }
 
+/// The layers, and the heads of each, that `layers` and `heads` filters select (all when
+/// unfiltered), after [`check_filters`].
+pub(crate) fn selected_layers_heads(
+    config: &ModelConfig,
+    layers: Option<&[u32]>,
+    heads: Option<&[u32]>,
+) -> Result<(Vec<usize>, Vec<usize>), AnalysisError> {
+    check_filters(config, layers, heads)?;
+    Ok((
+        selected(config.n_layers, layers),
+        selected(config.n_heads, heads),
+    ))
+}
+
 /// The selected layers (all when unfiltered).
 pub(crate) fn selected(n: usize, filter: Option<&[u32]>) -> Vec<usize> {
     (0..n).filter(|&i| crate::refs::keep(filter, i)).collect()

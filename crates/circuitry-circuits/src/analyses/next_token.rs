@@ -7,9 +7,7 @@ use circuitry_spec::AnalysisSpec;
 use circuitry_spec::NextTokenParams;
 
 use super::decode::{token_stats, top_k};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
 use crate::refs;
 use crate::table::{Rows, TableSink};
 
@@ -47,14 +45,6 @@ impl Kind for NextToken {
 }
 
 impl Analysis for NextToken {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
-    fn requirements(&self) -> Requirements {
-        Requirements::hooks([])
-    }
-
     fn process(
         &mut self,
         model: &ModelContext,

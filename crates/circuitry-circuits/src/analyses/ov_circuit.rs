@@ -5,7 +5,6 @@ use circuitry_models::ModelConfig;
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::OvCircuitParams;
 
-use super::check_filters;
 use super::head_circuits::{
     SINGULAR_VALUES, first, push_token_pairs, selected_heads, token_pair_row,
 };
@@ -53,13 +52,10 @@ impl Kind for OvCircuit {
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
         let params = params.clone();
-        check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
-        let heads = selected_heads(config, params.layers.as_deref(), params.heads.as_deref());
+        let heads = selected_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
         Ok(OvCircuit { params, heads })
     }
-}
 
-impl Analysis for OvCircuit {
     fn tables(&self) -> Vec<TableDecl> {
         let mut tables = vec![SCORES];
         if self.params.top_k > 0 {
@@ -70,7 +66,9 @@ impl Analysis for OvCircuit {
         }
         tables
     }
+}
 
+impl Analysis for OvCircuit {
     fn requirements(&self) -> Requirements {
         Requirements::weights_only()
     }

@@ -7,9 +7,7 @@ use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{HeadInput, PathPatchingParams, Receivers, SenderRef, Senders};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
 use crate::interventions::path_patching::PathPatchingRow;
 use crate::interventions::{
     PatchOptions, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table,
@@ -121,14 +119,6 @@ impl Kind for PathPatching {
 }
 
 impl Analysis for PathPatching {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
-    fn requirements(&self) -> Requirements {
-        Requirements::hooks([])
-    }
-
     fn process(
         &mut self,
         model: &ModelContext,

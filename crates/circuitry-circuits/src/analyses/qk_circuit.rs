@@ -6,7 +6,6 @@ use circuitry_models::{ModelConfig, Positional};
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::QkCircuitParams;
 
-use super::check_filters;
 use super::head_circuits::{
     SINGULAR_VALUES, first, push_token_pairs, selected_heads, token_pair_row,
 };
@@ -97,14 +96,27 @@ impl Kind for QkCircuit {
         config: &ModelConfig,
     ) -> Result<Self, AnalysisError> {
         let params = params.clone();
-        check_filters(config, params.layers.as_deref(), params.heads.as_deref())?;
-        let heads = selected_heads(config, params.layers.as_deref(), params.heads.as_deref());
+        let heads = selected_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
         let positional = config.positional == Positional::Learned && params.max_positions > 0;
         Ok(QkCircuit {
             params,
             heads,
             positional,
         })
+    }
+
+    fn tables(&self) -> Vec<TableDecl> {
+        let mut tables = vec![SCORES];
+        if self.params.top_k > 0 {
+            tables.push(TOP_PAIRS);
+        }
+        if self.positional {
+            tables.push(POSITIONAL);
+        }
+        if self.params.singular_values > 0 {
+            tables.push(SINGULAR_VALUES);
+        }
+        tables
     }
 }
 
@@ -131,20 +143,6 @@ impl QkCircuit {
 }
 
 impl Analysis for QkCircuit {
-    fn tables(&self) -> Vec<TableDecl> {
-        let mut tables = vec![SCORES];
-        if self.params.top_k > 0 {
-            tables.push(TOP_PAIRS);
-        }
-        if self.positional {
-            tables.push(POSITIONAL);
-        }
-        if self.params.singular_values > 0 {
-            tables.push(SINGULAR_VALUES);
-        }
-        tables
-    }
-
     fn requirements(&self) -> Requirements {
         Requirements::weights_only()
     }

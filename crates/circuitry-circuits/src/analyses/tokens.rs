@@ -4,9 +4,7 @@ use circuitry_models::ModelConfig;
 use circuitry_spec::AnalysisSpec;
 use circuitry_spec::TokensParams;
 
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
-};
+use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
 use crate::table::{Rows, TableSink};
 
 crate::table_row! {
@@ -40,15 +38,6 @@ impl Kind for Tokens {
 }
 
 impl Analysis for Tokens {
-    fn tables(&self) -> Vec<TableDecl> {
-        Self::TABLES.to_vec()
-    }
-
-    /// Needs the prompts only; the shared forward pass it rides on costs it nothing extra.
-    fn requirements(&self) -> Requirements {
-        Requirements::hooks([])
-    }
-
     fn process(
         &mut self,
         model: &ModelContext,

@@ -5,18 +5,19 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use circuitry_circuits::analysis::ModelContext;
 use circuitry_circuits::interventions::{Metric, Padding};
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
-use circuitry_models::{PaddingSide, Processing, Transformer, load_model};
+use circuitry_models::{LoadedModel, PaddingSide, Processing, Transformer, load_model};
 
 pub const MODELS: [&str; 2] = ["gpt2-tiny", "llama-tiny"];
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use circuitry_testkit::{RefTensor, fixture_dir, load_reference};
 
-/// A tiny fixture model with TransformerLens's default weight processing.
-pub fn tiny(name: &str) -> Transformer {
+/// A tiny fixture model and its tokenizer, with TransformerLens's default weight processing.
+pub fn loaded(name: &str) -> LoadedModel {
     let dir = fixture_dir(name);
     load_model(
         dir.to_str().unwrap(),
@@ -25,7 +26,19 @@ pub fn tiny(name: &str) -> Transformer {
         &Device::flex(),
     )
     .unwrap_or_else(|e| panic!("{name}: {e}"))
-    .model
+}
+
+/// A tiny fixture model with TransformerLens's default weight processing.
+pub fn tiny(name: &str) -> Transformer {
+    loaded(name).model
+}
+
+/// What an analysis is given to run on `m`.
+pub fn context(m: &LoadedModel) -> ModelContext<'_> {
+    ModelContext {
+        model: &m.model,
+        tokenizer: m.tokenizer.as_ref().expect("fixture tokenizer"),
+    }
 }
 
 pub fn ids(t: &RefTensor) -> Vec<u32> {

@@ -226,17 +226,7 @@ pub(crate) fn lower(
     ctx: &mut Ctx<'_>,
 ) -> Option<AnalysisSpec> {
     let path = join_path("analyses", name);
-    let Some(entries) = node.as_table() else {
-        ctx.error(
-            &node.span,
-            format!(
-                "`{path}` must be a table, found {}",
-                node.value.a_type_name()
-            ),
-        )
-        .hint = Some(format!("write it as an [{path}] section"));
-        return None;
-    };
+    let entries = ctx.section_entries(node, &path, format!("write it as an [{path}] section"))?;
     let names = kind_names();
     let Some(kind_entry) = entries.iter().find(|e| e.key == "kind") else {
         ctx.error(

@@ -1,0 +1,9 @@
+//! The integration tests of `circuitry-data`, one module per file, linked into one test binary
+//! (one link step instead of one per file).
+
+mod common;
+
+mod files;
+mod inline;
+mod ioi;
+mod repeated;

@@ -1,0 +1,13 @@
+//! The integration tests of `circuitry-models`, one module per file, linked into one test binary
+//! (one link step instead of one per file).
+
+mod common;
+
+mod fixtures_forward;
+mod gguf_corrupt;
+mod gguf_llama;
+mod gguf_reader;
+mod gguf_tokenizer;
+mod hf_layouts;
+mod processing_and_padding;
+mod smollm2_reference;

@@ -1,0 +1,11 @@
+//! The integration tests of `circuitry`, one module per file, linked into one test binary
+//! (one link step instead of one per file).
+
+mod common;
+
+mod bad_runs;
+mod default_and_training;
+mod fixture_tables;
+mod intervention_experiments;
+mod plan_and_sweeps;
+mod smollm2_experiments;
