@@ -24,14 +24,21 @@ use crate::analysis::{
 };
 use crate::table::{Rows, TableSink};
 
+// Column descriptions shared by the averaged and the per-prompt table.
+const LAYER: &str = "layer of the head";
+const HEAD: &str = "head index within the layer";
+const INDUCTION: &str = "mean attention from each position i of the second and later repeats to i - L + 1 (the token after the earlier occurrence)";
+const PREVIOUS: &str = "mean attention from each position i >= 1 to i - 1";
+const DUPLICATE: &str = "mean attention from each position i of the second and later repeats to i - L (the earlier occurrence)";
+
 crate::table_row! {
     /// A row of the averaged table.
     pub struct InductionScoreRow {
-        layer: i32 = "layer of the head",
-        head: i32 = "head index within the layer",
-        induction_score: f64 = "mean attention from each position i of the second and later repeats to i - L + 1 (the token after the earlier occurrence)",
-        previous_token_score: f64 = "mean attention from each position i >= 1 to i - 1",
-        duplicate_token_score: f64 = "mean attention from each position i of the second and later repeats to i - L (the earlier occurrence)",
+        layer: i32 = LAYER,
+        head: i32 = HEAD,
+        induction_score: f64 = INDUCTION,
+        previous_token_score: f64 = PREVIOUS,
+        duplicate_token_score: f64 = DUPLICATE,
         n_prompts: u32 = "prompts averaged",
     }
 }
@@ -40,11 +47,11 @@ crate::table_row! {
     /// A row of the per-prompt table (`per_prompt = true`).
     pub struct PromptInductionScoreRow {
         prompt: u32 = "prompt id (index in the dataset)",
-        layer: i32 = "layer of the head",
-        head: i32 = "head index within the layer",
-        induction_score: f64 = "mean attention from each position i of the second and later repeats to i - L + 1 (the token after the earlier occurrence)",
-        previous_token_score: f64 = "mean attention from each position i >= 1 to i - 1",
-        duplicate_token_score: f64 = "mean attention from each position i of the second and later repeats to i - L (the earlier occurrence)",
+        layer: i32 = LAYER,
+        head: i32 = HEAD,
+        induction_score: f64 = INDUCTION,
+        previous_token_score: f64 = PREVIOUS,
+        duplicate_token_score: f64 = DUPLICATE,
     }
 }
 

@@ -12,6 +12,7 @@ use crate::analysis::{Analysis, AnalysisError, Kind, ModelContext, Requirements,
 use crate::factored::{BlockOptions, Ranking};
 use crate::table::{Rows, TableSink};
 use crate::weight_circuits::CircuitWeights;
+use crate::weight_circuits::ov::{HEAD_DOC, LAYER_DOC, RANK_DOC};
 use crate::weight_circuits::ov::{
     HeadOvResult, OvOptions, OvScoreRow, SingularValueRow, ov_head, ov_scores_table,
     push_singular_values,
@@ -20,9 +21,9 @@ use crate::weight_circuits::ov::{
 crate::table_row! {
     /// A row of the `top_pairs` table.
     pub struct OvTopPairRow {
-        layer: i32 = "layer of the attention head",
-        head: i32 = "index of the attention head within its layer",
-        rank: u32 = "position in the ranking, 0 = first",
+        layer: i32 = LAYER_DOC,
+        head: i32 = HEAD_DOC,
+        rank: u32 = RANK_DOC,
         src_token: u32 = "token id of the attended-to (source) token: a row of W_E W_V W_O W_U",
         src_text: String = "text of src_token",
         dst_token: u32 = "token id of the output token whose logit changes: a column of W_E W_V W_O W_U",

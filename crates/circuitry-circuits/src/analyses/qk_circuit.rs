@@ -13,6 +13,7 @@ use crate::analysis::{Analysis, AnalysisError, Kind, ModelContext, Requirements,
 use crate::factored::{BlockOptions, Ranking};
 use crate::table::{Rows, Table, TableSink};
 use crate::weight_circuits::CircuitWeights;
+use crate::weight_circuits::ov::{HEAD_DOC, LAYER_DOC, RANK_DOC};
 use crate::weight_circuits::ov::{SingularValueRow, push_singular_values};
 use crate::weight_circuits::qk::{
     HeadQkResult, PositionScore, QkOptions, QkPositionalRow, qk_head, qk_positional_table,
@@ -21,8 +22,8 @@ use crate::weight_circuits::qk::{
 crate::table_row! {
     /// A row of the main (per-head) table.
     pub struct QkScoreRow {
-        layer: i32 = "layer of the attention head",
-        head: i32 = "index of the attention head within its layer",
+        layer: i32 = LAYER_DOC,
+        head: i32 = HEAD_DOC,
         frobenius_norm: f64 = "Frobenius norm of the QK circuit W_Q W_K^T (unscaled)",
         top_singular_value: f64 = "largest singular value of W_Q W_K^T",
         full_frobenius_norm: f64 = "Frobenius norm of the token-space QK circuit W_E W_Q W_K^T W_E^T",
@@ -33,9 +34,9 @@ crate::table_row! {
 crate::table_row! {
     /// A row of the `top_pairs` table.
     pub struct QkTopPairRow {
-        layer: i32 = "layer of the attention head",
-        head: i32 = "index of the attention head within its layer",
-        rank: u32 = "position in the ranking, 0 = first",
+        layer: i32 = LAYER_DOC,
+        head: i32 = HEAD_DOC,
+        rank: u32 = RANK_DOC,
         src_token: u32 = "token id of the key (source) token: a column of W_E W_Q W_K^T W_E^T",
         src_text: String = "text of src_token",
         dst_token: u32 = "token id of the query (destination) token: a row of W_E W_Q W_K^T W_E^T",
