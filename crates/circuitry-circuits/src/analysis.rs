@@ -174,6 +174,13 @@ impl BatchContext<'_> {
     }
 }
 
+/// What an analysis is built for: its `[analyses.NAME]` entry and the model's configuration.
+#[derive(Clone, Copy)]
+pub struct BuildContext<'a> {
+    pub analysis: &'a AnalysisSpec,
+    pub config: &'a ModelConfig,
+}
+
 /// An analysis kind: the circuits side of one entry of the spec's kind list
 /// (`circuitry_spec::for_each_analysis_kind!`). The registry in [`crate::analyses`] builds
 /// every kind through it and lists every kind's tables from [`Kind::TABLES`].
@@ -184,14 +191,9 @@ pub trait Kind: Analysis + Sized + 'static {
     /// Every table the kind can write; [`Analysis::tables`] of each instance is a subset.
     const TABLES: &'static [TableDecl];
 
-    /// Builds the analysis `[analyses.NAME]` describes (`analysis`, whose parameters are
-    /// `params`) for a model with configuration `config`; bad parameters are errors that name
-    /// their key.
-    fn build(
-        params: &Self::Params,
-        analysis: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError>;
+    /// Builds the analysis `[analyses.NAME]` describes, whose parameters are `params`; bad
+    /// parameters are errors that name their key.
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError>;
 
     /// The tables this instance writes: every one of [`Kind::TABLES`], unless the kind writes
     /// some only under a condition (their [`TableDecl::when`]) and picks them here.

@@ -4,14 +4,15 @@
 //! under TransformerLens's default processing; values against TransformerLens's
 //! (`reference.safetensors`, 1e-4) and naive dense products.
 
+use crate::analysis_common::*;
 use crate::iv_common::{context, loaded as model};
 use crate::wc_common;
-
 use circuitry_circuits::analyses::build;
+
 use circuitry_circuits::analyses::induction_scores::repeat_bounds;
 use circuitry_circuits::analysis::{Analysis, BatchContext, Requirements};
 use circuitry_circuits::matrix::Mat;
-use circuitry_circuits::table::{ColumnData, MemorySink, Table};
+use circuitry_circuits::table::{MemorySink, Table};
 use circuitry_circuits::weight_circuits::CircuitWeights;
 use circuitry_circuits::weight_circuits::composition::{CompositionKind, composition_baseline};
 use circuitry_data::Prompt;
@@ -38,12 +39,11 @@ fn spec(body: &str) -> AnalysisSpec {
         "[models.m]\npath = \"m\"\n[datasets.rep]\ngenerator = \"repeated_tokens\"\nn = 4\n\
          length = 12\n[analyses.a]\nmodel = \"m\"\n{dataset}{body}\n"
     );
-    let e = Experiment::from_str(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
-    e.analyses["a"].clone()
+    analysis_a(&text)
 }
 
 fn analysis(body: &str, m: &LoadedModel) -> Box<dyn Analysis> {
-    build(&spec(body), &m.model.config).unwrap_or_else(|e| panic!("{e}"))
+    built(&spec(body), m)
 }
 
 /// Runs a weight-only analysis: checks its declarations and calls `finish` alone.
@@ -56,54 +56,12 @@ fn run_weights(body: &str, m: &LoadedModel) -> (Box<dyn Analysis>, MemorySink) {
     (a, sink)
 }
 
-/// Every chunk written has the schema its table declared, and only declared tables are written.
-fn check_declared(a: &dyn Analysis, sink: &MemorySink) {
-    let decls = a.tables();
-    for (part, chunk) in &sink.tables {
-        let decl = decls
-            .iter()
-            .find(|d| d.part == part.as_deref())
-            .unwrap_or_else(|| panic!("undeclared table {part:?}"));
-        assert_eq!(chunk.schema, decl.columns, "{part:?}");
-        assert!(decl.columns.iter().all(|c| !c.description.is_empty()));
-    }
-}
-
 fn names(t: &Table) -> Vec<&'static str> {
     t.schema.iter().map(|c| c.name).collect()
 }
 
 fn parts(a: &dyn Analysis) -> Vec<Option<&'static str>> {
     a.tables().iter().map(|d| d.part).collect()
-}
-
-fn f64s(t: &Table, name: &str) -> Vec<f64> {
-    match t.column(name) {
-        Some(ColumnData::F64(v)) => v.iter().map(|x| x.expect("no nulls")).collect(),
-        other => panic!("{name}: {other:?}"),
-    }
-}
-
-fn nullable_f64s(t: &Table, name: &str) -> Vec<Option<f64>> {
-    match t.column(name) {
-        Some(ColumnData::F64(v)) => v.clone(),
-        other => panic!("{name}: {other:?}"),
-    }
-}
-
-fn ints(t: &Table, name: &str) -> Vec<usize> {
-    match t.column(name) {
-        Some(ColumnData::I32(v)) => v.iter().map(|x| x.unwrap() as usize).collect(),
-        Some(ColumnData::U32(v)) => v.iter().map(|x| x.unwrap() as usize).collect(),
-        other => panic!("{name}: {other:?}"),
-    }
-}
-
-fn strings(t: &Table, name: &str) -> Vec<String> {
-    match t.column(name) {
-        Some(ColumnData::Utf8(v)) => v.iter().map(|x| x.clone().unwrap()).collect(),
-        other => panic!("{name}: {other:?}"),
-    }
 }
 
 fn reference(name: &str, key: &str) -> (Vec<usize>, Vec<f64>) {
@@ -168,7 +126,7 @@ fn ov_circuit_matches_transformer_lens() {
         assert_eq!(top.len(), l * h * 5);
         let (tl, th, rank) = (ints(&top, "layer"), ints(&top, "head"), ints(&top, "rank"));
         let (src, dst) = (ints(&top, "src_token"), ints(&top, "dst_token"));
-        let (src_text, dst_text) = (strings(&top, "src_text"), strings(&top, "dst_text"));
+        let (src_text, dst_text) = (texts(&top, "src_text"), texts(&top, "dst_text"));
         let values = f64s(&top, "value");
         for i in 0..top.len() {
             assert_eq!(rank[i], i % 5);
@@ -192,7 +150,7 @@ fn ov_circuit_matches_transformer_lens() {
             ["layer", "head", "circuit", "rank", "singular_value"]
         );
         assert_eq!(sv.len(), l * h * 2 * 3);
-        let circuits = strings(&sv, "circuit");
+        let circuits = texts(&sv, "circuit");
         let s = f64s(&sv, "singular_value");
         assert_eq!(
             &circuits[..6],
@@ -347,7 +305,7 @@ fn qk_circuit_tables() {
             assert_close(values[i], want, 1e-9, "QK pair value");
         }
         assert_eq!(
-            strings(&t, "dst_text")[0],
+            texts(&t, "dst_text")[0],
             m.tokenizer.as_ref().unwrap().token_text(dst[0] as u32)
         );
 
@@ -364,7 +322,7 @@ fn qk_circuit_tables() {
         let sv = sink.part(Some("singular_values")).unwrap();
         assert_eq!(sv.len(), l * h * 2 * 2);
         assert_eq!(
-            &strings(&sv, "circuit")[..4],
+            &texts(&sv, "circuit")[..4],
             ["qk", "qk", "full_qk", "full_qk"]
         );
         assert_eq!(f64s(&sv, "singular_value")[0], top[0]);
@@ -420,7 +378,7 @@ fn composition_scores_match_transformer_lens() {
         );
         let pairs = h * h * l * (l - 1) / 2;
         assert_eq!(t.len(), 3 * pairs);
-        let kinds = strings(&t, "kind");
+        let kinds = texts(&t, "kind");
         let (la, ha, lb, hb) = (
             ints(&t, "layer_a"),
             ints(&t, "head_a"),
@@ -464,7 +422,7 @@ fn composition_kinds_seeds_and_no_baseline() {
     );
     let t = sink.part(None).unwrap();
     assert_eq!(t.len(), 16);
-    assert!(strings(&t, "kind").iter().all(|k| k == "v"));
+    assert!(texts(&t, "kind").iter().all(|k| k == "v"));
     assert!(
         nullable_f64s(&t, "baseline_mean")
             .iter()

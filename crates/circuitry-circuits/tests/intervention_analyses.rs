@@ -5,21 +5,22 @@
 //! `processed.patch_head_z_all_pos`, 1e-4), ablations against hand-made edits, and every wrapper
 //! against a direct call of the intervention library.
 
+use crate::analysis_common::*;
 use crate::iv_common;
-
 use circuitry_circuits::analyses::build;
+
 use circuitry_circuits::analysis::{Analysis, AnalysisError, BatchContext};
 use circuitry_circuits::interventions::{
     self, AttributionConfig, EapConfig, PathPatchingConfig, Receiver, Sender, attribution_patching,
     eap, path_patching,
 };
-use circuitry_circuits::table::{ColumnData, MemorySink, Table};
+use circuitry_circuits::table::{MemorySink, Table};
 use circuitry_data::Prompt;
 use circuitry_models::{
     Edit, EditOp, HookKind, HookPoint, Intervention, LoadedModel, PaddingSide, Selection, Span,
     TokenBatch,
 };
-use circuitry_spec::{AnalysisSpec, Experiment};
+use circuitry_spec::AnalysisSpec;
 use iv_common::{MODELS, context, fixture_pair, load_reference, loaded as model, random_pairs};
 
 const ATOL: f64 = 1e-4;
@@ -31,14 +32,13 @@ fn spec(body: &str) -> AnalysisSpec {
         "seed = 11\n[models.m]\npath = \"m\"\n[datasets.pairs]\ntokens = [[1, 2, 3]]\n\
          corrupt_tokens = [[1, 2, 4]]\n[analyses.a]\nmodel = \"m\"\ndataset = \"pairs\"\n{body}\n"
     );
-    let e = Experiment::from_str(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
-    e.analyses["a"].clone()
+    analysis_a(&text)
 }
 
 const METRIC: &str = "metric = { logit_diff = [{ id = 5 }, { id = 7 }] }";
 
 fn analysis(body: &str, m: &LoadedModel) -> Box<dyn Analysis> {
-    build(&spec(body), &m.model.config).unwrap_or_else(|e| panic!("{e}"))
+    built(&spec(body), m)
 }
 
 /// Runs `prompts` through the runner's shared clean pass (capturing `hooks`) in batches of
@@ -98,58 +98,10 @@ fn run(
     sink
 }
 
-/// Every chunk has its declared schema, and only declared tables are written.
-fn check_declared(a: &dyn Analysis, sink: &MemorySink) {
-    let decls = a.tables();
-    for (part, chunk) in &sink.tables {
-        let decl = decls
-            .iter()
-            .find(|d| d.part == part.as_deref())
-            .unwrap_or_else(|| panic!("undeclared table {part:?}"));
-        assert_eq!(chunk.schema, decl.columns, "{part:?}");
-    }
-}
-
 /// Every chunk of one table, concatenated.
 fn table(sink: &MemorySink, part: Option<&str>) -> Table {
     sink.part(part)
         .unwrap_or_else(|| panic!("no table {part:?}"))
-}
-
-fn f64s(t: &Table, name: &str) -> Vec<f64> {
-    match t.column(name) {
-        Some(ColumnData::F64(v)) => v.iter().map(|x| x.expect("no nulls")).collect(),
-        other => panic!("{name}: {other:?}"),
-    }
-}
-
-fn opt_ints(t: &Table, name: &str) -> Vec<Option<i64>> {
-    match t.column(name) {
-        Some(ColumnData::I32(v)) => v.iter().map(|x| x.map(i64::from)).collect(),
-        Some(ColumnData::U32(v)) => v.iter().map(|x| x.map(i64::from)).collect(),
-        other => panic!("{name}: {other:?}"),
-    }
-}
-
-fn ints(t: &Table, name: &str) -> Vec<usize> {
-    opt_ints(t, name)
-        .into_iter()
-        .map(|x| x.expect("no nulls") as usize)
-        .collect()
-}
-
-fn strings(t: &Table, name: &str) -> Vec<Option<String>> {
-    match t.column(name) {
-        Some(ColumnData::Utf8(v)) => v.clone(),
-        other => panic!("{name}: {other:?}"),
-    }
-}
-
-fn bools(t: &Table, name: &str) -> Vec<bool> {
-    match t.column(name) {
-        Some(ColumnData::Bool(v)) => v.iter().map(|x| x.unwrap()).collect(),
-        other => panic!("{name}: {other:?}"),
-    }
 }
 
 /// logit(5) - logit(7) at the last position of one prompt with `edits` applied.
@@ -391,11 +343,14 @@ fn zero_ablation_of_a_head_is_patching_its_z_with_zeros() {
             let want = metric_with(
                 &m,
                 tokens,
-                vec![Edit::new(
-                    HookPoint::layer(1, HookKind::Z),
-                    Selection::heads(vec![head[i]]),
-                    EditOp::Zero,
-                )],
+                vec![
+                    Edit::new(
+                        HookPoint::layer(1, HookKind::Z),
+                        Selection::heads(vec![head[i]]),
+                        EditOp::Zero,
+                    )
+                    .unwrap(),
+                ],
             );
             assert!(
                 (metric[i] - want).abs() < ATOL,

@@ -69,7 +69,8 @@ fn zero_ablating_a_head_equals_patching_its_z_with_zeros() {
                 hook,
                 Selection::heads(vec![head]),
                 EditOp::Replace(HookTensor::R4(z.zeros_like())),
-            );
+            )
+            .unwrap();
             let logits = model
                 .forward(
                     &batch,

@@ -49,7 +49,8 @@ fn attribution_is_exact_for_a_metric_linear_in_the_activation() {
             scale_hook,
             Selection::all(),
             EditOp::Replace(corrupt_out.cache.get(&scale_hook).unwrap().clone()),
-        );
+        )
+        .unwrap();
         let metric = fixture_metric();
         let resolved = metric
             .resolve(
@@ -82,7 +83,8 @@ fn attribution_is_exact_for_a_metric_linear_in_the_activation() {
                     ..Selection::default()
                 },
                 EditOp::Replace(clean_cache.get(&site).unwrap().clone()),
-            );
+            )
+            .unwrap();
             let logits = model
                 .forward(
                     &corrupt,

@@ -186,11 +186,14 @@ fn perturbed(model: &Transformer, r: &Runs, prompts: &[Prompt], edge: &Edge, s: 
                 )
                 .cache;
             (
-                vec![Edit::new(
-                    hook,
-                    Selection::heads(vec![head]),
-                    EditOp::Replace(cache.get(&hook).unwrap().clone()),
-                )],
+                vec![
+                    Edit::new(
+                        hook,
+                        Selection::heads(vec![head]),
+                        EditOp::Replace(cache.get(&hook).unwrap().clone()),
+                    )
+                    .unwrap(),
+                ],
                 layer,
             )
         }
@@ -201,12 +204,14 @@ fn perturbed(model: &Transformer, r: &Runs, prompts: &[Prompt], edge: &Edge, s: 
                     HookPoint::layer(layer, HookKind::ResidMid),
                     Selection::all(),
                     EditOp::Add(dv.clone().into()),
-                ),
+                )
+                .unwrap(),
                 Edit::new(
                     HookPoint::layer(layer, HookKind::ResidPost),
                     Selection::all(),
                     EditOp::Add((-dv).into()),
-                ),
+                )
+                .unwrap(),
             ],
             layer,
         ),

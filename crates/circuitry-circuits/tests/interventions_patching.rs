@@ -162,7 +162,8 @@ fn check_against_recomputation(
             hook,
             selection,
             EditOp::Replace(cache.get(&hook).unwrap().clone()),
-        );
+        )
+        .unwrap();
         let want = full_recompute(model, &dest, vec![edit], &cfg.metric, prompt);
         assert!(
             (r.metric - want).abs() < tol,

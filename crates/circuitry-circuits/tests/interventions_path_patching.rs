@@ -220,12 +220,14 @@ fn path_to_a_receiver_query_matches_a_hand_built_pass() {
                         q,
                         Selection::heads(vec![2, 0]),
                         EditOp::Replace(inputs.get(&q).unwrap().clone()),
-                    ),
+                    )
+                    .unwrap(),
                     Edit::new(
                         v,
                         Selection::heads(vec![1]),
                         EditOp::Replace(inputs.get(&v).unwrap().clone()),
-                    ),
+                    )
+                    .unwrap(),
                 ];
                 let logits = model
                     .forward(

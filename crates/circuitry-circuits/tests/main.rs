@@ -1,6 +1,7 @@
 //! The integration tests of `circuitry-circuits`, one module per file, linked into one test binary
 //! (one link step instead of one per file).
 
+mod analysis_common;
 mod iv_common;
 mod iv_smollm2;
 mod wc_common;

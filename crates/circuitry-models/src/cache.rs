@@ -80,21 +80,20 @@ impl Intervention {
         self
     }
 
-    /// Checks that every edit's value has its hook's rank ([`Edit::check`]).
-    pub fn check(&self) -> Result<(), HookError> {
-        self.edits.iter().try_for_each(Edit::check)
-    }
-
     /// Whether the hook is captured or edited, so the forward pass must materialise it.
     pub fn touches(&self, hook: HookPoint) -> bool {
-        self.capture.contains(&hook) || self.edits.iter().any(|e| e.hook == hook)
+        self.capture.contains(&hook) || self.edits.iter().any(|e| e.hook() == hook)
     }
 
     pub fn touches_kind(&self, kind: HookKind) -> bool {
         self.capture.iter().any(|h| h.kind == kind)
-            || self.edits.iter().any(|e| e.hook.kind == kind)
+            || self.edits.iter().any(|e| e.hook().kind == kind)
     }
 }
+
+/// Why applying an edit in the forward pass cannot fail: it is applied at its own hook, of the
+/// rank [`Edit::new`] checked its value against.
+const AT_ITS_HOOK: &str = "an edit applied at its own hook has the hook's rank";
 
 /// Applies an [`Intervention`] as the forward pass reaches each hook point.
 pub(crate) struct HookContext<'a> {
@@ -114,11 +113,10 @@ impl<'a> HookContext<'a> {
         self.intervention.touches(hook)
     }
 
-    /// Applies the edits at `hook` and captures it. The forward pass checked the edits' ranks
-    /// ([`Intervention::check`]) before it started.
+    /// Applies the edits at `hook` and captures it.
     pub(crate) fn h3(&mut self, hook: HookPoint, mut x: Tensor<3>) -> Tensor<3> {
-        for edit in self.intervention.edits.iter().filter(|e| e.hook == hook) {
-            x = edit.apply3(x).unwrap_or_else(|e| panic!("{e}"));
+        for edit in self.intervention.edits.iter().filter(|e| e.hook() == hook) {
+            x = edit.apply(x).expect(AT_ITS_HOOK);
         }
         if self.intervention.capture.contains(&hook) {
             self.cache.insert(hook, HookTensor::R3(x.clone()));
@@ -127,8 +125,8 @@ impl<'a> HookContext<'a> {
     }
 
     pub(crate) fn h4(&mut self, hook: HookPoint, mut x: Tensor<4>) -> Tensor<4> {
-        for edit in self.intervention.edits.iter().filter(|e| e.hook == hook) {
-            x = edit.apply4(x).unwrap_or_else(|e| panic!("{e}"));
+        for edit in self.intervention.edits.iter().filter(|e| e.hook() == hook) {
+            x = edit.apply(x).expect(AT_ITS_HOOK);
         }
         if self.intervention.capture.contains(&hook) {
             self.cache.insert(hook, HookTensor::R4(x.clone()));

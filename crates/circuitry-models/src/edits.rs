@@ -247,43 +247,59 @@ pub enum EditOp {
     Scale(f32),
 }
 
-/// One intervention at one hook point.
+/// One intervention at one hook point. Its value, if any, has the hook's rank ([`Edit::new`]
+/// checks it), so applying it in the forward pass cannot fail.
 #[derive(Clone, Debug)]
 pub struct Edit {
-    pub hook: HookPoint,
-    pub selection: Selection,
-    pub op: EditOp,
+    hook: HookPoint,
+    selection: Selection,
+    op: EditOp,
 }
 
 impl Edit {
-    pub fn new(hook: HookPoint, selection: Selection, op: EditOp) -> Edit {
-        Edit {
+    /// An edit at `hook`; an error when `op`'s value is not of the hook's rank.
+    pub fn new(hook: HookPoint, selection: Selection, op: EditOp) -> Result<Edit, HookError> {
+        if let EditOp::Replace(v) | EditOp::Add(v) = &op
+            && v.rank() != hook.kind.rank()
+        {
+            return Err(HookError::WrongRank {
+                hook: Some(hook),
+                expected: hook.kind.rank(),
+                dims: v.dims(),
+            });
+        }
+        Ok(Edit {
             hook,
             selection,
             op,
-        }
+        })
     }
 
-    /// Checks that the edit's value (if any) has its hook's rank.
-    pub fn check(&self) -> Result<(), HookError> {
-        match &self.op {
-            EditOp::Replace(v) | EditOp::Add(v) if v.rank() != self.hook.kind.rank() => {
-                Err(HookError::WrongRank {
-                    hook: Some(self.hook),
-                    expected: self.hook.kind.rank(),
-                    dims: v.dims(),
-                })
-            }
-            _ => Ok(()),
-        }
+    pub fn hook(&self) -> HookPoint {
+        self.hook
     }
 
-    /// The edit applied to a rank-3 tensor of its hook's layout (as the forward pass applies
-    /// it at its hook). An error when its value is not of rank 3.
-    pub fn apply3(&self, x: Tensor<3>) -> Result<Tensor<3>, HookError> {
+    /// The entries it touches, to change (the rank check does not depend on them).
+    pub fn selection_mut(&mut self) -> &mut Selection {
+        &mut self.selection
+    }
+
+    /// The edit applied to a tensor of its hook's layout, as the forward pass applies it at its
+    /// hook. An error when `x` is not of the hook's rank.
+    pub fn apply<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>, HookError>
+    where
+        Tensor<D>: HookRank,
+    {
+        if D != self.hook.kind.rank() {
+            return Err(HookError::WrongRank {
+                hook: Some(self.hook),
+                expected: D,
+                dims: x.dims().to_vec(),
+            });
+        }
         let mask = (!self.selection.is_all())
-            .then(|| bool_mask::<3>(&self.selection, self.hook.kind.layout(), &x));
-        let value = |v: &HookTensor| v.clone().r3().map_err(|e| e.at(self.hook));
+            .then(|| bool_mask::<D>(&self.selection, self.hook.kind.layout(), &x));
+        let value = |v: &HookTensor| Tensor::<D>::from_hook(v.clone()).map_err(|e| e.at(self.hook));
         Ok(match &self.op {
             EditOp::Replace(v) => select(x, value(v)?, mask),
             EditOp::Zero => {
@@ -300,28 +316,23 @@ impl Edit {
             }
         })
     }
+}
 
-    /// The edit applied to a rank-4 tensor of its hook's layout. An error when its value is not
-    /// of rank 4.
-    pub fn apply4(&self, x: Tensor<4>) -> Result<Tensor<4>, HookError> {
-        let mask = (!self.selection.is_all())
-            .then(|| bool_mask::<4>(&self.selection, self.hook.kind.layout(), &x));
-        let value = |v: &HookTensor| v.clone().r4().map_err(|e| e.at(self.hook));
-        Ok(match &self.op {
-            EditOp::Replace(v) => select(x, value(v)?, mask),
-            EditOp::Zero => {
-                let zeros = x.zeros_like();
-                select(x, zeros, mask)
-            }
-            EditOp::Add(v) => {
-                let added = x.clone() + value(v)?;
-                select(x, added, mask)
-            }
-            EditOp::Scale(f) => {
-                let scaled = x.clone() * *f;
-                select(x, scaled, mask)
-            }
-        })
+/// The tensor types hooks hold, taken out of a [`HookTensor`] of the same rank.
+pub trait HookRank: Sized {
+    /// The tensor; an error when `t` has another rank (name the hook with [`HookError::at`]).
+    fn from_hook(t: HookTensor) -> Result<Self, HookError>;
+}
+
+impl HookRank for Tensor<3> {
+    fn from_hook(t: HookTensor) -> Result<Self, HookError> {
+        t.r3()
+    }
+}
+
+impl HookRank for Tensor<4> {
+    fn from_hook(t: HookTensor) -> Result<Self, HookError> {
+        t.r4()
     }
 }
 
@@ -370,5 +381,34 @@ mod tests {
         };
         let m = per_row.mask(HookLayout::BatchPosD, &[3, 2, 1]);
         assert_eq!(m, vec![true, false, false, true, false, false]);
+    }
+
+    #[test]
+    fn a_value_of_another_rank_is_an_error_naming_the_hook() {
+        use crate::HookKind;
+        let device = Default::default();
+        let z = HookPoint::layer(1, HookKind::Z);
+        let rank3 = HookTensor::R3(Tensor::<3>::zeros([1, 2, 3], &device));
+        let e = Edit::new(z, Selection::all(), EditOp::Replace(rank3.clone())).unwrap_err();
+        assert_eq!(
+            e,
+            HookError::WrongRank {
+                hook: Some(z),
+                expected: 4,
+                dims: vec![1, 2, 3]
+            }
+        );
+        assert!(e.to_string().contains("blocks.1.attn.hook_z"), "{e}");
+        assert!(Edit::new(z, Selection::all(), EditOp::Add(rank3.clone())).is_err());
+        // Ops without a value fit every hook; applying at another rank is an error too.
+        let zero = Edit::new(z, Selection::all(), EditOp::Zero).unwrap();
+        let e = zero
+            .apply(Tensor::<3>::zeros([1, 2, 3], &device))
+            .unwrap_err();
+        assert!(matches!(e, HookError::WrongRank { expected: 3, .. }), "{e}");
+        let resid = HookPoint::layer(0, HookKind::ResidPre);
+        let add = Edit::new(resid, Selection::all(), EditOp::Add(rank3)).unwrap();
+        let x = add.apply(Tensor::<3>::ones([1, 2, 3], &device)).unwrap();
+        assert_eq!(x.sum().into_scalar::<f32>(), 6.0);
     }
 }

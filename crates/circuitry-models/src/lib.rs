@@ -27,7 +27,7 @@ pub use cache::{ActivationCache, Intervention};
 pub use components::attention::LayerKv;
 pub use config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
 pub use device::{DeviceKind, parse_device};
-pub use edits::{BatchPositions, Edit, EditOp, HookError, HookTensor, Selection};
+pub use edits::{BatchPositions, Edit, EditOp, HookError, HookRank, HookTensor, Selection};
 pub use error::LoadError;
 pub use hooks::{HookKind, HookLayout, HookPoint};
 pub use load::{LoadedModel, load_model, load_weights};

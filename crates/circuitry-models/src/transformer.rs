@@ -6,7 +6,7 @@ use burn::prelude::*;
 
 use crate::batch::TokenBatch;
 use crate::cache::{ActivationCache, HookContext, Intervention};
-use crate::components::attention::{Attention, AttentionMask, LayerKv};
+use crate::components::attention::{Attention, AttentionInputs, AttentionMask, LayerKv};
 use crate::components::mlp::Mlp;
 use crate::components::norm::Norm;
 use crate::components::rotary::RotaryTables;
@@ -195,13 +195,9 @@ impl Transformer {
     ///
     /// # Panics
     /// On a span that does not fit the model or the batch (a start layer beyond the model, a
-    /// start residual or key/value prefix of another shape, a prefix missing a block it runs),
-    /// and on an edit whose value is not of its hook's rank ([`Intervention::check`] reports
-    /// that as an error): bugs in the caller.
+    /// start residual or key/value prefix of another shape, a prefix missing a block it runs):
+    /// bugs in the caller. (An edit's value always has its hook's rank: [`crate::Edit::new`] checks.)
     pub fn forward(&self, batch: &TokenBatch, intervention: &Intervention, span: Span) -> Output {
-        if let Err(e) = intervention.check() {
-            panic!("{e}");
-        }
         let cfg = &self.config;
         let mut hooks = HookContext::new(intervention);
         let [b, t] = batch.ids.dims();
@@ -242,16 +238,13 @@ impl Transformer {
                 assert_eq!(kv.k.dims()[0], b, "key/value prefix for another batch");
                 kv
             });
-            let (out, kv) = self.block_forward(
-                block,
-                l,
-                resid,
-                &mask,
-                rotary.as_ref(),
+            let inputs = AttentionInputs {
+                mask: &mask,
+                rotary: rotary.as_ref(),
                 past,
-                kept.is_some(),
-                &mut hooks,
-            );
+                keep_kv: kept.is_some(),
+            };
+            let (out, kv) = self.block_forward(block, l, resid, inputs, &mut hooks);
             resid = out;
             if let Some(kept) = &mut kept {
                 kept.layers[l] = kv;
@@ -309,23 +302,19 @@ impl Transformer {
         resid
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn block_forward(
         &self,
         block: &Block,
         l: usize,
         resid: Tensor<3>,
-        mask: &AttentionMask,
-        rotary: Option<&RotaryTables>,
-        past: Option<&LayerKv>,
-        keep_kv: bool,
+        inputs: AttentionInputs,
         hooks: &mut HookContext,
     ) -> (Tensor<3>, Option<LayerKv>) {
         let hp = |k| HookPoint::layer(l, k);
         let resid = hooks.h3(hp(HookKind::ResidPre), resid);
         let scale = hooks.h3(hp(HookKind::Ln1Scale), block.ln1.scale(&resid));
         let x = block.ln1.apply(resid.clone(), scale);
-        let (attn_out, kv) = block.attn.forward(x, l, mask, rotary, past, keep_kv, hooks);
+        let (attn_out, kv) = block.attn.forward(x, l, inputs, hooks);
         let attn_out = hooks.h3(hp(HookKind::AttnOut), attn_out);
         let (Some(ln2), Some(mlp)) = (&block.ln2, &block.mlp) else {
             return (hooks.h3(hp(HookKind::ResidPost), resid + attn_out), kv);

@@ -3,12 +3,9 @@
 
 use crate::common;
 
-use std::path::Path;
-
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{
     HookKind, HookPoint, Intervention, LayerKv, PaddingSide, Processing, Span, TokenBatch,
-    load_model,
 };
 use common::*;
 
@@ -16,15 +13,7 @@ const ATOL: f32 = 1e-4;
 
 fn check_model(name: &str) {
     let device = Device::flex();
-    let dir = fixture_dir(name);
-    let loaded = load_model(
-        dir.to_str().unwrap(),
-        Path::new("."),
-        Processing::none(),
-        &device,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let model = loaded.model;
+    let model = load_fixture(name, Processing::none());
     let reference = load_reference(name);
     let mut compared = 0;
     for set in ["plain", "repeated"] {
@@ -100,15 +89,7 @@ fn llama_tiny_matches_reference_at_every_hook() {
 fn stop_and_start_at_layer_reproduce_the_full_pass() {
     let device = Device::flex();
     for name in ["gpt2-tiny", "llama-tiny"] {
-        let dir = fixture_dir(name);
-        let model = load_model(
-            dir.to_str().unwrap(),
-            Path::new("."),
-            Processing::all(),
-            &device,
-        )
-        .unwrap()
-        .model;
+        let model = load_fixture(name, Processing::all());
         let reference = load_reference(name);
         let batch = TokenBatch::unpadded(&rows(&reference["plain.input_ids"]), &device);
         let full = tensor_values(&model.logits(&batch));
@@ -152,15 +133,7 @@ fn max_kv_diff(a: &LayerKv, c: &LayerKv) -> f32 {
 fn kv_prefix_reproduces_the_full_pass() {
     let device = Device::flex();
     for name in ["gpt2-tiny", "llama-tiny"] {
-        let dir = fixture_dir(name);
-        let model = load_model(
-            dir.to_str().unwrap(),
-            Path::new("."),
-            Processing::all(),
-            &device,
-        )
-        .unwrap()
-        .model;
+        let model = load_fixture(name, Processing::all());
         let cfg = model.config.clone();
         let (n, d, v, h) = (cfg.n_layers, cfg.d_model, cfg.d_vocab, cfg.n_heads);
         let reference = load_reference(name);

@@ -1,15 +1,15 @@
 //! Damaged GGUF files (truncated anywhere, bad magic, absurd counts and sizes, unknown versions)
 //! give errors that name the file, never panics or huge allocations.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use circuitry_models::loading::TensorSource;
 use circuitry_models::loading::gguf::GgufFile;
 use circuitry_models::{LoadError, ModelSource, load_weights};
+use circuitry_testkit::fixture_dir;
 
 fn fixture_bytes() -> Vec<u8> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf/quants.gguf");
+    let path = fixture_dir("gguf").join("quants.gguf");
     std::fs::read(path).unwrap()
 }
 

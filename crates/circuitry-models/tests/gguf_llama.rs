@@ -8,11 +8,10 @@ use std::path::PathBuf;
 
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{LoadError, ModelSource, Positional, Transformer, load_weights};
+use circuitry_testkit::fixture_dir;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/gguf")
-        .join(name)
+    fixture_dir("gguf").join(name)
 }
 
 /// The expected tensors as a Hugging Face Qwen2 directory (Llama with q/k/v biases only).

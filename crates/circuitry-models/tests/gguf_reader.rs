@@ -7,12 +7,11 @@ use std::path::PathBuf;
 use circuitry_models::loading::TensorSource;
 use circuitry_models::loading::gguf::{GgufFile, GgufValue};
 use circuitry_models::{LoadError, ModelSource, load_weights};
+use circuitry_testkit::fixture_dir;
 use safetensors::SafeTensors;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/gguf")
-        .join(name)
+    fixture_dir("gguf").join(name)
 }
 
 fn open_quants() -> GgufFile {

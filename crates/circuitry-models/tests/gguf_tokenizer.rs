@@ -9,12 +9,11 @@ use std::path::PathBuf;
 
 use circuitry_models::Tokenizer;
 use circuitry_models::loading::gguf::GgufFile;
+use circuitry_testkit::fixture_dir;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/gguf")
-        .join(name)
+    fixture_dir("gguf").join(name)
 }
 
 #[test]

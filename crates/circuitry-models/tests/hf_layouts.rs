@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use circuitry_models::burn::prelude::*;
-use circuitry_models::{ModelSource, Processing, TokenBatch, load_model, load_weights};
+use circuitry_models::{ModelSource, Processing, TokenBatch, load_weights};
 use common::*;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
@@ -90,14 +90,7 @@ fn write_checkpoint(
 
 fn logits(dir: &Path) -> Vec<f32> {
     let device = Device::flex();
-    let model = load_model(
-        dir.to_str().unwrap(),
-        Path::new("."),
-        Processing::none(),
-        &device,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-    .model;
+    let model = load_dir(dir, Processing::none());
     let rows = rows(&load_reference("gpt2-tiny")["plain.input_ids"]);
     tensor_values(&model.logits(&TokenBatch::unpadded(&rows, &device)))
 }

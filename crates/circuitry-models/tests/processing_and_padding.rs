@@ -3,31 +3,17 @@
 
 use crate::common;
 
-use std::path::Path;
-
 use circuitry_models::burn::prelude::*;
 use circuitry_models::burn::tensor::activation::softmax;
-use circuitry_models::{PaddingSide, Processing, TokenBatch, Transformer, load_model};
+use circuitry_models::{PaddingSide, Processing, TokenBatch};
 use common::*;
-
-fn load(name: &str, processing: Processing) -> Transformer {
-    let dir = fixture_dir(name);
-    load_model(
-        dir.to_str().unwrap(),
-        Path::new("."),
-        processing,
-        &Device::flex(),
-    )
-    .unwrap()
-    .model
-}
 
 #[test]
 fn processing_changes_logits_only_by_a_per_position_constant() {
     let device = Device::flex();
     for name in ["gpt2-tiny", "llama-tiny"] {
-        let raw = load(name, Processing::none());
-        let processed = load(name, Processing::all());
+        let raw = load_fixture(name, Processing::none());
+        let processed = load_fixture(name, Processing::all());
         let reference = load_reference(name);
         for set in ["plain", "repeated"] {
             let batch =
@@ -64,7 +50,7 @@ fn processing_changes_logits_only_by_a_per_position_constant() {
 fn padded_batches_match_prompts_run_alone() {
     let device = Device::flex();
     for name in ["gpt2-tiny", "llama-tiny"] {
-        let model = load(name, Processing::all());
+        let model = load_fixture(name, Processing::all());
         let reference = load_reference(name);
         let all = rows(&reference["plain.input_ids"]);
         // Unequal lengths: 16, 9 and 4 tokens.

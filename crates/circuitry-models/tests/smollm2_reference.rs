@@ -19,6 +19,7 @@ use circuitry_models::{
     Weights, load_model, load_weights,
 };
 use circuitry_models::{ModelSource, Positional};
+use circuitry_testkit::fixture_dir;
 use serde_json::Value;
 
 const FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -28,8 +29,7 @@ fn gguf_path() -> PathBuf {
 }
 
 fn reference() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/smollm2-135m-instruct.reference.json");
+    let path = fixture_dir("smollm2-135m-instruct.reference.json");
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 

@@ -8,9 +8,18 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
 
-/// The repository root.
+/// The repository root: the workspace of the package whose test is running. Cargo names that
+/// package at run time; its path is preferred to the one this crate was compiled at, so that a
+/// build directory shared by two checkouts still reads the running checkout's files.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Some(package) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+        return compiled;
+    };
+    Path::new(&package)
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map_or(compiled, Path::to_path_buf)
 }
 
 /// `tests/fixtures/<name>` of the repository.

@@ -74,11 +74,7 @@ singular_values = 0
         rep_first = toml_rows(&repeated[..1]),
         plain = toml_rows(&id_rows(&r["plain.input_ids"])),
     );
-    let file = dir.join("fixture.toml");
-    std::fs::write(&file, toml).unwrap();
-    let out = dir.join("out");
-    run_ok(&file, &out, &[]);
-    out.join("fixture")
+    run_text(dir, &toml, "fixture")
 }
 
 fn check(model: &str) {

@@ -94,11 +94,7 @@ top_n = 5
         clean = toml_rows(&clean),
         corrupt = toml_rows(&corrupt),
     );
-    let file = dir.join("fixture.toml");
-    std::fs::write(&file, toml).unwrap();
-    let out = dir.join("out");
-    run_ok(&file, &out, &[]);
-    out.join("fixture-interventions")
+    run_text(dir, &toml, "fixture-interventions")
 }
 
 fn check_fixture(model: &str) {
@@ -214,14 +210,7 @@ fn check_fixture(model: &str) {
 
     let edges = read_table(&out.join("circuit.parquet"));
     let nodes = read_table(&out.join("circuit.nodes.parquet"));
-    let in_circuit = edges
-        .batch
-        .column_by_name("in_circuit")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<arrow_array::BooleanArray>()
-        .unwrap()
-        .true_count();
+    let in_circuit = edges.bool("in_circuit").iter().filter(|&&b| b).count();
     assert_eq!(in_circuit, 5, "{model}: top_n = 5");
     // input, every head and MLP, and the logits.
     assert_eq!(nodes.rows(), 1 + n_layers * (n_heads + 1) + 1);
@@ -410,15 +399,8 @@ fn ioi_smollm2_interventions() {
     // EAP: edges and nodes, the circuit of the top 100 edges.
     let edges = read_table(&out.join("circuit.parquet"));
     let nodes = read_table(&out.join("circuit.nodes.parquet"));
-    let in_circuit = edges
-        .batch
-        .column_by_name("in_circuit")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<arrow_array::BooleanArray>()
-        .unwrap()
-        .clone();
-    assert_eq!(in_circuit.true_count(), 100);
+    let in_circuit = edges.bool("in_circuit");
+    assert_eq!(in_circuit.iter().filter(|&&b| b).count(), 100);
     let (sender, receiver, input, score) = (
         edges.str("sender"),
         edges.str("receiver"),
@@ -446,16 +428,9 @@ fn ioi_smollm2_interventions() {
         top.join(", ")
     );
     let node_names = nodes.str("node");
-    let node_in = nodes
-        .batch
-        .column_by_name("in_circuit")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<arrow_array::BooleanArray>()
-        .unwrap()
-        .clone();
+    let node_in = nodes.bool("in_circuit");
     let circuit_nodes: Vec<&str> = (0..nodes.rows())
-        .filter(|&i| node_in.value(i))
+        .filter(|&i| node_in[i])
         .map(|i| node_names[i].as_deref().unwrap())
         .collect();
     println!(

@@ -78,18 +78,14 @@ fn sweeps_become_columns_and_overrides_apply() {
     run_ok(&file, &out, &["--set", "analyses.patterns.layers=[1]"]);
     let heads = read_table(&out.join("e/heads.parquet"));
     assert_eq!(heads.columns()[0], "length", "the sweep column comes first");
-    let lengths = heads.batch.column_by_name("length").unwrap();
-    let lengths = lengths
-        .as_any()
-        .downcast_ref::<arrow_array::Int64Array>()
-        .unwrap();
+    let lengths = heads.i64("length");
     assert_eq!(
         heads.rows(),
         2 * 2 * 4 * 3,
         "2 runs x 2 layers x 4 heads x 3 detectors"
     );
     assert_eq!(
-        lengths.values().iter().filter(|&&l| l == 4).count(),
+        lengths.iter().filter(|&&l| l == 4).count(),
         heads.rows() / 2
     );
     assert_eq!(heads.metadata["runs"].as_array().unwrap().len(), 2);
@@ -103,13 +99,9 @@ fn sweeps_become_columns_and_overrides_apply() {
         serde_json::json!(["analyses.patterns.layers=[1]"])
     );
     // Longer sequences have more query/key pairs.
-    let plens = patterns.batch.column_by_name("length").unwrap();
-    let plens = plens
-        .as_any()
-        .downcast_ref::<arrow_array::Int64Array>()
-        .unwrap();
-    let n4 = plens.values().iter().filter(|&&l| l == 4).count();
-    let n8 = plens.values().iter().filter(|&&l| l == 8).count();
+    let plens = patterns.i64("length");
+    let n4 = plens.iter().filter(|&&l| l == 4).count();
+    let n8 = plens.iter().filter(|&&l| l == 8).count();
     assert!(n8 > n4 && n4 > 0, "{n4} vs {n8}");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("e/manifest.json")).unwrap())

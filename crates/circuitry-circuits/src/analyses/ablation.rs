@@ -10,13 +10,13 @@
 use std::collections::BTreeSet;
 
 use circuitry_data::Prompt;
-use circuitry_models::{HookPoint, ModelConfig};
-use circuitry_spec::AnalysisSpec;
+use circuitry_models::HookPoint;
 use circuitry_spec::{AblationMethodSpec, AblationParams, AblationUnits};
 
 use super::causal;
 use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Prepass, TableDecl, emit,
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Prepass, TableDecl,
+    emit,
 };
 use crate::interventions::ablation::AblationRow;
 use crate::interventions::{
@@ -53,15 +53,11 @@ impl Kind for Ablation {
     type Params = AblationParams;
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<AblationRow>()];
 
-    fn build(
-        params: &AblationParams,
-        analysis: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
-        let dataset = analysis.dataset.clone();
-        let layers = causal::layers(config, params.layers.as_deref())?;
-        if config.attn_only && matches!(params.units, AblationUnits::Mlps | AblationUnits::Neurons)
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        let dataset = cx.analysis.dataset.clone();
+        let layers = causal::layers(cx.config, params.layers.as_deref())?;
+        if cx.config.attn_only
+            && matches!(params.units, AblationUnits::Mlps | AblationUnits::Neurons)
         {
             return Err(AnalysisError::at(
                 "units",
@@ -75,7 +71,7 @@ impl Kind for Ablation {
         match params.units {
             AblationUnits::Heads => {
                 let heads =
-                    causal::indices("heads", "head", params.heads.as_deref(), config.n_heads)?;
+                    causal::indices("heads", "head", params.heads.as_deref(), cx.config.n_heads)?;
                 for &layer in &layers {
                     components.extend(heads.iter().map(|&head| Component::Head { layer, head }));
                 }
@@ -84,8 +80,12 @@ impl Kind for Ablation {
                 components.extend(layers.iter().map(|&layer| Component::Mlp { layer }));
             }
             AblationUnits::Neurons => {
-                let neurons =
-                    causal::indices("neurons", "neuron", params.neurons.as_deref(), config.d_mlp)?;
+                let neurons = causal::indices(
+                    "neurons",
+                    "neuron",
+                    params.neurons.as_deref(),
+                    cx.config.d_mlp,
+                )?;
                 for &layer in &layers {
                     components.extend(
                         neurons
@@ -202,15 +202,10 @@ impl Analysis for Ablation {
         batch: &BatchContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
-        if self.metric.is_none() {
-            self.metric = Some(causal::metric(
-                &self.params.metric,
-                &self.params.position,
-                model.tokenizer,
-                model.model.config.d_vocab,
-            )?);
-        }
-        let metric = self.metric.clone().expect("just set");
+        let metric = causal::on_first_use(&mut self.metric, || {
+            causal::metric(&self.params.metric, &self.params.position, model)
+        })?
+        .clone();
         let padding = causal::padding(model, batch);
         let max_len = batch.prompts.iter().map(Prompt::len).max().unwrap_or(0);
         let units = self.units(max_len);

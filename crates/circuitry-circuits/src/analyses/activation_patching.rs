@@ -2,12 +2,13 @@
 //! into the other ([`crate::interventions::activation_patching`]), one row per patch and prompt,
 //! streamed batch by batch, and the means over prompts written at the end.
 
-use circuitry_models::{HookKind, ModelConfig};
-use circuitry_spec::AnalysisSpec;
+use circuitry_models::HookKind;
 use circuitry_spec::{ActivationPatchingParams, HeadSweep};
 
 use super::causal;
-use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
+};
 use crate::interventions::patching::{PatchingRow, PatchingSummaryRow};
 use crate::interventions::{
     PatchOptions, PatchingConfig, PatchingSummary, activation_patching, patching_table,
@@ -32,17 +33,12 @@ impl Kind for ActivationPatching {
     type Params = ActivationPatchingParams;
     const TABLES: &'static [TableDecl] = &[PATCHES, SUMMARY_TABLE];
 
-    fn build(
-        params: &ActivationPatchingParams,
-        _: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
-        causal::check_site(config, params.site, "site")?;
-        let layers = causal::layers(config, params.layers.as_deref())?;
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        causal::check_site(cx.config, params.site, "site")?;
+        let layers = causal::layers(cx.config, params.layers.as_deref())?;
         if let HeadSweep::List(list) = &params.heads {
-            let n = causal::head_count(config, params.site);
-            let what = if n == config.n_heads {
+            let n = causal::head_count(cx.config, params.site);
+            let what = if n == cx.config.n_heads {
                 "head"
             } else {
                 "key/value head"
@@ -70,25 +66,18 @@ impl Kind for ActivationPatching {
 
 impl ActivationPatching {
     fn config(&mut self, model: &ModelContext) -> Result<&PatchingConfig, AnalysisError> {
-        if self.config.is_none() {
-            let p = &self.params;
-            let metric = causal::metric(
-                &p.metric,
-                &p.position,
-                model.tokenizer,
-                model.model.config.d_vocab,
-            )?;
-            self.config = Some(PatchingConfig {
+        let p = &self.params;
+        causal::on_first_use(&mut self.config, || {
+            Ok(PatchingConfig {
                 site: HookKind::from(p.site),
                 layers: Some(self.layers.clone()),
                 positions: causal::position_sweep(&p.positions),
                 heads: self.heads.clone(),
                 direction: p.direction,
-                metric,
+                metric: causal::metric(&p.metric, &p.position, model)?,
                 options: PatchOptions::default(),
-            });
-        }
-        Ok(self.config.as_ref().expect("just built"))
+            })
+        })
     }
 }
 

@@ -1,13 +1,13 @@
 //! `attention_pattern`: attention probabilities of selected heads, one row per entry.
 
-use circuitry_models::{HookKind, ModelConfig};
-use circuitry_spec::AnalysisSpec;
+use circuitry_models::HookKind;
 use circuitry_spec::AttentionPatternParams;
 
 use super::selected_layers_heads;
 use crate::acts::{attention, patterns};
 use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
+    TableDecl, emit,
 };
 use crate::refs;
 use crate::table::{Rows, TableSink};
@@ -35,14 +35,9 @@ impl Kind for AttentionPattern {
     type Params = AttentionPatternParams;
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<AttentionRow>()];
 
-    fn build(
-        params: &AttentionPatternParams,
-        _: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         let (layers, heads) =
-            selected_layers_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
+            selected_layers_heads(cx.config, params.layers.as_deref(), params.heads.as_deref())?;
         Ok(AttentionPattern {
             layers,
             heads,

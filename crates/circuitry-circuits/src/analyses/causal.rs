@@ -104,10 +104,9 @@ fn token(
 pub(crate) fn metric(
     m: &spec::MetricSpec,
     position: &spec::PositionSpec,
-    tokenizer: &Tokenizer,
-    d_vocab: usize,
+    model: &ModelContext,
 ) -> Result<Metric, AnalysisError> {
-    let tok = |t| token(t, tokenizer, d_vocab);
+    let tok = |t| token(t, model.tokenizer, model.model.config.d_vocab);
     let kind = match &m.measure {
         spec::Measure::LogitDiff(a, b) => MetricKind::LogitDiff {
             correct: tok(a)?,
@@ -119,6 +118,18 @@ pub(crate) fn metric(
         spec::Measure::Kl => MetricKind::Kl,
     };
     Ok(Metric::new(kind, metric_position(position)))
+}
+
+/// The value in `slot`, made by `make` on first use: the intervention kinds make their
+/// configuration with the first batch, because its metric needs the tokenizer.
+pub(crate) fn on_first_use<T>(
+    slot: &mut Option<T>,
+    make: impl FnOnce() -> Result<T, AnalysisError>,
+) -> Result<&T, AnalysisError> {
+    if slot.is_none() {
+        *slot = Some(make()?);
+    }
+    Ok(slot.as_ref().expect("just set"))
 }
 
 /// How the runner padded this batch (the interventions pad their own batches the same way).

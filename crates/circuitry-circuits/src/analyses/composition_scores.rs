@@ -1,11 +1,10 @@
 //! `composition_scores`: Q-, K- and V-composition between every earlier and later head, from the
 //! weights ([`crate::weight_circuits::composition`]), with a seeded random-matrix baseline.
 
-use circuitry_models::ModelConfig;
-use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{Composition, CompositionScoresParams};
 
-use crate::analysis::{Analysis, AnalysisError, Kind, ModelContext, Requirements, TableDecl, emit};
+use super::weights_only::WeightsOnly;
+use crate::analysis::{AnalysisError, BuildContext, Kind, ModelContext, TableDecl, emit};
 use crate::table::{Rows, TableSink};
 use crate::weight_circuits::CircuitWeights;
 use crate::weight_circuits::composition::{
@@ -43,12 +42,7 @@ impl Kind for CompositionScores {
     type Params = CompositionScoresParams;
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<CompositionRow>()];
 
-    fn build(
-        params: &CompositionScoresParams,
-        _: &AnalysisSpec,
-        _config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
+    fn build(params: Self::Params, _: BuildContext) -> Result<Self, AnalysisError> {
         if params.baseline_samples == 1 {
             return Err(AnalysisError::new(
                 "baseline_samples must be 0 (no baseline) or at least 2",
@@ -62,28 +56,24 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-impl Analysis for CompositionScores {
-    fn requirements(&self) -> Requirements {
-        Requirements::weights_only()
-    }
-
-    fn finish(
+impl WeightsOnly for CompositionScores {
+    fn write(
         &mut self,
-        model: &ModelContext,
+        w: &CircuitWeights,
+        _: &ModelContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
-        let w = CircuitWeights::from_transformer(model.model);
         let samples = self.params.baseline_samples as usize;
         for &c in &self.params.kinds {
             let kind = composition_kind(c);
             let (mean, std) = if samples == 0 {
                 (None, None)
             } else {
-                let b = composition_baseline(&w, kind, samples, self.params.seed);
+                let b = composition_baseline(w, kind, samples, self.params.seed);
                 (finite(b.mean), finite(b.std))
             };
             let mut t = Rows::<CompositionRow>::new();
-            for s in composition_scores(&w, kind) {
+            for s in composition_scores(w, kind) {
                 t.push(CompositionRow {
                     layer_a: s.layer_a as i32,
                     head_a: s.head_a as i32,

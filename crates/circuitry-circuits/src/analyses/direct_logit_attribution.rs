@@ -5,14 +5,14 @@
 //! direction. The rows of one prompt sum to the model's actual logit (difference): the `bias`
 //! row carries the attention output biases, the final norm's shift and the unembedding bias.
 
-use circuitry_models::{HookKind, HookPoint, ModelConfig, Positional, Transformer};
-use circuitry_spec::AnalysisSpec;
+use circuitry_models::{HookKind, HookPoint, Positional, Transformer};
 use circuitry_spec::{DirectLogitAttributionParams, DlaComponent};
 
 use super::selected_layers_heads;
 use crate::acts::{host, vector};
 use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
+    TableDecl, emit,
 };
 use crate::refs;
 use crate::table::{Rows, TableSink};
@@ -45,21 +45,16 @@ impl Kind for DirectLogitAttribution {
     type Params = DirectLogitAttributionParams;
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<DirectAttributionRow>()];
 
-    fn build(
-        params: &DirectLogitAttributionParams,
-        _: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         let (layers, heads) =
-            selected_layers_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
+            selected_layers_heads(cx.config, params.layers.as_deref(), params.heads.as_deref())?;
         Ok(DirectLogitAttribution {
             layers,
             heads,
-            n_layers: config.n_layers,
-            learned_positions: config.positional == Positional::Learned,
-            centers: config.norm.centers(),
-            attn_only: config.attn_only,
+            n_layers: cx.config.n_layers,
+            learned_positions: cx.config.positional == Positional::Learned,
+            centers: cx.config.norm.centers(),
+            attn_only: cx.config.attn_only,
             unembed: None,
             params,
         })

@@ -3,12 +3,12 @@
 //! circuit read off them. The edges (main table) and the nodes
 //! (part `nodes`) are written at the end.
 
-use circuitry_models::ModelConfig;
-use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{DEFAULT_TOP_N, EapMethod, EdgeAttributionPatchingParams};
 
 use super::causal;
-use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
+};
 use crate::interventions::eap::{EdgeRow, NodeRow};
 use crate::interventions::{CircuitSelection, EapConfig, EapScores, eap, eap_ig};
 use crate::table::{Rows, TableSink};
@@ -27,12 +27,7 @@ impl Kind for EdgeAttributionPatching {
     type Params = EdgeAttributionPatchingParams;
     const TABLES: &'static [TableDecl] = &[EDGES, NODES];
 
-    fn build(
-        params: &EdgeAttributionPatchingParams,
-        _: &AnalysisSpec,
-        _config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
+    fn build(params: Self::Params, _: BuildContext) -> Result<Self, AnalysisError> {
         Ok(EdgeAttributionPatching {
             params,
             config: None,
@@ -58,20 +53,14 @@ impl Analysis for EdgeAttributionPatching {
         batch: &BatchContext,
         _sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
-        if self.config.is_none() {
-            let p = &self.params;
-            self.config = Some(EapConfig {
-                metric: causal::metric(
-                    &p.metric,
-                    &p.position,
-                    model.tokenizer,
-                    model.model.config.d_vocab,
-                )?,
+        let p = &self.params;
+        let cfg = causal::on_first_use(&mut self.config, || {
+            Ok(EapConfig {
+                metric: causal::metric(&p.metric, &p.position, model)?,
                 direction: p.direction,
                 steps: p.steps() as usize,
-            });
-        }
-        let cfg = self.config.as_ref().expect("just built");
+            })
+        })?;
         let padding = causal::padding(model, batch);
         let scores = match self.params.method {
             EapMethod::Eap => eap(model.model, batch.prompts, padding, cfg),

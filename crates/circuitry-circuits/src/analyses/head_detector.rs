@@ -1,14 +1,14 @@
 //! `head_detector`: TransformerLens's `detect_head` for previous-token, duplicate-token and
 //! induction heads, per prompt or averaged over prompts.
 
-use circuitry_models::{HookKind, ModelConfig};
-use circuitry_spec::AnalysisSpec;
+use circuitry_models::HookKind;
 use circuitry_spec::{Detector, ErrorMeasure, HeadDetectorParams};
 
-use super::selected_layers_heads;
+use super::head_score_means::{HeadScoreMeans, PerPromptTables};
 use crate::acts::{attention, patterns};
 use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
+    TableDecl, emit,
 };
 use crate::table::{Rows, TableSink};
 
@@ -105,53 +105,34 @@ pub fn similarity(
     }
 }
 
-const AVERAGED: TableDecl =
-    TableDecl::main::<DetectorScoreRow>().when("per_prompt = false (default)");
-const PER_PROMPT: TableDecl = TableDecl::main::<PromptDetectorScoreRow>().when("per_prompt = true");
+const PER_PROMPT_TABLES: PerPromptTables =
+    PerPromptTables::new::<DetectorScoreRow, PromptDetectorScoreRow>();
 
 pub struct HeadDetector {
     params: HeadDetectorParams,
-    layers: Vec<usize>,
-    heads: Vec<usize>,
-    /// Running sums per (layer index, head index, detector index).
-    sums: Vec<f64>,
-    n_prompts: u32,
+    /// One score per detector.
+    scores: HeadScoreMeans,
 }
 
 impl Kind for HeadDetector {
     type Params = HeadDetectorParams;
-    const TABLES: &'static [TableDecl] = &[AVERAGED, PER_PROMPT];
+    const TABLES: &'static [TableDecl] =
+        &[PER_PROMPT_TABLES.averaged, PER_PROMPT_TABLES.per_prompt];
 
-    fn build(
-        params: &HeadDetectorParams,
-        _: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
-        let (layers, heads) =
-            selected_layers_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
-        let sums = vec![0.0; layers.len() * heads.len() * params.detectors.len()];
-        Ok(HeadDetector {
-            params,
-            layers,
-            heads,
-            sums,
-            n_prompts: 0,
-        })
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        let filters = (params.layers.as_deref(), params.heads.as_deref());
+        let scores = HeadScoreMeans::select(cx.config, filters, params.detectors.len())?;
+        Ok(HeadDetector { params, scores })
     }
 
     fn tables(&self) -> Vec<TableDecl> {
-        vec![if self.params.per_prompt {
-            PER_PROMPT
-        } else {
-            AVERAGED
-        }]
+        PER_PROMPT_TABLES.chosen(self.params.per_prompt)
     }
 }
 
 impl Analysis for HeadDetector {
     fn requirements(&self) -> Requirements {
-        Requirements::at_layers(&self.layers, HookKind::Pattern)
+        Requirements::at_layers(self.scores.layers(), HookKind::Pattern)
     }
 
     fn process(
@@ -162,7 +143,8 @@ impl Analysis for HeadDetector {
     ) -> Result<(), AnalysisError> {
         let p = &self.params;
         let mut table = Rows::<PromptDetectorScoreRow>::new();
-        let patterns = patterns(batch.clean_output, &self.layers)?;
+        let patterns = patterns(batch.clean_output, self.scores.layers())?;
+        let heads = self.scores.heads().to_vec();
         for (r, prompt) in batch.prompts.iter().enumerate() {
             let n = prompt.len();
             if n < 2 {
@@ -177,7 +159,7 @@ impl Analysis for HeadDetector {
                 .map(|&d| detection_pattern(d, &prompt.tokens))
                 .collect();
             for (li, pattern) in patterns.iter().enumerate() {
-                for (hi, &head) in self.heads.iter().enumerate() {
+                for (hi, &head) in heads.iter().enumerate() {
                     // The prompt's own n x n block, padding removed.
                     let mut att = vec![0f32; n * n];
                     for q in 0..n {
@@ -185,31 +167,32 @@ impl Analysis for HeadDetector {
                             att[q * n + k] = attention(pattern, batch, r, head, q, k);
                         }
                     }
-                    for (di, ideal) in ideals.iter().enumerate() {
-                        let score = similarity(
+                    let scores = ideals.iter().map(|ideal| {
+                        similarity(
                             &att,
                             ideal,
                             n,
                             p.exclude_bos,
                             p.exclude_current_token,
                             p.error_measure,
-                        );
-                        if p.per_prompt {
+                        )
+                    });
+                    if p.per_prompt {
+                        for (detector, score) in p.detectors.iter().zip(scores) {
                             table.push(PromptDetectorScoreRow {
                                 prompt: prompt.id,
-                                layer: self.layers[li] as i32,
+                                layer: self.scores.layers()[li] as i32,
                                 head: head as i32,
-                                detector: p.detectors[di].to_string(),
+                                detector: detector.to_string(),
                                 score,
                             });
-                        } else {
-                            self.sums[(li * self.heads.len() + hi) * p.detectors.len() + di] +=
-                                score;
                         }
+                    } else {
+                        self.scores.add(li, hi, scores);
                     }
                 }
             }
-            self.n_prompts += 1;
+            self.scores.end_prompt();
         }
         if p.per_prompt {
             emit(sink, None, table)?;
@@ -222,19 +205,15 @@ impl Analysis for HeadDetector {
             return Ok(());
         }
         let mut table = Rows::<DetectorScoreRow>::new();
-        let n_det = self.params.detectors.len();
-        for (li, &layer) in self.layers.iter().enumerate() {
-            for (hi, &head) in self.heads.iter().enumerate() {
-                for (di, det) in self.params.detectors.iter().enumerate() {
-                    let sum = self.sums[(li * self.heads.len() + hi) * n_det + di];
-                    table.push(DetectorScoreRow {
-                        layer: layer as i32,
-                        head: head as i32,
-                        detector: det.to_string(),
-                        score: sum / self.n_prompts.max(1) as f64,
-                        n_prompts: self.n_prompts,
-                    });
-                }
+        for (layer, head, means) in self.scores.means() {
+            for (detector, score) in self.params.detectors.iter().zip(means) {
+                table.push(DetectorScoreRow {
+                    layer: layer as i32,
+                    head: head as i32,
+                    detector: detector.to_string(),
+                    score,
+                    n_prompts: self.scores.n_prompts(),
+                });
             }
         }
         emit(sink, None, table)

@@ -13,14 +13,14 @@
 
 use circuitry_data::Prompt;
 use circuitry_data::repeated::{REPEAT_START, SEQ_START};
-use circuitry_models::{HookKind, ModelConfig};
-use circuitry_spec::AnalysisSpec;
+use circuitry_models::HookKind;
 use circuitry_spec::InductionScoresParams;
 
-use super::selected_layers_heads;
+use super::head_score_means::{HeadScoreMeans, PerPromptTables};
 use crate::acts::{attention, patterns};
 use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
+    TableDecl, emit,
 };
 use crate::table::{Rows, TableSink};
 
@@ -96,53 +96,34 @@ pub fn scores(
     ]
 }
 
-const AVERAGED: TableDecl =
-    TableDecl::main::<InductionScoreRow>().when("per_prompt = false (default)");
-const PER_PROMPT: TableDecl =
-    TableDecl::main::<PromptInductionScoreRow>().when("per_prompt = true");
+const PER_PROMPT_TABLES: PerPromptTables =
+    PerPromptTables::new::<InductionScoreRow, PromptInductionScoreRow>();
 
 pub struct InductionScores {
     params: InductionScoresParams,
-    layers: Vec<usize>,
-    heads: Vec<usize>,
-    /// Running sums per (layer index, head index): the three scores.
-    sums: Vec<[f64; 3]>,
-    n_prompts: u32,
+    /// The three scores of [`scores`].
+    scores: HeadScoreMeans,
 }
 
 impl Kind for InductionScores {
     type Params = InductionScoresParams;
-    const TABLES: &'static [TableDecl] = &[AVERAGED, PER_PROMPT];
+    const TABLES: &'static [TableDecl] =
+        &[PER_PROMPT_TABLES.averaged, PER_PROMPT_TABLES.per_prompt];
 
-    fn build(
-        params: &InductionScoresParams,
-        _: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
-        let (layers, heads) =
-            selected_layers_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
-        Ok(InductionScores {
-            sums: vec![[0.0; 3]; layers.len() * heads.len()],
-            params,
-            layers,
-            heads,
-            n_prompts: 0,
-        })
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        let filters = (params.layers.as_deref(), params.heads.as_deref());
+        let scores = HeadScoreMeans::select(cx.config, filters, 3)?;
+        Ok(InductionScores { params, scores })
     }
 
     fn tables(&self) -> Vec<TableDecl> {
-        vec![if self.params.per_prompt {
-            PER_PROMPT
-        } else {
-            AVERAGED
-        }]
+        PER_PROMPT_TABLES.chosen(self.params.per_prompt)
     }
 }
 
 impl Analysis for InductionScores {
     fn requirements(&self) -> Requirements {
-        Requirements::at_layers(&self.layers, HookKind::Pattern)
+        Requirements::at_layers(self.scores.layers(), HookKind::Pattern)
     }
 
     fn process(
@@ -156,32 +137,30 @@ impl Analysis for InductionScores {
             .iter()
             .map(repeat_bounds)
             .collect::<Result<Vec<_>, _>>()?;
-        let patterns = patterns(batch.clean_output, &self.layers)?;
+        let patterns = patterns(batch.clean_output, self.scores.layers())?;
+        let heads = self.scores.heads().to_vec();
         let mut table = Rows::<PromptInductionScoreRow>::new();
         for (r, (prompt, &(start, repeat))) in batch.prompts.iter().zip(&bounds).enumerate() {
             for (li, pattern) in patterns.iter().enumerate() {
-                for (hi, &head) in self.heads.iter().enumerate() {
+                for (hi, &head) in heads.iter().enumerate() {
                     let attn =
                         |q: usize, k: usize| f64::from(attention(pattern, batch, r, head, q, k));
                     let s = scores(prompt.len(), start, repeat, attn);
                     if self.params.per_prompt {
                         table.push(PromptInductionScoreRow {
                             prompt: prompt.id,
-                            layer: self.layers[li] as i32,
+                            layer: self.scores.layers()[li] as i32,
                             head: head as i32,
                             induction_score: s[0],
                             previous_token_score: s[1],
                             duplicate_token_score: s[2],
                         });
                     } else {
-                        let sum = &mut self.sums[li * self.heads.len() + hi];
-                        for (acc, x) in sum.iter_mut().zip(s) {
-                            *acc += x;
-                        }
+                        self.scores.add(li, hi, s);
                     }
                 }
             }
-            self.n_prompts += 1;
+            self.scores.end_prompt();
         }
         if self.params.per_prompt {
             emit(sink, None, table)?;
@@ -193,25 +172,21 @@ impl Analysis for InductionScores {
         if self.params.per_prompt {
             return Ok(());
         }
-        if self.n_prompts == 0 {
+        if self.scores.n_prompts() == 0 {
             return Err(AnalysisError::new(
                 "induction_scores received no prompts: the dataset is empty",
             ));
         }
-        let n = f64::from(self.n_prompts);
         let mut table = Rows::<InductionScoreRow>::new();
-        for (li, &layer) in self.layers.iter().enumerate() {
-            for (hi, &head) in self.heads.iter().enumerate() {
-                let s = self.sums[li * self.heads.len() + hi];
-                table.push(InductionScoreRow {
-                    layer: layer as i32,
-                    head: head as i32,
-                    induction_score: s[0] / n,
-                    previous_token_score: s[1] / n,
-                    duplicate_token_score: s[2] / n,
-                    n_prompts: self.n_prompts,
-                });
-            }
+        for (layer, head, means) in self.scores.means() {
+            table.push(InductionScoreRow {
+                layer: layer as i32,
+                head: head as i32,
+                induction_score: means[0],
+                previous_token_score: means[1],
+                duplicate_token_score: means[2],
+                n_prompts: self.scores.n_prompts(),
+            });
         }
         emit(sink, None, table)
     }

@@ -3,15 +3,15 @@
 //! unembedding. After the last layer this is exactly the model's output distribution.
 
 use circuitry_models::burn::prelude::*;
-use circuitry_models::{HookKind, HookPoint, ModelConfig};
-use circuitry_spec::AnalysisSpec;
+use circuitry_models::{HookKind, HookPoint};
 use circuitry_spec::LogitLensParams;
 use circuitry_spec::TokenSelection;
 
 use super::decode::{log_probs, token_stats, top_k};
 use super::{check_filters, selected};
 use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, Kind, ModelContext, Requirements, TableDecl, emit,
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
+    TableDecl, emit,
 };
 use crate::refs;
 use crate::table::{Rows, TableSink};
@@ -39,15 +39,10 @@ impl Kind for LogitLens {
     type Params = LogitLensParams;
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<LogitLensRow>()];
 
-    fn build(
-        params: &LogitLensParams,
-        _: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
-        check_filters(config, params.layers.as_deref(), None)?;
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        check_filters(cx.config, params.layers.as_deref(), None)?;
         Ok(LogitLens {
-            layers: selected(config.n_layers, params.layers.as_deref()),
+            layers: selected(cx.config.n_layers, params.layers.as_deref()),
             params,
         })
     }

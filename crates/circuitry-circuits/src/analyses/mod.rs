@@ -8,11 +8,13 @@
 mod causal;
 pub mod decode;
 mod head_circuits;
+mod head_score_means;
+mod weights_only;
 
 use circuitry_models::ModelConfig;
 use circuitry_spec::{AnalysisParams, AnalysisSpec};
 
-use crate::analysis::{Analysis, AnalysisError, Kind, TableDecl};
+use crate::analysis::{Analysis, AnalysisError, BuildContext, Kind, TableDecl};
 
 macro_rules! registry {
     ($($module:ident => $variant:ident($params:ident)),+ $(,)?) => {
@@ -26,7 +28,8 @@ macro_rules! registry {
         ) -> Result<Box<dyn Analysis>, AnalysisError> {
             Ok(match &spec.params {
                 $(AnalysisParams::$variant(p) => {
-                    Box::new(<$module::$variant as Kind>::build(p, spec, config)?)
+                    let cx = BuildContext { analysis: spec, config };
+                    Box::new(<$module::$variant as Kind>::build(p.clone(), cx)?)
                 })+
             })
         }

@@ -1,13 +1,13 @@
 //! `next_token`: the model's top-k next-token predictions and its loss on the actual next token.
 
-use circuitry_models::ModelConfig;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::burn::tensor::activation::log_softmax;
-use circuitry_spec::AnalysisSpec;
 use circuitry_spec::NextTokenParams;
 
 use super::decode::{token_stats, top_k};
-use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
+};
 use crate::refs;
 use crate::table::{Rows, TableSink};
 
@@ -34,12 +34,7 @@ impl Kind for NextToken {
     type Params = NextTokenParams;
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<NextTokenRow>()];
 
-    fn build(
-        params: &NextTokenParams,
-        _: &AnalysisSpec,
-        _config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
+    fn build(params: Self::Params, _: BuildContext) -> Result<Self, AnalysisError> {
         Ok(NextToken { params })
     }
 }

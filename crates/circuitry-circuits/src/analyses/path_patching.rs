@@ -2,12 +2,12 @@
 //! ([`interventions::path_patching`](fn@crate::interventions::path_patching)), one row per sender
 //! unit and prompt, streamed batch by batch.
 
-use circuitry_models::ModelConfig;
-use circuitry_spec::AnalysisSpec;
 use circuitry_spec::{HeadInput, PathPatchingParams, Receivers, SenderRef, Senders};
 
 use super::causal;
-use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
+};
 use crate::interventions::path_patching::PathPatchingRow;
 use crate::interventions::{
     PatchOptions, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table,
@@ -25,13 +25,9 @@ impl Kind for PathPatching {
     type Params = PathPatchingParams;
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<PathPatchingRow>()];
 
-    fn build(
-        params: &PathPatchingParams,
-        _: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
-        let (n_layers, n_heads, n_kv) = (config.n_layers, config.n_heads, config.n_kv_heads);
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        let (n_layers, n_heads, n_kv) =
+            (cx.config.n_layers, cx.config.n_heads, cx.config.n_kv_heads);
         let receivers: Vec<Receiver> = match &params.receivers {
             Receivers::Logits => vec![Receiver::Logits],
             Receivers::Heads(list) => list
@@ -80,12 +76,12 @@ impl Kind for PathPatching {
                             head: head as usize,
                         })
                     }
-                    SenderRef::Mlp { layer } if (layer as usize) < n_layers && !config.attn_only => {
+                    SenderRef::Mlp { layer } if (layer as usize) < n_layers && !cx.config.attn_only => {
                         Ok(Sender::Mlp {
                             layer: layer as usize,
                         })
                     }
-                    SenderRef::Mlp { .. } if config.attn_only => Err(AnalysisError::at(
+                    SenderRef::Mlp { .. } if cx.config.attn_only => Err(AnalysisError::at(
                         "senders",
                         format!("sender {s} does not exist: the model is attention-only"),
                     )),
@@ -125,23 +121,17 @@ impl Analysis for PathPatching {
         batch: &BatchContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
-        if self.config.is_none() {
-            let p = &self.params;
-            self.config = Some(PathPatchingConfig {
+        let p = &self.params;
+        let cfg = causal::on_first_use(&mut self.config, || {
+            Ok(PathPatchingConfig {
                 senders: self.senders.clone(),
                 receivers: self.receivers.clone(),
                 direction: p.direction,
-                metric: causal::metric(
-                    &p.metric,
-                    &p.position,
-                    model.tokenizer,
-                    model.model.config.d_vocab,
-                )?,
+                metric: causal::metric(&p.metric, &p.position, model)?,
                 freeze_mlps: p.freeze_mlps,
                 options: PatchOptions::default(),
-            });
-        }
-        let cfg = self.config.as_ref().expect("just built");
+            })
+        })?;
         let padding = causal::padding(model, batch);
         let results =
             path_patching(model.model, batch.prompts, padding, cfg).map_err(causal::error)?;

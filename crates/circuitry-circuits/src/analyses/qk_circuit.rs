@@ -2,19 +2,18 @@
 //! per-head summary, the top token pairs of `W_E W_Q W_Kᵀ W_Eᵀ`, the positional circuit
 //! `W_pos W_Q W_Kᵀ W_posᵀ` (learned positions) and singular values.
 
-use circuitry_models::{ModelConfig, Positional};
-use circuitry_spec::AnalysisSpec;
+use circuitry_models::Positional;
 use circuitry_spec::QkCircuitParams;
 
 use super::head_circuits::{
-    SINGULAR_VALUES, first, push_token_pairs, selected_heads, token_pair_row,
+    SINGULAR_VALUES, TOP_PAIRS_PART, emit_pairs_and_singular_values, selected_heads, token_pair_row,
 };
-use crate::analysis::{Analysis, AnalysisError, Kind, ModelContext, Requirements, TableDecl, emit};
+use super::weights_only::WeightsOnly;
+use crate::analysis::{AnalysisError, BuildContext, Kind, ModelContext, TableDecl, emit};
 use crate::factored::{BlockOptions, Ranking};
 use crate::table::{Rows, Table, TableSink};
 use crate::weight_circuits::CircuitWeights;
-use crate::weight_circuits::ov::{HEAD_DOC, LAYER_DOC, RANK_DOC};
-use crate::weight_circuits::ov::{SingularValueRow, push_singular_values};
+use crate::weight_circuits::ov::{HEAD_DOC, LAYER_DOC};
 use crate::weight_circuits::qk::{
     HeadQkResult, PositionScore, QkOptions, QkPositionalRow, qk_head, qk_positional_table,
 };
@@ -31,21 +30,14 @@ crate::table_row! {
     }
 }
 
-crate::table_row! {
+token_pair_row! {
     /// A row of the `top_pairs` table.
-    pub struct QkTopPairRow {
-        layer: i32 = LAYER_DOC,
-        head: i32 = HEAD_DOC,
-        rank: u32 = RANK_DOC,
-        src_token: u32 = "token id of the key (source) token: a column of W_E W_Q W_K^T W_E^T",
-        src_text: String = "text of src_token",
-        dst_token: u32 = "token id of the query (destination) token: a row of W_E W_Q W_K^T W_E^T",
-        dst_text: String = "text of dst_token",
-        value: f64 = "entry of the token-space QK circuit W_E W_Q W_K^T W_E^T (unscaled attention score; no norm, biases or rotary)",
+    QkTopPairRow {
+        src_token: "token id of the key (source) token: a column of W_E W_Q W_K^T W_E^T",
+        dst_token: "token id of the query (destination) token: a row of W_E W_Q W_K^T W_E^T",
+        value: "entry of the token-space QK circuit W_E W_Q W_K^T W_E^T (unscaled attention score; no norm, biases or rotary)",
     }
 }
-
-token_pair_row!(QkTopPairRow);
 
 /// The fraction of query positions `q >= 1` whose best causal key is `q - 1`; `None` with fewer
 /// than two positions. `scores` holds every causal entry, query-major, as
@@ -75,7 +67,7 @@ fn norm(singular_values: &[f64]) -> f64 {
 }
 
 const SCORES: TableDecl = TableDecl::main::<QkScoreRow>();
-const TOP_PAIRS: TableDecl = TableDecl::part::<QkTopPairRow>("top_pairs").when("top_k > 0");
+const TOP_PAIRS: TableDecl = TableDecl::part::<QkTopPairRow>(TOP_PAIRS_PART).when("top_k > 0");
 const POSITIONAL: TableDecl =
     TableDecl::part::<QkPositionalRow>("positional").when("learned positions, max_positions > 0");
 
@@ -91,14 +83,9 @@ impl Kind for QkCircuit {
     type Params = QkCircuitParams;
     const TABLES: &'static [TableDecl] = &[SCORES, TOP_PAIRS, POSITIONAL, SINGULAR_VALUES];
 
-    fn build(
-        params: &QkCircuitParams,
-        _: &AnalysisSpec,
-        config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
-        let heads = selected_heads(config, params.layers.as_deref(), params.heads.as_deref())?;
-        let positional = config.positional == Positional::Learned && params.max_positions > 0;
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        let heads = selected_heads(cx.config, params.layers.as_deref(), params.heads.as_deref())?;
+        let positional = cx.config.positional == Positional::Learned && params.max_positions > 0;
         Ok(QkCircuit {
             params,
             heads,
@@ -107,17 +94,16 @@ impl Kind for QkCircuit {
     }
 
     fn tables(&self) -> Vec<TableDecl> {
-        let mut tables = vec![SCORES];
-        if self.params.top_k > 0 {
-            tables.push(TOP_PAIRS);
-        }
-        if self.positional {
-            tables.push(POSITIONAL);
-        }
-        if self.params.singular_values > 0 {
-            tables.push(SINGULAR_VALUES);
-        }
-        tables
+        let p = &self.params;
+        [
+            Some(SCORES),
+            (p.top_k > 0).then_some(TOP_PAIRS),
+            self.positional.then_some(POSITIONAL),
+            (p.singular_values > 0).then_some(SINGULAR_VALUES),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
@@ -143,17 +129,13 @@ impl QkCircuit {
     }
 }
 
-impl Analysis for QkCircuit {
-    fn requirements(&self) -> Requirements {
-        Requirements::weights_only()
-    }
-
-    fn finish(
+impl WeightsOnly for QkCircuit {
+    fn write(
         &mut self,
+        w: &CircuitWeights,
         model: &ModelContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
-        let w = CircuitWeights::from_transformer(model.model);
         let opts = QkOptions {
             heads: None,
             top_k: self.params.top_k as usize,
@@ -170,39 +152,17 @@ impl Analysis for QkCircuit {
         for chunk in self.heads.chunk_by(|a, b| a.0 == b.0) {
             let results: Vec<HeadQkResult> = chunk
                 .iter()
-                .map(|&(l, h)| qk_head(&w, l, h, &opts))
+                .map(|&(l, h)| qk_head(w, l, h, &opts))
                 .collect();
             emit(sink, None, self.summary(&results))?;
-            if opts.top_k > 0 {
-                let mut t = Rows::<QkTopPairRow>::new();
-                for r in &results {
-                    push_token_pairs(&mut t, model, r.layer, r.head, &r.top_pairs);
-                }
-                emit(sink, TOP_PAIRS.part, t)?;
-            }
             if self.positional {
                 emit(sink, POSITIONAL.part, qk_positional_table(&results))?;
             }
-            if n_sv > 0 {
-                let mut t = Rows::<SingularValueRow>::new();
-                for r in &results {
-                    push_singular_values(
-                        &mut t,
-                        r.layer,
-                        r.head,
-                        "qk",
-                        first(&r.singular_values, n_sv),
-                    );
-                    push_singular_values(
-                        &mut t,
-                        r.layer,
-                        r.head,
-                        "full_qk",
-                        first(&r.full_singular_values, n_sv),
-                    );
-                }
-                emit(sink, SINGULAR_VALUES.part, t)?;
-            }
+            let counts = (opts.top_k, n_sv);
+            let circuits = ["qk", "full_qk"];
+            emit_pairs_and_singular_values::<QkTopPairRow>(
+                sink, model, &results, counts, circuits,
+            )?;
         }
         Ok(())
     }

@@ -1,10 +1,10 @@
 //! `tokens`: the prompts as the model sees them, one row per token, for joining with other tables.
 
-use circuitry_models::ModelConfig;
-use circuitry_spec::AnalysisSpec;
 use circuitry_spec::TokensParams;
 
-use crate::analysis::{Analysis, AnalysisError, BatchContext, Kind, ModelContext, TableDecl, emit};
+use crate::analysis::{
+    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
+};
 use crate::table::{Rows, TableSink};
 
 crate::table_row! {
@@ -27,12 +27,7 @@ impl Kind for Tokens {
     type Params = TokensParams;
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<TokenRow>()];
 
-    fn build(
-        params: &TokensParams,
-        _: &AnalysisSpec,
-        _config: &ModelConfig,
-    ) -> Result<Self, AnalysisError> {
-        let params = params.clone();
+    fn build(params: Self::Params, _: BuildContext) -> Result<Self, AnalysisError> {
         Ok(Tokens { params })
     }
 }

@@ -30,8 +30,8 @@ use super::engine::CapturedRun;
 use super::metric::{Metric, ResolvedMetric, normalized};
 use super::patching::sweep_layers;
 use super::{
-    Direction, InterventionError, Padding, Result, check_hook, check_pairs, hook_shape, make_batch,
-    to_vec, token_rows,
+    Direction, InterventionError, Padding, Result, check_hook, check_pairs, clean_first,
+    hook_shape, source_and_dest, to_vec,
 };
 use crate::table::{Rows, Table};
 
@@ -78,14 +78,15 @@ pub(crate) fn grad_run(
                     .require_grad(),
             ),
         };
-        edits.push(Edit::new(h, Selection::all(), EditOp::Add(leaf.clone())));
+        let add = Edit::new(h, Selection::all(), EditOp::Add(leaf.clone()));
+        edits.push(add.expect("a leaf of its hook's shape has its rank"));
         handles.push((h, leaf));
     }
     // The final norm's hook is bypassed by the slot-only unembedding; edits there need the full
     // forward pass.
     let full = fixed
         .iter()
-        .any(|e| matches!(e.hook.kind, HookKind::LnFinalScale | HookKind::Logits));
+        .any(|e| matches!(e.hook().kind, HookKind::LnFinalScale | HookKind::Logits));
     let span = Span {
         start: start0.map(|r| (0, r)),
         stop_before: (!full).then_some(n),
@@ -267,12 +268,7 @@ pub fn attribution_patching_with(
         }
     }
     let device = model.device();
-    let clean = make_batch(&token_rows(prompts, false), padding, &device)?;
-    let corrupt = make_batch(&token_rows(prompts, true), padding, &device)?;
-    let (src_batch, dest_batch) = match cfg.direction {
-        Direction::Denoising => (clean, corrupt),
-        Direction::Noising => (corrupt, clean),
-    };
+    let (src_batch, dest_batch) = source_and_dest(prompts, padding, cfg.direction, &device)?;
     let source = CapturedRun::new(model, src_batch, &hooks);
     let metric = cfg
         .metric
@@ -291,10 +287,7 @@ pub fn attribution_patching_with(
     };
     let m_source = metric.eval_resid(model, source.final_resid());
     let run = grad_run(model, &dest_batch, None, &hooks, &hooks, fixed, &metric);
-    let (metric_clean, metric_corrupt) = match cfg.direction {
-        Direction::Denoising => (m_source, run.metric.clone()),
-        Direction::Noising => (run.metric.clone(), m_source),
-    };
+    let (metric_clean, metric_corrupt) = clean_first(cfg.direction, m_source, run.metric.clone());
     let mut out = Vec::new();
     for &k in &cfg.sites {
         for &l in &layers {

@@ -41,7 +41,8 @@ use super::attribution::{GradRun, grad_run};
 use super::engine::CapturedRun;
 use super::metric::{Metric, logits_at};
 use super::{
-    Direction, InterventionError, Padding, Result, check_pairs, make_batch, to_vec, token_rows,
+    Direction, InterventionError, Padding, Result, check_pairs, clean_first, source_and_dest,
+    to_vec,
 };
 use crate::table::{Rows, Table};
 
@@ -622,12 +623,7 @@ fn run(
     let graph = Graph::new(model);
     let c = &model.config;
     let device = model.device();
-    let clean = make_batch(&token_rows(prompts, false), padding, &device)?;
-    let corrupt = make_batch(&token_rows(prompts, true), padding, &device)?;
-    let (src_batch, dest_batch) = match cfg.direction {
-        Direction::Denoising => (clean, corrupt),
-        Direction::Noising => (corrupt, clean),
-    };
+    let (src_batch, dest_batch) = source_and_dest(prompts, padding, cfg.direction, &device)?;
     let mut outputs: BTreeSet<HookPoint> = (0..c.n_layers)
         .map(|l| HookPoint::layer(l, HookKind::Result))
         .collect();
@@ -651,10 +647,7 @@ fn run(
     };
     let m_src: f64 = metric.eval_resid(model, source.final_resid()).iter().sum();
     let m_dest: f64 = metric.eval_resid(model, dest.final_resid()).iter().sum();
-    let (metric_clean_sum, metric_corrupt_sum) = match cfg.direction {
-        Direction::Denoising => (m_src, m_dest),
-        Direction::Noising => (m_dest, m_src),
-    };
+    let (metric_clean_sum, metric_corrupt_sum) = clean_first(cfg.direction, m_src, m_dest);
     let leaves = leaf_hooks(model);
     let mut capture: BTreeSet<HookPoint> = (0..c.n_layers).map(HookPoint::resid_pre).collect();
     if !c.attn_only {

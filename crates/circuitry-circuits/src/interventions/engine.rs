@@ -319,7 +319,7 @@ pub(crate) fn unit_edits(
                 features,
             },
             EditOp::Replace(value),
-        ));
+        )?);
     }
     Ok((edits, valid))
 }
@@ -410,10 +410,10 @@ fn run_suffix_chunk(
         .slice([0..p, s..t, 0..d])
         .repeat_dim(0, k);
     for e in &mut edits {
-        if let BatchPositions::PerRow(rows) = &mut e.selection.positions {
+        if let BatchPositions::PerRow(rows) = &mut e.selection_mut().positions {
             rows.iter_mut().flatten().for_each(|slot| *slot -= s);
         }
-        x = e.apply3(x)?;
+        x = e.apply(x)?;
     }
     let suffix_out = if start < n {
         let batch = repeat_batch(&dest.batch, k);

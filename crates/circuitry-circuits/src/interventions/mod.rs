@@ -242,6 +242,28 @@ pub(crate) fn make_batch(
     Ok(TokenBatch::new(rows, padding.pad_id, padding.side, device))
 }
 
+/// The padded batches a patch copies from and into for `direction`: (clean, corrupt) when
+/// denoising, (corrupt, clean) when noising.
+pub(crate) fn source_and_dest(
+    prompts: &[Prompt],
+    padding: Padding,
+    direction: Direction,
+    device: &Device,
+) -> Result<(TokenBatch, TokenBatch)> {
+    let clean = make_batch(&token_rows(prompts, false), padding, device)?;
+    let corrupt = make_batch(&token_rows(prompts, true), padding, device)?;
+    Ok(clean_first(direction, clean, corrupt))
+}
+
+/// `(source, dest)` of a patch in `direction` as `(clean, corrupt)`, or the reverse: the map is
+/// its own inverse.
+pub(crate) fn clean_first<T>(direction: Direction, source: T, dest: T) -> (T, T) {
+    match direction {
+        Direction::Denoising => (source, dest),
+        Direction::Noising => (dest, source),
+    }
+}
+
 /// Checks that `hook` exists in `model` (layer in range, kind present in this architecture).
 pub(crate) fn check_hook(model: &Transformer, hook: HookPoint) -> Result<()> {
     let cfg = &model.config;

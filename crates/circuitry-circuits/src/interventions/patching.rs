@@ -27,7 +27,7 @@ pub use super::engine::{CapturedRun, PatchOptions, PatchTarget, PatchUnit, patch
 use super::metric::{Metric, ResolvedMetric, logits_at, normalized};
 use super::{
     Direction, InterventionError, Padding, PromptPositions, Result, check_hook, check_pairs,
-    head_count, is_per_head, make_batch, token_rows,
+    clean_first, head_count, is_per_head, source_and_dest,
 };
 use crate::table::{Rows, Table};
 
@@ -140,12 +140,7 @@ impl Pair {
         dest_hooks: &BTreeSet<HookPoint>,
     ) -> Result<Pair> {
         let device = model.device();
-        let clean = make_batch(&token_rows(prompts, false), padding, &device)?;
-        let corrupt = make_batch(&token_rows(prompts, true), padding, &device)?;
-        let (src_batch, dest_batch) = match direction {
-            Direction::Denoising => (clean, corrupt),
-            Direction::Noising => (corrupt, clean),
-        };
+        let (src_batch, dest_batch) = source_and_dest(prompts, padding, direction, &device)?;
         let source = CapturedRun::new(model, src_batch, source_hooks);
         let dest = CapturedRun::new(model, dest_batch, dest_hooks);
         let resolved = metric.resolve(prompts, &dest.batch, model.config.d_vocab)?;
@@ -163,10 +158,7 @@ impl Pair {
         };
         let m_src = resolved.eval_resid(model, source.final_resid());
         let m_dest = resolved.eval_resid(model, dest.final_resid());
-        let (metric_clean, metric_corrupt) = match direction {
-            Direction::Denoising => (m_src, m_dest),
-            Direction::Noising => (m_dest, m_src),
-        };
+        let (metric_clean, metric_corrupt) = clean_first(direction, m_src, m_dest);
         Ok(Pair {
             source,
             dest,

@@ -291,7 +291,7 @@ pub fn path_patching(
                     h,
                     Selection::all(),
                     EditOp::Replace(repeat_hook(&pair.dest.hook(&h), k)),
-                ));
+                )?);
             }
         }
         let (sender_edits, _) = unit_edits(&chunk_units, prompts, &pair.dest.batch, &values)?;
@@ -324,7 +324,7 @@ pub fn path_patching(
                         .clone();
                     Edit::new(*hook, Selection::heads(heads.clone()), EditOp::Replace(v))
                 })
-                .collect();
+                .collect::<std::result::Result<_, _>>()?;
             let intervention = Intervention {
                 capture: BTreeSet::new(),
                 edits,

@@ -96,31 +96,28 @@ struct Stacked {
 }
 
 fn stack_left(w: &CircuitWeights, layer: usize) -> Stacked {
-    let parts: Vec<Mat> = (0..w.n_heads)
-        .map(|h| w.ov(layer, h).collapse_left())
-        .collect();
-    let width = parts[0].rows();
-    let norms = parts.iter().map(Mat::frobenius_norm).collect();
-    let mut data = Vec::with_capacity(width * w.n_heads * w.d_model);
-    for p in parts {
-        data.extend_from_slice(p.as_slice());
-    }
-    Stacked {
-        mat: Mat::from_vec(width * w.n_heads, w.d_model, data),
-        norms,
-        width,
-    }
+    stack(
+        w,
+        (0..w.n_heads)
+            .map(|h| w.ov(layer, h).collapse_left())
+            .collect(),
+    )
 }
 
 fn stack_right(w: &CircuitWeights, kind: CompositionKind, layer: usize) -> Stacked {
     // Stored transposed (heads along rows), multiplied as the transpose.
-    let parts: Vec<Mat> = (0..w.n_heads)
+    let parts = (0..w.n_heads)
         .map(|h| {
             reading_circuit(w, kind, layer, h)
                 .collapse_right()
                 .transpose()
         })
         .collect();
+    stack(w, parts)
+}
+
+/// One layer's per-head `[width, d_model]` matrices stacked along the rows.
+fn stack(w: &CircuitWeights, parts: Vec<Mat>) -> Stacked {
     let width = parts[0].rows();
     let norms = parts.iter().map(Mat::frobenius_norm).collect();
     let mut data = Vec::with_capacity(width * w.n_heads * w.d_model);

@@ -117,17 +117,7 @@ pub(crate) fn load_weights(
     m.put(names::LN_FINAL_W, t);
     let t = m.read(&n("ln_f.bias"), &[d])?;
     m.put(names::LN_FINAL_B, t);
-    let w_u = if m.has("lm_head.weight") {
-        // Read even when tied, so a redundant copy is not reported as unused.
-        let t = m.read("lm_head.weight", &[v, d])?;
-        if config.tied_embeddings {
-            w_e.transposed()
-        } else {
-            t.transposed()
-        }
-    } else {
-        w_e.transposed()
-    };
+    let w_u = m.unembedding("lm_head.weight", &w_e, &config)?;
     m.put(names::W_E, w_e);
     m.put(names::W_POS, w_pos);
     m.put(names::W_U, w_u);

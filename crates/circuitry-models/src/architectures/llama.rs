@@ -227,17 +227,7 @@ fn map_weights(
     }
     let t = m.read(names.final_norm, &[d])?;
     m.put(canonical::LN_FINAL_W, t);
-    let w_u = if m.has(names.lm_head) {
-        // Read even when tied, so a redundant copy is not reported as unused.
-        let t = m.read(names.lm_head, &[v, d])?;
-        if config.tied_embeddings {
-            w_e.transposed()
-        } else {
-            t.transposed()
-        }
-    } else {
-        w_e.transposed()
-    };
+    let w_u = m.unembedding(names.lm_head, &w_e, &config)?;
     m.put(canonical::W_E, w_e);
     m.put(canonical::W_U, w_u);
     m.finish(config, "llama", names.ignored)

@@ -56,6 +56,26 @@ impl<'a> Mapper<'a> {
         }
     }
 
+    /// The unembedding `[d_model, d_vocab]`: `lm_head` (stored `[d_vocab, d_model]`) transposed,
+    /// or the embedding `w_e` transposed when the embeddings are tied or there is no `lm_head`.
+    pub(crate) fn unembedding(
+        &mut self,
+        lm_head: &str,
+        w_e: &HostTensor,
+        config: &ModelConfig,
+    ) -> Result<HostTensor, LoadError> {
+        if !self.has(lm_head) {
+            return Ok(w_e.transposed());
+        }
+        // Read even when tied, so a redundant copy is not reported as unused.
+        let t = self.read(lm_head, &[config.d_vocab, config.d_model])?;
+        Ok(if config.tied_embeddings {
+            w_e.transposed()
+        } else {
+            t.transposed()
+        })
+    }
+
     pub(crate) fn put(&mut self, canonical: impl Into<String>, t: HostTensor) {
         self.out.insert(canonical.into(), t);
     }

@@ -86,20 +86,33 @@ impl AttentionMask {
     }
 }
 
+/// What attention at one layer reads besides its input: the masks, the rotary tables and the
+/// layer's key/value prefix, and whether to return its keys and values.
+#[derive(Clone, Copy)]
+pub(crate) struct AttentionInputs<'a> {
+    pub(crate) mask: &'a AttentionMask,
+    pub(crate) rotary: Option<&'a RotaryTables>,
+    pub(crate) past: Option<&'a LayerKv>,
+    pub(crate) keep_kv: bool,
+}
+
 impl Attention {
-    /// Attention of the queries of `x`'s slots to the keys of `past`'s slots followed by those of
-    /// `x`. Returns the output and, when `keep_kv`, the keys and values of all those slots.
-    #[allow(clippy::too_many_arguments)]
+    /// Attention of the queries of `x`'s slots to the keys of the prefix's slots followed by
+    /// those of `x`. Returns the output and, with `keep_kv`, the keys and values of all those
+    /// slots.
     pub(crate) fn forward(
         &self,
         x: Tensor<3>,
         layer: usize,
-        mask: &AttentionMask,
-        rotary: Option<&RotaryTables>,
-        past: Option<&LayerKv>,
-        keep_kv: bool,
+        inputs: AttentionInputs,
         hooks: &mut HookContext,
     ) -> (Tensor<3>, Option<LayerKv>) {
+        let AttentionInputs {
+            mask,
+            rotary,
+            past,
+            keep_kv,
+        } = inputs;
         let hp = |k| HookPoint::layer(layer, k);
         let [b, t, _] = x.dims();
         let (h, hk, dh) = (self.n_heads, self.n_kv_heads, self.d_head);

@@ -1,10 +1,30 @@
 //! Shared helpers for tests against the reference fixtures in `tests/fixtures/`.
 #![allow(dead_code)]
 
+use std::path::Path;
+
 use circuitry_models::burn::prelude::*;
+use circuitry_models::{Processing, Transformer, load_model};
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use circuitry_testkit::{RefTensor, fixture_dir, load_reference};
+
+/// The model in directory `dir` (a fixture or a checkpoint a test wrote), with `processing`.
+pub fn load_dir(dir: &Path, processing: Processing) -> Transformer {
+    load_model(
+        dir.to_str().unwrap(),
+        Path::new("."),
+        processing,
+        &Device::flex(),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+    .model
+}
+
+/// Fixture model `name`, with `processing`.
+pub fn load_fixture(name: &str, processing: Processing) -> Transformer {
+    load_dir(&fixture_dir(name), processing)
+}
 
 /// Token rows of an `*.input_ids` reference tensor.
 pub fn rows(t: &RefTensor) -> Vec<Vec<u32>> {

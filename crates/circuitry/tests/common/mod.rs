@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use arrow_array::{
-    Array, Float32Array, Float64Array, Int32Array, RecordBatch, StringArray, UInt32Array,
+    Array, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, UInt32Array,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -44,6 +45,16 @@ pub fn run_ok(file: &Path, out: &Path, extra: &[&str]) {
         "circuitry run failed:\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Writes the experiment file `toml` to `dir/fixture.toml`, runs it into `dir/out` and returns
+/// the output directory of its experiment `name`.
+pub fn run_text(dir: &Path, toml: &str, name: &str) -> PathBuf {
+    let file = dir.join("fixture.toml");
+    std::fs::write(&file, toml).unwrap();
+    let out = dir.join("out");
+    run_ok(&file, &out, &[]);
+    out.join(name)
 }
 
 /// A whole Parquet table as one record batch, plus its `circuitry` metadata.
@@ -104,40 +115,45 @@ impl TableData {
             .unwrap_or_else(|| panic!("no column {name}; have {:?}", self.columns()))
             .as_ref()
     }
+    /// Column `name` as Arrow array type `A`.
+    fn typed<A: Array + 'static>(&self, name: &str) -> &A {
+        let c = self.col(name);
+        c.as_any().downcast_ref::<A>().unwrap_or_else(|| {
+            panic!(
+                "column {name} is {}, not {}",
+                c.data_type(),
+                std::any::type_name::<A>()
+            )
+        })
+    }
     pub fn str(&self, name: &str) -> Vec<Option<String>> {
-        let a = self
-            .col(name)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
+        let a = self.typed::<StringArray>(name);
         (0..a.len())
             .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
             .collect()
     }
     pub fn i32(&self, name: &str) -> Vec<Option<i32>> {
-        let a = self
-            .col(name)
-            .as_any()
-            .downcast_ref::<Int32Array>()
-            .unwrap();
+        let a = self.typed::<Int32Array>(name);
         (0..a.len())
             .map(|i| (!a.is_null(i)).then(|| a.value(i)))
             .collect()
     }
     pub fn u32(&self, name: &str) -> Vec<u32> {
-        let a = self
-            .col(name)
-            .as_any()
-            .downcast_ref::<UInt32Array>()
-            .unwrap();
-        a.values().to_vec()
+        self.typed::<UInt32Array>(name).values().to_vec()
+    }
+    pub fn i64(&self, name: &str) -> Vec<i64> {
+        self.typed::<Int64Array>(name).values().to_vec()
+    }
+    pub fn bool(&self, name: &str) -> Vec<bool> {
+        let a = self.typed::<BooleanArray>(name);
+        (0..a.len()).map(|i| a.value(i)).collect()
     }
     pub fn f64(&self, name: &str) -> Vec<f64> {
         let c = self.col(name);
         if let Some(a) = c.as_any().downcast_ref::<Float64Array>() {
             return a.values().to_vec();
         }
-        let a = c.as_any().downcast_ref::<Float32Array>().unwrap();
+        let a = self.typed::<Float32Array>(name);
         a.values().iter().map(|&x| x as f64).collect()
     }
 }
