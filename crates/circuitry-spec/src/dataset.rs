@@ -365,48 +365,37 @@ impl Serialize for DatasetSpec {
 /// The schema of a dataset table: one branch per source, each with the common keys.
 pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
     let common = DatasetCommon::json_schema(g);
-    let generator = |name: &str, doc: &str| json_schema!({ "const": name, "description": format!("The generator: {doc}") });
-    let branches = vec![
-        crate::schema_branch::merge_branch(
+    // The generators' branches also require their `generator` constant.
+    let generator = |name: &str, doc: &str| {
+        vec![(
+            "generator",
+            json_schema!({ "const": name, "description": format!("The generator: {doc}") }),
+        )]
+    };
+    let sources = [
+        (
             RepeatedTokensSpec::json_schema(g),
-            &[(
-                "generator",
-                generator(
-                    "repeated_tokens",
-                    "random token sequences repeated back to back.",
-                ),
-            )],
-            &common,
+            generator(
+                "repeated_tokens",
+                "random token sequences repeated back to back.",
+            ),
             "repeated_tokens generator",
         ),
-        crate::schema_branch::merge_branch(
+        (
             Ioi::json_schema(g),
-            &[(
-                "generator",
-                generator("ioi", "IOI sentences with counterfactual pairs."),
-            )],
-            &common,
+            generator("ioi", "IOI sentences with counterfactual pairs."),
             "ioi generator",
         ),
-        crate::schema_branch::merge_branch(
-            InlinePromptsInput::json_schema(g),
-            &[],
-            &common,
-            "inline prompts",
-        ),
-        crate::schema_branch::merge_branch(
-            InlineTokens::json_schema(g),
-            &[],
-            &common,
-            "inline token ids",
-        ),
-        crate::schema_branch::merge_branch(
-            FileDataset::json_schema(g),
-            &[],
-            &common,
-            "prompts from a file",
-        ),
+        (InlinePromptsInput::json_schema(g), vec![], "inline prompts"),
+        (InlineTokens::json_schema(g), vec![], "inline token ids"),
+        (FileDataset::json_schema(g), vec![], "prompts from a file"),
     ];
+    let branches: Vec<Schema> = sources
+        .into_iter()
+        .map(|(base, extra, title)| {
+            crate::schema_branch::merge_branch(base, &extra, &common, title)
+        })
+        .collect();
     json_schema!({
         "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, inline `tokens = [[...]]`, or `file = \"...\"` (.jsonl, .csv, .parquet).",
         "oneOf": branches
