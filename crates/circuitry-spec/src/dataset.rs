@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use circuitry_vocab::{FileFormat, IoiCorruption};
 
+use crate::schema_branch::merge_branch;
+
 /// A dataset: its source and the options every dataset has.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatasetSpec {
@@ -365,36 +367,37 @@ impl Serialize for DatasetSpec {
 /// The schema of a dataset table: one branch per source, each with the common keys.
 pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
     let common = DatasetCommon::json_schema(g);
-    // The generators' branches also require their `generator` constant.
-    let generator = |name: &str, doc: &str| {
-        vec![(
-            "generator",
-            json_schema!({ "const": name, "description": format!("The generator: {doc}") }),
-        )]
-    };
-    let sources = [
+    let generators = [
         (
             RepeatedTokensSpec::json_schema(g),
-            generator(
-                "repeated_tokens",
-                "random token sequences repeated back to back.",
-            ),
-            "repeated_tokens generator",
+            "repeated_tokens",
+            "random token sequences repeated back to back.",
         ),
         (
             Ioi::json_schema(g),
-            generator("ioi", "IOI sentences with counterfactual pairs."),
-            "ioi generator",
+            "ioi",
+            "IOI sentences with counterfactual pairs.",
         ),
-        (InlinePromptsInput::json_schema(g), vec![], "inline prompts"),
-        (InlineTokens::json_schema(g), vec![], "inline token ids"),
-        (FileDataset::json_schema(g), vec![], "prompts from a file"),
     ];
-    let branches: Vec<Schema> = sources
+    let other_sources = [
+        (InlinePromptsInput::json_schema(g), "inline prompts"),
+        (InlineTokens::json_schema(g), "inline token ids"),
+        (FileDataset::json_schema(g), "prompts from a file"),
+    ];
+    // A generator's branch also requires its `generator` constant.
+    let branches: Vec<Schema> = generators
         .into_iter()
-        .map(|(base, extra, title)| {
-            crate::schema_branch::merge_branch(base, &extra, &common, title)
+        .map(|(base, name, doc)| {
+            let generator =
+                json_schema!({ "const": name, "description": format!("The generator: {doc}") });
+            let title = format!("{name} generator");
+            merge_branch(base, &[("generator", generator)], &common, &title)
         })
+        .chain(
+            other_sources
+                .into_iter()
+                .map(|(base, title)| merge_branch(base, &[], &common, title)),
+        )
         .collect();
     json_schema!({
         "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, inline `tokens = [[...]]`, or `file = \"...\"` (.jsonl, .csv, .parquet).",

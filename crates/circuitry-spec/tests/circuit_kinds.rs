@@ -22,8 +22,10 @@ fn load(analyses: &str) -> Result<Experiment, circuitry_spec::SpecError> {
     common::load_analyses(HEADER, analyses)
 }
 
-fn params(analyses: &str, name: &str) -> AnalysisParams {
-    common::analysis_params(HEADER, analyses, name)
+/// The parameters of `[analyses.<name>]`, an analysis of `kind` on the toy model with `extra` keys.
+fn toy_params(name: &str, kind: &str, extra: &str) -> AnalysisParams {
+    let analyses = format!("[analyses.{name}]\nkind = \"{kind}\"\nmodel = \"toy\"\n{extra}");
+    common::analysis_params(HEADER, &analyses, name)
 }
 
 fn error(analyses: &str) -> String {
@@ -34,20 +36,17 @@ fn error(analyses: &str) -> String {
 fn ov_circuit_defaults_and_values() {
     let p = common::unwrap_variant!(
         AnalysisParams::OvCircuit,
-        params(
-            "[analyses.ov]\nkind = \"ov_circuit\"\nmodel = \"toy\"\n",
-            "ov",
-        )
+        toy_params("ov", "ov_circuit", "")
     );
     assert_eq!((p.layers, p.heads), (None, None));
     assert_eq!((p.top_k, p.singular_values), (10, 10));
 
     let p = common::unwrap_variant!(
         AnalysisParams::OvCircuit,
-        params(
-            "[analyses.ov]\nkind = \"ov_circuit\"\nmodel = \"toy\"\n\
-         layers = [0, 2]\nheads = [1]\ntop_k = 0\nsingular_values = 0\n",
+        toy_params(
             "ov",
+            "ov_circuit",
+            "layers = [0, 2]\nheads = [1]\ntop_k = 0\nsingular_values = 0\n"
         )
     );
     assert_eq!(
@@ -60,20 +59,17 @@ fn ov_circuit_defaults_and_values() {
 fn qk_circuit_defaults_and_values() {
     let p = common::unwrap_variant!(
         AnalysisParams::QkCircuit,
-        params(
-            "[analyses.qk]\nkind = \"qk_circuit\"\nmodel = \"toy\"\n",
-            "qk",
-        )
+        toy_params("qk", "qk_circuit", "")
     );
     assert_eq!((p.layers, p.heads), (None, None));
     assert_eq!((p.top_k, p.singular_values, p.max_positions), (10, 10, 64));
 
     let p = common::unwrap_variant!(
         AnalysisParams::QkCircuit,
-        params(
-            "[analyses.qk]\nkind = \"qk_circuit\"\nmodel = \"toy\"\n\
-         top_k = 3\nsingular_values = 2\nmax_positions = 0\n",
+        toy_params(
             "qk",
+            "qk_circuit",
+            "top_k = 3\nsingular_values = 2\nmax_positions = 0\n"
         )
     );
     assert_eq!((p.top_k, p.singular_values, p.max_positions), (3, 2, 0));
@@ -83,20 +79,17 @@ fn qk_circuit_defaults_and_values() {
 fn composition_scores_defaults_and_values() {
     let p = common::unwrap_variant!(
         AnalysisParams::CompositionScores,
-        params(
-            "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n",
-            "c",
-        )
+        toy_params("c", "composition_scores", "")
     );
     assert_eq!(p.kinds, Composition::ALL);
     assert_eq!((p.baseline_samples, p.seed), (200, 0));
 
     let p = common::unwrap_variant!(
         AnalysisParams::CompositionScores,
-        params(
-            "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n\
-         kinds = [\"v\", \"q\"]\nbaseline_samples = 0\nseed = 12\n",
+        toy_params(
             "c",
+            "composition_scores",
+            "kinds = [\"v\", \"q\"]\nbaseline_samples = 0\nseed = 12\n"
         )
     );
     assert_eq!(p.kinds, [Composition::V, Composition::Q]);
@@ -111,18 +104,15 @@ fn composition_scores_defaults_and_values() {
 fn induction_scores_defaults_and_values() {
     let p = common::unwrap_variant!(
         AnalysisParams::InductionScores,
-        params(
-            "[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"rep\"\n",
-            "i",
-        )
+        toy_params("i", "induction_scores", "dataset = \"rep\"\n")
     );
     assert_eq!((p.layers, p.heads, p.per_prompt), (None, None, false));
     let p = common::unwrap_variant!(
         AnalysisParams::InductionScores,
-        params(
-            "[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"rep\"\n\
-         layers = [1]\nper_prompt = true\n",
+        toy_params(
             "i",
+            "induction_scores",
+            "dataset = \"rep\"\nlayers = [1]\nper_prompt = true\n"
         )
     );
     assert_eq!((p.layers, p.per_prompt), (Some(vec![1]), true));

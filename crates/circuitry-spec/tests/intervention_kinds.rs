@@ -55,6 +55,12 @@ fn assert_ioi_errors(kind: &str, cases: &[(&str, &str)]) {
     );
 }
 
+/// The parameters of an analysis `a` of `kind` on the ioi dataset with the ioi metric and `extra`
+/// keys.
+fn ioi_params(kind: &str, extra: &str) -> AnalysisParams {
+    params(&ioi(kind, extra))
+}
+
 fn ioi(kind: &str, extra: &str) -> String {
     format!(
         "[analyses.a]\nkind = \"{kind}\"\nmodel = \"toy\"\ndataset = \"ioi\"\n{IOI_METRIC}{extra}"
@@ -65,7 +71,7 @@ fn ioi(kind: &str, extra: &str) -> String {
 fn activation_patching_defaults_and_values() {
     let p = common::unwrap_variant!(
         AnalysisParams::ActivationPatching,
-        params(&ioi("activation_patching", ""))
+        ioi_params("activation_patching", "")
     );
     assert_eq!(p.site, Site::ResidPre);
     assert_eq!(p.layers, None);
@@ -84,11 +90,11 @@ fn activation_patching_defaults_and_values() {
 
     let p = common::unwrap_variant!(
         AnalysisParams::ActivationPatching,
-        params(&ioi(
+        ioi_params(
             "activation_patching",
             "site = \"z\"\nlayers = [0, 2]\nheads = [1, 3]\npositions = [\"S2\", 0, -1, \"last\"]\n\
          direction = \"noising\"\nposition = \"END\"\nsummary = false\n",
-        ))
+        )
     );
     assert_eq!(p.site, Site::Z);
     assert_eq!(p.layers, Some(vec![0, 2]));
@@ -117,19 +123,16 @@ fn activation_patching_defaults_and_values() {
     ] {
         let p = common::unwrap_variant!(
             AnalysisParams::ActivationPatching,
-            params(&ioi(
-                "activation_patching",
-                &format!("positions = {text}\n"),
-            ))
+            ioi_params("activation_patching", &format!("positions = {text}\n"),)
         );
         assert_eq!(p.positions, want, "{text}");
     }
     let p = common::unwrap_variant!(
         AnalysisParams::ActivationPatching,
-        params(&ioi(
+        ioi_params(
             "activation_patching",
             "site = \"pattern\"\nheads = \"all\"\n",
-        ))
+        )
     );
     assert_eq!((p.site, p.heads), (Site::Pattern, HeadSweep::All));
 }
@@ -139,7 +142,7 @@ fn every_site_parses() {
     for site in Site::ALL {
         let p = common::unwrap_variant!(
             AnalysisParams::ActivationPatching,
-            params(&ioi("activation_patching", &format!("site = \"{site}\"\n")))
+            ioi_params("activation_patching", &format!("site = \"{site}\"\n"))
         );
         assert_eq!(p.site, site);
     }
@@ -217,12 +220,12 @@ fn ablation_defaults_values_and_seed() {
 
     let p = common::unwrap_variant!(
         AnalysisParams::Ablation,
-        params(&ioi(
+        ioi_params(
             "ablation",
             "units = \"neurons\"\nneurons = [3, 1]\nlayers = [1]\nmethod = \"mean\"\n\
          reference = \"pairs\"\nmean_over = \"prompts_and_positions\"\npositions = \"each\"\n\
          position = \"END\"\n",
-        ))
+        )
     );
     assert_eq!(p.units, AblationUnits::Neurons);
     assert_eq!(p.neurons, Some(vec![3, 1]));
@@ -265,7 +268,7 @@ fn ablation_errors() {
 fn path_patching_defaults_and_values() {
     let p = common::unwrap_variant!(
         AnalysisParams::PathPatching,
-        params(&ioi("path_patching", ""))
+        ioi_params("path_patching", "")
     );
     assert_eq!(p.senders, Senders::All);
     assert!(!p.together);
@@ -275,12 +278,12 @@ fn path_patching_defaults_and_values() {
 
     let p = common::unwrap_variant!(
         AnalysisParams::PathPatching,
-        params(&ioi(
+        ioi_params(
             "path_patching",
             "senders = [{ layer = 0, head = 1 }, { mlp = 1 }]\ntogether = true\n\
          receivers = [{ layer = 3, head = 2, input = \"q\" }, { layer = 2, head = 0, input = \"v\" }]\n\
          direction = \"denoising\"\nfreeze_mlps = false\nposition = \"END\"\n",
-        ))
+        )
     );
     assert_eq!(
         p.senders,
@@ -310,10 +313,10 @@ fn path_patching_defaults_and_values() {
     // One table is a list of one.
     let p = common::unwrap_variant!(
         AnalysisParams::PathPatching,
-        params(&ioi(
+        ioi_params(
             "path_patching",
             "senders = { layer = 0, head = 1 }\nreceivers = { layer = 1, head = 0, input = \"k\" }\n",
-        ))
+        )
     );
     assert_eq!(
         p.senders,
@@ -353,7 +356,7 @@ fn path_patching_errors() {
 fn attribution_patching_defaults_and_values() {
     let p = common::unwrap_variant!(
         AnalysisParams::AttributionPatching,
-        params(&ioi("attribution_patching", ""))
+        ioi_params("attribution_patching", "")
     );
     assert_eq!(p.sites, vec![Site::ResidPre, Site::Z]);
     assert_eq!(p.layers, None);
@@ -361,11 +364,11 @@ fn attribution_patching_defaults_and_values() {
     assert_eq!(p.direction, Direction::Denoising);
     let p = common::unwrap_variant!(
         AnalysisParams::AttributionPatching,
-        params(&ioi(
+        ioi_params(
             "attribution_patching",
             "sites = [\"attn_out\", \"mlp_out\", \"k\"]\nlayers = [1]\nper_position = false\n\
          direction = \"noising\"\n",
-        ))
+        )
     );
     assert_eq!(p.sites, vec![Site::AttnOut, Site::MlpOut, Site::K]);
     assert!(!p.per_position);
@@ -383,7 +386,7 @@ fn attribution_patching_defaults_and_values() {
 fn edge_attribution_patching_defaults_and_values() {
     let p = common::unwrap_variant!(
         AnalysisParams::EdgeAttributionPatching,
-        params(&ioi("edge_attribution_patching", ""))
+        ioi_params("edge_attribution_patching", "")
     );
     assert_eq!(p.method, EapMethod::Eap);
     assert_eq!((p.ig_steps, p.top_n, p.threshold), (None, None, None));
@@ -391,20 +394,20 @@ fn edge_attribution_patching_defaults_and_values() {
     assert_eq!(p.direction, Direction::Noising);
     let p = common::unwrap_variant!(
         AnalysisParams::EdgeAttributionPatching,
-        params(&ioi(
+        ioi_params(
             "edge_attribution_patching",
             "method = \"eap_ig\"\nig_steps = 3\nthreshold = 0.05\ndirection = \"denoising\"\n",
-        ))
+        )
     );
     assert_eq!(p.method, EapMethod::EapIg);
     assert_eq!(p.steps(), 3);
     assert_eq!(p.threshold, Some(0.05));
     let p = common::unwrap_variant!(
         AnalysisParams::EdgeAttributionPatching,
-        params(&ioi(
+        ioi_params(
             "edge_attribution_patching",
             "method = \"eap_ig\"\ntop_n = 20\n",
-        ))
+        )
     );
     assert_eq!((p.steps(), p.top_n), (5, Some(20)));
 
