@@ -11,8 +11,8 @@
 //! spec's type ends in `Spec` (`PositionSpec`, `TokenSpec`, `MetricSpec`, ...) and the engine's
 //! does not.
 //!
-//! [`keyword_or_list`] is the one serde and schema form ("a keyword, one item or a non-empty
-//! list") that keys here and in the spec share.
+//! [`keyword_or_list`](mod@keyword_or_list) is the one serde and schema form ("a keyword, one
+//! item or a non-empty list") that keys here and in the spec share.
 
 mod dataset;
 mod intervention;
