@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use circuitry_vocab::{FileFormat, IoiCorruption};
 
+use crate::schema_branch::merge_branch;
+
 /// A dataset: its source and the options every dataset has.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatasetSpec {
@@ -365,48 +367,38 @@ impl Serialize for DatasetSpec {
 /// The schema of a dataset table: one branch per source, each with the common keys.
 pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
     let common = DatasetCommon::json_schema(g);
-    let generator = |name: &str, doc: &str| json_schema!({ "const": name, "description": format!("The generator: {doc}") });
-    let branches = vec![
-        crate::schema_branch::merge_branch(
+    let generators = [
+        (
             RepeatedTokensSpec::json_schema(g),
-            &[(
-                "generator",
-                generator(
-                    "repeated_tokens",
-                    "random token sequences repeated back to back.",
-                ),
-            )],
-            &common,
-            "repeated_tokens generator",
+            "repeated_tokens",
+            "random token sequences repeated back to back.",
         ),
-        crate::schema_branch::merge_branch(
+        (
             Ioi::json_schema(g),
-            &[(
-                "generator",
-                generator("ioi", "IOI sentences with counterfactual pairs."),
-            )],
-            &common,
-            "ioi generator",
-        ),
-        crate::schema_branch::merge_branch(
-            InlinePromptsInput::json_schema(g),
-            &[],
-            &common,
-            "inline prompts",
-        ),
-        crate::schema_branch::merge_branch(
-            InlineTokens::json_schema(g),
-            &[],
-            &common,
-            "inline token ids",
-        ),
-        crate::schema_branch::merge_branch(
-            FileDataset::json_schema(g),
-            &[],
-            &common,
-            "prompts from a file",
+            "ioi",
+            "IOI sentences with counterfactual pairs.",
         ),
     ];
+    let other_sources = [
+        (InlinePromptsInput::json_schema(g), "inline prompts"),
+        (InlineTokens::json_schema(g), "inline token ids"),
+        (FileDataset::json_schema(g), "prompts from a file"),
+    ];
+    // A generator's branch also requires its `generator` constant.
+    let branches: Vec<Schema> = generators
+        .into_iter()
+        .map(|(base, name, doc)| {
+            let generator =
+                json_schema!({ "const": name, "description": format!("The generator: {doc}") });
+            let title = format!("{name} generator");
+            merge_branch(base, &[("generator", generator)], &common, &title)
+        })
+        .chain(
+            other_sources
+                .into_iter()
+                .map(|(base, title)| merge_branch(base, &[], &common, title)),
+        )
+        .collect();
     json_schema!({
         "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, inline `tokens = [[...]]`, or `file = \"...\"` (.jsonl, .csv, .parquet).",
         "oneOf": branches

@@ -481,6 +481,21 @@ impl Serialize for Experiment {
 }
 
 /// Whether `name` can name an entry (and so an output file): letters, digits, `_` and `-`.
+/// Calls `each` on the entries of `[section.*]` in file order, reporting and skipping those with
+/// invalid names as it meets them (so diagnostics stay in file order).
+fn for_each_named<'c, 'n>(
+    ctx: &mut Ctx<'c>,
+    section: &str,
+    entries: &'n [Entry],
+    mut each: impl FnMut(&mut Ctx<'c>, &'n Entry),
+) {
+    for e in entries {
+        if check_entry_name(ctx, section, e) {
+            each(ctx, e);
+        }
+    }
+}
+
 fn check_entry_name(ctx: &mut Ctx<'_>, section: &str, entry: &Entry) -> bool {
     let ok = node::is_bare_key(&entry.key) && !entry.key.starts_with('-') && entry.key.len() <= 100;
     if !ok {
@@ -579,10 +594,7 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
     let model_entries = section(root, "models", ctx);
     let model_names: Vec<&str> = model_entries.iter().map(|e| e.key.as_str()).collect();
     let mut models = IndexMap::new();
-    for e in model_entries {
-        if !check_entry_name(ctx, "models", e) {
-            continue;
-        }
+    for_each_named(ctx, "models", model_entries, |ctx, e| {
         let path = join_path("models", &e.key);
         match from_node::<ModelSpec>(&e.node, &path) {
             Ok(m) => {
@@ -594,55 +606,50 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
             }
             Err(err) => ctx.de_error(err, &[]),
         }
-    }
+    });
 
     // Datasets.
     let dataset_entries = section(root, "datasets", ctx);
     let dataset_names: Vec<&str> = dataset_entries.iter().map(|e| e.key.as_str()).collect();
     let mut datasets = IndexMap::new();
-    for e in dataset_entries {
-        if !check_entry_name(ctx, "datasets", e) {
-            continue;
-        }
+    for_each_named(ctx, "datasets", dataset_entries, |ctx, e| {
         if let Some(d) = dataset_lower::lower(&e.key, &e.node, seed, ctx) {
             datasets.insert(e.key.clone(), d);
         }
-    }
+    });
+    // The dataset an analysis or a training run names, for the checks against its contents.
+    let named_dataset = |name: &Option<String>| {
+        name.as_ref()
+            .and_then(|d| datasets.get_key_value(d))
+            .map(|(k, v)| (k.as_str(), v))
+    };
 
     // Analyses.
     let mut analyses = IndexMap::new();
-    for e in section(root, "analyses", ctx) {
-        if !check_entry_name(ctx, "analyses", e) {
-            continue;
-        }
+    let analysis_entries = section(root, "analyses", ctx);
+    for_each_named(ctx, "analyses", analysis_entries, |ctx, e| {
         let Some(spec) = analysis::lower(&e.key, &e.node, seed, ctx) else {
-            continue;
+            return;
         };
         let before = ctx.diags.len();
         let mut c = ctx.checker(&e.node, join_path("analyses", &e.key));
-        c.dataset = spec
-            .dataset
-            .as_ref()
-            .and_then(|d| datasets.get_key_value(d))
-            .map(|(k, v)| (k.as_str(), v));
+        c.dataset = named_dataset(&spec.dataset);
         analysis::validate(&spec, &mut c, &model_names, &dataset_names);
         if ctx.diags.len() == before {
             analyses.insert(e.key.clone(), spec);
         }
-    }
+    });
 
     // Training runs.
     let mut train: IndexMap<String, TrainSpec> = IndexMap::new();
-    for e in section(root, "train", ctx) {
-        if !check_entry_name(ctx, "train", e) {
-            continue;
-        }
+    let train_entries = section(root, "train", ctx);
+    for_each_named(ctx, "train", train_entries, |ctx, e| {
         let path = join_path("train", &e.key);
         let mut spec = match from_node::<TrainSpec>(&e.node, &path) {
             Ok(t) => t,
             Err(err) => {
                 ctx.de_error(err, &[]);
-                continue;
+                return;
             }
         };
         spec.resolve(derive_seed(seed, "train", &e.key));
@@ -651,11 +658,7 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
         if let Some(dataset) = &spec.dataset {
             analysis::check_reference(&mut c, "dataset", dataset, &dataset_names);
         }
-        c.dataset = spec
-            .dataset
-            .as_ref()
-            .and_then(|d| datasets.get_key_value(d))
-            .map(|(k, v)| (k.as_str(), v));
+        c.dataset = named_dataset(&spec.dataset);
         spec.validate(&mut c);
         if let Some((other, _)) = train.iter().find(|(_, t)| t.output == spec.output) {
             c.error(
@@ -669,7 +672,7 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
         if ctx.diags.len() == before {
             train.insert(e.key.clone(), spec);
         }
-    }
+    });
 
     if root.get("analyses").is_none() && root.get("train").is_none() && ctx.diags.is_empty() {
         ctx.error(&root.span, "the experiment has nothing to do: it defines no analyses and no training runs")

@@ -8,8 +8,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use circuitry_vocab::keyword_or_list;
+use circuitry_vocab::keyword_or_list::{Alone, ListItem};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{self, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
+use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -106,6 +108,18 @@ impl JsonSchema for PositionSpec {
     }
 }
 
+impl ListItem for PositionSpec {
+    const ALONE: Alone = Alone {
+        strings: true,
+        integers: true,
+        ..Alone::NOWHERE
+    };
+
+    fn schema(g: &mut SchemaGenerator) -> Schema {
+        g.subschema_for::<PositionSpec>()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // PositionsSpec
 
@@ -120,6 +134,18 @@ pub enum PositionsSpec {
     List(Vec<PositionSpec>),
 }
 
+keyword_or_list! {
+    PositionsSpec: "all" => All, [PositionSpec] => List;
+
+    const SCHEMA_NAME: &'static str = "Positions";
+    const TITLE: &'static str = "positions";
+    const DESCRIPTION: &'static str =
+        "A set of token positions: \"all\", one position, or a list of positions.";
+    const EXPECTING: &'static str = "\"all\", a position or a list of positions";
+    const EMPTY_LIST: &'static str =
+        "an empty list selects no position; write \"all\" or list at least one";
+}
+
 impl PositionsSpec {
     /// Only the last position.
     pub fn last() -> Self {
@@ -132,83 +158,6 @@ impl PositionsSpec {
             PositionsSpec::All => None,
             PositionsSpec::List(l) => Some(l),
         }
-    }
-}
-
-impl Serialize for PositionsSpec {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            PositionsSpec::All => s.serialize_str("all"),
-            PositionsSpec::List(l) => l.serialize(s),
-        }
-    }
-}
-
-struct PositionsVisitor;
-
-impl<'de> Visitor<'de> for PositionsVisitor {
-    type Value = PositionsSpec;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"all\", a position or a list of positions")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<PositionsSpec, E> {
-        if v == "all" {
-            Ok(PositionsSpec::All)
-        } else {
-            PositionRefVisitor
-                .visit_str(v)
-                .map(|p| PositionsSpec::List(vec![p]))
-        }
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositionsSpec, E> {
-        Ok(PositionsSpec::List(vec![PositionSpec::Index(v)]))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositionsSpec, E> {
-        PositionRefVisitor
-            .visit_u64(v)
-            .map(|p| PositionsSpec::List(vec![p]))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PositionsSpec, A::Error> {
-        let mut list = Vec::new();
-        while let Some(p) = seq.next_element::<PositionSpec>()? {
-            list.push(p);
-        }
-        if list.is_empty() {
-            return Err(de::Error::custom(
-                "an empty list selects no position; write \"all\" or list at least one",
-            ));
-        }
-        Ok(PositionsSpec::List(list))
-    }
-}
-
-impl<'de> Deserialize<'de> for PositionsSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(PositionsVisitor)
-    }
-}
-
-impl JsonSchema for PositionsSpec {
-    fn schema_name() -> Cow<'static, str> {
-        "Positions".into()
-    }
-
-    fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let one = g.subschema_for::<PositionSpec>();
-        json_schema!({
-            "title": "positions",
-            "description": "A set of token positions: \"all\", one position, or a list of positions.",
-            "anyOf": [
-                { "const": "all" },
-                one,
-                { "type": "array", "items": one, "minItems": 1 }
-            ]
-        })
     }
 }
 
@@ -340,6 +289,18 @@ impl JsonSchema for TokenSpec {
     }
 }
 
+impl ListItem for TokenSpec {
+    const ALONE: Alone = Alone {
+        strings: true,
+        integers: true,
+        tables: true,
+    };
+
+    fn schema(g: &mut SchemaGenerator) -> Schema {
+        g.subschema_for::<TokenSpec>()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // TokenSelection
 
@@ -352,83 +313,16 @@ pub enum TokenSelection {
     Tokens(Vec<TokenSpec>),
 }
 
-impl Serialize for TokenSelection {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            TokenSelection::Next => s.serialize_str("next"),
-            TokenSelection::Tokens(t) => t.serialize(s),
-        }
-    }
-}
+keyword_or_list! {
+    TokenSelection: "next" => Next, [TokenSpec] => Tokens;
 
-struct TokenSelectionVisitor;
-
-impl<'de> Visitor<'de> for TokenSelectionVisitor {
-    type Value = TokenSelection;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"next\" or a list of tokens")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<TokenSelection, E> {
-        if v == "next" {
-            Ok(TokenSelection::Next)
-        } else {
-            TokenRefVisitor
-                .visit_str(v)
-                .map(|t| TokenSelection::Tokens(vec![t]))
-        }
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<TokenSelection, E> {
-        TokenRefVisitor
-            .visit_i64(v)
-            .map(|t| TokenSelection::Tokens(vec![t]))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TokenSelection, A::Error> {
-        TokenRefVisitor
-            .visit_map(map)
-            .map(|t| TokenSelection::Tokens(vec![t]))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TokenSelection, A::Error> {
-        let mut list = Vec::new();
-        while let Some(t) = seq.next_element::<TokenSpec>()? {
-            list.push(t);
-        }
-        if list.is_empty() {
-            return Err(de::Error::custom(
-                "an empty list selects no token; write \"next\" or list at least one",
-            ));
-        }
-        Ok(TokenSelection::Tokens(list))
-    }
-}
-
-impl<'de> Deserialize<'de> for TokenSelection {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TokenSelectionVisitor)
-    }
-}
-
-impl JsonSchema for TokenSelection {
-    fn schema_name() -> Cow<'static, str> {
-        "TokenSelection".into()
-    }
-
-    fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let token = g.subschema_for::<TokenSpec>();
-        json_schema!({
-            "title": "tokens",
-            "description": "\"next\" (the token that actually follows each position) or a list of tokens.",
-            "anyOf": [
-                { "const": "next" },
-                token,
-                { "type": "array", "items": token, "minItems": 1 }
-            ]
-        })
-    }
+    const SCHEMA_NAME: &'static str = "TokenSelection";
+    const TITLE: &'static str = "tokens";
+    const DESCRIPTION: &'static str =
+        "\"next\" (the token that actually follows each position) or a list of tokens.";
+    const EXPECTING: &'static str = "\"next\" or a list of tokens";
+    const EMPTY_LIST: &'static str =
+        "an empty list selects no token; write \"next\" or list at least one";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,8 +22,10 @@ fn load(analyses: &str) -> Result<Experiment, circuitry_spec::SpecError> {
     common::load_analyses(HEADER, analyses)
 }
 
-fn params(analyses: &str, name: &str) -> AnalysisParams {
-    common::analysis_params(HEADER, analyses, name)
+/// The parameters of `[analyses.<name>]`, an analysis of `kind` on the toy model with `extra` keys.
+fn toy_params(name: &str, kind: &str, extra: &str) -> AnalysisParams {
+    let analyses = format!("[analyses.{name}]\nkind = \"{kind}\"\nmodel = \"toy\"\n{extra}");
+    common::analysis_params(HEADER, &analyses, name)
 }
 
 fn error(analyses: &str) -> String {
@@ -32,24 +34,21 @@ fn error(analyses: &str) -> String {
 
 #[test]
 fn ov_circuit_defaults_and_values() {
-    let p = params(
-        "[analyses.ov]\nkind = \"ov_circuit\"\nmodel = \"toy\"\n",
-        "ov",
+    let p = common::unwrap_variant!(
+        AnalysisParams::OvCircuit,
+        toy_params("ov", "ov_circuit", "")
     );
-    let AnalysisParams::OvCircuit(p) = p else {
-        panic!("{p:?}")
-    };
     assert_eq!((p.layers, p.heads), (None, None));
     assert_eq!((p.top_k, p.singular_values), (10, 10));
 
-    let p = params(
-        "[analyses.ov]\nkind = \"ov_circuit\"\nmodel = \"toy\"\n\
-         layers = [0, 2]\nheads = [1]\ntop_k = 0\nsingular_values = 0\n",
-        "ov",
+    let p = common::unwrap_variant!(
+        AnalysisParams::OvCircuit,
+        toy_params(
+            "ov",
+            "ov_circuit",
+            "layers = [0, 2]\nheads = [1]\ntop_k = 0\nsingular_values = 0\n"
+        )
     );
-    let AnalysisParams::OvCircuit(p) = p else {
-        panic!()
-    };
     assert_eq!(
         (p.layers, p.heads, p.top_k, p.singular_values),
         (Some(vec![0, 2]), Some(vec![1]), 0, 0)
@@ -58,47 +57,41 @@ fn ov_circuit_defaults_and_values() {
 
 #[test]
 fn qk_circuit_defaults_and_values() {
-    let p = params(
-        "[analyses.qk]\nkind = \"qk_circuit\"\nmodel = \"toy\"\n",
-        "qk",
+    let p = common::unwrap_variant!(
+        AnalysisParams::QkCircuit,
+        toy_params("qk", "qk_circuit", "")
     );
-    let AnalysisParams::QkCircuit(p) = p else {
-        panic!()
-    };
     assert_eq!((p.layers, p.heads), (None, None));
     assert_eq!((p.top_k, p.singular_values, p.max_positions), (10, 10, 64));
 
-    let p = params(
-        "[analyses.qk]\nkind = \"qk_circuit\"\nmodel = \"toy\"\n\
-         top_k = 3\nsingular_values = 2\nmax_positions = 0\n",
-        "qk",
+    let p = common::unwrap_variant!(
+        AnalysisParams::QkCircuit,
+        toy_params(
+            "qk",
+            "qk_circuit",
+            "top_k = 3\nsingular_values = 2\nmax_positions = 0\n"
+        )
     );
-    let AnalysisParams::QkCircuit(p) = p else {
-        panic!()
-    };
     assert_eq!((p.top_k, p.singular_values, p.max_positions), (3, 2, 0));
 }
 
 #[test]
 fn composition_scores_defaults_and_values() {
-    let p = params(
-        "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n",
-        "c",
+    let p = common::unwrap_variant!(
+        AnalysisParams::CompositionScores,
+        toy_params("c", "composition_scores", "")
     );
-    let AnalysisParams::CompositionScores(p) = p else {
-        panic!()
-    };
     assert_eq!(p.kinds, Composition::ALL);
     assert_eq!((p.baseline_samples, p.seed), (200, 0));
 
-    let p = params(
-        "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n\
-         kinds = [\"v\", \"q\"]\nbaseline_samples = 0\nseed = 12\n",
-        "c",
+    let p = common::unwrap_variant!(
+        AnalysisParams::CompositionScores,
+        toy_params(
+            "c",
+            "composition_scores",
+            "kinds = [\"v\", \"q\"]\nbaseline_samples = 0\nseed = 12\n"
+        )
     );
-    let AnalysisParams::CompositionScores(p) = p else {
-        panic!()
-    };
     assert_eq!(p.kinds, [Composition::V, Composition::Q]);
     assert_eq!((p.baseline_samples, p.seed), (0, 12));
     assert_eq!(
@@ -109,22 +102,19 @@ fn composition_scores_defaults_and_values() {
 
 #[test]
 fn induction_scores_defaults_and_values() {
-    let p = params(
-        "[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"rep\"\n",
-        "i",
+    let p = common::unwrap_variant!(
+        AnalysisParams::InductionScores,
+        toy_params("i", "induction_scores", "dataset = \"rep\"\n")
     );
-    let AnalysisParams::InductionScores(p) = p else {
-        panic!()
-    };
     assert_eq!((p.layers, p.heads, p.per_prompt), (None, None, false));
-    let p = params(
-        "[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"rep\"\n\
-         layers = [1]\nper_prompt = true\n",
-        "i",
+    let p = common::unwrap_variant!(
+        AnalysisParams::InductionScores,
+        toy_params(
+            "i",
+            "induction_scores",
+            "dataset = \"rep\"\nlayers = [1]\nper_prompt = true\n"
+        )
     );
-    let AnalysisParams::InductionScores(p) = p else {
-        panic!()
-    };
     assert_eq!((p.layers, p.per_prompt), (Some(vec![1]), true));
 }
 
@@ -146,20 +136,27 @@ fn induction_scores_need_repeated_tokens() {
 
 #[test]
 fn bad_values_are_reported_at_their_keys() {
-    let e = error(
-        "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n\
-         kinds = []\n",
+    common::assert_errors_contain(
+        error,
+        [
+            (
+                "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\nkinds = []\n",
+                "`analyses.c.kinds` is an empty list",
+            ),
+            (
+                "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\nkinds = [\"Q\"]\n",
+                "`Q`",
+            ),
+            (
+                "[analyses.q]\nkind = \"qk_circuit\"\nmodel = \"toy\"\nlayers = []\n",
+                "`analyses.q.layers` is an empty list",
+            ),
+            (
+                "[analyses.o]\nkind = \"ov_circuit\"\nmodel = \"toy\"\ntop_k = 1.5\n",
+                "top_k",
+            ),
+        ],
     );
-    assert!(e.contains("`analyses.c.kinds` is an empty list"), "{e}");
-    let e = error(
-        "[analyses.c]\nkind = \"composition_scores\"\nmodel = \"toy\"\n\
-         kinds = [\"Q\"]\n",
-    );
-    assert!(e.contains("`Q`"), "{e}");
-    let e = error("[analyses.q]\nkind = \"qk_circuit\"\nmodel = \"toy\"\nlayers = []\n");
-    assert!(e.contains("`analyses.q.layers` is an empty list"), "{e}");
-    let e = error("[analyses.o]\nkind = \"ov_circuit\"\nmodel = \"toy\"\ntop_k = 1.5\n");
-    assert!(e.contains("top_k"), "{e}");
 }
 
 #[test]

@@ -67,9 +67,7 @@ fn ioi_example() {
 #[test]
 fn texts_example() {
     let e = good("texts.toml");
-    let AnalysisParams::LogitLens(l) = &e.analyses["lens"].params else {
-        panic!()
-    };
+    let l = common::unwrap_variant!(AnalysisParams::LogitLens, &e.analyses["lens"].params);
     assert_eq!(
         l.tokens,
         TokenSelection::Tokens(vec![

@@ -44,6 +44,23 @@ fn error(analyses: &str) -> String {
 
 const IOI_METRIC: &str = "metric = { logit_diff = [\"IO\", \"S\"] }\n";
 
+/// Each `(extra keys, expected text)` case of `kind` on the ioi dataset fails with an error
+/// containing the text.
+fn assert_ioi_errors(kind: &str, cases: &[(&str, &str)]) {
+    common::assert_errors_contain(
+        error,
+        cases
+            .iter()
+            .map(|&(extra, expected)| (ioi(kind, extra), expected)),
+    );
+}
+
+/// The parameters of an analysis `a` of `kind` on the ioi dataset with the ioi metric and `extra`
+/// keys.
+fn ioi_params(kind: &str, extra: &str) -> AnalysisParams {
+    params(&ioi(kind, extra))
+}
+
 fn ioi(kind: &str, extra: &str) -> String {
     format!(
         "[analyses.a]\nkind = \"{kind}\"\nmodel = \"toy\"\ndataset = \"ioi\"\n{IOI_METRIC}{extra}"
@@ -52,9 +69,10 @@ fn ioi(kind: &str, extra: &str) -> String {
 
 #[test]
 fn activation_patching_defaults_and_values() {
-    let AnalysisParams::ActivationPatching(p) = params(&ioi("activation_patching", "")) else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(
+        AnalysisParams::ActivationPatching,
+        ioi_params("activation_patching", "")
+    );
     assert_eq!(p.site, Site::ResidPre);
     assert_eq!(p.layers, None);
     assert_eq!(p.heads, HeadSweep::Each);
@@ -70,13 +88,14 @@ fn activation_patching_defaults_and_values() {
         )
     );
 
-    let AnalysisParams::ActivationPatching(p) = params(&ioi(
-        "activation_patching",
-        "site = \"z\"\nlayers = [0, 2]\nheads = [1, 3]\npositions = [\"S2\", 0, -1, \"last\"]\n\
+    let p = common::unwrap_variant!(
+        AnalysisParams::ActivationPatching,
+        ioi_params(
+            "activation_patching",
+            "site = \"z\"\nlayers = [0, 2]\nheads = [1, 3]\npositions = [\"S2\", 0, -1, \"last\"]\n\
          direction = \"noising\"\nposition = \"END\"\nsummary = false\n",
-    )) else {
-        panic!()
-    };
+        )
+    );
     assert_eq!(p.site, Site::Z);
     assert_eq!(p.layers, Some(vec![0, 2]));
     assert_eq!(p.heads, HeadSweep::List(vec![1, 3]));
@@ -102,57 +121,50 @@ fn activation_patching_defaults_and_values() {
         ),
         ("3", PositionSweepSpec::List(vec![PositionSpec::Index(3)])),
     ] {
-        let AnalysisParams::ActivationPatching(p) = params(&ioi(
-            "activation_patching",
-            &format!("positions = {text}\n"),
-        )) else {
-            panic!()
-        };
+        let p = common::unwrap_variant!(
+            AnalysisParams::ActivationPatching,
+            ioi_params("activation_patching", &format!("positions = {text}\n"),)
+        );
         assert_eq!(p.positions, want, "{text}");
     }
-    let AnalysisParams::ActivationPatching(p) = params(&ioi(
-        "activation_patching",
-        "site = \"pattern\"\nheads = \"all\"\n",
-    )) else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(
+        AnalysisParams::ActivationPatching,
+        ioi_params(
+            "activation_patching",
+            "site = \"pattern\"\nheads = \"all\"\n",
+        )
+    );
     assert_eq!((p.site, p.heads), (Site::Pattern, HeadSweep::All));
 }
 
 #[test]
 fn every_site_parses() {
     for site in Site::ALL {
-        let AnalysisParams::ActivationPatching(p) =
-            params(&ioi("activation_patching", &format!("site = \"{site}\"\n")))
-        else {
-            panic!()
-        };
+        let p = common::unwrap_variant!(
+            AnalysisParams::ActivationPatching,
+            ioi_params("activation_patching", &format!("site = \"{site}\"\n"))
+        );
         assert_eq!(p.site, site);
     }
 }
 
 #[test]
 fn activation_patching_errors() {
-    let e = error(&ioi("activation_patching", "site = \"resid\"\n"));
-    assert!(e.contains("resid_pre"), "{e}");
-    let e = error(&ioi(
+    assert_ioi_errors(
         "activation_patching",
-        "site = \"resid_pre\"\nheads = [0]\n",
-    ));
-    assert!(e.contains("site `resid_pre` has no heads"), "{e}");
-    let e = error(&ioi(
-        "activation_patching",
-        "site = \"z\"\nheads = [1, 1]\n",
-    ));
-    assert!(e.contains("lists `1` twice"), "{e}");
-    let e = error(&ioi("activation_patching", "positions = []\n"));
-    assert!(e.contains("empty list"), "{e}");
-    let e = error(&ioi("activation_patching", "positions = [\"S3\"]\n"));
-    assert!(e.contains("no named position `S3`"), "{e}");
-    let e = error(&ioi("activation_patching", "position = \"EDN\"\n"));
-    assert!(e.contains("did you mean `END`?"), "{e}");
-    let e = error(&ioi("activation_patching", "direction = \"forward\"\n"));
-    assert!(e.contains("denoising"), "{e}");
+        &[
+            ("site = \"resid\"\n", "resid_pre"),
+            (
+                "site = \"resid_pre\"\nheads = [0]\n",
+                "site `resid_pre` has no heads",
+            ),
+            ("site = \"z\"\nheads = [1, 1]\n", "lists `1` twice"),
+            ("positions = []\n", "empty list"),
+            ("positions = [\"S3\"]\n", "no named position `S3`"),
+            ("position = \"EDN\"\n", "did you mean `END`?"),
+            ("direction = \"forward\"\n", "denoising"),
+        ],
+    );
     let e =
         error("[analyses.a]\nkind = \"activation_patching\"\nmodel = \"toy\"\ndataset = \"ioi\"\n");
     assert!(e.contains("missing required key `metric`"), "{e}");
@@ -173,9 +185,7 @@ fn activation_patching_errors() {
 #[test]
 fn ablation_defaults_values_and_seed() {
     let text = "[analyses.a]\nkind = \"ablation\"\nmodel = \"toy\"\ndataset = \"rep\"\nmetric = \"loss\"\n";
-    let AnalysisParams::Ablation(p) = params(text) else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(AnalysisParams::Ablation, params(text));
     assert_eq!(p.units, AblationUnits::Heads);
     assert_eq!(p.method, AblationMethodSpec::Zero);
     assert_eq!(p.reference, None);
@@ -193,30 +203,30 @@ fn ablation_defaults_values_and_seed() {
              dataset = \"rep\"\nmetric = \"loss\"\nmethod = \"resample\"\n"
         );
         let e = Experiment::from_str(&text, "r.toml").unwrap_or_else(|e| panic!("{e}"));
-        let AnalysisParams::Ablation(p) = e.analyses[name].params.clone() else {
-            panic!()
-        };
+        let p = common::unwrap_variant!(AnalysisParams::Ablation, e.analyses[name].params.clone());
         p.seed.expect("derived seed")
     };
     assert_eq!(resample("a", 0), resample("a", 0));
     assert_ne!(resample("a", 0), resample("a", 1));
     assert_ne!(resample("a", 0), resample("b", 0));
-    let AnalysisParams::Ablation(p) = params(
-        "[analyses.a]\nkind = \"ablation\"\nmodel = \"toy\"\ndataset = \"rep\"\nmetric = \"loss\"\n\
+    let p = common::unwrap_variant!(
+        AnalysisParams::Ablation,
+        params(
+            "[analyses.a]\nkind = \"ablation\"\nmodel = \"toy\"\ndataset = \"rep\"\nmetric = \"loss\"\n\
          method = \"resample\"\nseed = 7\n",
-    ) else {
-        panic!()
-    };
+        )
+    );
     assert_eq!(p.seed, Some(7));
 
-    let AnalysisParams::Ablation(p) = params(&ioi(
-        "ablation",
-        "units = \"neurons\"\nneurons = [3, 1]\nlayers = [1]\nmethod = \"mean\"\n\
+    let p = common::unwrap_variant!(
+        AnalysisParams::Ablation,
+        ioi_params(
+            "ablation",
+            "units = \"neurons\"\nneurons = [3, 1]\nlayers = [1]\nmethod = \"mean\"\n\
          reference = \"pairs\"\nmean_over = \"prompts_and_positions\"\npositions = \"each\"\n\
          position = \"END\"\n",
-    )) else {
-        panic!()
-    };
+        )
+    );
     assert_eq!(p.units, AblationUnits::Neurons);
     assert_eq!(p.neurons, Some(vec![3, 1]));
     assert_eq!(p.method, AblationMethodSpec::Mean);
@@ -233,20 +243,21 @@ fn ablation_errors() {
         e.contains("no dataset `rpe`") && e.contains("did you mean `rep`?"),
         "{e}"
     );
-    let e = error(&format!("{base}reference = \"rep\"\n"));
-    assert!(e.contains("`method` is \"zero\""), "{e}");
-    let e = error(&format!("{base}units = \"mlps\"\nheads = [0]\n"));
-    assert!(e.contains("`units` is \"mlps\""), "{e}");
-    let e = error(&format!("{base}neurons = [0]\n"));
-    assert!(e.contains("set units = \"neurons\""), "{e}");
-    let e = error(&format!("{base}seed = 3\n"));
-    assert!(e.contains("set method = \"resample\""), "{e}");
-    let e = error(&format!("{base}units = \"attention\"\n"));
-    assert!(e.contains("heads"), "{e}");
-    let e = error(&format!(
-        "{base}method = \"mean\"\nmean_over = \"everything\"\n"
-    ));
-    assert!(e.contains("prompts_and_positions"), "{e}");
+    common::assert_errors_contain(
+        error,
+        [
+            ("reference = \"rep\"\n", "`method` is \"zero\""),
+            ("units = \"mlps\"\nheads = [0]\n", "`units` is \"mlps\""),
+            ("neurons = [0]\n", "set units = \"neurons\""),
+            ("seed = 3\n", "set method = \"resample\""),
+            ("units = \"attention\"\n", "heads"),
+            (
+                "method = \"mean\"\nmean_over = \"everything\"\n",
+                "prompts_and_positions",
+            ),
+        ]
+        .map(|(extra, expected)| (format!("{base}{extra}"), expected)),
+    );
     let e = error(
         "[analyses.a]\nkind = \"ablation\"\nmodel = \"toy\"\ndataset = \"rep\"\nmetric = { loss = true, normalize = true }\n",
     );
@@ -255,23 +266,25 @@ fn ablation_errors() {
 
 #[test]
 fn path_patching_defaults_and_values() {
-    let AnalysisParams::PathPatching(p) = params(&ioi("path_patching", "")) else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(
+        AnalysisParams::PathPatching,
+        ioi_params("path_patching", "")
+    );
     assert_eq!(p.senders, Senders::All);
     assert!(!p.together);
     assert_eq!(p.receivers, Receivers::Logits);
     assert_eq!(p.direction, Direction::Noising);
     assert!(p.freeze_mlps);
 
-    let AnalysisParams::PathPatching(p) = params(&ioi(
-        "path_patching",
-        "senders = [{ layer = 0, head = 1 }, { mlp = 1 }]\ntogether = true\n\
+    let p = common::unwrap_variant!(
+        AnalysisParams::PathPatching,
+        ioi_params(
+            "path_patching",
+            "senders = [{ layer = 0, head = 1 }, { mlp = 1 }]\ntogether = true\n\
          receivers = [{ layer = 3, head = 2, input = \"q\" }, { layer = 2, head = 0, input = \"v\" }]\n\
          direction = \"denoising\"\nfreeze_mlps = false\nposition = \"END\"\n",
-    )) else {
-        panic!()
-    };
+        )
+    );
     assert_eq!(
         p.senders,
         Senders::List(vec![
@@ -298,12 +311,13 @@ fn path_patching_defaults_and_values() {
     assert_eq!(p.direction, Direction::Denoising);
     assert!(!p.freeze_mlps);
     // One table is a list of one.
-    let AnalysisParams::PathPatching(p) = params(&ioi(
-        "path_patching",
-        "senders = { layer = 0, head = 1 }\nreceivers = { layer = 1, head = 0, input = \"k\" }\n",
-    )) else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(
+        AnalysisParams::PathPatching,
+        ioi_params(
+            "path_patching",
+            "senders = { layer = 0, head = 1 }\nreceivers = { layer = 1, head = 0, input = \"k\" }\n",
+        )
+    );
     assert_eq!(
         p.senders,
         Senders::List(vec![SenderRef::Head { layer: 0, head: 1 }])
@@ -313,97 +327,106 @@ fn path_patching_defaults_and_values() {
 
 #[test]
 fn path_patching_errors() {
-    let e = error(&ioi("path_patching", "senders = [{ layer = 0 }]\n"));
-    assert!(e.contains("needs `head` as well as `layer`"), "{e}");
-    let e = error(&ioi("path_patching", "senders = \"heads\"\n"));
-    assert!(e.contains("all"), "{e}");
-    let e = error(&ioi("path_patching", "receivers = \"logit\"\n"));
-    assert!(e.contains("did you mean `logits`?"), "{e}");
-    let e = error(&ioi(
+    assert_ioi_errors(
         "path_patching",
-        "receivers = [{ layer = 1, head = 0, input = \"o\" }]\n",
-    ));
-    assert!(e.contains("`o`"), "{e}");
-    let e = error(&ioi(
-        "path_patching",
-        "senders = [{ layer = 2, head = 0 }]\nreceivers = [{ layer = 2, head = 0, input = \"q\" }]\n",
-    ));
-    assert!(e.contains("sender L2H0 cannot reach any receiver"), "{e}");
-    let e = error(&ioi(
-        "path_patching",
-        "senders = [{ layer = 0, head = 0 }, { layer = 0, head = 0 }]\n",
-    ));
-    assert!(e.contains("lists `L0H0` twice"), "{e}");
+        &[
+            (
+                "senders = [{ layer = 0 }]\n",
+                "needs `head` as well as `layer`",
+            ),
+            ("senders = \"heads\"\n", "all"),
+            ("receivers = \"logit\"\n", "did you mean `logits`?"),
+            (
+                "receivers = [{ layer = 1, head = 0, input = \"o\" }]\n",
+                "`o`",
+            ),
+            (
+                "senders = [{ layer = 2, head = 0 }]\nreceivers = [{ layer = 2, head = 0, input = \"q\" }]\n",
+                "sender L2H0 cannot reach any receiver",
+            ),
+            (
+                "senders = [{ layer = 0, head = 0 }, { layer = 0, head = 0 }]\n",
+                "lists `L0H0` twice",
+            ),
+        ],
+    );
 }
 
 #[test]
 fn attribution_patching_defaults_and_values() {
-    let AnalysisParams::AttributionPatching(p) = params(&ioi("attribution_patching", "")) else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(
+        AnalysisParams::AttributionPatching,
+        ioi_params("attribution_patching", "")
+    );
     assert_eq!(p.sites, vec![Site::ResidPre, Site::Z]);
     assert_eq!(p.layers, None);
     assert!(p.per_position);
     assert_eq!(p.direction, Direction::Denoising);
-    let AnalysisParams::AttributionPatching(p) = params(&ioi(
-        "attribution_patching",
-        "sites = [\"attn_out\", \"mlp_out\", \"k\"]\nlayers = [1]\nper_position = false\n\
+    let p = common::unwrap_variant!(
+        AnalysisParams::AttributionPatching,
+        ioi_params(
+            "attribution_patching",
+            "sites = [\"attn_out\", \"mlp_out\", \"k\"]\nlayers = [1]\nper_position = false\n\
          direction = \"noising\"\n",
-    )) else {
-        panic!()
-    };
+        )
+    );
     assert_eq!(p.sites, vec![Site::AttnOut, Site::MlpOut, Site::K]);
     assert!(!p.per_position);
     assert_eq!(p.direction, Direction::Noising);
-    let e = error(&ioi("attribution_patching", "sites = [\"z\", \"z\"]\n"));
-    assert!(e.contains("lists `z` twice"), "{e}");
-    let e = error(&ioi("attribution_patching", "sites = []\n"));
-    assert!(e.contains("empty list"), "{e}");
+    assert_ioi_errors(
+        "attribution_patching",
+        &[
+            ("sites = [\"z\", \"z\"]\n", "lists `z` twice"),
+            ("sites = []\n", "empty list"),
+        ],
+    );
 }
 
 #[test]
 fn edge_attribution_patching_defaults_and_values() {
-    let AnalysisParams::EdgeAttributionPatching(p) = params(&ioi("edge_attribution_patching", ""))
-    else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(
+        AnalysisParams::EdgeAttributionPatching,
+        ioi_params("edge_attribution_patching", "")
+    );
     assert_eq!(p.method, EapMethod::Eap);
     assert_eq!((p.ig_steps, p.top_n, p.threshold), (None, None, None));
     assert_eq!(p.steps(), 1);
     assert_eq!(p.direction, Direction::Noising);
-    let AnalysisParams::EdgeAttributionPatching(p) = params(&ioi(
-        "edge_attribution_patching",
-        "method = \"eap_ig\"\nig_steps = 3\nthreshold = 0.05\ndirection = \"denoising\"\n",
-    )) else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(
+        AnalysisParams::EdgeAttributionPatching,
+        ioi_params(
+            "edge_attribution_patching",
+            "method = \"eap_ig\"\nig_steps = 3\nthreshold = 0.05\ndirection = \"denoising\"\n",
+        )
+    );
     assert_eq!(p.method, EapMethod::EapIg);
     assert_eq!(p.steps(), 3);
     assert_eq!(p.threshold, Some(0.05));
-    let AnalysisParams::EdgeAttributionPatching(p) = params(&ioi(
-        "edge_attribution_patching",
-        "method = \"eap_ig\"\ntop_n = 20\n",
-    )) else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(
+        AnalysisParams::EdgeAttributionPatching,
+        ioi_params(
+            "edge_attribution_patching",
+            "method = \"eap_ig\"\ntop_n = 20\n",
+        )
+    );
     assert_eq!((p.steps(), p.top_n), (5, Some(20)));
 
-    let e = error(&ioi("edge_attribution_patching", "ig_steps = 3\n"));
-    assert!(e.contains("set method = \"eap_ig\""), "{e}");
-    let e = error(&ioi(
+    assert_ioi_errors(
         "edge_attribution_patching",
-        "method = \"eap_ig\"\nig_steps = 0\n",
-    ));
-    assert!(e.contains("must be greater than 0"), "{e}");
-    let e = error(&ioi(
-        "edge_attribution_patching",
-        "top_n = 5\nthreshold = 0.1\n",
-    ));
-    assert!(e.contains("either `top_n` or `threshold`"), "{e}");
-    let e = error(&ioi("edge_attribution_patching", "threshold = -1.0\n"));
-    assert!(e.contains("must not be negative"), "{e}");
-    let e = error(&ioi("edge_attribution_patching", "method = \"acdc\"\n"));
-    assert!(e.contains("eap_ig"), "{e}");
+        &[
+            ("ig_steps = 3\n", "set method = \"eap_ig\""),
+            (
+                "method = \"eap_ig\"\nig_steps = 0\n",
+                "must be greater than 0",
+            ),
+            (
+                "top_n = 5\nthreshold = 0.1\n",
+                "either `top_n` or `threshold`",
+            ),
+            ("threshold = -1.0\n", "must not be negative"),
+            ("method = \"acdc\"\n", "eap_ig"),
+        ],
+    );
 }
 
 #[test]

@@ -20,16 +20,12 @@ fn overrides_replace_and_add_values() {
         "analyses.heads.per_prompt=true",
     ])
     .unwrap();
-    let AnalysisParams::HeadDetector(h) = &e.analyses["heads"].params else {
-        panic!()
-    };
+    let h = common::unwrap_variant!(AnalysisParams::HeadDetector, &e.analyses["heads"].params);
     assert_eq!(h.layers.as_deref(), Some(&[0, 1][..]));
     assert!(h.per_prompt);
     assert_eq!(e.models["toy"].path.as_deref(), Some("models/other"));
     assert_eq!(e.seed, 5);
-    let DatasetSource::RepeatedTokens(r) = &e.datasets["rep"].source else {
-        panic!()
-    };
+    let r = common::unwrap_variant!(DatasetSource::RepeatedTokens, &e.datasets["rep"].source);
     assert_eq!(r.length, 7);
     assert_eq!(e.overrides().len(), 5);
 }

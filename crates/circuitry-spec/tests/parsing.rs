@@ -72,9 +72,7 @@ fn dataset_defaults() {
     let e = load(MINIMAL);
     let d = &e.datasets["rep"];
     assert!(d.prepend_bos);
-    let DatasetSource::RepeatedTokens(r) = &d.source else {
-        panic!()
-    };
+    let r = common::unwrap_variant!(DatasetSource::RepeatedTokens, &d.source);
     assert_eq!((r.n, r.length, r.repeats, r.token_range), (8, 5, 2, None));
     assert!(r.seed.is_some(), "derived seed is filled in");
 
@@ -92,9 +90,7 @@ prompts = ["a", { text = "b", corrupt = "c" }]
 file = "data/p.CSV"
 "#,
     );
-    let DatasetSource::Ioi(i) = &e.datasets["ioi"].source else {
-        panic!()
-    };
+    let i = common::unwrap_variant!(DatasetSource::Ioi, &e.datasets["ioi"].source);
     assert_eq!(
         i.names.as_deref(),
         Some(&["Mary".to_string(), "John".to_string(), "Alice".to_string()][..]),
@@ -113,15 +109,11 @@ file = "data/p.CSV"
     assert!(!texts.prepend_bos);
     assert_eq!(texts.prompt_count(), Some(2));
     assert!(!texts.has_corrupt());
-    let DatasetSource::Prompts(p) = &texts.source else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(DatasetSource::Prompts, &texts.source);
     assert_eq!(p.prompts[0].text, "a");
     assert_eq!(p.prompts[1].corrupt.as_deref(), Some("c"));
 
-    let DatasetSource::File(f) = &e.datasets["file"].source else {
-        panic!()
-    };
+    let f = common::unwrap_variant!(DatasetSource::File, &e.datasets["file"].source);
     assert_eq!(f.format, Some(FileFormat::Csv));
     assert_eq!(f.text_column, "text");
     assert_eq!(e.datasets["file"].prompt_count(), None);
@@ -171,9 +163,7 @@ dataset = "rep"
     let heads = &e.analyses["heads"];
     assert_eq!(heads.batch_size, 8);
     assert_eq!(heads.kind(), "head_detector");
-    let AnalysisParams::HeadDetector(h) = &heads.params else {
-        panic!()
-    };
+    let h = common::unwrap_variant!(AnalysisParams::HeadDetector, &heads.params);
     assert_eq!(
         h.detectors,
         [
@@ -185,9 +175,10 @@ dataset = "rep"
     assert!(!h.per_prompt && !h.exclude_bos && !h.exclude_current_token);
     assert_eq!(h.error_measure, ErrorMeasure::Mul);
 
-    let AnalysisParams::AttentionPattern(p) = &e.analyses["patterns"].params else {
-        panic!()
-    };
+    let p = common::unwrap_variant!(
+        AnalysisParams::AttentionPattern,
+        &e.analyses["patterns"].params
+    );
     assert_eq!(
         (p.query_positions.clone(), p.key_positions.clone()),
         (PositionsSpec::All, PositionsSpec::All)
@@ -197,17 +188,16 @@ dataset = "rep"
         (None, None, None)
     );
 
-    let AnalysisParams::LogitLens(l) = &e.analyses["lens"].params else {
-        panic!()
-    };
+    let l = common::unwrap_variant!(AnalysisParams::LogitLens, &e.analyses["lens"].params);
     assert_eq!(
         (l.positions.clone(), l.tokens.clone(), l.top_k),
         (PositionsSpec::All, TokenSelection::Next, None)
     );
 
-    let AnalysisParams::DirectLogitAttribution(d) = &e.analyses["dla"].params else {
-        panic!()
-    };
+    let d = common::unwrap_variant!(
+        AnalysisParams::DirectLogitAttribution,
+        &e.analyses["dla"].params
+    );
     assert_eq!(d.position, PositionSpec::Last);
     assert_eq!(d.components, DlaComponent::ALL);
     assert_eq!(
@@ -218,9 +208,7 @@ dataset = "rep"
         )
     );
 
-    let AnalysisParams::NextToken(n) = &e.analyses["next"].params else {
-        panic!()
-    };
+    let n = common::unwrap_variant!(AnalysisParams::NextToken, &e.analyses["next"].params);
     assert_eq!((n.top_k, n.positions.clone()), (10, PositionsSpec::last()));
 }
 

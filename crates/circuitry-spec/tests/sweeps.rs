@@ -103,9 +103,10 @@ fn sweeping_structured_values() {
     );
     let runs = e.expand();
     assert_eq!(runs.len(), 4);
-    let AnalysisParams::HeadDetector(h) = &runs[2].experiment.analyses["heads"].params else {
-        panic!()
-    };
+    let h = common::unwrap_variant!(
+        AnalysisParams::HeadDetector,
+        &runs[2].experiment.analyses["heads"].params
+    );
     assert_eq!(h.layers.as_deref(), Some(&[0, 1][..]));
     assert_eq!(runs[2].columns[0].1, json!([0, 1]));
 }

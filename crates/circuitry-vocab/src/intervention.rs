@@ -1,12 +1,11 @@
 //! Intervention vocabulary: the per-layer sites a patch or an attribution targets, which way a
 //! patch goes, which input of a receiving head a path ends in, and what a mean ablation averages.
 
-use std::borrow::Cow;
 use std::fmt;
 
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{self, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use schemars::JsonSchema;
+use serde::de;
+use serde::{Deserialize, Serialize};
 
 /// A hook site of every layer that an intervention patches or attributes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -203,77 +202,22 @@ pub enum HeadSweep {
     List(Vec<u32>),
 }
 
-impl Serialize for HeadSweep {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            HeadSweep::Each => s.serialize_str("each"),
-            HeadSweep::All => s.serialize_str("all"),
-            HeadSweep::List(l) => l.serialize(s),
-        }
-    }
-}
+crate::keyword_or_list! {
+    HeadSweep: "each" => Each, "all" => All, [u32] => List;
 
-struct HeadSweepVisitor;
+    const SCHEMA_NAME: &'static str = "HeadSweep";
+    const TITLE: &'static str = "heads";
+    const DESCRIPTION: &'static str = "Which heads: \"each\" (every head separately), \"all\" (all heads of a layer together) or a list of head indices, each separately.";
+    const EXPECTING: &'static str = "\"each\", \"all\" or a list of head indices";
+    const EMPTY_LIST: &'static str =
+        "an empty list selects no head; write \"each\", \"all\" or list at least one";
 
-impl<'de> Visitor<'de> for HeadSweepVisitor {
-    type Value = HeadSweep;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"each\", \"all\" or a list of head indices")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<HeadSweep, E> {
-        match v {
-            "each" => Ok(HeadSweep::Each),
-            "all" => Ok(HeadSweep::All),
-            other => Err(E::unknown_variant(other, &["each", "all"])),
-        }
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<HeadSweep, E> {
+    fn one_from_i64<E: de::Error>(v: i64) -> Result<u32, E> {
         u32::try_from(v)
-            .map(|h| HeadSweep::List(vec![h]))
             .map_err(|_| E::custom(format_args!("head {v} is not a head index (0, 1, ...)")))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<HeadSweep, E> {
-        self.visit_i64(i64::try_from(v).unwrap_or(-1))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<HeadSweep, A::Error> {
-        let mut list = Vec::new();
-        while let Some(h) = seq.next_element::<u32>()? {
-            list.push(h);
-        }
-        if list.is_empty() {
-            return Err(de::Error::custom(
-                "an empty list selects no head; write \"each\", \"all\" or list at least one",
-            ));
-        }
-        Ok(HeadSweep::List(list))
-    }
-}
-
-impl<'de> Deserialize<'de> for HeadSweep {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(HeadSweepVisitor)
-    }
-}
-
-impl JsonSchema for HeadSweep {
-    fn schema_name() -> Cow<'static, str> {
-        "HeadSweep".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "title": "heads",
-            "description": "Which heads: \"each\" (every head separately), \"all\" (all heads of a layer together) or a list of head indices, each separately.",
-            "anyOf": [
-                { "enum": ["each", "all"] },
-                { "type": "integer", "minimum": 0 },
-                { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 1 }
-            ]
-        })
+    fn one_from_u64<E: de::Error>(v: u64) -> Result<u32, E> {
+        Self::one_from_i64(i64::try_from(v).unwrap_or(-1))
     }
 }

@@ -10,9 +10,13 @@
 //! negative indices, literal texts, optional seeds) and an engine needs the resolved value, the
 //! spec's type ends in `Spec` (`PositionSpec`, `TokenSpec`, `MetricSpec`, ...) and the engine's
 //! does not.
+//!
+//! [`keyword_or_list`](mod@keyword_or_list) is the one serde and schema form ("a keyword, one
+//! item or a non-empty list") that keys here and in the spec share.
 
 mod dataset;
 mod intervention;
+pub mod keyword_or_list;
 mod model;
 
 pub use dataset::{FileFormat, IoiCorruption};

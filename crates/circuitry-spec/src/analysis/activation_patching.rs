@@ -2,14 +2,10 @@
 //! sites ([`Site`]), the direction of a patch ([`Direction`]), which positions a sweep patches
 //! ([`PositionSweepSpec`]) and which heads ([`HeadSweep`]).
 
-use std::borrow::Cow;
-use std::fmt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{self, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use circuitry_vocab::{Direction, HeadSweep, Site};
+use circuitry_vocab::{Direction, HeadSweep, Site, keyword_or_list};
 
 use super::AnalysisKind;
 use crate::refs::{Measure, MetricSpec, PositionSpec};
@@ -144,6 +140,7 @@ pub(super) fn require_corrupt(c: &mut Checker<'_, '_>, kind: &str) {
 
 /// Which positions the patches (or ablations) of a sweep cover.
 // As written; resolved to `circuitry_circuits::interventions::PositionSweep`.
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum PositionSweepSpec {
     /// `"all"`: every position of the prompt, in one patch.
@@ -155,79 +152,13 @@ pub enum PositionSweepSpec {
     List(Vec<PositionSpec>),
 }
 
-impl Serialize for PositionSweepSpec {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            PositionSweepSpec::All => s.serialize_str("all"),
-            PositionSweepSpec::Each => s.serialize_str("each"),
-            PositionSweepSpec::List(l) => l.serialize(s),
-        }
-    }
-}
+keyword_or_list! {
+    PositionSweepSpec: "all" => All, "each" => Each, [PositionSpec] => List;
 
-struct PatchPositionsVisitor;
-
-impl<'de> Visitor<'de> for PatchPositionsVisitor {
-    type Value = PositionSweepSpec;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"all\", \"each\", a position or a list of positions")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<PositionSweepSpec, E> {
-        match v {
-            "all" => Ok(PositionSweepSpec::All),
-            "each" => Ok(PositionSweepSpec::Each),
-            _ => PositionSpec::deserialize(de::value::StrDeserializer::<E>::new(v))
-                .map(|p| PositionSweepSpec::List(vec![p])),
-        }
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositionSweepSpec, E> {
-        Ok(PositionSweepSpec::List(vec![PositionSpec::Index(v)]))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositionSweepSpec, E> {
-        i64::try_from(v)
-            .map(|i| PositionSweepSpec::List(vec![PositionSpec::Index(i)]))
-            .map_err(|_| E::custom("position index out of range"))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PositionSweepSpec, A::Error> {
-        let mut list = Vec::new();
-        while let Some(p) = seq.next_element::<PositionSpec>()? {
-            list.push(p);
-        }
-        if list.is_empty() {
-            return Err(de::Error::custom(
-                "an empty list selects no position; write \"all\", \"each\" or list at least one",
-            ));
-        }
-        Ok(PositionSweepSpec::List(list))
-    }
-}
-
-impl<'de> Deserialize<'de> for PositionSweepSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(PatchPositionsVisitor)
-    }
-}
-
-impl JsonSchema for PositionSweepSpec {
-    fn schema_name() -> Cow<'static, str> {
-        "PatchPositions".into()
-    }
-
-    fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let one = g.subschema_for::<PositionSpec>();
-        json_schema!({
-            "title": "patch positions",
-            "description": "Which positions one patch covers: \"all\" (every position, together), \"each\" (one patch per token index) or a list of positions, each patched separately.",
-            "anyOf": [
-                { "enum": ["all", "each"] },
-                one,
-                { "type": "array", "items": one, "minItems": 1 }
-            ]
-        })
-    }
+    const SCHEMA_NAME: &'static str = "PatchPositions";
+    const TITLE: &'static str = "patch positions";
+    const DESCRIPTION: &'static str = "Which positions one patch covers: \"all\" (every position, together), \"each\" (one patch per token index) or a list of positions, each patched separately.";
+    const EXPECTING: &'static str = "\"all\", \"each\", a position or a list of positions";
+    const EMPTY_LIST: &'static str =
+        "an empty list selects no position; write \"all\", \"each\" or list at least one";
 }

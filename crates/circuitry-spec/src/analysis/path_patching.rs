@@ -1,14 +1,15 @@
 //! `kind = "path_patching"`.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{self, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use circuitry_vocab::keyword_or_list::{Alone, ListItem};
+use circuitry_vocab::{Direction, HeadInput, keyword_or_list};
+
 use super::AnalysisKind;
-use circuitry_vocab::{Direction, HeadInput};
 
 use super::activation_patching::{check_metric, last, require_corrupt};
 use crate::refs::{MetricSpec, PositionSpec};
@@ -129,6 +130,37 @@ impl<'de> Deserialize<'de> for SenderRef {
     }
 }
 
+impl ListItem for SenderRef {
+    const ALONE: Alone = Alone {
+        tables: true,
+        ..Alone::NOWHERE
+    };
+
+    fn schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                {
+                    "type": "object",
+                    "description": "An attention head.",
+                    "properties": {
+                        "layer": { "type": "integer", "minimum": 0, "description": "The head's layer." },
+                        "head": { "type": "integer", "minimum": 0, "description": "The head." }
+                    },
+                    "required": ["layer", "head"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "description": "An MLP layer.",
+                    "properties": { "mlp": { "type": "integer", "minimum": 0, "description": "The MLP's layer." } },
+                    "required": ["mlp"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
 /// The senders of a path-patching sweep.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Senders {
@@ -139,96 +171,16 @@ pub enum Senders {
     List(Vec<SenderRef>),
 }
 
-impl Serialize for Senders {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Senders::All => s.serialize_str("all"),
-            Senders::List(l) => l.serialize(s),
-        }
-    }
-}
+keyword_or_list! {
+    Senders: "all" => All, [SenderRef] => List;
 
-struct SendersVisitor;
-
-impl<'de> Visitor<'de> for SendersVisitor {
-    type Value = Senders;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"all\" or a list of senders ({ layer = L, head = H } or { mlp = L })")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Senders, E> {
-        match v {
-            "all" => Ok(Senders::All),
-            other => Err(E::unknown_variant(other, &["all"])),
-        }
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Senders, A::Error> {
-        SenderRef::deserialize(MapAccessDeserializer::new(map)).map(|s| Senders::List(vec![s]))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Senders, A::Error> {
-        let mut list = Vec::new();
-        while let Some(s) = seq.next_element::<SenderRef>()? {
-            list.push(s);
-        }
-        if list.is_empty() {
-            return Err(de::Error::custom(
-                "an empty list selects no sender; write \"all\" or list at least one",
-            ));
-        }
-        Ok(Senders::List(list))
-    }
-}
-
-impl<'de> Deserialize<'de> for Senders {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(SendersVisitor)
-    }
-}
-
-fn sender_schema() -> Schema {
-    json_schema!({
-        "anyOf": [
-            {
-                "type": "object",
-                "description": "An attention head.",
-                "properties": {
-                    "layer": { "type": "integer", "minimum": 0, "description": "The head's layer." },
-                    "head": { "type": "integer", "minimum": 0, "description": "The head." }
-                },
-                "required": ["layer", "head"],
-                "additionalProperties": false
-            },
-            {
-                "type": "object",
-                "description": "An MLP layer.",
-                "properties": { "mlp": { "type": "integer", "minimum": 0, "description": "The MLP's layer." } },
-                "required": ["mlp"],
-                "additionalProperties": false
-            }
-        ]
-    })
-}
-
-impl JsonSchema for Senders {
-    fn schema_name() -> Cow<'static, str> {
-        "Senders".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let one = sender_schema();
-        json_schema!({
-            "title": "senders",
-            "description": "\"all\" (every attention head) or a list of { layer = L, head = H } (heads) and { mlp = L } (MLP layers).",
-            "anyOf": [
-                { "const": "all" },
-                one,
-                { "type": "array", "items": one, "minItems": 1 }
-            ]
-        })
-    }
+    const SCHEMA_NAME: &'static str = "Senders";
+    const TITLE: &'static str = "senders";
+    const DESCRIPTION: &'static str = "\"all\" (every attention head) or a list of { layer = L, head = H } (heads) and { mlp = L } (MLP layers).";
+    const EXPECTING: &'static str =
+        "\"all\" or a list of senders ({ layer = L, head = H } or { mlp = L })";
+    const EMPTY_LIST: &'static str =
+        "an empty list selects no sender; write \"all\" or list at least one";
 }
 
 /// A receiving head's input.
@@ -241,6 +193,17 @@ pub struct ReceiverRef {
     pub head: u32,
     /// Which of its inputs: "q", "k" or "v".
     pub input: HeadInput,
+}
+
+impl ListItem for ReceiverRef {
+    const ALONE: Alone = Alone {
+        tables: true,
+        ..Alone::NOWHERE
+    };
+
+    fn schema(g: &mut SchemaGenerator) -> Schema {
+        g.subschema_for::<ReceiverRef>()
+    }
 }
 
 impl fmt::Display for ReceiverRef {
@@ -259,74 +222,16 @@ pub enum Receivers {
     Heads(Vec<ReceiverRef>),
 }
 
-impl Serialize for Receivers {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Receivers::Logits => s.serialize_str("logits"),
-            Receivers::Heads(l) => l.serialize(s),
-        }
-    }
-}
+keyword_or_list! {
+    Receivers: "logits" => Logits, [ReceiverRef] => Heads;
 
-struct ReceiversVisitor;
-
-impl<'de> Visitor<'de> for ReceiversVisitor {
-    type Value = Receivers;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "\"logits\" or a list of { layer = L, head = H, input = \"q\" | \"k\" | \"v\" }",
-        )
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Receivers, E> {
-        match v {
-            "logits" => Ok(Receivers::Logits),
-            other => Err(E::unknown_variant(other, &["logits"])),
-        }
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Receivers, A::Error> {
-        ReceiverRef::deserialize(MapAccessDeserializer::new(map)).map(|r| Receivers::Heads(vec![r]))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Receivers, A::Error> {
-        let mut list = Vec::new();
-        while let Some(r) = seq.next_element::<ReceiverRef>()? {
-            list.push(r);
-        }
-        if list.is_empty() {
-            return Err(de::Error::custom(
-                "an empty list selects no receiver; write \"logits\" or list at least one head input",
-            ));
-        }
-        Ok(Receivers::Heads(list))
-    }
-}
-
-impl<'de> Deserialize<'de> for Receivers {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ReceiversVisitor)
-    }
-}
-
-impl JsonSchema for Receivers {
-    fn schema_name() -> Cow<'static, str> {
-        "Receivers".into()
-    }
-
-    fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        let one = g.subschema_for::<ReceiverRef>();
-        json_schema!({
-            "title": "receivers",
-            "description": "\"logits\" or a list of head inputs { layer = L, head = H, input = \"q\" | \"k\" | \"v\" }.",
-            "anyOf": [
-                { "const": "logits" },
-                one,
-                { "type": "array", "items": one, "minItems": 1 }
-            ]
-        })
-    }
+    const SCHEMA_NAME: &'static str = "Receivers";
+    const TITLE: &'static str = "receivers";
+    const DESCRIPTION: &'static str = "\"logits\" or a list of head inputs { layer = L, head = H, input = \"q\" | \"k\" | \"v\" }.";
+    const EXPECTING: &'static str =
+        "\"logits\" or a list of { layer = L, head = H, input = \"q\" | \"k\" | \"v\" }";
+    const EMPTY_LIST: &'static str =
+        "an empty list selects no receiver; write \"logits\" or list at least one head input";
 }
 
 impl AnalysisKind for PathPatchingParams {

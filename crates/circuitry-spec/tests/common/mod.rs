@@ -1,5 +1,6 @@
 //! Helpers the spec's test modules share: the toy experiment several of them start from,
-//! loading a file with `--set` overrides or a header with analyses, and the example folders.
+//! loading a file with `--set` overrides or a header with analyses, checking a table of expected
+//! errors, unwrapping one variant of an enum, and the example folders.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,18 @@ dataset = "rep"
     };
 }
 pub(crate) use toy_experiment;
+
+/// The fields of `$value` (an enum value or a reference to one) as the tuple variant `$variant`;
+/// panics showing the value if it is another variant.
+macro_rules! unwrap_variant {
+    ($variant:path, $value:expr) => {
+        match $value {
+            $variant(fields) => fields,
+            other => panic!("expected {}, got {other:?}", stringify!($variant)),
+        }
+    };
+}
+pub(crate) use unwrap_variant;
 
 /// The toy experiment with the model at `models/a`.
 pub const TOY: &str = toy_experiment!("models/a");
@@ -62,6 +75,20 @@ pub fn analyses_error(header: &str, analyses: &str) -> String {
     load_analyses(header, analyses)
         .expect_err("should fail")
         .to_string()
+}
+
+/// For each `(input, expected)` case, `error(input)` contains `expected`; a failure names its case.
+pub fn assert_errors_contain<'a, I: AsRef<str> + std::fmt::Debug>(
+    error: impl Fn(&str) -> String,
+    cases: impl IntoIterator<Item = (I, &'a str)>,
+) {
+    for (input, expected) in cases {
+        let e = error(input.as_ref());
+        assert!(
+            e.contains(expected),
+            "case {input:?}: expected {expected:?} in\n{e}"
+        );
+    }
 }
 
 /// The `.toml` files of `tests/<folder>`, sorted.
