@@ -187,13 +187,16 @@ pub trait Row {
 }
 
 /// Declares a table's row type: a struct whose fields are the columns (name, Rust type, and
-/// description), implementing [`Row`]. `Option<T>` fields are nullable columns.
+/// description), implementing [`Row`]. `Option<T>` fields are nullable columns. The shared
+/// columns of the table conventions (DESIGN.md) have their type there, so it may be left out:
+/// `prompt` (u32), `layer`, `head` and `position` (i32) and `token` (utf8); write it to make
+/// one nullable (`head: Option<i32>`).
 ///
 /// ```
 /// circuitry_circuits::table_row! {
 ///     /// One head's score.
 ///     pub struct ScoreRow {
-///         layer: i32 = "Layer of the head.",
+///         layer = "Layer of the head.",
 ///         head: Option<i32> = "Head index, null for MLPs.",
 ///         score: f64 = "The score.",
 ///     }
@@ -203,23 +206,24 @@ pub trait Row {
 /// rows.push(ScoreRow { layer: 0, head: None, score: 0.5 });
 /// assert_eq!(ScoreRow::COLUMNS[1].name, "head");
 /// assert!(ScoreRow::COLUMNS[1].nullable);
+/// assert!(!ScoreRow::COLUMNS[0].nullable);
 /// assert_eq!(rows.len(), 1);
 /// ```
 #[macro_export]
 macro_rules! table_row {
     ($(#[$meta:meta])* $vis:vis struct $name:ident $(<$lt:lifetime>)? {
-        $($field:ident : $ty:ty = $description:expr),+ $(,)?
+        $($field:ident $(: $ty:ty)? = $description:expr),+ $(,)?
     }) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq)]
-        $vis struct $name $(<$lt>)? { $(pub $field: $ty,)+ }
+        $vis struct $name $(<$lt>)? { $(pub $field: $crate::column_type!($field $(: $ty)?),)+ }
 
         impl $(<$lt>)? $crate::table::Row for $name $(<$lt>)? {
             const COLUMNS: &'static [$crate::table::ColumnSpec] = &[$(
                 $crate::table::ColumnSpec {
                     name: stringify!($field),
-                    dtype: <$ty as $crate::table::ColumnValue>::DTYPE,
-                    nullable: <$ty as $crate::table::ColumnValue>::NULLABLE,
+                    dtype: <$crate::column_type!($field $(: $ty)?) as $crate::table::ColumnValue>::DTYPE,
+                    nullable: <$crate::column_type!($field $(: $ty)?) as $crate::table::ColumnValue>::NULLABLE,
                     description: $description,
                 },
             )+];
@@ -232,6 +236,39 @@ macro_rules! table_row {
                 );)+
             }
         }
+    };
+}
+
+/// The Rust type of a [`table_row!`] column: the one written, or the conventional type of a
+/// shared column.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! column_type {
+    ($field:ident : $ty:ty) => {
+        $ty
+    };
+    (prompt) => {
+        u32
+    };
+    (layer) => {
+        i32
+    };
+    (head) => {
+        i32
+    };
+    (position) => {
+        i32
+    };
+    (token) => {
+        String
+    };
+    ($field:ident) => {
+        compile_error!(concat!(
+            "column `",
+            stringify!($field),
+            "` needs a type: only prompt, layer, head, position \
+             and token have a conventional one"
+        ))
     };
 }
 
@@ -410,7 +447,7 @@ mod tests {
 
     crate::table_row! {
         struct TestRow {
-            layer: i32 = "layer",
+            layer = "layer",
             head: Option<i32> = "head",
             score: f64 = "score",
             name: &'static str = "name",

@@ -14,16 +14,13 @@ use circuitry_models::HookPoint;
 use circuitry_spec::{AblationMethodSpec, AblationParams, AblationUnits};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Prepass, TableDecl,
-    emit,
-};
+use super::prelude::*;
+use crate::analysis::Prepass;
 use crate::interventions::ablation::AblationRow;
 use crate::interventions::{
     self, AblationConfig, AblationUnit, Component, MeanAccumulator, MeanActivations, PositionSweep,
     PromptPositions, ablation, ablation_table,
 };
-use crate::table::TableSink;
 
 enum Method {
     Zero,

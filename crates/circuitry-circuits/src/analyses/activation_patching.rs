@@ -6,14 +6,11 @@ use circuitry_models::HookKind;
 use circuitry_spec::{ActivationPatchingParams, HeadSweep};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
-};
+use super::prelude::*;
 use crate::interventions::patching::{PatchingRow, PatchingSummaryRow};
 use crate::interventions::{
     PatchOptions, PatchingConfig, PatchingSummary, activation_patching, patching_table,
 };
-use crate::table::TableSink;
 
 /// The part name of the means over prompts.
 const PATCHES: TableDecl = TableDecl::main::<PatchingRow>();

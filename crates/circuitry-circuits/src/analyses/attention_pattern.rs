@@ -3,20 +3,16 @@
 use circuitry_models::HookKind;
 use circuitry_spec::AttentionPatternParams;
 
+use super::prelude::*;
 use super::selected_layers_heads;
 use crate::acts::{attention, patterns};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
-    TableDecl, emit,
-};
 use crate::refs;
-use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct AttentionRow {
-        prompt: u32 = "Prompt id (index in the dataset).",
-        layer: i32 = "Layer of the head.",
-        head: i32 = "Head index within the layer.",
+        prompt = "Prompt id (index in the dataset).",
+        layer = "Layer of the head.",
+        head = "Head index within the layer.",
         query_position: i32 = "Token index attending (destination).",
         key_position: i32 = "Token index attended to (source); at most query_position.",
         query_token: String = "Text of the query token.",

@@ -6,12 +6,9 @@ use circuitry_models::HookKind;
 use circuitry_spec::AttributionPatchingParams;
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
-};
+use super::prelude::*;
 use crate::interventions::attribution::AttributionPatchingRow;
 use crate::interventions::{AttributionConfig, attribution_patching, attribution_table};
-use crate::table::TableSink;
 
 pub struct AttributionPatching {
     params: AttributionPatchingParams,

@@ -3,9 +3,8 @@
 
 use circuitry_spec::{Composition, CompositionScoresParams};
 
+use super::prelude::*;
 use super::weights_only::WeightsOnly;
-use crate::analysis::{AnalysisError, BuildContext, Kind, ModelContext, TableDecl, emit};
-use crate::table::{Rows, TableSink};
 use crate::weight_circuits::CircuitWeights;
 use crate::weight_circuits::composition::{
     CompositionKind, composition_baseline, composition_scores,

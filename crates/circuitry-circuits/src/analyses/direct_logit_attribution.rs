@@ -8,19 +8,15 @@
 use circuitry_models::{HookKind, HookPoint, Positional, Transformer};
 use circuitry_spec::{DirectLogitAttributionParams, DlaComponent};
 
+use super::prelude::*;
 use super::selected_layers_heads;
 use crate::acts::{host, vector};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
-    TableDecl, emit,
-};
 use crate::refs;
-use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct DirectAttributionRow {
-        prompt: u32 = "Prompt id (index in the dataset).",
-        position: i32 = "Token index whose prediction is explained.",
+        prompt = "Prompt id (index in the dataset).",
+        position = "Token index whose prediction is explained.",
         target: String = "The explained quantity, e.g. `logit( Mary) - logit( John)`.",
         component: &'static str = "embed, pos_embed, head, mlp or bias.",
         layer: Option<i32> = "Layer of a head or MLP; null for embed, pos_embed and bias.",

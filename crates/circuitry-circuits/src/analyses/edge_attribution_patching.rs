@@ -6,12 +6,9 @@
 use circuitry_spec::{DEFAULT_TOP_N, EapMethod, EdgeAttributionPatchingParams};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
-};
+use super::prelude::*;
 use crate::interventions::eap::{EdgeRow, NodeRow};
 use crate::interventions::{CircuitSelection, EapConfig, EapScores, eap, eap_ig};
-use crate::table::{Rows, TableSink};
 
 /// The part name of the node table.
 const EDGES: TableDecl = TableDecl::main::<EdgeRow>().when("one row per edge");

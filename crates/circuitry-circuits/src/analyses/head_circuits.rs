@@ -43,8 +43,8 @@ macro_rules! token_pair_row {
         $crate::table_row! {
             $(#[$meta])*
             pub struct $row {
-                layer: i32 = $crate::weight_circuits::ov::LAYER_DOC,
-                head: i32 = $crate::weight_circuits::ov::HEAD_DOC,
+                layer = $crate::weight_circuits::ov::LAYER_DOC,
+                head = $crate::weight_circuits::ov::HEAD_DOC,
                 rank: u32 = $crate::weight_circuits::ov::RANK_DOC,
                 src_token: u32 = $src,
                 src_text: String = "text of src_token",

@@ -5,17 +5,13 @@ use circuitry_models::HookKind;
 use circuitry_spec::{Detector, ErrorMeasure, HeadDetectorParams};
 
 use super::head_score_means::{HeadScoreMeans, PerPromptTables};
+use super::prelude::*;
 use crate::acts::{attention, patterns};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
-    TableDecl, emit,
-};
-use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct DetectorScoreRow {
-        layer: i32 = "Layer of the head.",
-        head: i32 = "Head index within the layer.",
+        layer = "Layer of the head.",
+        head = "Head index within the layer.",
         detector: String = "previous_token, duplicate_token or induction.",
         score: f64 = "Mean over prompts of the per-prompt score (TransformerLens detect_head).",
         n_prompts: u32 = "Prompts averaged.",
@@ -24,9 +20,9 @@ crate::table_row! {
 
 crate::table_row! {
     pub struct PromptDetectorScoreRow {
-        prompt: u32 = "Prompt id (index in the dataset).",
-        layer: i32 = "Layer of the head.",
-        head: i32 = "Head index within the layer.",
+        prompt = "Prompt id (index in the dataset).",
+        layer = "Layer of the head.",
+        head = "Head index within the layer.",
         detector: String = "previous_token, duplicate_token or induction.",
         score: f64 = "Score of this prompt (TransformerLens detect_head).",
     }

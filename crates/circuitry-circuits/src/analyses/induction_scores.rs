@@ -17,12 +17,8 @@ use circuitry_models::HookKind;
 use circuitry_spec::InductionScoresParams;
 
 use super::head_score_means::{HeadScoreMeans, PerPromptTables};
+use super::prelude::*;
 use crate::acts::{attention, patterns};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
-    TableDecl, emit,
-};
-use crate::table::{Rows, TableSink};
 
 // Column descriptions shared by the averaged and the per-prompt table.
 const LAYER: &str = "layer of the head";
@@ -34,8 +30,8 @@ const DUPLICATE: &str = "mean attention from each position i of the second and l
 crate::table_row! {
     /// A row of the averaged table.
     pub struct InductionScoreRow {
-        layer: i32 = LAYER,
-        head: i32 = HEAD,
+        layer = LAYER,
+        head = HEAD,
         induction_score: f64 = INDUCTION,
         previous_token_score: f64 = PREVIOUS,
         duplicate_token_score: f64 = DUPLICATE,
@@ -46,9 +42,9 @@ crate::table_row! {
 crate::table_row! {
     /// A row of the per-prompt table (`per_prompt = true`).
     pub struct PromptInductionScoreRow {
-        prompt: u32 = "prompt id (index in the dataset)",
-        layer: i32 = LAYER,
-        head: i32 = HEAD,
+        prompt = "prompt id (index in the dataset)",
+        layer = LAYER,
+        head = HEAD,
         induction_score: f64 = INDUCTION,
         previous_token_score: f64 = PREVIOUS,
         duplicate_token_score: f64 = DUPLICATE,

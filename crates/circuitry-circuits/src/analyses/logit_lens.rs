@@ -8,22 +8,18 @@ use circuitry_spec::LogitLensParams;
 use circuitry_spec::TokenSelection;
 
 use super::decode::{log_probs, token_stats, top_k};
+use super::prelude::*;
 use super::{check_filters, selected};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, Requirements,
-    TableDecl, emit,
-};
 use crate::refs;
-use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct LogitLensRow {
-        prompt: u32 = "Prompt id (index in the dataset).",
-        layer: i32 = "Block whose output (blocks.L.hook_resid_post) is decoded.",
-        position: i32 = "Token index whose residual stream is decoded.",
+        prompt = "Prompt id (index in the dataset).",
+        layer = "Block whose output (blocks.L.hook_resid_post) is decoded.",
+        position = "Token index whose residual stream is decoded.",
         input_token: String = "Text of the token at that position.",
         kind: &'static str = "`target` for the requested tokens, `top` for the top-k predictions.",
-        token: String = "Text of the reported token.",
+        token = "Text of the reported token.",
         token_id: u32 = "Vocabulary id of the reported token.",
         logprob: f32 = "Log-probability of the token under the decoded distribution.",
         rank: u32 = "Rank of the token (0 = most likely).",

@@ -9,6 +9,7 @@ mod causal;
 pub mod decode;
 mod head_circuits;
 mod head_score_means;
+mod prelude;
 mod weights_only;
 
 use circuitry_models::ModelConfig;

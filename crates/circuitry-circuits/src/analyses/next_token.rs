@@ -5,19 +5,16 @@ use circuitry_models::burn::tensor::activation::log_softmax;
 use circuitry_spec::NextTokenParams;
 
 use super::decode::{token_stats, top_k};
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
-};
+use super::prelude::*;
 use crate::refs;
-use crate::table::{Rows, TableSink};
 
 crate::table_row! {
     pub struct NextTokenRow {
-        prompt: u32 = "Prompt id (index in the dataset).",
-        position: i32 = "Token index whose next token is predicted.",
+        prompt = "Prompt id (index in the dataset).",
+        position = "Token index whose next token is predicted.",
         input_token: String = "Text of the token at that position.",
         rank: u32 = "Rank of the prediction (0 = most likely).",
-        token: String = "Text of the predicted token.",
+        token = "Text of the predicted token.",
         token_id: u32 = "Vocabulary id of the predicted token.",
         logit: f32 = "Logit of the predicted token.",
         prob: f32 = "Probability of the predicted token.",

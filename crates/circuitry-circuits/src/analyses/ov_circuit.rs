@@ -6,10 +6,9 @@ use circuitry_spec::OvCircuitParams;
 use super::head_circuits::{
     SINGULAR_VALUES, TOP_PAIRS_PART, emit_pairs_and_singular_values, selected_heads, token_pair_row,
 };
+use super::prelude::*;
 use super::weights_only::WeightsOnly;
-use crate::analysis::{AnalysisError, BuildContext, Kind, ModelContext, TableDecl, emit};
 use crate::factored::{BlockOptions, Ranking};
-use crate::table::TableSink;
 use crate::weight_circuits::CircuitWeights;
 use crate::weight_circuits::ov::{HeadOvResult, OvOptions, OvScoreRow, ov_head, ov_scores_table};
 

@@ -5,14 +5,11 @@
 use circuitry_spec::{HeadInput, PathPatchingParams, Receivers, SenderRef, Senders};
 
 use super::causal;
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
-};
+use super::prelude::*;
 use crate::interventions::path_patching::PathPatchingRow;
 use crate::interventions::{
     PatchOptions, PathPatchingConfig, Receiver, Sender, path_patching, path_patching_table,
 };
-use crate::table::TableSink;
 
 pub struct PathPatching {
     params: PathPatchingParams,

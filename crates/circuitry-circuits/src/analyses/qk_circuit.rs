@@ -8,10 +8,10 @@ use circuitry_spec::QkCircuitParams;
 use super::head_circuits::{
     SINGULAR_VALUES, TOP_PAIRS_PART, emit_pairs_and_singular_values, selected_heads, token_pair_row,
 };
+use super::prelude::*;
 use super::weights_only::WeightsOnly;
-use crate::analysis::{AnalysisError, BuildContext, Kind, ModelContext, TableDecl, emit};
 use crate::factored::{BlockOptions, Ranking};
-use crate::table::{Rows, Table, TableSink};
+use crate::table::Table;
 use crate::weight_circuits::CircuitWeights;
 use crate::weight_circuits::ov::{HEAD_DOC, LAYER_DOC};
 use crate::weight_circuits::qk::{
@@ -21,8 +21,8 @@ use crate::weight_circuits::qk::{
 crate::table_row! {
     /// A row of the main (per-head) table.
     pub struct QkScoreRow {
-        layer: i32 = LAYER_DOC,
-        head: i32 = HEAD_DOC,
+        layer = LAYER_DOC,
+        head = HEAD_DOC,
         frobenius_norm: f64 = "Frobenius norm of the QK circuit W_Q W_K^T (unscaled)",
         top_singular_value: f64 = "largest singular value of W_Q W_K^T",
         full_frobenius_norm: f64 = "Frobenius norm of the token-space QK circuit W_E W_Q W_K^T W_E^T",

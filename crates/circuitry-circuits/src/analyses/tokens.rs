@@ -2,17 +2,14 @@
 
 use circuitry_spec::TokensParams;
 
-use crate::analysis::{
-    Analysis, AnalysisError, BatchContext, BuildContext, Kind, ModelContext, TableDecl, emit,
-};
-use crate::table::{Rows, TableSink};
+use super::prelude::*;
 
 crate::table_row! {
     pub struct TokenRow {
-        prompt: u32 = "Prompt id (index in the dataset).",
-        position: i32 = "Token index within the prompt.",
+        prompt = "Prompt id (index in the dataset).",
+        position = "Token index within the prompt.",
         token_id: u32 = "Vocabulary id of the token.",
-        token: String = "Text of the token.",
+        token = "Text of the token.",
         position_name: Option<String> = "Names of this position in the dataset (e.g. IO, S2, END; comma-separated), null if none besides first/last.",
         corrupt_token_id: Option<u32> = "Token of the counterfactual prompt at this position (null without one).",
         corrupt_token: Option<String> = "Text of the counterfactual token (null without one).",

@@ -691,7 +691,7 @@ pub fn ablation(
 crate::table_row! {
     /// A row of [`ablation_table`].
     pub struct AblationRow {
-        prompt: u32 = "prompt id",
+        prompt = "prompt id",
         unit: String = "ablated unit (L1H3, MLP2, L2N17, resid_pre3, L0H1+L1H2, ...@position)",
         component: Option<&'static str> = "head, mlp, neuron or resid (null for groups)",
         layer: Option<i32> = "the component's layer",

@@ -330,9 +330,9 @@ pub fn attribution_patching_with(
 crate::table_row! {
     /// A row of [`attribution_table`].
     pub struct AttributionPatchingRow {
-        prompt: u32 = "prompt id",
+        prompt = "prompt id",
         site: &'static str = "hook kind (resid_pre, z, result, mlp_out, ...)",
-        layer: i32 = "layer",
+        layer = "layer",
         head: Option<i32> = "head, for per-head sites",
         position: Option<i32> = "token index; null when summed over positions",
         direction: &'static str = "denoising (gradients on the corrupt run) or noising (on the clean run)",

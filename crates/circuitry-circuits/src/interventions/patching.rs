@@ -283,9 +283,9 @@ pub fn activation_patching(
 crate::table_row! {
     /// A row of [`patching_table`].
     pub struct PatchingRow {
-        prompt: u32 = "prompt id",
+        prompt = "prompt id",
         site: &'static str = "patched hook kind (resid_pre, z, pattern, ...)",
-        layer: i32 = "patched layer",
+        layer = "patched layer",
         head: Option<i32> = "patched head; null for sites without heads or all heads at once",
         position: Option<i32> = "patched token index; null when all positions were patched",
         position_name: Option<String> = "the patched position's name, when named",
@@ -322,7 +322,7 @@ crate::table_row! {
     /// A row of [`patching_summary_table`].
     pub struct PatchingSummaryRow {
         site: String = "patched hook kind",
-        layer: i32 = "patched layer",
+        layer = "patched layer",
         head: Option<i32> = "patched head",
         position: Option<i32> = "patched token index (null for all positions or named positions)",
         position_name: Option<String> = "patched position name",

@@ -371,7 +371,7 @@ pub fn path_patching(
 crate::table_row! {
     /// A row of [`path_patching_table`].
     pub struct PathPatchingRow {
-        prompt: u32 = "prompt id",
+        prompt = "prompt id",
         sender: String = "patched sender(s): L0H3, MLP1, L0H1+L0H2",
         layer: Option<i32> = "the sender's layer (single senders)",
         head: Option<i32> = "the sender's head (single head senders)",

@@ -157,8 +157,8 @@ pub(crate) const RANK_DOC: &str = "position in the ranking, 0 = first";
 crate::table_row! {
     /// A row of [`ov_scores_table`].
     pub struct OvScoreRow {
-        layer: i32 = LAYER_DOC,
-        head: i32 = HEAD_DOC,
+        layer = LAYER_DOC,
+        head = HEAD_DOC,
         copying_score: f64 = "sum(Re λ) / sum(|λ|) over the eigenvalues of the OV circuit W_V W_O (residual-stream space); 1 = pure copying",
         full_copying_score: f64 = "sum(Re λ) / sum(|λ|) over the eigenvalues of the token-space OV circuit W_E W_V W_O W_U",
     }
@@ -181,8 +181,8 @@ pub fn ov_scores_table(results: &[HeadOvResult]) -> Table {
 crate::table_row! {
     /// A row of the singular-value tables of `ov_circuit` and `qk_circuit`.
     pub struct SingularValueRow {
-        layer: i32 = LAYER_DOC,
-        head: i32 = HEAD_DOC,
+        layer = LAYER_DOC,
+        head = HEAD_DOC,
         circuit: &'static str = "which matrix: ov = W_V W_O, full_ov = W_E W_V W_O W_U, qk = W_Q W_K^T, full_qk = W_E W_Q W_K^T W_E^T",
         rank: u32 = "index of the singular value in descending order, 0 = largest",
         singular_value: f64 = "singular value of the circuit",

@@ -110,8 +110,8 @@ pub fn qk_circuits(w: &CircuitWeights, opts: &QkOptions) -> Vec<HeadQkResult> {
 crate::table_row! {
     /// A row of [`qk_positional_table`].
     pub struct QkPositionalRow {
-        layer: i32 = LAYER_DOC,
-        head: i32 = HEAD_DOC,
+        layer = LAYER_DOC,
+        head = HEAD_DOC,
         query_position: i32 = "position of the query (destination)",
         key_position: i32 = "position of the key (source), at most query_position",
         score: f64 = "entry of the positional QK circuit W_pos W_Q W_K^T W_pos^T (unscaled; no norm or biases)",
