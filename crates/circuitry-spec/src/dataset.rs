@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use circuitry_vocab::{FileFormat, IoiCorruption};
 
 use crate::schema_branch::merge_branch;
+use crate::spec_struct::spec_struct;
 
 /// A dataset: its source and the options every dataset has.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,81 +55,78 @@ pub(crate) struct DatasetCommon {
 pub(crate) const COMMON_KEYS: &[&str] = &["prepend_bos"];
 pub(crate) const SOURCE_KEYS: &[&str] = &["generator", "prompts", "tokens", "file"];
 
-/// Random token sequences repeated back to back: the standard probe for induction heads.
-///
-/// Each prompt draws `length` tokens uniformly at random and repeats them `repeats` times, so a
-/// prompt has `length * repeats` tokens (plus BOS). Default `prepend_bos`: true.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename = "RepeatedTokens")]
-// As written (seed optional until lowering fills it); the data crate's resolved generator
-// configuration is `circuitry_data::RepeatedTokensConfig`.
-pub struct RepeatedTokensSpec {
-    /// Number of prompts (> 0).
-    #[schemars(range(min = 1))]
-    pub n: u32,
-    /// Random tokens per repeat (> 0).
-    #[schemars(range(min = 1))]
-    pub length: u32,
-    /// How many times the random sequence occurs in each prompt (> 0).
-    #[schemars(range(min = 1))]
-    #[serde(default = "default_repeats")]
-    pub repeats: u32,
-    /// `[lo, hi)`: draw token ids from this half-open range. Default: the whole vocabulary except
-    /// the special tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_range: Option<[u32; 2]>,
-    /// Generator seed. Default: derived from the experiment's `seed` and the dataset's name (after
-    /// loading, always set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
+spec_struct! {
+    /// Random token sequences repeated back to back: the standard probe for induction heads.
+    ///
+    /// Each prompt draws `length` tokens uniformly at random and repeats them `repeats` times, so a
+    /// prompt has `length * repeats` tokens (plus BOS). Default `prepend_bos`: true.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields, rename = "RepeatedTokens")]
+    // As written (seed optional until lowering fills it); the data crate's resolved generator
+    // configuration is `circuitry_data::RepeatedTokensConfig`.
+    pub struct RepeatedTokensSpec {
+        /// Number of prompts (> 0).
+        #[schemars(range(min = 1))]
+        pub n: u32,
+        /// Random tokens per repeat (> 0).
+        #[schemars(range(min = 1))]
+        pub length: u32,
+        /// How many times the random sequence occurs in each prompt (> 0).
+        #[schemars(range(min = 1))]
+        #[serde(default = "default_repeats")]
+        pub repeats: u32,
+        /// `[lo, hi)`: draw token ids from this half-open range. Default: the whole vocabulary except
+        /// the special tokens.
+        pub token_range: Option<[u32; 2]>,
+        /// Generator seed. Default: derived from the experiment's `seed` and the dataset's name (after
+        /// loading, always set).
+        pub seed: Option<u64>,
+    }
 }
 
 fn default_repeats() -> u32 {
     2
 }
 
-/// IOI-style sentences ("When Mary and John went to the store, John gave a drink to") with
-/// counterfactual (corrupt) pairs.
-///
-/// Named positions: `IO` (the indirect object's name), `S1` and `S2` (the subject's first and
-/// second mention) and `END` (the last token, where the answer is predicted). Answers: `IO`
-/// (the correct completion, " Mary") and `S` (the subject, " John"). Default `prepend_bos`: true.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Ioi {
-    /// Number of prompts (> 0).
-    #[schemars(range(min = 1))]
-    pub n: u32,
-    /// Names to draw IO and S from, written without the leading space (a leading space is
-    /// ignored). In sentences a name follows a space, so " Mary" must be a single token.
-    /// Default: the 99 first names of the paper's public code (`ioi_dataset.py`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub names: Option<Vec<String>>,
-    /// Sentence templates. Placeholders: `{IO}` once, `{S}` exactly twice, and optionally
-    /// `{PLACE}` and `{OBJECT}`. A template ends just before the answer (e.g. "... gave it to").
-    /// Default: the paper's 15 BABA templates and their 15 ABBA versions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub templates: Option<Vec<String>>,
-    /// Values for `{PLACE}`. Default: the paper's 8 places.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub places: Option<Vec<String>>,
-    /// Values for `{OBJECT}`. Default: the paper's 8 objects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub objects: Option<Vec<String>>,
-    /// The counterfactual prompt paired with each clean one: "abc" replaces IO, S1 and S2 by
-    /// three other distinct names (the ABC distribution of Wang et al., 2022); "swap" exchanges
-    /// IO and S throughout, so the correct answer flips; "s2_io" replaces the second mention of S
-    /// by IO; "none" makes no corrupt prompts.
-    #[serde(default)]
-    pub corrupt: IoiCorruption,
-    /// Drop names that are not a single token (with their leading space) under the model's
-    /// tokenizer instead of failing; the names left must still be enough.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub skip_multi_token_names: bool,
-    /// Generator seed. Default: derived from the experiment's `seed` and the dataset's name (after
-    /// loading, always set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
+spec_struct! {
+    /// IOI-style sentences ("When Mary and John went to the store, John gave a drink to") with
+    /// counterfactual (corrupt) pairs.
+    ///
+    /// Named positions: `IO` (the indirect object's name), `S1` and `S2` (the subject's first and
+    /// second mention) and `END` (the last token, where the answer is predicted). Answers: `IO`
+    /// (the correct completion, " Mary") and `S` (the subject, " John"). Default `prepend_bos`: true.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Ioi {
+        /// Number of prompts (> 0).
+        #[schemars(range(min = 1))]
+        pub n: u32,
+        /// Names to draw IO and S from, written without the leading space (a leading space is
+        /// ignored). In sentences a name follows a space, so " Mary" must be a single token.
+        /// Default: the 99 first names of the paper's public code (`ioi_dataset.py`).
+        pub names: Option<Vec<String>>,
+        /// Sentence templates. Placeholders: `{IO}` once, `{S}` exactly twice, and optionally
+        /// `{PLACE}` and `{OBJECT}`. A template ends just before the answer (e.g. "... gave it to").
+        /// Default: the paper's 15 BABA templates and their 15 ABBA versions.
+        pub templates: Option<Vec<String>>,
+        /// Values for `{PLACE}`. Default: the paper's 8 places.
+        pub places: Option<Vec<String>>,
+        /// Values for `{OBJECT}`. Default: the paper's 8 objects.
+        pub objects: Option<Vec<String>>,
+        /// The counterfactual prompt paired with each clean one: "abc" replaces IO, S1 and S2 by
+        /// three other distinct names (the ABC distribution of Wang et al., 2022); "swap" exchanges
+        /// IO and S throughout, so the correct answer flips; "s2_io" replaces the second mention of S
+        /// by IO; "none" makes no corrupt prompts.
+        #[serde(default)]
+        pub corrupt: IoiCorruption,
+        /// Drop names that are not a single token (with their leading space) under the model's
+        /// tokenizer instead of failing; the names left must still be enough.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub skip_multi_token_names: bool,
+        /// Generator seed. Default: derived from the experiment's `seed` and the dataset's name (after
+        /// loading, always set).
+        pub seed: Option<u64>,
+    }
 }
 
 /// The named positions of `ioi` prompts.
@@ -152,33 +150,35 @@ pub struct InlinePrompts {
     pub prompts: Vec<PromptSpec>,
 }
 
-/// One inline prompt. A plain string is a prompt with no counterfactual and no answers.
-/// Prompts given directly as token ids (no tokenizer involved), e.g. for models whose tokenizer
-/// has no text form or to reproduce exact inputs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InlineTokens {
-    /// One list of token ids per prompt (each list non-empty).
-    pub tokens: Vec<Vec<u32>>,
-    /// Counterfactual token ids: one list per prompt, each as long as its prompt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corrupt_tokens: Option<Vec<Vec<u32>>>,
+spec_struct! {
+    /// One inline prompt. A plain string is a prompt with no counterfactual and no answers.
+    /// Prompts given directly as token ids (no tokenizer involved), e.g. for models whose tokenizer
+    /// has no text form or to reproduce exact inputs.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct InlineTokens {
+        /// One list of token ids per prompt (each list non-empty).
+        pub tokens: Vec<Vec<u32>>,
+        /// Counterfactual token ids: one list per prompt, each as long as its prompt.
+        pub corrupt_tokens: Option<Vec<Vec<u32>>>,
+    }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename = "Prompt")]
-#[schemars(rename = "PromptRecord")]
-// One inline prompt as written (text); `circuitry_data::Prompt` is a tokenized prompt.
-pub struct PromptSpec {
-    /// The prompt text.
-    pub text: String,
-    /// The counterfactual prompt for patching (should tokenize to as many tokens as `text`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corrupt: Option<String>,
-    /// Named answer tokens, e.g. `{ IO = " Mary", S = " John" }`: each text must be one token.
-    /// Analyses refer to them by name (`target = { diff = ["IO", "S"] }`).
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub answers: IndexMap<String, String>,
+spec_struct! {
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields, rename = "Prompt")]
+    #[schemars(rename = "PromptRecord")]
+    // One inline prompt as written (text); `circuitry_data::Prompt` is a tokenized prompt.
+    pub struct PromptSpec {
+        /// The prompt text.
+        pub text: String,
+        /// The counterfactual prompt for patching (should tokenize to as many tokens as `text`).
+        pub corrupt: Option<String>,
+        /// Named answer tokens, e.g. `{ IO = " Mary", S = " John" }`: each text must be one token.
+        /// Analyses refer to them by name (`target = { diff = ["IO", "S"] }`).
+        #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+        pub answers: IndexMap<String, String>,
+    }
 }
 
 fn prompt_from_string_or_table<'de, D: Deserializer<'de>>(d: D) -> Result<PromptSpec, D::Error> {
@@ -235,29 +235,28 @@ pub(crate) struct InlinePromptsInput {
     pub prompts: Vec<PromptInput>,
 }
 
-/// Prompts read from a file, one per row. Default `prepend_bos`: false.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileDataset {
-    /// The file: `.jsonl`, `.csv` or `.parquet`, relative to the experiment file's directory
-    /// (`~` is the home directory).
-    pub file: String,
-    /// File format. Default: inferred from the extension (after loading, always set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<FileFormat>,
-    /// The column (JSONL: key) holding the prompt text.
-    #[serde(default = "default_text_column")]
-    pub text_column: String,
-    /// The column holding each prompt's counterfactual, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corrupt_column: Option<String>,
-    /// Named answer tokens: answer name -> column, e.g. `{ IO = "io", S = "s" }`.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub answer_columns: IndexMap<String, String>,
-    /// Read only the first N rows (> 0).
-    #[schemars(range(min = 1))]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u64>,
+spec_struct! {
+    /// Prompts read from a file, one per row. Default `prepend_bos`: false.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct FileDataset {
+        /// The file: `.jsonl`, `.csv` or `.parquet`, relative to the experiment file's directory
+        /// (`~` is the home directory).
+        pub file: String,
+        /// File format. Default: inferred from the extension (after loading, always set).
+        pub format: Option<FileFormat>,
+        /// The column (JSONL: key) holding the prompt text.
+        #[serde(default = "default_text_column")]
+        pub text_column: String,
+        /// The column holding each prompt's counterfactual, if any.
+        pub corrupt_column: Option<String>,
+        /// Named answer tokens: answer name -> column, e.g. `{ IO = "io", S = "s" }`.
+        #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+        pub answer_columns: IndexMap<String, String>,
+        /// Read only the first N rows (> 0).
+        #[schemars(range(min = 1))]
+        pub limit: Option<u64>,
+    }
 }
 
 fn default_text_column() -> String {

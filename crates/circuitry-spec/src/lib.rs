@@ -87,6 +87,7 @@ mod refs;
 mod schema;
 mod schema_branch;
 mod span;
+mod spec_struct;
 mod sweep;
 mod train;
 mod validate;

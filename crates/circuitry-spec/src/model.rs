@@ -10,32 +10,32 @@ use serde::{Deserialize, Deserializer, Serialize};
 use circuitry_vocab::{PaddingSide, Processing};
 
 use crate::paths::resolve_path;
+use crate::spec_struct::spec_struct;
 use crate::validate::Checker;
 
-/// A model to analyse: a local Hugging Face directory or GGUF file, or a hub id resolved offline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSpec {
-    /// A local model: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
-    /// or a `.gguf` file. Relative paths are relative to the experiment file's directory; a
-    /// leading `~` is the home directory. Give exactly one of `path` and `hub`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// A Hugging Face hub id, `ORG/NAME` or `ORG/NAME@REVISION`, resolved offline from the local
-    /// Hugging Face cache (nothing is downloaded). Give exactly one of `path` and `hub`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hub: Option<String>,
-    /// Weight processing as in TransformerLens's HookedTransformer: `true` (default) applies every
-    /// step, `false` none, and a table switches single steps off, e.g. `{ fold_ln = false }`.
-    #[serde(default, deserialize_with = "processing_bool_or_table")]
-    #[schemars(schema_with = "processing_schema")]
-    pub processing: Processing,
-    /// Which side batches of prompts of different lengths are padded on.
-    #[serde(default)]
-    pub padding_side: PaddingSide,
-    /// A `tokenizer.json` to use instead of the model's own (relative to the experiment file).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokenizer: Option<String>,
+spec_struct! {
+    /// A model to analyse: a local Hugging Face directory or GGUF file, or a hub id resolved offline.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ModelSpec {
+        /// A local model: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
+        /// or a `.gguf` file. Relative paths are relative to the experiment file's directory; a
+        /// leading `~` is the home directory. Give exactly one of `path` and `hub`.
+        pub path: Option<String>,
+        /// A Hugging Face hub id, `ORG/NAME` or `ORG/NAME@REVISION`, resolved offline from the local
+        /// Hugging Face cache (nothing is downloaded). Give exactly one of `path` and `hub`.
+        pub hub: Option<String>,
+        /// Weight processing as in TransformerLens's HookedTransformer: `true` (default) applies every
+        /// step, `false` none, and a table switches single steps off, e.g. `{ fold_ln = false }`.
+        #[serde(default, deserialize_with = "processing_bool_or_table")]
+        #[schemars(schema_with = "processing_schema")]
+        pub processing: Processing,
+        /// Which side batches of prompts of different lengths are padded on.
+        #[serde(default)]
+        pub padding_side: PaddingSide,
+        /// A `tokenizer.json` to use instead of the model's own (relative to the experiment file).
+        pub tokenizer: Option<String>,
+    }
 }
 
 fn processing_bool_or_table<'de, D: Deserializer<'de>>(d: D) -> Result<Processing, D::Error> {

@@ -6,122 +6,118 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{DatasetSource, DatasetSpec};
 use crate::paths::unsafe_output_dir;
+use crate::spec_struct::spec_struct;
 use crate::validate::Checker;
 
-/// A training run: a GPT-2-family transformer (LayerNorm, learned positions, untied
-/// unembedding), trained with AdamW from one seed, written where `[models.*]` entries can load
-/// it, with its learning curve written as the table `<train name>.parquet`.
-///
-/// The training data is either the built-in repeated-token distribution (`repeats`: rows of
-/// `seq_len` tokens holding random sequences repeated at random distances, so that the second
-/// copy can only be predicted in context) or a `[datasets.*]` entry (`dataset`: its prompts
-/// concatenated, with random windows of `seq_len` tokens drawn per step). The learning curve is
-/// measured on a fixed held-out set of `[BOS] r r` rows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSpec {
-    /// Directory to write the trained model to (config.json, model.safetensors, tokenizer.json,
-    /// training.json), relative to the experiment file's directory. It must not be that
-    /// directory or one of its parents.
-    pub output: String,
-    /// Number of transformer blocks (> 0).
-    #[schemars(range(min = 1))]
-    pub n_layers: u32,
-    /// Width of the residual stream (> 0).
-    #[schemars(range(min = 1))]
-    pub d_model: u32,
-    /// Attention heads per layer (> 0); must divide `d_model`.
-    #[schemars(range(min = 1))]
-    pub n_heads: u32,
-    /// Width of the MLP hidden layer. Default: `4 * d_model` (after loading, always set).
-    #[schemars(range(min = 1))]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub d_mlp: Option<u32>,
-    /// Attention-only blocks, without MLPs (the Mathematical Framework's toy models).
-    #[serde(default)]
-    pub attn_only: bool,
-    /// Context length: the longest sequence the model accepts (> 0).
-    #[schemars(range(min = 1))]
-    pub n_ctx: u32,
-    /// Vocabulary size (> 0). Token 0 is BOS.
-    #[schemars(range(min = 1))]
-    pub d_vocab: u32,
-    /// MLP activation function.
-    #[serde(default)]
-    pub act_fn: ActFn,
-    /// Standard deviation of the normal initialisation of the weight matrices (GPT-2: 0.02;
-    /// output projections are further scaled by 1/sqrt(2 n_layers)).
-    #[schemars(range(min = 0.0))]
-    #[serde(default = "default_init_std")]
-    pub init_std: f64,
-    /// Optimizer steps (> 0).
-    #[schemars(range(min = 1))]
-    pub steps: u32,
-    /// Sequences per step (> 0).
-    #[schemars(range(min = 1))]
-    #[serde(default = "default_batch_size")]
-    pub batch_size: u32,
-    /// Length of the training rows in tokens (at most `n_ctx`). Default: `n_ctx`.
-    #[schemars(range(min = 2))]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq_len: Option<u32>,
-    /// Peak learning rate of AdamW (> 0).
-    #[schemars(range(min = 0.0))]
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    /// Steps of linear learning-rate warm-up (at most `steps`).
-    #[serde(default)]
-    pub warmup_steps: u32,
-    /// How the learning rate falls after warm-up.
-    #[serde(default)]
-    pub decay: Decay,
-    /// Learning rate at the end of the decay, as a fraction of `lr` (0 to 1).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    #[serde(default)]
-    pub min_lr_ratio: f64,
-    /// AdamW decoupled weight decay on weight matrices (>= 0; never on biases or LayerNorm).
-    #[schemars(range(min = 0.0))]
-    #[serde(default = "default_weight_decay")]
-    pub weight_decay: f64,
-    /// AdamW's first-moment decay (0 to 1).
-    #[serde(default = "default_beta1")]
-    pub beta1: f64,
-    /// AdamW's second-moment decay (0 to 1).
-    #[serde(default = "default_beta2")]
-    pub beta2: f64,
-    /// Clip the gradient's global norm to this value; 0 disables clipping.
-    #[schemars(range(min = 0.0))]
-    #[serde(default = "default_grad_clip")]
-    pub grad_clip: f64,
-    /// The built-in repeated-token training distribution (exactly one of `repeats` and
-    /// `dataset`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeats: Option<Repeats>,
-    /// Train on this `[datasets.*]` entry instead: its prompts, tokenized with `tokenizer`,
-    /// concatenated, and cut into random windows of `seq_len` tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<String>,
-    /// The tokenizer (`tokenizer.json`) that tokenizes `dataset` and ships with the model.
-    /// Default: a word-level vocabulary `t0 .. t{d_vocab-1}` (text `"t5 t7"` is tokens 5, 7).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokenizer: Option<String>,
-    /// Evaluate (and record a learning-curve row) every this many steps (> 0).
-    #[schemars(range(min = 1))]
-    #[serde(default = "default_eval_every")]
-    pub eval_every: u32,
-    /// Held-out `[BOS] r r` rows the learning curve is measured on (> 0).
-    #[schemars(range(min = 1))]
-    #[serde(default = "default_eval_sequences")]
-    pub eval_sequences: u32,
-    /// Length of `r` in the held-out rows (`2 * eval_repeat_len + 1 <= n_ctx`). Default:
-    /// `min(20, (n_ctx - 1) / 2)`.
-    #[schemars(range(min = 1))]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval_repeat_len: Option<u32>,
-    /// Seed of every random stream (initialisation, batches, held-out set). Default: derived
-    /// from the experiment's `seed` and the run's name (after loading, always set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
+spec_struct! {
+    /// A training run: a GPT-2-family transformer (LayerNorm, learned positions, untied
+    /// unembedding), trained with AdamW from one seed, written where `[models.*]` entries can load
+    /// it, with its learning curve written as the table `<train name>.parquet`.
+    ///
+    /// The training data is either the built-in repeated-token distribution (`repeats`: rows of
+    /// `seq_len` tokens holding random sequences repeated at random distances, so that the second
+    /// copy can only be predicted in context) or a `[datasets.*]` entry (`dataset`: its prompts
+    /// concatenated, with random windows of `seq_len` tokens drawn per step). The learning curve is
+    /// measured on a fixed held-out set of `[BOS] r r` rows.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct TrainSpec {
+        /// Directory to write the trained model to (config.json, model.safetensors, tokenizer.json,
+        /// training.json), relative to the experiment file's directory. It must not be that
+        /// directory or one of its parents.
+        pub output: String,
+        /// Number of transformer blocks (> 0).
+        #[schemars(range(min = 1))]
+        pub n_layers: u32,
+        /// Width of the residual stream (> 0).
+        #[schemars(range(min = 1))]
+        pub d_model: u32,
+        /// Attention heads per layer (> 0); must divide `d_model`.
+        #[schemars(range(min = 1))]
+        pub n_heads: u32,
+        /// Width of the MLP hidden layer. Default: `4 * d_model` (after loading, always set).
+        #[schemars(range(min = 1))]
+        pub d_mlp: Option<u32>,
+        /// Attention-only blocks, without MLPs (the Mathematical Framework's toy models).
+        #[serde(default)]
+        pub attn_only: bool,
+        /// Context length: the longest sequence the model accepts (> 0).
+        #[schemars(range(min = 1))]
+        pub n_ctx: u32,
+        /// Vocabulary size (> 0). Token 0 is BOS.
+        #[schemars(range(min = 1))]
+        pub d_vocab: u32,
+        /// MLP activation function.
+        #[serde(default)]
+        pub act_fn: ActFn,
+        /// Standard deviation of the normal initialisation of the weight matrices (GPT-2: 0.02;
+        /// output projections are further scaled by 1/sqrt(2 n_layers)).
+        #[schemars(range(min = 0.0))]
+        #[serde(default = "default_init_std")]
+        pub init_std: f64,
+        /// Optimizer steps (> 0).
+        #[schemars(range(min = 1))]
+        pub steps: u32,
+        /// Sequences per step (> 0).
+        #[schemars(range(min = 1))]
+        #[serde(default = "default_batch_size")]
+        pub batch_size: u32,
+        /// Length of the training rows in tokens (at most `n_ctx`). Default: `n_ctx`.
+        #[schemars(range(min = 2))]
+        pub seq_len: Option<u32>,
+        /// Peak learning rate of AdamW (> 0).
+        #[schemars(range(min = 0.0))]
+        #[serde(default = "default_lr")]
+        pub lr: f64,
+        /// Steps of linear learning-rate warm-up (at most `steps`).
+        #[serde(default)]
+        pub warmup_steps: u32,
+        /// How the learning rate falls after warm-up.
+        #[serde(default)]
+        pub decay: Decay,
+        /// Learning rate at the end of the decay, as a fraction of `lr` (0 to 1).
+        #[schemars(range(min = 0.0, max = 1.0))]
+        #[serde(default)]
+        pub min_lr_ratio: f64,
+        /// AdamW decoupled weight decay on weight matrices (>= 0; never on biases or LayerNorm).
+        #[schemars(range(min = 0.0))]
+        #[serde(default = "default_weight_decay")]
+        pub weight_decay: f64,
+        /// AdamW's first-moment decay (0 to 1).
+        #[serde(default = "default_beta1")]
+        pub beta1: f64,
+        /// AdamW's second-moment decay (0 to 1).
+        #[serde(default = "default_beta2")]
+        pub beta2: f64,
+        /// Clip the gradient's global norm to this value; 0 disables clipping.
+        #[schemars(range(min = 0.0))]
+        #[serde(default = "default_grad_clip")]
+        pub grad_clip: f64,
+        /// The built-in repeated-token training distribution (exactly one of `repeats` and
+        /// `dataset`).
+        pub repeats: Option<Repeats>,
+        /// Train on this `[datasets.*]` entry instead: its prompts, tokenized with `tokenizer`,
+        /// concatenated, and cut into random windows of `seq_len` tokens.
+        pub dataset: Option<String>,
+        /// The tokenizer (`tokenizer.json`) that tokenizes `dataset` and ships with the model.
+        /// Default: a word-level vocabulary `t0 .. t{d_vocab-1}` (text `"t5 t7"` is tokens 5, 7).
+        pub tokenizer: Option<String>,
+        /// Evaluate (and record a learning-curve row) every this many steps (> 0).
+        #[schemars(range(min = 1))]
+        #[serde(default = "default_eval_every")]
+        pub eval_every: u32,
+        /// Held-out `[BOS] r r` rows the learning curve is measured on (> 0).
+        #[schemars(range(min = 1))]
+        #[serde(default = "default_eval_sequences")]
+        pub eval_sequences: u32,
+        /// Length of `r` in the held-out rows (`2 * eval_repeat_len + 1 <= n_ctx`). Default:
+        /// `min(20, (n_ctx - 1) / 2)`.
+        #[schemars(range(min = 1))]
+        pub eval_repeat_len: Option<u32>,
+        /// Seed of every random stream (initialisation, batches, held-out set). Default: derived
+        /// from the experiment's `seed` and the run's name (after loading, always set).
+        pub seed: Option<u64>,
+    }
 }
 
 /// The built-in training distribution: rows of `seq_len` tokens `[BOS] noise r gap r noise`,

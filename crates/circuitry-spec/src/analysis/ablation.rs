@@ -12,63 +12,58 @@ use super::activation_patching::{PositionSweepSpec, check_metric, check_patch_po
 use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
-/// The metric with each component knocked out: replaced by zero, by its mean over a reference
-/// dataset, or by its value on another prompt (resampling).
-///
-/// Sweeps the selected units (every head, every MLP, every neuron or the residual stream of
-/// every selected layer), each ablated alone, at all positions together or one position at a
-/// time, and measures the metric of the ablated clean run against the unablated one. Mean
-/// ablation first averages the activations over the `reference` dataset (a pass of its own
-/// before the main one); resample ablation takes each prompt's activations from a donor prompt of
-/// the same dataset (a seeded random permutation without fixed points). Needs no corrupt
-/// prompts. Columns: prompt, unit, component, layer, head, neuron, position, position_name,
-/// method, metric, metric_baseline, delta.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AblationParams {
-    /// What is ablated: "heads" (each head's `attn.hook_z`), "mlps" (each MLP's output),
-    /// "neurons" (each neuron of `mlp.hook_post`) or "residual" (the residual stream before each
-    /// block, `hook_resid_pre`).
-    #[serde(default = "heads")]
-    pub units: AblationUnits,
-    /// How the activation is replaced: "zero", "mean" (the mean over the `reference` dataset) or
-    /// "resample" (the activation of another prompt of the dataset).
-    #[serde(default = "zero")]
-    pub method: AblationMethodSpec,
-    /// For `method = "mean"`: the `[datasets.*]` entry whose mean activations replace the
-    /// ablated ones. Default: the analysis's own dataset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reference: Option<String>,
-    /// For `method = "mean"`: "prompts" (the mean over prompts at each token index, for
-    /// templated datasets; positions beyond the longest reference prompt use the overall mean)
-    /// or "prompts_and_positions" (one mean over every prompt and position).
-    #[serde(default)]
-    pub mean_over: MeanOver,
-    /// Layers whose units are ablated (0-based). Default: every layer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layers: Option<Vec<u32>>,
-    /// For `units = "heads"`: heads ablated in every selected layer (0-based). Default: every
-    /// head.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heads: Option<Vec<u32>>,
-    /// For `units = "neurons"`: neurons ablated in every selected layer (0-based). Default:
-    /// every neuron (one forward pass per neuron: name a few on large models).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub neurons: Option<Vec<u32>>,
-    /// Which positions one ablation covers: "all" (every position together, the default),
-    /// "each" (one ablation per token index) or a list of positions, each ablated separately.
-    #[serde(default)]
-    pub positions: PositionSweepSpec,
-    /// What is measured, e.g. { logit_diff = ["IO", "S"] } or "loss". Ablation has no corrupt
-    /// run to normalize against, so `normalize` must be false.
-    pub metric: MetricSpec,
-    /// The position whose next-token prediction the metric reads. Ignored by the loss metric.
-    #[serde(default = "last")]
-    pub position: PositionSpec,
-    /// For `method = "resample"`: the seed of the donor permutation. Default: derived from the
-    /// experiment's `seed` and the analysis's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
+analysis_params! {
+    /// The metric with each component knocked out: replaced by zero, by its mean over a reference
+    /// dataset, or by its value on another prompt (resampling).
+    ///
+    /// Sweeps the selected units (every head, every MLP, every neuron or the residual stream of
+    /// every selected layer), each ablated alone, at all positions together or one position at a
+    /// time, and measures the metric of the ablated clean run against the unablated one. Mean
+    /// ablation first averages the activations over the `reference` dataset (a pass of its own
+    /// before the main one); resample ablation takes each prompt's activations from a donor prompt of
+    /// the same dataset (a seeded random permutation without fixed points). Needs no corrupt
+    /// prompts. Columns: prompt, unit, component, layer, head, neuron, position, position_name,
+    /// method, metric, metric_baseline, delta.
+    pub struct AblationParams {
+        /// What is ablated: "heads" (each head's `attn.hook_z`), "mlps" (each MLP's output),
+        /// "neurons" (each neuron of `mlp.hook_post`) or "residual" (the residual stream before each
+        /// block, `hook_resid_pre`).
+        #[serde(default = "heads")]
+        pub units: AblationUnits,
+        /// How the activation is replaced: "zero", "mean" (the mean over the `reference` dataset) or
+        /// "resample" (the activation of another prompt of the dataset).
+        #[serde(default = "zero")]
+        pub method: AblationMethodSpec,
+        /// For `method = "mean"`: the `[datasets.*]` entry whose mean activations replace the
+        /// ablated ones. Default: the analysis's own dataset.
+        pub reference: Option<String>,
+        /// For `method = "mean"`: "prompts" (the mean over prompts at each token index, for
+        /// templated datasets; positions beyond the longest reference prompt use the overall mean)
+        /// or "prompts_and_positions" (one mean over every prompt and position).
+        #[serde(default)]
+        pub mean_over: MeanOver,
+        /// Layers whose units are ablated (0-based). Default: every layer.
+        pub layers: Option<Vec<u32>>,
+        /// For `units = "heads"`: heads ablated in every selected layer (0-based). Default: every
+        /// head.
+        pub heads: Option<Vec<u32>>,
+        /// For `units = "neurons"`: neurons ablated in every selected layer (0-based). Default:
+        /// every neuron (one forward pass per neuron: name a few on large models).
+        pub neurons: Option<Vec<u32>>,
+        /// Which positions one ablation covers: "all" (every position together, the default),
+        /// "each" (one ablation per token index) or a list of positions, each ablated separately.
+        #[serde(default)]
+        pub positions: PositionSweepSpec,
+        /// What is measured, e.g. { logit_diff = ["IO", "S"] } or "loss". Ablation has no corrupt
+        /// run to normalize against, so `normalize` must be false.
+        pub metric: MetricSpec,
+        /// The position whose next-token prediction the metric reads. Ignored by the loss metric.
+        #[serde(default = "last")]
+        pub position: PositionSpec,
+        /// For `method = "resample"`: the seed of the donor permutation. Default: derived from the
+        /// experiment's `seed` and the analysis's name.
+        pub seed: Option<u64>,
+    }
 }
 
 fn heads() -> AblationUnits {

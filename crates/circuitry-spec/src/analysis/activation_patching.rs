@@ -2,64 +2,60 @@
 //! sites ([`Site`]), the direction of a patch ([`Direction`]), which positions a sweep patches
 //! ([`PositionSweepSpec`]) and which heads ([`HeadSweep`]).
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use circuitry_vocab::{Direction, HeadSweep, Site, keyword_or_list};
 
 use super::AnalysisKind;
 use crate::refs::{Measure, MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
-/// Activation patching: each component's activation copied from one run of a clean/corrupt pair
-/// into the other, and the metric of the patched run.
-///
-/// Denoising (the default) patches clean activations into the corrupt run: a component that
-/// restores the clean behaviour carries the information the corruption removed. Noising patches
-/// corrupt activations into the clean run. Sweeps every selected layer, each head separately
-/// for per-head sites (`z`, `q`, `k`, `v`, `pattern`, `result`), at all positions together or
-/// one position at a time. Patched passes reuse the unpatched prefix of the destination run and
-/// run many patches as rows of one batch. Needs a dataset with corrupt prompts (the ioi
-/// generator, `corrupt` texts, `corrupt_tokens` or a `corrupt_column`). Columns: prompt, site,
-/// layer, head, position, position_name, direction, metric, metric_clean, metric_corrupt,
-/// normalized; with `summary = true` (the default) also `<name>.summary.parquet` with the means
-/// over prompts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActivationPatchingParams {
-    /// The activation patched: "resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"
-    /// (one per layer), or per head "z", "q", "k", "v", "pattern", "result".
-    #[serde(default = "resid_pre")]
-    pub site: Site,
-    /// Layers to patch (0-based). Default: every layer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layers: Option<Vec<u32>>,
-    /// For per-head sites: "each" (every head separately, the default), "all" (all heads of a
-    /// layer together) or a list of heads, each patched separately. For `k` and `v` of
-    /// grouped-query models the heads are key/value heads. Sites without heads take no `heads`.
-    #[serde(default)]
-    pub heads: HeadSweep,
-    /// Which positions one patch covers: "all" (every position together, the default),
-    /// "each" (one patch per token index) or a list of positions (named like "S2" or "END",
-    /// "first", "last", or token indices), each patched separately.
-    #[serde(default)]
-    pub positions: PositionSweepSpec,
-    /// "denoising" (clean activations into the corrupt run, the default) or "noising" (corrupt
-    /// activations into the clean run).
-    #[serde(default = "denoising")]
-    pub direction: Direction,
-    /// What is measured on the patched run, e.g. { logit_diff = ["IO", "S"] }. The table
-    /// always has the raw metric and the normalized one, (patched - corrupt) / (clean - corrupt);
-    /// `normalize` makes no difference here.
-    pub metric: MetricSpec,
-    /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
-    /// loss metric, which averages over every position.
-    #[serde(default = "last")]
-    pub position: PositionSpec,
-    /// Also write `<name>.summary.parquet`: per patch, the means over prompts of the metrics and
-    /// the normalized mean.
-    #[serde(default = "yes")]
-    pub summary: bool,
+analysis_params! {
+    /// Activation patching: each component's activation copied from one run of a clean/corrupt pair
+    /// into the other, and the metric of the patched run.
+    ///
+    /// Denoising (the default) patches clean activations into the corrupt run: a component that
+    /// restores the clean behaviour carries the information the corruption removed. Noising patches
+    /// corrupt activations into the clean run. Sweeps every selected layer, each head separately
+    /// for per-head sites (`z`, `q`, `k`, `v`, `pattern`, `result`), at all positions together or
+    /// one position at a time. Patched passes reuse the unpatched prefix of the destination run and
+    /// run many patches as rows of one batch. Needs a dataset with corrupt prompts (the ioi
+    /// generator, `corrupt` texts, `corrupt_tokens` or a `corrupt_column`). Columns: prompt, site,
+    /// layer, head, position, position_name, direction, metric, metric_clean, metric_corrupt,
+    /// normalized; with `summary = true` (the default) also `<name>.summary.parquet` with the means
+    /// over prompts.
+    pub struct ActivationPatchingParams {
+        /// The activation patched: "resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"
+        /// (one per layer), or per head "z", "q", "k", "v", "pattern", "result".
+        #[serde(default = "resid_pre")]
+        pub site: Site,
+        /// Layers to patch (0-based). Default: every layer.
+        pub layers: Option<Vec<u32>>,
+        /// For per-head sites: "each" (every head separately, the default), "all" (all heads of a
+        /// layer together) or a list of heads, each patched separately. For `k` and `v` of
+        /// grouped-query models the heads are key/value heads. Sites without heads take no `heads`.
+        #[serde(default)]
+        pub heads: HeadSweep,
+        /// Which positions one patch covers: "all" (every position together, the default),
+        /// "each" (one patch per token index) or a list of positions (named like "S2" or "END",
+        /// "first", "last", or token indices), each patched separately.
+        #[serde(default)]
+        pub positions: PositionSweepSpec,
+        /// "denoising" (clean activations into the corrupt run, the default) or "noising" (corrupt
+        /// activations into the clean run).
+        #[serde(default = "denoising")]
+        pub direction: Direction,
+        /// What is measured on the patched run, e.g. { logit_diff = ["IO", "S"] }. The table
+        /// always has the raw metric and the normalized one, (patched - corrupt) / (clean - corrupt);
+        /// `normalize` makes no difference here.
+        pub metric: MetricSpec,
+        /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
+        /// loss metric, which averages over every position.
+        #[serde(default = "last")]
+        pub position: PositionSpec,
+        /// Also write `<name>.summary.parquet`: per patch, the means over prompts of the metrics and
+        /// the normalized mean.
+        #[serde(default = "yes")]
+        pub summary: bool,
+    }
 }
 
 fn resid_pre() -> Site {

@@ -1,40 +1,33 @@
 //! `kind = "attention_pattern"`.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::AnalysisKind;
 use crate::refs::PositionsSpec;
 use crate::validate::Checker;
 
-/// Attention probabilities of the selected heads, one row per prompt, layer, head, query and key.
-///
-/// Reads `blocks.L.attn.hook_pattern` (post-softmax). Only causal entries (key <= query) are
-/// reported. Columns: prompt, layer, head, query_position, key_position, query_token, key_token,
-/// attention.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AttentionPatternParams {
-    /// Layers to report (0-based). Default: every layer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layers: Option<Vec<u32>>,
-    /// Heads to report (0-based, in every selected layer). Default: every head.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heads: Option<Vec<u32>>,
-    /// Prompts to report (0-based indices into the dataset). Default: every prompt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompts: Option<Vec<u32>>,
-    /// Query (destination) positions to report.
-    #[serde(default)]
-    pub query_positions: PositionsSpec,
-    /// Key (source) positions to report.
-    #[serde(default)]
-    pub key_positions: PositionsSpec,
-    /// Drop rows whose attention probability is below this threshold (0 to 1). Default: keep
-    /// every row.
-    #[schemars(range(min = 0.0, max = 1.0))]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_attention: Option<f64>,
+analysis_params! {
+    /// Attention probabilities of the selected heads, one row per prompt, layer, head, query and key.
+    ///
+    /// Reads `blocks.L.attn.hook_pattern` (post-softmax). Only causal entries (key <= query) are
+    /// reported. Columns: prompt, layer, head, query_position, key_position, query_token, key_token,
+    /// attention.
+    pub struct AttentionPatternParams {
+        /// Layers to report (0-based). Default: every layer.
+        pub layers: Option<Vec<u32>>,
+        /// Heads to report (0-based, in every selected layer). Default: every head.
+        pub heads: Option<Vec<u32>>,
+        /// Prompts to report (0-based indices into the dataset). Default: every prompt.
+        pub prompts: Option<Vec<u32>>,
+        /// Query (destination) positions to report.
+        #[serde(default)]
+        pub query_positions: PositionsSpec,
+        /// Key (source) positions to report.
+        #[serde(default)]
+        pub key_positions: PositionsSpec,
+        /// Drop rows whose attention probability is below this threshold (0 to 1). Default: keep
+        /// every row.
+        #[schemars(range(min = 0.0, max = 1.0))]
+        pub min_attention: Option<f64>,
+    }
 }
 
 impl AnalysisKind for AttentionPatternParams {

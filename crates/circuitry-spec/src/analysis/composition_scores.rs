@@ -8,34 +8,34 @@ use serde::{Deserialize, Serialize};
 use super::AnalysisKind;
 use crate::validate::Checker;
 
-/// How strongly each later attention head reads what each earlier head writes: Q-, K- and
-/// V-composition scores, from the weights alone, against a random-matrix baseline.
-///
-/// Reads only the model's weights (under its `processing` settings; TransformerLens's defaults
-/// reproduce `all_composition_scores`): `dataset` must name a dataset but is not read. The score
-/// of an earlier head a into a later head b is `‖W_A W_B‖_F / (‖W_A‖_F ‖W_B‖_F)` with
-/// `W_A = W_V W_O` of head a and `W_B` = `W_Q W_Kᵀ` (q), `W_K W_Qᵀ` (k) or `W_V W_O` (v) of
-/// head b. Unrelated matrices score about `1/sqrt(d_model)`, not 0: baseline_mean and
-/// baseline_std are the mean and standard deviation of the score of independent Gaussian
-/// matrices of the same shapes (seeded Monte Carlo; the same for every kind). Columns: layer_a,
-/// head_a, layer_b, head_b, kind, score, baseline_mean, baseline_std; one row per kind and pair
-/// of heads in different layers (layer_a < layer_b).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CompositionScoresParams {
-    /// Which compositions to score: "q" (head a writes what head b's queries read), "k" (what its
-    /// keys read), "v" (what its values read).
-    #[serde(default = "all_compositions")]
-    pub kinds: Vec<Composition>,
-    /// Monte Carlo samples of the random-matrix baseline (0: no baseline, the baseline columns
-    /// are null; otherwise at least 2, for a standard deviation).
-    #[serde(default = "default_baseline_samples")]
-    pub baseline_samples: u32,
-    /// Seed of the baseline's random matrices. The baseline depends only on this seed and the
-    /// model's shapes, so the default is a fixed 0 (not the experiment's `seed`): tables of
-    /// different experiments share it.
-    #[serde(default)]
-    pub seed: u64,
+analysis_params! {
+    /// How strongly each later attention head reads what each earlier head writes: Q-, K- and
+    /// V-composition scores, from the weights alone, against a random-matrix baseline.
+    ///
+    /// Reads only the model's weights (under its `processing` settings; TransformerLens's defaults
+    /// reproduce `all_composition_scores`): `dataset` must name a dataset but is not read. The score
+    /// of an earlier head a into a later head b is `‖W_A W_B‖_F / (‖W_A‖_F ‖W_B‖_F)` with
+    /// `W_A = W_V W_O` of head a and `W_B` = `W_Q W_Kᵀ` (q), `W_K W_Qᵀ` (k) or `W_V W_O` (v) of
+    /// head b. Unrelated matrices score about `1/sqrt(d_model)`, not 0: baseline_mean and
+    /// baseline_std are the mean and standard deviation of the score of independent Gaussian
+    /// matrices of the same shapes (seeded Monte Carlo; the same for every kind). Columns: layer_a,
+    /// head_a, layer_b, head_b, kind, score, baseline_mean, baseline_std; one row per kind and pair
+    /// of heads in different layers (layer_a < layer_b).
+    pub struct CompositionScoresParams {
+        /// Which compositions to score: "q" (head a writes what head b's queries read), "k" (what its
+        /// keys read), "v" (what its values read).
+        #[serde(default = "all_compositions")]
+        pub kinds: Vec<Composition>,
+        /// Monte Carlo samples of the random-matrix baseline (0: no baseline, the baseline columns
+        /// are null; otherwise at least 2, for a standard deviation).
+        #[serde(default = "default_baseline_samples")]
+        pub baseline_samples: u32,
+        /// Seed of the baseline's random matrices. The baseline depends only on this seed and the
+        /// model's shapes, so the default is a fixed 0 (not the experiment's `seed`): tables of
+        /// different experiments share it.
+        #[serde(default)]
+        pub seed: u64,
+    }
 }
 
 /// Which input of the later head reads the earlier head's output.

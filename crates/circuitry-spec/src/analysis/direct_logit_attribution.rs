@@ -9,31 +9,29 @@ use super::AnalysisKind;
 use crate::refs::{PositionSpec, Target};
 use crate::validate::Checker;
 
-/// How much each component's direct output contributes to a target logit (or logit difference).
-///
-/// Decomposes the final residual stream at `position` into the outputs of the embeddings, every
-/// attention head, every MLP and the summed biases, each scaled by the final norm's scale, and
-/// projects them onto the target's unembedding direction. Columns: prompt, component (embed,
-/// pos_embed, head, mlp, bias), layer, head, attribution.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DirectLogitAttributionParams {
-    /// What to explain: "next" (the token that actually follows `position`), { token = T } or
-    /// { diff = [A, B] }. Required: the last position has no next token, so "next" needs an
-    /// earlier `position`.
-    pub target: Target,
-    /// The position whose prediction is explained.
-    #[serde(default = "last")]
-    pub position: PositionSpec,
-    /// Which components to report.
-    #[serde(default = "all_components")]
-    pub components: Vec<DlaComponent>,
-    /// Layers whose heads and MLPs are reported (0-based). Default: every layer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layers: Option<Vec<u32>>,
-    /// Heads reported in every selected layer (0-based). Default: every head.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heads: Option<Vec<u32>>,
+analysis_params! {
+    /// How much each component's direct output contributes to a target logit (or logit difference).
+    ///
+    /// Decomposes the final residual stream at `position` into the outputs of the embeddings, every
+    /// attention head, every MLP and the summed biases, each scaled by the final norm's scale, and
+    /// projects them onto the target's unembedding direction. Columns: prompt, component (embed,
+    /// pos_embed, head, mlp, bias), layer, head, attribution.
+    pub struct DirectLogitAttributionParams {
+        /// What to explain: "next" (the token that actually follows `position`), { token = T } or
+        /// { diff = [A, B] }. Required: the last position has no next token, so "next" needs an
+        /// earlier `position`.
+        pub target: Target,
+        /// The position whose prediction is explained.
+        #[serde(default = "last")]
+        pub position: PositionSpec,
+        /// Which components to report.
+        #[serde(default = "all_components")]
+        pub components: Vec<DlaComponent>,
+        /// Layers whose heads and MLPs are reported (0-based). Default: every layer.
+        pub layers: Option<Vec<u32>>,
+        /// Heads reported in every selected layer (0-based). Default: every head.
+        pub heads: Option<Vec<u32>>,
+    }
 }
 
 /// A kind of component writing to the residual stream.

@@ -12,50 +12,47 @@ use super::activation_patching::{check_metric, last, require_corrupt};
 use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
-/// Edge attribution patching (EAP, Syed et al. 2023; EAP-IG, Hanna et al. 2024): a score for
-/// every edge of the graph of input embedding, attention heads, MLPs and logits, and the circuit
-/// of the highest-scoring edges.
-///
-/// The score of an edge `u -> v` is `(a_u^source - a_u^dest) · dmetric/d(input of v)` at the
-/// destination run, summed over positions and averaged over prompts (every batch merged); EAP-IG
-/// averages the gradient over `ig_steps` inputs interpolated between the source and destination
-/// embeddings. The default direction is noising (corrupt activations into the clean run), as in
-/// both papers. The circuit is the `top_n` edges by absolute score, or every edge whose absolute
-/// score reaches `threshold`. Needs a dataset with corrupt prompts. Main table, one row per
-/// edge: sender, sender_layer, sender_head, receiver, receiver_layer, receiver_head,
-/// receiver_input, score, in_circuit, method. Part `nodes` (`<name>.nodes.parquet`), one row per
-/// node: node, kind, layer, head, attribution, in_circuit, circuit_edges.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EdgeAttributionPatchingParams {
-    /// "eap" (one gradient at the destination run, the default) or "eap_ig" (gradients averaged
-    /// over `ig_steps` interpolated inputs: slower, more faithful).
-    #[serde(default)]
-    pub method: EapMethod,
-    /// For `method = "eap_ig"`: interpolation steps (> 0). Default: 5 (the EAP-IG paper's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ig_steps: Option<u32>,
-    /// The circuit: the `top_n` edges with the largest absolute score. Default: 100 when
-    /// `threshold` is not given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_n: Option<u32>,
-    /// The circuit: every edge whose absolute score is at least this (in the metric's units, or
-    /// in units of the clean - corrupt metric gap when the metric is normalized). Exclusive
-    /// with `top_n`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f64>,
-    /// "noising" (corrupt activations into the clean run, the default, as in the EAP papers) or
-    /// "denoising" (clean activations into the corrupt run).
-    #[serde(default = "noising")]
-    pub direction: Direction,
-    /// What is measured, e.g. { logit_diff = ["IO", "S"] }. With `normalize = true`, scores are
-    /// divided by the mean clean - corrupt metric gap: noising, an edge scoring -1 estimates
-    /// losing the whole gap; denoising, +1 restoring it.
-    pub metric: MetricSpec,
-    /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
-    /// loss metric.
-    #[serde(default = "last")]
-    pub position: PositionSpec,
+analysis_params! {
+    /// Edge attribution patching (EAP, Syed et al. 2023; EAP-IG, Hanna et al. 2024): a score for
+    /// every edge of the graph of input embedding, attention heads, MLPs and logits, and the circuit
+    /// of the highest-scoring edges.
+    ///
+    /// The score of an edge `u -> v` is `(a_u^source - a_u^dest) · dmetric/d(input of v)` at the
+    /// destination run, summed over positions and averaged over prompts (every batch merged); EAP-IG
+    /// averages the gradient over `ig_steps` inputs interpolated between the source and destination
+    /// embeddings. The default direction is noising (corrupt activations into the clean run), as in
+    /// both papers. The circuit is the `top_n` edges by absolute score, or every edge whose absolute
+    /// score reaches `threshold`. Needs a dataset with corrupt prompts. Main table, one row per
+    /// edge: sender, sender_layer, sender_head, receiver, receiver_layer, receiver_head,
+    /// receiver_input, score, in_circuit, method. Part `nodes` (`<name>.nodes.parquet`), one row per
+    /// node: node, kind, layer, head, attribution, in_circuit, circuit_edges.
+    pub struct EdgeAttributionPatchingParams {
+        /// "eap" (one gradient at the destination run, the default) or "eap_ig" (gradients averaged
+        /// over `ig_steps` interpolated inputs: slower, more faithful).
+        #[serde(default)]
+        pub method: EapMethod,
+        /// For `method = "eap_ig"`: interpolation steps (> 0). Default: 5 (the EAP-IG paper's).
+        pub ig_steps: Option<u32>,
+        /// The circuit: the `top_n` edges with the largest absolute score. Default: 100 when
+        /// `threshold` is not given.
+        pub top_n: Option<u32>,
+        /// The circuit: every edge whose absolute score is at least this (in the metric's units, or
+        /// in units of the clean - corrupt metric gap when the metric is normalized). Exclusive
+        /// with `top_n`.
+        pub threshold: Option<f64>,
+        /// "noising" (corrupt activations into the clean run, the default, as in the EAP papers) or
+        /// "denoising" (clean activations into the corrupt run).
+        #[serde(default = "noising")]
+        pub direction: Direction,
+        /// What is measured, e.g. { logit_diff = ["IO", "S"] }. With `normalize = true`, scores are
+        /// divided by the mean clean - corrupt metric gap: noising, an edge scoring -1 estimates
+        /// losing the whole gap; denoising, +1 restoring it.
+        pub metric: MetricSpec,
+        /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
+        /// loss metric.
+        #[serde(default = "last")]
+        pub position: PositionSpec,
+    }
 }
 
 /// How edge scores are computed.

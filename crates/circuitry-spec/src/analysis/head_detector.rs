@@ -8,40 +8,38 @@ use serde::{Deserialize, Serialize};
 use super::AnalysisKind;
 use crate::validate::Checker;
 
-/// Scores every head for how well its attention matches previous-token, duplicate-token and
-/// induction patterns.
-///
-/// Follows TransformerLens's `detect_head`: the score compares each head's attention pattern with
-/// the detector's ideal pattern. Columns: layer, head, detector, score (and prompt with
-/// `per_prompt = true`). Induction and duplicate-token detection need repeated tokens, e.g. the
-/// `repeated_tokens` generator.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HeadDetectorParams {
-    /// Which patterns to score.
-    #[serde(default = "all_detectors")]
-    pub detectors: Vec<Detector>,
-    /// Layers to score (0-based). Default: every layer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layers: Option<Vec<u32>>,
-    /// Heads to score in every selected layer (0-based). Default: every head.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heads: Option<Vec<u32>>,
-    /// One row per prompt instead of one row per layer, head and detector averaged over prompts
-    /// (the average is what TransformerLens's `detect_head` returns).
-    #[serde(default)]
-    pub per_prompt: bool,
-    /// Ignore attention to the first (BOS) token, as TransformerLens's `exclude_bos`.
-    #[serde(default)]
-    pub exclude_bos: bool,
-    /// Ignore attention of each token to itself, as TransformerLens's `exclude_current_token`.
-    #[serde(default)]
-    pub exclude_current_token: bool,
-    /// How a pattern is compared with the detector's ideal pattern, as TransformerLens's
-    /// `error_measure`: "mul" (attention mass on the ideal entries) or "abs" (one minus the mean
-    /// absolute difference).
-    #[serde(default)]
-    pub error_measure: ErrorMeasure,
+analysis_params! {
+    /// Scores every head for how well its attention matches previous-token, duplicate-token and
+    /// induction patterns.
+    ///
+    /// Follows TransformerLens's `detect_head`: the score compares each head's attention pattern with
+    /// the detector's ideal pattern. Columns: layer, head, detector, score (and prompt with
+    /// `per_prompt = true`). Induction and duplicate-token detection need repeated tokens, e.g. the
+    /// `repeated_tokens` generator.
+    pub struct HeadDetectorParams {
+        /// Which patterns to score.
+        #[serde(default = "all_detectors")]
+        pub detectors: Vec<Detector>,
+        /// Layers to score (0-based). Default: every layer.
+        pub layers: Option<Vec<u32>>,
+        /// Heads to score in every selected layer (0-based). Default: every head.
+        pub heads: Option<Vec<u32>>,
+        /// One row per prompt instead of one row per layer, head and detector averaged over prompts
+        /// (the average is what TransformerLens's `detect_head` returns).
+        #[serde(default)]
+        pub per_prompt: bool,
+        /// Ignore attention to the first (BOS) token, as TransformerLens's `exclude_bos`.
+        #[serde(default)]
+        pub exclude_bos: bool,
+        /// Ignore attention of each token to itself, as TransformerLens's `exclude_current_token`.
+        #[serde(default)]
+        pub exclude_current_token: bool,
+        /// How a pattern is compared with the detector's ideal pattern, as TransformerLens's
+        /// `error_measure`: "mul" (attention mass on the ideal entries) or "abs" (one minus the mean
+        /// absolute difference).
+        #[serde(default)]
+        pub error_measure: ErrorMeasure,
+    }
 }
 
 /// An ideal attention pattern to compare heads with.

@@ -1,35 +1,30 @@
 //! `kind = "induction_scores"`.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::AnalysisKind;
 use crate::dataset::DatasetSource;
 use crate::validate::Checker;
 
-/// Induction, previous-token and duplicate-token scores of every head on repeated random tokens.
-///
-/// Needs a `repeated_tokens` dataset with `repeats >= 2` (prompts `[BOS] r r ...`; `L` = the
-/// length of `r`) and reads `blocks.L.attn.hook_pattern`. Per head and prompt, as in Olsson et
-/// al. (2022) and the TransformerLens demos: induction_score = mean attention from each position
-/// `i` of the second and later repeats to `i - L + 1` (the token after the earlier occurrence of
-/// token `i`); previous_token_score = mean attention from each position `i >= 1` to `i - 1`;
-/// duplicate_token_score = mean attention from each position `i` of the second and later repeats
-/// to `i - L` (the earlier occurrence itself). Columns: layer, head, induction_score,
-/// previous_token_score, duplicate_token_score, n_prompts (the mean over prompts); with
-/// `per_prompt = true`, prompt instead of n_prompts and one row per prompt.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InductionScoresParams {
-    /// Layers to score (0-based). Default: every layer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layers: Option<Vec<u32>>,
-    /// Heads to score in every selected layer (0-based). Default: every head.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heads: Option<Vec<u32>>,
-    /// One row per prompt instead of one row per head averaged over prompts.
-    #[serde(default)]
-    pub per_prompt: bool,
+analysis_params! {
+    /// Induction, previous-token and duplicate-token scores of every head on repeated random tokens.
+    ///
+    /// Needs a `repeated_tokens` dataset with `repeats >= 2` (prompts `[BOS] r r ...`; `L` = the
+    /// length of `r`) and reads `blocks.L.attn.hook_pattern`. Per head and prompt, as in Olsson et
+    /// al. (2022) and the TransformerLens demos: induction_score = mean attention from each position
+    /// `i` of the second and later repeats to `i - L + 1` (the token after the earlier occurrence of
+    /// token `i`); previous_token_score = mean attention from each position `i >= 1` to `i - 1`;
+    /// duplicate_token_score = mean attention from each position `i` of the second and later repeats
+    /// to `i - L` (the earlier occurrence itself). Columns: layer, head, induction_score,
+    /// previous_token_score, duplicate_token_score, n_prompts (the mean over prompts); with
+    /// `per_prompt = true`, prompt instead of n_prompts and one row per prompt.
+    pub struct InductionScoresParams {
+        /// Layers to score (0-based). Default: every layer.
+        pub layers: Option<Vec<u32>>,
+        /// Heads to score in every selected layer (0-based). Default: every head.
+        pub heads: Option<Vec<u32>>,
+        /// One row per prompt instead of one row per head averaged over prompts.
+        #[serde(default)]
+        pub per_prompt: bool,
+    }
 }
 
 impl AnalysisKind for InductionScoresParams {

@@ -4,11 +4,11 @@
 //!
 //! # Adding a kind
 //!
-//! 1. Write `src/analysis/my_kind.rs` with a `MyKindParams` struct deriving `Clone, Debug,
-//!    PartialEq, Serialize, Deserialize, JsonSchema`, with `#[serde(deny_unknown_fields)]`, a doc
-//!    comment whose first line is the one-line description, and a doc comment on every field
-//!    (they become the JSON Schema and the `circuitry analyses` listing). Give every optional
-//!    field a `#[serde(default ...)]`.
+//! 1. Write `src/analysis/my_kind.rs` declaring `analysis_params! { pub struct MyKindParams {
+//!    .. } }` (which derives what every kind needs), with a doc comment whose first line is the
+//!    one-line description, and a doc comment on every field (they become the JSON Schema and
+//!    the `circuitry analyses` listing). An `Option` field is an optional key; give every other
+//!    optional field a `#[serde(default ...)]`.
 //! 2. `impl AnalysisKind for MyKindParams` with the checks the types cannot express (ranges,
 //!    duplicates, references to the dataset's positions and answers via [`Checker`]).
 //! 3. Add one line to [`for_each_analysis_kind!`]: `my_kind => MyKind(MyKindParams),`. The
@@ -39,6 +39,23 @@ pub(crate) trait AnalysisKind {
     /// Fills in defaults that depend on the experiment: `derived_seed` is derived from the
     /// experiment's `seed` and the analysis's name.
     fn resolve(&mut self, _derived_seed: u64) {}
+}
+
+/// Declares a kind's params struct with the derives and `deny_unknown_fields` every kind has;
+/// its `Option` fields are optional keys ([`spec_struct!`](crate::spec_struct::spec_struct)).
+/// Defined before the kinds' modules, so they name it without a `use`.
+macro_rules! analysis_params {
+    ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $crate::spec_struct::spec_struct! {
+            $(#[$attr])*
+            #[derive(
+                Clone, Debug, PartialEq,
+                ::serde::Serialize, ::serde::Deserialize, ::schemars::JsonSchema,
+            )]
+            #[serde(deny_unknown_fields)]
+            pub struct $name { $($fields)* }
+        }
+    };
 }
 
 /// One registered kind: its name, how to parse its parameters, and their schema.

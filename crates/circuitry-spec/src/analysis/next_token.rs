@@ -1,25 +1,22 @@
 //! `kind = "next_token"`.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::AnalysisKind;
 use crate::refs::PositionsSpec;
 use crate::validate::Checker;
 
-/// The model's top next-token predictions at the selected positions.
-///
-/// Columns: prompt, position, rank (0 = most likely), token, token_id, logit, prob.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NextTokenParams {
-    /// How many predictions to report per position (> 0).
-    #[schemars(range(min = 1))]
-    #[serde(default = "ten")]
-    pub top_k: u32,
-    /// Positions whose predictions are reported.
-    #[serde(default = "PositionsSpec::last")]
-    pub positions: PositionsSpec,
+analysis_params! {
+    /// The model's top next-token predictions at the selected positions.
+    ///
+    /// Columns: prompt, position, rank (0 = most likely), token, token_id, logit, prob.
+    pub struct NextTokenParams {
+        /// How many predictions to report per position (> 0).
+        #[schemars(range(min = 1))]
+        #[serde(default = "ten")]
+        pub top_k: u32,
+        /// Positions whose predictions are reported.
+        #[serde(default = "PositionsSpec::last")]
+        pub positions: PositionsSpec,
+    }
 }
 
 fn ten() -> u32 {

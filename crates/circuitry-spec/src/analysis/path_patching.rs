@@ -15,50 +15,50 @@ use super::activation_patching::{check_metric, last, require_corrupt};
 use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
-/// Path patching (Wang et al. 2022): a sender's output patched only along its direct path into
-/// the receivers, everything else frozen.
-///
-/// For each sender (a head, or an MLP), the destination run is recomputed with the sender's
-/// output taken from the source run and every other head's output (and, with `freeze_mlps`,
-/// every MLP's) frozen at its destination value; the receivers (the logits, or the query, key or
-/// value inputs of chosen heads) are then patched with what they read in that run. The default
-/// direction is noising, as in the IOI paper: corrupt (e.g. ABC) activations into the clean run.
-/// Needs a dataset with corrupt prompts. Columns: prompt, sender, layer, head, receivers,
-/// direction, metric, metric_clean, metric_corrupt, normalized, delta.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PathPatchingParams {
-    /// The senders, each patched alone (or all together with `together = true`): "all" (every
-    /// attention head, the default; with head receivers, every head before the last receiver's
-    /// layer) or a list of { layer = L, head = H } (a head) and
-    /// { mlp = L } (an MLP layer).
-    #[serde(default)]
-    pub senders: Senders,
-    /// Patch all listed senders together as one unit instead of one at a time.
-    #[serde(default)]
-    pub together: bool,
-    /// Where the patched paths end: "logits" (the senders' direct effect on the unembedding, the
-    /// default) or a list of { layer = L, head = H, input = "q" | "k" | "v" } (a head's query,
-    /// key or value input; for keys and values of grouped-query models, H is the key/value
-    /// head).
-    #[serde(default)]
-    pub receivers: Receivers,
-    /// "noising" (corrupt activations into the clean run, the default, as in the IOI paper) or
-    /// "denoising" (clean activations into the corrupt run).
-    #[serde(default = "noising")]
-    pub direction: Direction,
-    /// What is measured, e.g. { logit_diff = ["IO", "S"] }. The table always has the raw metric,
-    /// the normalized one and the change from the unpatched destination run; `normalize` makes
-    /// no difference here.
-    pub metric: MetricSpec,
-    /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
-    /// loss metric.
-    #[serde(default = "last")]
-    pub position: PositionSpec,
-    /// Freeze MLP outputs at their destination values too, so that only direct paths carry the
-    /// sender's change (false: MLPs are recomputed, as in the IOI paper's code).
-    #[serde(default = "yes")]
-    pub freeze_mlps: bool,
+analysis_params! {
+    /// Path patching (Wang et al. 2022): a sender's output patched only along its direct path into
+    /// the receivers, everything else frozen.
+    ///
+    /// For each sender (a head, or an MLP), the destination run is recomputed with the sender's
+    /// output taken from the source run and every other head's output (and, with `freeze_mlps`,
+    /// every MLP's) frozen at its destination value; the receivers (the logits, or the query, key or
+    /// value inputs of chosen heads) are then patched with what they read in that run. The default
+    /// direction is noising, as in the IOI paper: corrupt (e.g. ABC) activations into the clean run.
+    /// Needs a dataset with corrupt prompts. Columns: prompt, sender, layer, head, receivers,
+    /// direction, metric, metric_clean, metric_corrupt, normalized, delta.
+    pub struct PathPatchingParams {
+        /// The senders, each patched alone (or all together with `together = true`): "all" (every
+        /// attention head, the default; with head receivers, every head before the last receiver's
+        /// layer) or a list of { layer = L, head = H } (a head) and
+        /// { mlp = L } (an MLP layer).
+        #[serde(default)]
+        pub senders: Senders,
+        /// Patch all listed senders together as one unit instead of one at a time.
+        #[serde(default)]
+        pub together: bool,
+        /// Where the patched paths end: "logits" (the senders' direct effect on the unembedding, the
+        /// default) or a list of { layer = L, head = H, input = "q" | "k" | "v" } (a head's query,
+        /// key or value input; for keys and values of grouped-query models, H is the key/value
+        /// head).
+        #[serde(default)]
+        pub receivers: Receivers,
+        /// "noising" (corrupt activations into the clean run, the default, as in the IOI paper) or
+        /// "denoising" (clean activations into the corrupt run).
+        #[serde(default = "noising")]
+        pub direction: Direction,
+        /// What is measured, e.g. { logit_diff = ["IO", "S"] }. The table always has the raw metric,
+        /// the normalized one and the change from the unpatched destination run; `normalize` makes
+        /// no difference here.
+        pub metric: MetricSpec,
+        /// The position whose next-token prediction the metric reads (IOI: "END"). Ignored by the
+        /// loss metric.
+        #[serde(default = "last")]
+        pub position: PositionSpec,
+        /// Freeze MLP outputs at their destination values too, so that only direct paths carry the
+        /// sender's change (false: MLPs are recomputed, as in the IOI paper's code).
+        #[serde(default = "yes")]
+        pub freeze_mlps: bool,
+    }
 }
 
 fn noising() -> Direction {
