@@ -100,24 +100,25 @@ impl ModelSpec {
     }
 
     pub(crate) fn validate(&self, c: &mut Checker<'_, '_>) {
-        match (&self.path, &self.hub) {
-            (None, None) => {
-                c.error("", "a model needs `path` (a local directory or .gguf file) or `hub` (ORG/NAME[@REV])")
-                    .hint = Some("e.g. path = \"models/attn-only-2l\" or hub = \"HuggingFaceTB/SmolLM2-135M\"".into());
+        if c.exactly_one_of(
+            ("path", self.path.is_some()),
+            ("hub", self.hub.is_some()),
+            "a model needs `path` (a local directory or .gguf file) or `hub` (ORG/NAME[@REV])",
+            "e.g. path = \"models/attn-only-2l\" or hub = \"HuggingFaceTB/SmolLM2-135M\"",
+        ) {
+            if let Some(path) = &self.path
+                && path.trim().is_empty()
+            {
+                c.error("path", "`path` cannot be empty");
             }
-            (Some(_), Some(_)) => {
-                c.error("hub", "give either `path` or `hub`, not both");
-            }
-            (Some(path), None) => {
-                if path.trim().is_empty() {
-                    c.error("path", "`path` cannot be empty");
-                }
-            }
-            (None, Some(hub)) => {
-                if let Err(why) = check_hub_id(hub) {
-                    c.error("hub", format!("invalid hub id `{hub}`: {why}"))
-                        .hint = Some("write ORG/NAME or ORG/NAME@REVISION, e.g. \"HuggingFaceTB/SmolLM2-135M@main\"".into());
-                }
+            if let Some(hub) = &self.hub
+                && let Err(why) = check_hub_id(hub)
+            {
+                c.error("hub", format!("invalid hub id `{hub}`: {why}"))
+                    .hint = Some(
+                    "write ORG/NAME or ORG/NAME@REVISION, e.g. \"HuggingFaceTB/SmolLM2-135M@main\""
+                        .into(),
+                );
             }
         }
         if self

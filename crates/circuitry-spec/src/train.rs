@@ -306,40 +306,36 @@ impl TrainSpec {
                 ),
             );
         }
-        match (&self.repeats, &self.dataset) {
-            (None, None) => {
-                c.error("", "a training run needs data: `repeats = { min_length = .., max_length = .. }` or `dataset = \"NAME\"`")
-                    .hint = Some("e.g. repeats = { min_length = 4, max_length = 31, fill = true }".into());
+        if c.exactly_one_of(
+            ("repeats", self.repeats.is_some()),
+            ("dataset", self.dataset.is_some()),
+            "a training run needs data: `repeats = { min_length = .., max_length = .. }` or `dataset = \"NAME\"`",
+            "e.g. repeats = { min_length = 4, max_length = 31, fill = true }",
+        ) && let Some(r) = &self.repeats
+        {
+            if r.min_length == 0 || r.max_length < r.min_length {
+                c.error(
+                    "repeats",
+                    format!(
+                        "`repeats` needs 0 < min_length <= max_length, found {} and {}",
+                        r.min_length, r.max_length
+                    ),
+                );
+            } else if 2 * r.min_length + 1 > seq_len {
+                c.error(
+                    "repeats",
+                    format!(
+                        "two copies of min_length = {} tokens plus BOS do not fit in seq_len = {seq_len}",
+                        r.min_length
+                    ),
+                );
             }
-            (Some(_), Some(_)) => {
-                c.error("dataset", "give either `repeats` or `dataset`, not both");
+            if self.tokenizer.is_some() {
+                c.error(
+                    "tokenizer",
+                    "`tokenizer` goes with `dataset`; `repeats` rows are token ids",
+                );
             }
-            (Some(r), None) => {
-                if r.min_length == 0 || r.max_length < r.min_length {
-                    c.error(
-                        "repeats",
-                        format!(
-                            "`repeats` needs 0 < min_length <= max_length, found {} and {}",
-                            r.min_length, r.max_length
-                        ),
-                    );
-                } else if 2 * r.min_length + 1 > seq_len {
-                    c.error(
-                        "repeats",
-                        format!(
-                            "two copies of min_length = {} tokens plus BOS do not fit in seq_len = {seq_len}",
-                            r.min_length
-                        ),
-                    );
-                }
-                if self.tokenizer.is_some() {
-                    c.error(
-                        "tokenizer",
-                        "`tokenizer` goes with `dataset`; `repeats` rows are token ids",
-                    );
-                }
-            }
-            (None, Some(_)) => {}
         }
         if let Some((name, dataset)) = c.dataset {
             self.validate_dataset(c, name, dataset);

@@ -152,6 +152,29 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// Two keys of which exactly one must be given (`first`, `second`: each key and whether it is
+    /// given): reports neither (`missing`, with `hint`, at the entry) or both (at `second`).
+    /// Whether exactly one is given.
+    pub fn exactly_one_of(
+        &mut self,
+        (first, has_first): (&str, bool),
+        (second, has_second): (&str, bool),
+        missing: &str,
+        hint: &str,
+    ) -> bool {
+        match (has_first, has_second) {
+            (false, false) => self.error("", missing).hint = Some(hint.into()),
+            (true, true) => {
+                self.error(
+                    second,
+                    format!("give either `{first}` or `{second}`, not both"),
+                );
+            }
+            _ => return true,
+        }
+        false
+    }
+
     /// Prompt indices must exist when the dataset's size is known.
     pub fn prompt_indices(&mut self, key: &str, items: Option<&[u32]>) {
         self.filter(key, items);
@@ -172,10 +195,8 @@ impl Checker<'_, '_> {
     }
 
     pub fn position(&mut self, key: &str, position: &PositionSpec) {
-        let PositionSpec::Named(name) = position else {
-            return;
-        };
-        let Some((dataset_name, dataset)) = self.dataset else {
+        let (PositionSpec::Named(name), Some((dataset_name, dataset))) = (position, self.dataset)
+        else {
             return;
         };
         let named = dataset.named_positions();
@@ -210,10 +231,7 @@ impl Checker<'_, '_> {
     }
 
     pub fn token(&mut self, key: &str, token: &TokenSpec) {
-        let TokenSpec::Answer(name) = token else {
-            return;
-        };
-        let Some((dataset_name, dataset)) = self.dataset else {
+        let (TokenSpec::Answer(name), Some((dataset_name, dataset))) = (token, self.dataset) else {
             return;
         };
         let answers = dataset.answer_names();

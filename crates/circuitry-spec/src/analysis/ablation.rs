@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use circuitry_vocab::MeanOver;
 
-use super::AnalysisKind;
-use super::activation_patching::{PositionSweepSpec, check_metric, check_patch_positions, last};
+use super::activation_patching::{PositionSweepSpec, check_metric, check_patch_positions};
+use super::{AnalysisKind, last};
 use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 

@@ -4,7 +4,7 @@
 
 use circuitry_vocab::{Direction, HeadSweep, Site, keyword_or_list};
 
-use super::AnalysisKind;
+use super::{AnalysisKind, denoising, last, yes};
 use crate::refs::{Measure, MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
@@ -60,18 +60,6 @@ analysis_params! {
 
 fn resid_pre() -> Site {
     Site::ResidPre
-}
-
-fn denoising() -> Direction {
-    Direction::Denoising
-}
-
-pub(super) fn last() -> PositionSpec {
-    PositionSpec::Last
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl AnalysisKind for ActivationPatchingParams {

@@ -1,9 +1,9 @@
 //! `kind = "attribution_patching"`.
 
-use super::AnalysisKind;
+use super::{AnalysisKind, denoising, last, yes};
 use circuitry_vocab::{Direction, Site};
 
-use super::activation_patching::{check_metric, last, require_corrupt};
+use super::activation_patching::{check_metric, require_corrupt};
 use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
@@ -44,14 +44,6 @@ analysis_params! {
 
 fn default_sites() -> Vec<Site> {
     vec![Site::ResidPre, Site::Z]
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn denoising() -> Direction {
-    Direction::Denoising
 }
 
 impl AnalysisKind for AttributionPatchingParams {

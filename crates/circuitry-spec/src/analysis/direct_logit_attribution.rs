@@ -5,7 +5,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::AnalysisKind;
+use super::{AnalysisKind, last};
 use crate::refs::{PositionSpec, Target};
 use crate::validate::Checker;
 
@@ -74,10 +74,6 @@ impl fmt::Display for DlaComponent {
         };
         f.write_str(name)
     }
-}
-
-fn last() -> PositionSpec {
-    PositionSpec::Last
 }
 
 fn all_components() -> Vec<DlaComponent> {

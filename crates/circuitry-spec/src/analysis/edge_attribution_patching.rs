@@ -5,10 +5,10 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::AnalysisKind;
+use super::{AnalysisKind, last, noising};
 use circuitry_vocab::Direction;
 
-use super::activation_patching::{check_metric, last, require_corrupt};
+use super::activation_patching::{check_metric, require_corrupt};
 use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
@@ -73,10 +73,6 @@ impl fmt::Display for EapMethod {
             EapMethod::EapIg => "eap_ig",
         })
     }
-}
-
-fn noising() -> Direction {
-    Direction::Noising
 }
 
 /// EAP-IG's default number of interpolation steps.

@@ -19,9 +19,12 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize, Serializer};
 
+use circuitry_vocab::Direction;
+
 use crate::de::{DeError, from_entries, from_node};
 use crate::diagnostic::{did_you_mean, list};
 use crate::node::{Entry, Node, join_path};
+use crate::refs::PositionSpec;
 use crate::validate::{Checker, Ctx};
 
 /// The checks of one analysis kind beyond what its types enforce.
@@ -207,6 +210,23 @@ pub(crate) struct AnalysisCommon {
     #[schemars(range(min = 1))]
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
+}
+
+// Serde defaults (`#[serde(default = "...")]`) that several kinds share.
+fn yes() -> bool {
+    true
+}
+
+fn last() -> PositionSpec {
+    PositionSpec::Last
+}
+
+fn denoising() -> Direction {
+    Direction::Denoising
+}
+
+fn noising() -> Direction {
+    Direction::Noising
 }
 
 fn default_batch_size() -> u32 {

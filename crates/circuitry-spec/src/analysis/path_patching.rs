@@ -9,9 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use circuitry_vocab::keyword_or_list::{Alone, ListItem};
 use circuitry_vocab::{Direction, HeadInput, keyword_or_list};
 
-use super::AnalysisKind;
+use super::{AnalysisKind, last, noising, yes};
 
-use super::activation_patching::{check_metric, last, require_corrupt};
+use super::activation_patching::{check_metric, require_corrupt};
 use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
@@ -59,14 +59,6 @@ analysis_params! {
         #[serde(default = "yes")]
         pub freeze_mlps: bool,
     }
-}
-
-fn noising() -> Direction {
-    Direction::Noising
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// A component whose output path patching patches.

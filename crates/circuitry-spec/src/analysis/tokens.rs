@@ -1,6 +1,6 @@
 //! `kind = "tokens"`.
 
-use super::AnalysisKind;
+use super::{AnalysisKind, yes};
 use crate::validate::Checker;
 
 analysis_params! {
@@ -15,10 +15,6 @@ analysis_params! {
         #[serde(default = "yes")]
         pub corrupt: bool,
     }
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl AnalysisKind for TokensParams {
