@@ -425,37 +425,33 @@ mod tests {
 
     #[test]
     fn seeds_are_stable_and_distinct() {
-        assert_eq!(
-            derive_seed(0, "datasets", "a"),
-            derive_seed(0, "datasets", "a")
-        );
-        assert_ne!(
-            derive_seed(0, "datasets", "a"),
-            derive_seed(1, "datasets", "a")
-        );
-        assert_ne!(
-            derive_seed(0, "datasets", "a"),
-            derive_seed(0, "datasets", "b")
-        );
-        assert_ne!(
-            derive_seed(0, "datasets", "a"),
-            derive_seed(0, "train", "a")
-        );
+        let seed = derive_seed(0, "datasets", "a");
+        assert_eq!(seed, derive_seed(0, "datasets", "a"));
+        // Each input on its own changes the seed.
+        for (master, section, name) in [
+            (1, "datasets", "a"),
+            (0, "datasets", "b"),
+            (0, "train", "a"),
+        ] {
+            assert_ne!(
+                seed,
+                derive_seed(master, section, name),
+                "{master} {section} {name}"
+            );
+        }
         assert!(derive_seed(7, "datasets", "x") <= i64::MAX as u64);
     }
 
     #[test]
     fn formats_from_extensions() {
-        assert_eq!(
-            FileFormat::from_extension("a/b.JSONL"),
-            Some(FileFormat::Jsonl)
-        );
-        assert_eq!(FileFormat::from_extension("b.csv"), Some(FileFormat::Csv));
-        assert_eq!(
-            FileFormat::from_extension("b.parquet"),
-            Some(FileFormat::Parquet)
-        );
-        assert_eq!(FileFormat::from_extension("b.txt"), None);
-        assert_eq!(FileFormat::from_extension("noext"), None);
+        for (path, format) in [
+            ("a/b.JSONL", Some(FileFormat::Jsonl)),
+            ("b.csv", Some(FileFormat::Csv)),
+            ("b.parquet", Some(FileFormat::Parquet)),
+            ("b.txt", None),
+            ("noext", None),
+        ] {
+            assert_eq!(FileFormat::from_extension(path), format, "{path:?}");
+        }
     }
 }

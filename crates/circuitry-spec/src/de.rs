@@ -413,17 +413,18 @@ mod tests {
             .map_err(|e| Box::new(e.into_diagnostic(&sources, &[])))
     }
 
+    /// The error `text` fails with, whose message must contain `expected`.
+    fn error_containing(text: &str, expected: &str) -> Box<Diagnostic> {
+        let d = parse(text).unwrap_err();
+        assert!(d.message.contains(expected), "{text:?}: {}", d.message);
+        d
+    }
+
     #[test]
     fn errors_point_at_the_value() {
-        let d = parse("[x]\nlength = \"a\"\n").unwrap_err();
+        let d = error_containing("[x]\nlength = \"a\"\n", "expected a non-negative integer");
         assert_eq!(d.line_column(), Some((2, 10)));
-        assert!(
-            d.message.contains("expected a non-negative integer"),
-            "{}",
-            d.message
-        );
-        let d = parse("[x]\nlength = -1\n").unwrap_err();
-        assert!(d.message.contains("`x.length`"), "{}", d.message);
+        error_containing("[x]\nlength = -1\n", "`x.length`");
     }
 
     #[test]
@@ -450,14 +451,11 @@ mod tests {
 
     #[test]
     fn arrays_are_length_checked() {
-        let d = parse("[x]\nlength = 1\npair = [1, 2, 3]\n").unwrap_err();
-        assert!(
-            d.message.contains("expected an array of 2"),
-            "{}",
-            d.message
+        error_containing(
+            "[x]\nlength = 1\npair = [1, 2, 3]\n",
+            "expected an array of 2",
         );
-        let d = parse("[x]\nlength = 1\npair = [1]\n").unwrap_err();
-        assert!(d.message.contains("array"), "{}", d.message);
+        error_containing("[x]\nlength = 1\npair = [1]\n", "array");
         assert_eq!(
             parse("[x]\nlength = 1\npair = [1, 2]\n").unwrap().pair,
             Some([1, 2])
@@ -466,7 +464,6 @@ mod tests {
 
     #[test]
     fn datetimes_are_rejected() {
-        let d = parse("[x]\nlength = 1979-05-27\n").unwrap_err();
-        assert!(d.message.contains("datetime"), "{}", d.message);
+        error_containing("[x]\nlength = 1979-05-27\n", "datetime");
     }
 }

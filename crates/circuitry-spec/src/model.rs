@@ -161,13 +161,17 @@ mod tests {
 
     #[test]
     fn hub_ids() {
-        assert!(check_hub_id("HuggingFaceTB/SmolLM2-135M").is_ok());
-        assert!(check_hub_id("gpt2").is_ok());
-        assert!(check_hub_id("org/name@v1.0").is_ok());
-        assert!(check_hub_id("org/name@").is_err());
-        assert!(check_hub_id("a/b/c").is_err());
-        assert!(check_hub_id("org/").is_err());
-        assert!(check_hub_id("org/na me").is_err());
+        for (id, valid) in [
+            ("HuggingFaceTB/SmolLM2-135M", true),
+            ("gpt2", true),
+            ("org/name@v1.0", true),
+            ("org/name@", false),
+            ("a/b/c", false),
+            ("org/", false),
+            ("org/na me", false),
+        ] {
+            assert_eq!(check_hub_id(id).is_ok(), valid, "{id:?}");
+        }
     }
 
     #[test]

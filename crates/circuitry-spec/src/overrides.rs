@@ -159,20 +159,15 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert!(
-            parse_one("no-equals")
-                .unwrap_err()
-                .message
-                .contains("KEY=VALUE")
-        );
-        assert!(parse_one("=5").unwrap_err().message.contains("invalid key"));
-        assert!(
-            parse_one("a..b=5")
-                .unwrap_err()
-                .message
-                .contains("invalid key")
-        );
-        assert!(parse_one("a=").unwrap_err().message.contains("no value"));
+        for (arg, expected) in [
+            ("no-equals", "KEY=VALUE"),
+            ("=5", "invalid key"),
+            ("a..b=5", "invalid key"),
+            ("a=", "no value"),
+        ] {
+            let message = parse_one(arg).unwrap_err().message;
+            assert!(message.contains(expected), "{arg:?}: {message}");
+        }
         let e = parse_one("a=[1, 2").unwrap_err();
         assert!(e.message.contains("invalid TOML"), "{}", e.message);
         assert_eq!(e.location.unwrap().source.to_string(), "--set a=[1, 2");

@@ -1,6 +1,6 @@
 //! `[sweep]` expansion.
 
-use circuitry_spec::{AnalysisParams, DatasetSource, Experiment};
+use circuitry_spec::{AnalysisParams, DatasetSource, Experiment, Variant};
 use serde_json::json;
 
 use crate::common;
@@ -12,6 +12,14 @@ fn load(sweep: &str) -> Experiment {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `BASE` with `sweep`, and its runs, which must number `count`.
+fn expand(sweep: &str, count: usize) -> (Experiment, Vec<Variant>) {
+    let e = load(sweep);
+    let runs = e.expand();
+    assert_eq!(runs.len(), count, "{sweep}");
+    (e, runs)
+}
+
 fn length(e: &Experiment) -> u32 {
     match &e.datasets["rep"].source {
         DatasetSource::RepeatedTokens(r) => r.length,
@@ -21,10 +29,10 @@ fn length(e: &Experiment) -> u32 {
 
 #[test]
 fn grid_order_is_row_major_in_file_order() {
-    let e =
-        load("\"datasets.rep.length\" = [10, 20, 40]\n\"analyses.heads.batch_size\" = [8, 16]\n");
-    let runs = e.expand();
-    assert_eq!(runs.len(), 6);
+    let (e, runs) = expand(
+        "\"datasets.rep.length\" = [10, 20, 40]\n\"analyses.heads.batch_size\" = [8, 16]\n",
+        6,
+    );
     assert_eq!(e.sweep.combinations(), 6);
     let got: Vec<(u32, u32)> = runs
         .iter()
@@ -86,11 +94,10 @@ fn swept_keys_may_be_absent_from_the_base() {
 
 #[test]
 fn unquoted_dotted_keys_and_explicit_columns() {
-    let e = load(
+    let (e, runs) = expand(
         "datasets.rep.length = [1, 2]\n\"analyses.heads.batch_size\" = { values = [4], column = \"bs\" }\n",
+        2,
     );
-    let runs = e.expand();
-    assert_eq!(runs.len(), 2);
     assert_eq!(runs[1].columns[0], ("length".to_string(), json!(2)));
     assert_eq!(runs[1].columns[1], ("bs".to_string(), json!(4)));
     assert_eq!(e.sweep.axes[0].key, "datasets.rep.length");
@@ -98,11 +105,10 @@ fn unquoted_dotted_keys_and_explicit_columns() {
 
 #[test]
 fn sweeping_structured_values() {
-    let e = load(
+    let (_, runs) = expand(
         "\"analyses.heads.layers\" = [[0], [0, 1]]\n\"models.toy.processing\" = [true, false]\n",
+        4,
     );
-    let runs = e.expand();
-    assert_eq!(runs.len(), 4);
     let h = common::unwrap_variant!(
         AnalysisParams::HeadDetector,
         &runs[2].experiment.analyses["heads"].params
