@@ -209,16 +209,10 @@ impl Mat {
             "cannot multiply {}x{} by {}x{}",
             self.rows, self.cols, other.rows, other.cols
         );
-        let mut out = Mat::zeros(self.rows, other.cols);
-        let lhs = Strided::row_major(&self.data, self.rows, self.cols);
-        let rhs = Strided::row_major(&other.data, other.rows, other.cols);
-        gemm_into(
-            &mut out.data,
-            lhs,
-            rhs,
-            auto_parallelism(self.rows, other.cols, self.cols),
-        );
-        out
+        product(
+            Strided::row_major(&self.data, self.rows, self.cols),
+            Strided::row_major(&other.data, other.rows, other.cols),
+        )
     }
 
     /// `selfᵀ · other`, without forming the transpose.
@@ -228,16 +222,10 @@ impl Mat {
             "cannot multiply ({}x{})ᵀ by {}x{}",
             self.rows, self.cols, other.rows, other.cols
         );
-        let mut out = Mat::zeros(self.cols, other.cols);
-        let lhs = Strided::row_major(&self.data, self.rows, self.cols).t();
-        let rhs = Strided::row_major(&other.data, other.rows, other.cols);
-        gemm_into(
-            &mut out.data,
-            lhs,
-            rhs,
-            auto_parallelism(self.cols, other.cols, self.rows),
-        );
-        out
+        product(
+            Strided::row_major(&self.data, self.rows, self.cols).t(),
+            Strided::row_major(&other.data, other.rows, other.cols),
+        )
     }
 
     /// `self · otherᵀ`, without forming the transpose.
@@ -247,16 +235,10 @@ impl Mat {
             "cannot multiply {}x{} by ({}x{})ᵀ",
             self.rows, self.cols, other.rows, other.cols
         );
-        let mut out = Mat::zeros(self.rows, other.rows);
-        let lhs = Strided::row_major(&self.data, self.rows, self.cols);
-        let rhs = Strided::row_major(&other.data, other.rows, other.cols).t();
-        gemm_into(
-            &mut out.data,
-            lhs,
-            rhs,
-            auto_parallelism(self.rows, other.rows, self.cols),
-        );
-        out
+        product(
+            Strided::row_major(&self.data, self.rows, self.cols),
+            Strided::row_major(&other.data, other.rows, other.cols).t(),
+        )
     }
 
     pub fn scaled(mut self, s: f64) -> Mat {
@@ -347,6 +329,14 @@ pub(crate) fn auto_parallelism(m: usize, n: usize, k: usize) -> Parallelism {
 }
 
 /// `dst = lhs · rhs`, `dst` row-major `lhs.rows x rhs.cols` (overwritten).
+/// `lhs · rhs` as a new matrix, in parallel when it is large.
+fn product(lhs: Strided<'_>, rhs: Strided<'_>) -> Mat {
+    let mut out = Mat::zeros(lhs.rows, rhs.cols);
+    let parallelism = auto_parallelism(lhs.rows, rhs.cols, lhs.cols);
+    gemm_into(&mut out.data, lhs, rhs, parallelism);
+    out
+}
+
 pub(crate) fn gemm_into(
     dst: &mut [f64],
     lhs: Strided<'_>,

@@ -5,7 +5,7 @@
 //! (`reference.safetensors`, 1e-4) and naive dense products.
 
 use crate::analysis_common::*;
-use crate::iv_common::{context, loaded as model};
+use crate::iv_common::{MODELS, context, loaded as model};
 use crate::wc_common;
 use circuitry_circuits::analyses::build;
 
@@ -21,7 +21,6 @@ use circuitry_models::{Intervention, LoadedModel, PaddingSide, Span, TokenBatch}
 use circuitry_spec::{AnalysisSpec, Experiment};
 use wc_common::*;
 
-const MODELS: [&str; 2] = ["gpt2-tiny", "llama-tiny"];
 const ATOL: f64 = 1e-4;
 
 /// The analysis `[analyses.a]` with these keys, as the spec parses and validates it (kinds that
@@ -62,12 +61,6 @@ fn names(t: &Table) -> Vec<&'static str> {
 
 fn parts(a: &dyn Analysis) -> Vec<Option<&'static str>> {
     a.tables().iter().map(|d| d.part).collect()
-}
-
-fn reference(name: &str, key: &str) -> (Vec<usize>, Vec<f64>) {
-    let r = load_reference_f32(name);
-    let (shape, v) = r.get(key).unwrap_or_else(|| panic!("{name}: no {key}"));
-    (shape.clone(), v.iter().map(|&x| x as f64).collect())
 }
 
 #[test]

@@ -2,9 +2,8 @@
 //! GQA, tied embeddings) fixtures, under TransformerLens's default weight processing, against
 //! the values TransformerLens computed (`processed.*` in `reference.safetensors`, 1e-4).
 
+use crate::iv_common::{MODELS, loaded_with};
 use crate::wc_common;
-
-use std::path::Path;
 
 use circuitry_circuits::factored::{BlockOptions, FactoredMatrix, Ranking};
 use circuitry_circuits::weight_circuits::CircuitWeights;
@@ -15,29 +14,13 @@ use circuitry_circuits::weight_circuits::ov::{
     OvOptions, copying_score, copying_scores, ov_circuits, ov_scores_table,
 };
 use circuitry_circuits::weight_circuits::qk::{QkOptions, qk_circuits, qk_positional_table};
-use circuitry_models::burn::prelude::Device;
-use circuitry_models::{Processing, load_model};
+use circuitry_models::Processing;
 use wc_common::*;
 
-const MODELS: [&str; 2] = ["gpt2-tiny", "llama-tiny"];
 const ATOL: f64 = 1e-4;
 
 fn weights(name: &str, processing: Processing) -> CircuitWeights {
-    let dir = fixture_dir(name);
-    let loaded = load_model(
-        dir.to_str().unwrap(),
-        Path::new("."),
-        processing,
-        &Device::flex(),
-    )
-    .unwrap_or_else(|e| panic!("{name}: {e}"));
-    CircuitWeights::from_transformer(&loaded.model)
-}
-
-fn reference(name: &str, key: &str) -> (Vec<usize>, Vec<f64>) {
-    let r = load_reference_f32(name);
-    let (shape, v) = r.get(key).unwrap_or_else(|| panic!("{name}: no {key}"));
-    (shape.clone(), v.iter().map(|&x| x as f64).collect())
+    CircuitWeights::from_transformer(&loaded_with(name, processing).model)
 }
 
 #[test]

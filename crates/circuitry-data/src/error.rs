@@ -209,3 +209,36 @@ impl DataError {
         }
     }
 }
+
+/// A check that collects every offending prompt and reports them all in one [`DataError`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RowCheck {
+    /// [`DataError::InvalidPrompts`].
+    Invalid,
+    /// [`DataError::AnswerTokens`].
+    AnswerTokens,
+    /// [`DataError::CorruptLength`].
+    CorruptLength,
+    /// [`DataError::TooLong`], for a context of `n_ctx` tokens.
+    TooLong { n_ctx: usize },
+}
+
+impl RowCheck {
+    /// `Ok` when no prompt failed the check, else the error of `dataset` listing `rows`.
+    pub(crate) fn result(self, dataset: &str, rows: Vec<RowIssue>) -> Result<(), DataError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let dataset = dataset.to_string();
+        Err(match self {
+            RowCheck::Invalid => DataError::InvalidPrompts { dataset, rows },
+            RowCheck::AnswerTokens => DataError::AnswerTokens { dataset, rows },
+            RowCheck::CorruptLength => DataError::CorruptLength { dataset, rows },
+            RowCheck::TooLong { n_ctx } => DataError::TooLong {
+                dataset,
+                n_ctx,
+                rows,
+            },
+        })
+    }
+}

@@ -98,12 +98,21 @@ impl Role {
 /// A cell after type checks: text, or null (allowed for fields only).
 type Cell = Option<String>;
 
+/// What every reader needs: the file, its columns and the row limit, and the error context.
 struct Ctx<'a> {
     dataset: &'a str,
     path: &'a Path,
+    /// Every column read, with its role, in [`FileSource::columns`] order.
+    columns: Vec<(Role, String)>,
+    /// Read at most this many rows.
+    limit: usize,
 }
 
 impl Ctx<'_> {
+    fn open(&self) -> Result<File, DataError> {
+        File::open(self.path).map_err(|e| self.io(e))
+    }
+
     fn io(&self, source: std::io::Error) -> DataError {
         DataError::Io {
             dataset: self.dataset.to_string(),
@@ -147,14 +156,9 @@ impl Ctx<'_> {
     }
 
     /// Turns the cells of one row (in `columns` order) into a record.
-    fn record(
-        &self,
-        location: RowLocation,
-        columns: &[(Role, String)],
-        cells: Vec<Cell>,
-    ) -> Result<RawRecord, DataError> {
+    fn record(&self, location: RowLocation, cells: Vec<Cell>) -> Result<RawRecord, DataError> {
         let mut record = Record::default();
-        for ((role, col), cell) in columns.iter().zip(cells) {
+        for ((role, col), cell) in self.columns.iter().zip(cells) {
             let value = match cell {
                 Some(v) => v,
                 None if role.wants_text() => {
@@ -186,25 +190,21 @@ pub(crate) fn read_file(dataset: &str, source: &FileSource) -> Result<Vec<RawRec
     let ctx = Ctx {
         dataset,
         path: &source.path,
+        columns: source.columns(),
+        limit: source.limit.unwrap_or(usize::MAX),
     };
-    let limit = source.limit.unwrap_or(usize::MAX);
-    let columns = source.columns();
-    match format {
-        FileFormat::Jsonl => read_jsonl(&ctx, &columns, limit),
-        FileFormat::Csv => read_csv(&ctx, &columns, limit),
-        FileFormat::Parquet => read_parquet(&ctx, &columns, limit),
-    }
+    let read = match format {
+        FileFormat::Jsonl => read_jsonl,
+        FileFormat::Csv => read_csv,
+        FileFormat::Parquet => read_parquet,
+    };
+    read(&ctx, ctx.open()?)
 }
 
-fn read_jsonl(
-    ctx: &Ctx,
-    columns: &[(Role, String)],
-    limit: usize,
-) -> Result<Vec<RawRecord>, DataError> {
-    let file = File::open(ctx.path).map_err(|e| ctx.io(e))?;
+fn read_jsonl(ctx: &Ctx, file: File) -> Result<Vec<RawRecord>, DataError> {
     let mut out = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        if out.len() >= limit {
+        if out.len() >= ctx.limit {
             break;
         }
         let location = RowLocation::Line(i + 1);
@@ -233,8 +233,8 @@ fn read_jsonl(
                 "each non-blank line must be one JSON object",
             ));
         };
-        let mut cells = Vec::with_capacity(columns.len());
-        for (role, col) in columns {
+        let mut cells = Vec::with_capacity(ctx.columns.len());
+        for (role, col) in &ctx.columns {
             let cell = match map.get(col) {
                 None => {
                     return Err(ctx.missing(location, col, map.keys().cloned().collect()));
@@ -256,7 +256,7 @@ fn read_jsonl(
             };
             cells.push(cell);
         }
-        out.push(ctx.record(location, columns, cells)?);
+        out.push(ctx.record(location, cells)?);
     }
     Ok(out)
 }
@@ -272,12 +272,7 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-fn read_csv(
-    ctx: &Ctx,
-    columns: &[(Role, String)],
-    limit: usize,
-) -> Result<Vec<RawRecord>, DataError> {
-    let file = File::open(ctx.path).map_err(|e| ctx.io(e))?;
+fn read_csv(ctx: &Ctx, file: File) -> Result<Vec<RawRecord>, DataError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -304,8 +299,8 @@ fn read_csv(
         .iter()
         .map(str::to_string)
         .collect();
-    let mut index = Vec::with_capacity(columns.len());
-    for (_, col) in columns {
+    let mut index = Vec::with_capacity(ctx.columns.len());
+    for (_, col) in &ctx.columns {
         match headers.iter().position(|h| h == col) {
             Some(i) => index.push(i),
             None => return Err(ctx.missing(RowLocation::Header, col, headers.clone())),
@@ -313,23 +308,18 @@ fn read_csv(
     }
     let mut out = Vec::new();
     let mut record = csv::StringRecord::new();
-    while out.len() < limit && reader.read_record(&mut record).map_err(csv_err)? {
+    while out.len() < ctx.limit && reader.read_record(&mut record).map_err(csv_err)? {
         let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
         let cells = index
             .iter()
             .map(|&i| record.get(i).map(str::to_string))
             .collect();
-        out.push(ctx.record(RowLocation::Line(line), columns, cells)?);
+        out.push(ctx.record(RowLocation::Line(line), cells)?);
     }
     Ok(out)
 }
 
-fn read_parquet(
-    ctx: &Ctx,
-    columns: &[(Role, String)],
-    limit: usize,
-) -> Result<Vec<RawRecord>, DataError> {
-    let file = File::open(ctx.path).map_err(|e| ctx.io(e))?;
+fn read_parquet(ctx: &Ctx, file: File) -> Result<Vec<RawRecord>, DataError> {
     let parquet_err = |location: RowLocation, e: &dyn std::fmt::Display| {
         ctx.malformed(
             location,
@@ -342,7 +332,7 @@ fn read_parquet(
     let schema = builder.schema().clone();
     let available: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut roots = Vec::new();
-    for (_, col) in columns {
+    for (_, col) in &ctx.columns {
         match available.iter().position(|c| c == col) {
             Some(i) => roots.push(i),
             None => return Err(ctx.missing(RowLocation::File, col, available.clone())),
@@ -358,11 +348,12 @@ fn read_parquet(
     let mut out = Vec::new();
     let mut row0 = 0usize;
     for batch in reader {
-        if out.len() >= limit {
+        if out.len() >= ctx.limit {
             break;
         }
         let batch: RecordBatch = batch.map_err(|e| parquet_err(RowLocation::Row(row0 + 1), &e))?;
-        let arrays: Vec<Column> = columns
+        let arrays: Vec<Column> = ctx
+            .columns
             .iter()
             .map(|(_, col)| {
                 Column::new(
@@ -374,12 +365,12 @@ fn read_parquet(
             })
             .collect();
         for r in 0..batch.num_rows() {
-            if out.len() >= limit {
+            if out.len() >= ctx.limit {
                 break;
             }
             let location = RowLocation::Row(row0 + r + 1);
-            let mut cells = Vec::with_capacity(columns.len());
-            for ((role, col), column) in columns.iter().zip(&arrays) {
+            let mut cells = Vec::with_capacity(ctx.columns.len());
+            for ((role, col), column) in ctx.columns.iter().zip(&arrays) {
                 let cell = match column {
                     Column::Plain(array) => arrow_cell(ctx, &location, role, col, array, r)?,
                     Column::Dictionary {
@@ -396,7 +387,7 @@ fn read_parquet(
                 };
                 cells.push(cell);
             }
-            out.push(ctx.record(location, columns, cells)?);
+            out.push(ctx.record(location, cells)?);
         }
         row0 += batch.num_rows();
     }

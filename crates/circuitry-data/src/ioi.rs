@@ -23,7 +23,7 @@ use std::str::FromStr;
 use circuitry_models::Tokenizer;
 
 use crate::dataset::Prompt;
-use crate::error::{DataError, RowIssue};
+use crate::error::{DataError, RowCheck, RowIssue};
 use crate::record::{encode, pieces};
 use crate::rng::{Rng, derive_seed};
 
@@ -650,18 +650,8 @@ pub(crate) fn generate_ioi(
         }
         prompts.push(p);
     }
-    if !invalid.is_empty() {
-        return Err(DataError::InvalidPrompts {
-            dataset: dataset.to_string(),
-            rows: invalid,
-        });
-    }
-    if !bad_lengths.is_empty() {
-        return Err(DataError::CorruptLength {
-            dataset: dataset.to_string(),
-            rows: bad_lengths,
-        });
-    }
+    RowCheck::Invalid.result(dataset, invalid)?;
+    RowCheck::CorruptLength.result(dataset, bad_lengths)?;
     Ok(prompts)
 }
 

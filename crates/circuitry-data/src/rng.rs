@@ -148,20 +148,26 @@ pub fn derive_seed(base_seed: u64, label: &str) -> u64 {
 mod tests {
     use super::*;
 
+    /// Checks that the first draws of `next` are `expected`; `stream` names it in a failure.
+    fn assert_first_draws(stream: &str, mut next: impl FnMut() -> u64, expected: &[u64]) {
+        let got: Vec<u64> = expected.iter().map(|_| next()).collect();
+        assert_eq!(got, expected, "first draws of {stream}");
+    }
+
     #[test]
     fn splitmix64_matches_published_sequence() {
         // The reference sequence for seed 1234567 (Rosetta Code, "Pseudo-random numbers/Splitmix64").
         let mut sm = SplitMix64::new(1_234_567);
-        let got: Vec<u64> = (0..5).map(|_| sm.next_u64()).collect();
-        assert_eq!(
-            got,
-            [
+        assert_first_draws(
+            "SplitMix64::new(1234567).next_u64()",
+            || sm.next_u64(),
+            &[
                 6_457_827_717_110_365_317,
                 3_203_168_211_198_807_973,
                 9_817_491_932_198_370_423,
                 4_593_380_528_125_082_431,
                 16_408_922_859_458_223_821,
-            ]
+            ],
         );
     }
 
@@ -170,19 +176,22 @@ mod tests {
         // Pinned values, cross-checked against an independent Python transcription of the
         // reference C code (splitmix64.c seeding xoshiro256starstar.c, Lemire's bounded draw).
         let mut rng = Rng::new(0);
-        let got: Vec<u64> = (0..4).map(|_| rng.next_u64()).collect();
-        assert_eq!(
-            got,
-            [
+        assert_first_draws(
+            "Rng::new(0).next_u64()",
+            || rng.next_u64(),
+            &[
                 11_091_344_671_253_066_420,
                 13_793_997_310_169_335_082,
                 1_900_383_378_846_508_768,
                 7_684_712_102_626_143_532,
-            ]
+            ],
         );
         let mut rng = Rng::new(42);
-        let got: Vec<u64> = (0..8).map(|_| rng.below(1000)).collect();
-        assert_eq!(got, [83, 378, 680, 924, 991, 769, 719, 850]);
+        assert_first_draws(
+            "Rng::new(42).below(1000)",
+            || rng.below(1000),
+            &[83, 378, 680, 924, 991, 769, 719, 850],
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use circuitry_models::Tokenizer;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, Prompt};
-use crate::error::{DataError, RowIssue};
+use crate::error::{DataError, RowCheck, RowIssue};
 use crate::files::{FileSource, read_file};
 use crate::ioi::{IoiConfig, generate_ioi};
 use crate::record::{RawRecord, Record, encode, pieces};
@@ -144,13 +144,7 @@ fn finish(name: &str, prompts: WithOrigin, options: &DatasetOptions) -> Result<D
                 detail: format!("length {}", p.len()),
             })
             .collect();
-        if !rows.is_empty() {
-            return Err(DataError::TooLong {
-                dataset: name.to_string(),
-                n_ctx,
-                rows,
-            });
-        }
+        RowCheck::TooLong { n_ctx }.result(name, rows)?;
     }
     Ok(Dataset::new(
         name,
@@ -225,24 +219,9 @@ fn prompts_from_records(
         prompt.fields = record.fields;
         prompts.push((prompt, origin));
     }
-    if !invalid.is_empty() {
-        return Err(DataError::InvalidPrompts {
-            dataset: dataset.to_string(),
-            rows: invalid,
-        });
-    }
-    if !bad_answers.is_empty() {
-        return Err(DataError::AnswerTokens {
-            dataset: dataset.to_string(),
-            rows: bad_answers,
-        });
-    }
-    if !bad_lengths.is_empty() {
-        return Err(DataError::CorruptLength {
-            dataset: dataset.to_string(),
-            rows: bad_lengths,
-        });
-    }
+    RowCheck::Invalid.result(dataset, invalid)?;
+    RowCheck::AnswerTokens.result(dataset, bad_answers)?;
+    RowCheck::CorruptLength.result(dataset, bad_lengths)?;
     Ok(prompts)
 }
 
@@ -296,11 +275,6 @@ fn prompts_from_ids(
             .map(|c| bos.iter().chain(c).copied().collect());
         prompts.push((prompt, "inline".to_string()));
     }
-    if !invalid.is_empty() {
-        return Err(DataError::InvalidPrompts {
-            dataset: dataset.to_string(),
-            rows: invalid,
-        });
-    }
+    RowCheck::Invalid.result(dataset, invalid)?;
     Ok(prompts)
 }

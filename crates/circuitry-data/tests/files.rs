@@ -11,6 +11,7 @@ use circuitry_data::{
 };
 use common::{bpe, fixture};
 use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
 
 /// The committed fixtures' columns: text, corrupt, answers IO/S, field note.
 fn source(path: PathBuf) -> FileSource {
@@ -33,6 +34,26 @@ fn build(s: FileSource) -> Result<Dataset, DataError> {
     )
 }
 
+/// Writes `body` to `path`; the file as a source with the default columns.
+fn written(path: &Path, body: &str) -> FileSource {
+    fs::write(path, body).unwrap();
+    FileSource::new(path)
+}
+
+/// `s` with the answer `IO` read from column `io`.
+fn with_io_answer(mut s: FileSource) -> FileSource {
+    s.answer_columns = BTreeMap::from([("IO".into(), "io".into())]);
+    s
+}
+
+/// Writes `batch` as a Parquet file (`props`: `None` for the writer's defaults).
+fn write_batch(path: &Path, batch: &RecordBatch, props: Option<WriterProperties>) {
+    let mut w =
+        ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), props).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
 /// Writes `columns` (name, values) as a Parquet file with two rows per row group.
 fn write_parquet(path: &Path, columns: &[(&str, Vec<Option<&str>>)]) {
     let arrays: Vec<(&str, ArrayRef)> = columns
@@ -45,13 +66,10 @@ fn write_parquet(path: &Path, columns: &[(&str, Vec<Option<&str>>)]) {
         })
         .collect();
     let batch = RecordBatch::try_from_iter(arrays).unwrap();
-    let props = parquet::file::properties::WriterProperties::builder()
+    let props = WriterProperties::builder()
         .set_max_row_group_row_count(Some(2))
         .build();
-    let mut w =
-        ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), Some(props)).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    write_batch(path, &batch, Some(props));
 }
 
 /// The location, column and available columns of a [`DataError::MissingColumn`].
@@ -66,6 +84,14 @@ fn missing_column(err: &DataError) -> (&RowLocation, &str, &[String]) {
         panic!("{err}")
     };
     (location, column, available)
+}
+
+/// The location of a [`DataError::Malformed`].
+fn malformed(err: &DataError) -> &RowLocation {
+    let DataError::Malformed { location, .. } = err else {
+        panic!("{err}")
+    };
+    location
 }
 
 /// The location, column and message of a [`DataError::BadValue`].
@@ -193,14 +219,11 @@ fn missing_columns_name_the_file_row_and_existing_columns() {
     // JSONL: per line, listing that line's keys
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.jsonl");
-    fs::write(
+    let err = build(with_io_answer(written(
         &path,
         "{\"text\": \"The cat\", \"io\": \" cat\"}\n\n{\"txt\": \"The mat\", \"io\": \" mat\"}\n",
-    )
-    .unwrap();
-    let mut s = FileSource::new(&path);
-    s.answer_columns = BTreeMap::from([("IO".into(), "io".into())]);
-    let err = build(s).unwrap_err();
+    )))
+    .unwrap_err();
     let (location, column, available) = missing_column(&err);
     let DataError::MissingColumn { path: p, .. } = &err else {
         unreachable!()
@@ -240,34 +263,30 @@ fn bad_rows_name_the_row_and_column() {
     let dir = tempfile::tempdir().unwrap();
     // JSONL: a number where text is expected, at line 2
     let path = dir.path().join("bad.jsonl");
-    fs::write(&path, "{\"text\": \"The cat\"}\n{\"text\": 5}\n").unwrap();
-    let err = build(FileSource::new(&path)).unwrap_err();
+    let err = build(written(&path, "{\"text\": \"The cat\"}\n{\"text\": 5}\n")).unwrap_err();
     let (location, column, message) = bad_value(&err);
     assert_eq!((location, column), (&RowLocation::Line(2), "text"));
     assert!(message.contains("found a number"), "{message}");
 
     // JSONL: invalid JSON at line 3 (after a blank line)
-    fs::write(&path, "{\"text\": \"The cat\"}\n\n{\"text\": \"The\n").unwrap();
-    let err = build(FileSource::new(&path)).unwrap_err();
-    let DataError::Malformed { location, .. } = &err else {
-        panic!("{err}")
-    };
-    assert_eq!(*location, RowLocation::Line(3));
-    fs::write(&path, "[1, 2]\n").unwrap();
+    let err = build(written(
+        &path,
+        "{\"text\": \"The cat\"}\n\n{\"text\": \"The\n",
+    ))
+    .unwrap_err();
+    assert_eq!(*malformed(&err), RowLocation::Line(3));
     assert!(
-        build(FileSource::new(&path))
+        build(written(&path, "[1, 2]\n"))
             .unwrap_err()
             .to_string()
             .contains("expected a JSON object")
     );
 
     // JSONL: numbers are fine in field columns, null leaves the field out
-    fs::write(
+    let mut s = written(
         &path,
         "{\"text\": \"The cat\", \"n\": 5}\n{\"text\": \"The mat\", \"n\": null}\n",
-    )
-    .unwrap();
-    let mut s = FileSource::new(&path);
+    );
     s.field_columns = vec!["n".into()];
     let ds = build(s).unwrap();
     assert_eq!(ds.prompts[0].fields["n"], "5");
@@ -275,22 +294,19 @@ fn bad_rows_name_the_row_and_column() {
 
     // CSV: a record with too many fields; its line is named (the header is line 1)
     let path = dir.path().join("bad.csv");
-    fs::write(&path, "text,io\nThe cat, cat\nThe mat, mat,extra\n").unwrap();
-    let err = build(FileSource::new(&path)).unwrap_err();
-    let DataError::Malformed { location, .. } = &err else {
-        panic!("{err}")
-    };
-    assert_eq!(*location, RowLocation::Line(3));
+    let err = build(written(
+        &path,
+        "text,io\nThe cat, cat\nThe mat, mat,extra\n",
+    ))
+    .unwrap_err();
+    assert_eq!(*malformed(&err), RowLocation::Line(3));
 
     // CSV: a multi-token answer is reported with the line its record starts on
-    fs::write(
+    let err = build(with_io_answer(written(
         &path,
         "text,io\n\"The cat\nsat\", cat\nThe mat, Zyxwvut\nThe dog, Alice\n",
-    )
-    .unwrap();
-    let mut s = FileSource::new(&path);
-    s.answer_columns = BTreeMap::from([("IO".into(), "io".into())]);
-    let err = build(s).unwrap_err();
+    )))
+    .unwrap_err();
     let DataError::AnswerTokens { rows, .. } = &err else {
         panic!("{err}")
     };
@@ -324,10 +340,7 @@ fn bad_rows_name_the_row_and_column() {
     let batch =
         RecordBatch::try_from_iter([("text", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)])
             .unwrap();
-    let mut w =
-        ArrowWriter::try_new(fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    write_batch(&path, &batch, None);
     let err = build(FileSource::new(&path)).unwrap_err();
     let (location, _, message) = bad_value(&err);
     assert_eq!(*location, RowLocation::Row(1));
@@ -335,9 +348,8 @@ fn bad_rows_name_the_row_and_column() {
 
     // Parquet: not a Parquet file at all
     let path = dir.path().join("fake.parquet");
-    fs::write(&path, "not parquet").unwrap();
     assert!(matches!(
-        build(FileSource::new(&path)).unwrap_err(),
+        build(written(&path, "not parquet")).unwrap_err(),
         DataError::Malformed {
             location: RowLocation::File,
             ..
@@ -359,8 +371,7 @@ fn corrupt_length_mismatches_in_files_list_every_row() {
         .iter()
         .map(|(t, c)| format!("{}\n", serde_json::json!({"text": t, "corrupt": c})))
         .collect();
-    fs::write(&path, body).unwrap();
-    let mut s = FileSource::new(&path);
+    let mut s = written(&path, &body);
     s.corrupt_column = Some("corrupt".into());
     let err = build(s).unwrap_err();
     let DataError::CorruptLength { rows, .. } = &err else {

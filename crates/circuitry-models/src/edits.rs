@@ -108,13 +108,10 @@ impl HookTensor {
 
     /// Host copy as `f32`, row-major.
     pub fn to_vec(&self) -> Vec<f32> {
-        let data = match self {
-            HookTensor::R3(t) => t.to_data(),
-            HookTensor::R4(t) => t.to_data(),
-        };
-        data.convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("float tensor data")
+        match self {
+            HookTensor::R3(t) => crate::host_values(t),
+            HookTensor::R4(t) => crate::host_values(t),
+        }
     }
 
     pub fn detach(self) -> HookTensor {

@@ -35,7 +35,7 @@ pub use loading::ModelSource;
 pub use processing::Processing;
 pub use tokenizer::Tokenizer;
 pub use transformer::{KvCache, Output, Span, Transformer};
-pub use weights::{HostTensor, Weights};
+pub use weights::{HostTensor, Weights, host_ints, host_values};
 
 pub(crate) use transformer::linear;
 

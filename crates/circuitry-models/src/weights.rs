@@ -75,14 +75,24 @@ impl HostTensor {
     }
 
     pub fn from_tensor<const D: usize>(t: &Tensor<D>) -> HostTensor {
-        let shape = t.dims().to_vec();
-        let data = t
-            .to_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("float tensor");
-        HostTensor::new(shape, data)
+        HostTensor::new(t.dims().to_vec(), host_values(t))
     }
+}
+
+/// Host copy of a float tensor's values, row-major.
+pub fn host_values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.to_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("float tensor data")
+}
+
+/// Host copy of an integer tensor's values, row-major.
+pub fn host_ints<const D: usize>(t: &Tensor<D, Int>) -> Vec<i64> {
+    t.to_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("int tensor data")
 }
 
 /// Weights under canonical names, with the configuration they belong to and their source file.

@@ -50,6 +50,15 @@ impl Normal {
     }
 }
 
+/// The endless stream of [`Normal::sample`]s.
+impl Iterator for Normal {
+    type Item = f64;
+
+    fn next(&mut self) -> Option<f64> {
+        Some(self.sample())
+    }
+}
+
 /// The label of a tensor's initialisation stream.
 pub fn init_stream_label(name: &str) -> String {
     format!("init/{name}")
@@ -82,8 +91,10 @@ pub fn init_weights(config: &TrainConfig) -> Weights {
 }
 
 fn normal(seed: u64, name: &str, n: usize, std: f64) -> Vec<f32> {
-    let mut g = Normal::new(derive_seed(seed, &init_stream_label(name)));
-    (0..n).map(|_| (g.sample() * std) as f32).collect()
+    Normal::new(derive_seed(seed, &init_stream_label(name)))
+        .take(n)
+        .map(|z| (z * std) as f32)
+        .collect()
 }
 
 #[cfg(test)]
@@ -92,8 +103,7 @@ mod tests {
 
     #[test]
     fn normal_deviates_have_unit_variance() {
-        let mut g = Normal::new(5);
-        let xs: Vec<f64> = (0..20_000).map(|_| g.sample()).collect();
+        let xs: Vec<f64> = Normal::new(5).take(20_000).collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!(mean.abs() < 0.03, "mean {mean}");

@@ -4,50 +4,37 @@
 
 use circuitry_models::burn::prelude::*;
 use circuitry_train::{
-    ArchConfig, DataConfig, EvalConfig, LrDecay, OptimConfig, TrainConfig, eval_rows, head_scores,
-    train,
+    ArchConfig, DataConfig, EvalConfig, OptimConfig, TrainConfig, eval_rows, head_scores, train,
 };
 
+/// The shipped induction model's procedure ([`TrainConfig::induction_2l`]) on a smaller problem:
+/// vocabulary 32, context and rows of 33 tokens holding one `r r` pair (in noise) with `|r|` in
+/// 4..=16 (no filling), 3000 steps with 50 warm-up steps, evaluated every 500 steps on
+/// `|r| = 12`.
 fn config(seed: u64) -> TrainConfig {
+    let shipped = TrainConfig::induction_2l();
     TrainConfig {
         seed,
         arch: ArchConfig {
-            n_layers: 2,
-            d_model: 64,
-            n_heads: 4,
-            d_head: 16,
-            d_mlp: 256,
-            attn_only: true,
             n_ctx: 33,
             d_vocab: 32,
-            act_fn: circuitry_models::ActFn::GeluTanh,
-            norm_eps: 1e-5,
-            init_std: 0.1,
+            ..shipped.arch
         },
         optim: OptimConfig {
             steps: 3000,
-            batch_size: 32,
-            lr: 1e-3,
             warmup_steps: 50,
-            decay: LrDecay::Cosine,
-            min_lr_ratio: 0.1,
-            weight_decay: 0.01,
-            beta1: 0.9,
-            beta2: 0.99,
-            eps: 1e-8,
-            grad_clip: Some(1.0),
+            ..shipped.optim
         },
         data: DataConfig {
             seq_len: 33,
-            min_repeat: 4,
             max_repeat: 16,
-            max_gap: 0,
             fill: false,
+            ..shipped.data
         },
         eval: EvalConfig {
-            sequences: 64,
             repeat_len: 12,
             every: 500,
+            ..shipped.eval
         },
     }
 }

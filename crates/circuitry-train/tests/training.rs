@@ -8,34 +8,29 @@ use circuitry_train::{
     ArchConfig, DataConfig, EvalConfig, LrDecay, OptimConfig, TrainConfig, train, train_with,
 };
 
+/// A tiny 2-layer model with MLPs on short rows, trained by the shipped procedure's optimiser
+/// ([`TrainConfig::induction_2l`]: cosine decay, betas, eps, clipping) at its own rates.
 fn tiny(seed: u64, steps: usize) -> TrainConfig {
+    let shipped = TrainConfig::induction_2l();
     TrainConfig {
         seed,
         arch: ArchConfig {
-            n_layers: 2,
             d_model: 32,
             n_heads: 2,
-            d_head: 16,
             d_mlp: 64,
             attn_only: false,
             n_ctx: 24,
             d_vocab: 16,
-            act_fn: circuitry_models::ActFn::GeluTanh,
-            norm_eps: 1e-5,
             init_std: 0.02,
+            ..shipped.arch
         },
         optim: OptimConfig {
             steps,
             batch_size: 8,
             lr: 3e-3,
             warmup_steps: 2,
-            decay: LrDecay::Cosine,
-            min_lr_ratio: 0.1,
             weight_decay: 0.1,
-            beta1: 0.9,
-            beta2: 0.99,
-            eps: 1e-8,
-            grad_clip: Some(1.0),
+            ..shipped.optim
         },
         data: DataConfig {
             seq_len: 17,
@@ -177,18 +172,14 @@ fn saved_directory_loads_back_with_same_logits() {
     assert_eq!(loaded.model.config, trained.model.config);
     let rows = circuitry_train::repeated_rows(5, 3, 6, 16);
     let batch = TokenBatch::unpadded(&rows, &device);
-    let a: Vec<f32> = trained
-        .model
-        .logits(&batch)
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
-    let b: Vec<f32> = loaded
-        .model
-        .logits(&batch)
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
+    let logits = |model: &circuitry_models::Transformer| -> Vec<f32> {
+        model
+            .logits(&batch)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (logits(&trained.model), logits(&loaded.model));
     let max = a
         .iter()
         .zip(&b)
@@ -213,26 +204,35 @@ fn invalid_configs_are_rejected_with_the_field_named() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("arch.d_head"), "{e}");
-    let mut cfg = tiny(0, 4);
-    cfg.data.seq_len = 30;
-    let e = cfg.validate().unwrap_err().to_string();
-    assert!(e.contains("data.seq_len") && e.contains("n_ctx"), "{e}");
-    let mut cfg = tiny(0, 4);
-    cfg.eval.repeat_len = 12;
-    assert!(
-        cfg.validate()
-            .unwrap_err()
-            .to_string()
-            .contains("eval.repeat_len")
-    );
-    let mut cfg = tiny(0, 4);
-    cfg.optim.beta2 = 1.0;
-    assert!(
-        cfg.validate()
-            .unwrap_err()
-            .to_string()
-            .contains("optim.beta2")
-    );
+    // (the edit, what the error must name)
+    type Edit = fn(&mut TrainConfig);
+    let cases: [(&str, Edit, &[&str]); 3] = [
+        (
+            "data.seq_len = 30",
+            |c| c.data.seq_len = 30,
+            &["data.seq_len", "n_ctx"],
+        ),
+        (
+            "eval.repeat_len = 12",
+            |c| c.eval.repeat_len = 12,
+            &["eval.repeat_len"],
+        ),
+        ("optim.beta2 = 1", |c| c.optim.beta2 = 1.0, &["optim.beta2"]),
+    ];
+    for (case, edit, named) in cases {
+        let mut cfg = tiny(0, 4);
+        edit(&mut cfg);
+        let Err(e) = cfg.validate() else {
+            panic!("{case}: accepted")
+        };
+        let e = e.to_string();
+        for name in named {
+            assert!(
+                e.contains(name),
+                "{case}: the error does not name {name}: {e}"
+            );
+        }
+    }
     let cfg = tiny(0, 4);
     let bad = train_with(
         &cfg,

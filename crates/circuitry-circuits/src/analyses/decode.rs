@@ -1,9 +1,9 @@
 //! Decoding residual-stream vectors to next-token distributions on the device, and reading back
 //! only what tables need (log-probs and ranks of chosen tokens, top-k).
 
-use circuitry_models::Transformer;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::burn::tensor::activation::log_softmax;
+use circuitry_models::{Transformer, host_ints, host_values};
 
 /// Log-probabilities `[n, d_vocab]` of residual vectors `x` (`[n, d_model]`) decoded through
 /// the final norm (its scale recomputed for each vector) and the unembedding.
@@ -44,16 +44,7 @@ pub fn token_stats(log_probs: &Tensor<2>, targets: &[Vec<u32>]) -> Vec<Vec<(f32,
         .int()
         .sum_dim(2)
         .reshape([n, m]);
-    let lp = chosen
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default();
-    let rk = ranks
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec::<i64>()
-        .unwrap_or_default();
+    let (lp, rk) = (host_values(&chosen), host_ints(&ranks));
     targets
         .iter()
         .enumerate()
@@ -73,16 +64,7 @@ pub fn top_k(log_probs: &Tensor<2>, k: usize) -> Vec<Vec<(u32, f32)>> {
         return vec![Vec::new(); n];
     }
     let (values, indices) = log_probs.clone().topk_with_indices(k, 1);
-    let values = values
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default();
-    let indices = indices
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec::<i64>()
-        .unwrap_or_default();
+    let (values, indices) = (host_values(&values), host_ints(&indices));
     (0..n)
         .map(|i| {
             (0..k)

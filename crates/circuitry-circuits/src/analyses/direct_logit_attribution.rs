@@ -5,7 +5,7 @@
 //! direction. The rows of one prompt sum to the model's actual logit (difference): the `bias`
 //! row carries the attention output biases, the final norm's shift and the unembedding bias.
 
-use circuitry_models::{HookKind, HookPoint, Positional, Transformer};
+use circuitry_models::{HookKind, HookPoint, Positional, Transformer, host_values};
 use circuitry_spec::{DirectLogitAttributionParams, DlaComponent};
 
 use super::prelude::*;
@@ -75,26 +75,22 @@ struct Unembed {
     d_vocab: usize,
 }
 
-fn host_vec<const D: usize>(t: &circuitry_models::burn::prelude::Tensor<D>) -> Vec<f32> {
-    circuitry_models::HostTensor::from_tensor(t).data
-}
-
 impl Unembed {
     fn new(model: &Transformer) -> Unembed {
         let d = model.config.d_model;
         let mut attn_bias = vec![0f32; d];
         for block in model.blocks() {
             if let Some(b) = block.attn().b_o() {
-                for (s, x) in attn_bias.iter_mut().zip(host_vec(&b)) {
+                for (s, x) in attn_bias.iter_mut().zip(host_values(&b)) {
                     *s += x;
                 }
             }
         }
         Unembed {
-            w_u: host_vec(&model.w_u()),
-            b_u: model.b_u().map(|b| host_vec(&b)),
-            ln_w: model.ln_final().w().map(|w| host_vec(&w)),
-            ln_b: model.ln_final().b().map(|b| host_vec(&b)),
+            w_u: host_values(&model.w_u()),
+            b_u: model.b_u().map(|b| host_values(&b)),
+            ln_w: model.ln_final().w().map(|w| host_values(&w)),
+            ln_b: model.ln_final().b().map(|b| host_values(&b)),
             attn_bias,
             d_vocab: model.config.d_vocab,
         }

@@ -2,6 +2,7 @@
 
 use circuitry_models::burn::prelude::*;
 use circuitry_models::burn::tensor::activation::log_softmax;
+use circuitry_models::host_values;
 use circuitry_spec::NextTokenParams;
 
 use super::decode::{token_stats, top_k};
@@ -77,11 +78,7 @@ impl Analysis for NextToken {
             .collect();
         let stats = token_stats(&lp, &next);
         let tops = top_k(&lp, self.params.top_k as usize);
-        let raw = rows
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap_or_default();
+        let raw = host_values(&rows);
         for (i, &(r, pos)) in picks.iter().enumerate() {
             let prompt = &batch.prompts[r];
             let input = model.token_text(prompt.tokens[pos]);

@@ -25,7 +25,7 @@ use circuitry_models::burn::prelude::*;
 use circuitry_models::{ActivationCache, HookKind, HookPoint, HookTensor, TokenBatch, Transformer};
 
 use super::engine::{CapturedRun, PatchOptions, PatchTarget, PatchUnit, patch_units};
-use super::metric::{Metric, logits_at};
+use super::metric::Metric;
 use super::{
     InterventionError, Padding, PromptPositions, Result, check_hook, make_batch, token_rows,
 };
@@ -594,13 +594,7 @@ pub fn ablation(
     let metric = cfg
         .metric
         .resolve(prompts, &dest.batch, model.config.d_vocab)?;
-    let metric = if metric.needs_reference() {
-        let (slots, s) = metric.slots();
-        let reference = logits_at(model, dest.final_resid(), slots, s);
-        metric.with_reference(reference)
-    } else {
-        metric
-    };
+    let metric = metric.with_reference_from(model, || dest.final_resid());
     let baseline = metric.eval_resid(model, dest.final_resid());
     let mut values: BTreeMap<HookPoint, HookTensor> = BTreeMap::new();
     match &cfg.method {

@@ -23,7 +23,7 @@ use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{
     ActivationCache, Edit, EditOp, HookKind, HookLayout, HookPoint, HookTensor, Intervention,
-    Selection, Span, TokenBatch, Transformer,
+    Selection, Span, TokenBatch, Transformer, host_values,
 };
 
 use super::engine::CapturedRun;
@@ -31,7 +31,7 @@ use super::metric::{Metric, ResolvedMetric, normalized};
 use super::patching::sweep_layers;
 use super::{
     Direction, InterventionError, Padding, Result, check_hook, check_pairs, clean_first,
-    hook_shape, source_and_dest, to_vec,
+    hook_shape, source_and_dest,
 };
 use crate::table::{Rows, Table};
 
@@ -105,7 +105,7 @@ pub(crate) fn grad_run(
     } else {
         metric.values_from_resid(model, out.resid)
     };
-    let host: Vec<f64> = to_vec(values.clone().detach().inner())
+    let host: Vec<f64> = host_values(&values.clone().detach().inner())
         .into_iter()
         .map(f64::from)
         .collect();
@@ -151,7 +151,7 @@ pub(crate) fn attribution_map(
         (HookTensor::R3(s), HookTensor::R3(d), HookTensor::R3(g)) => {
             let [b, t, _] = s.dims();
             let v = ((s.clone() - d.clone()) * g.clone()).sum_dim(2);
-            (to_vec(v), [b, t, 1])
+            (host_values(&v), [b, t, 1])
         }
         (HookTensor::R4(s), HookTensor::R4(d), HookTensor::R4(g)) => {
             let prod = ((s.clone() - d.clone()) * g.clone()).sum_dim(3);
@@ -160,7 +160,7 @@ pub(crate) fn attribution_map(
                 _ => prod,
             };
             let [b, t, h, _] = prod.dims();
-            (to_vec(prod), [b, t, h])
+            (host_values(&prod), [b, t, h])
         }
         _ => panic!("source, destination and gradient ranks differ"),
     }
@@ -273,18 +273,13 @@ pub fn attribution_patching_with(
     let metric = cfg
         .metric
         .resolve(prompts, &dest_batch, model.config.d_vocab)?;
-    let clean_resid = if cfg.direction.source_is_clean() {
-        source.final_resid()
-    } else {
-        CapturedRun::new(model, dest_batch.clone(), &BTreeSet::new()).final_resid()
-    };
-    let metric = if metric.needs_reference() {
-        let (slots, s) = metric.slots();
-        let reference = super::metric::logits_at(model, clean_resid, slots, s);
-        metric.with_reference(reference)
-    } else {
-        metric
-    };
+    let metric = metric.with_reference_from(model, || {
+        if cfg.direction.source_is_clean() {
+            source.final_resid()
+        } else {
+            CapturedRun::new(model, dest_batch.clone(), &BTreeSet::new()).final_resid()
+        }
+    });
     let m_source = metric.eval_resid(model, source.final_resid());
     let run = grad_run(model, &dest_batch, None, &hooks, &hooks, fixed, &metric);
     let (metric_clean, metric_corrupt) = clean_first(cfg.direction, m_source, run.metric.clone());

@@ -35,14 +35,13 @@ use std::fmt;
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::components::norm::Norm;
-use circuitry_models::{HookKind, HookPoint, HookTensor, Transformer};
+use circuitry_models::{HookKind, HookPoint, HookTensor, Transformer, host_values};
 
 use super::attribution::{GradRun, grad_run};
 use super::engine::CapturedRun;
-use super::metric::{Metric, logits_at};
+use super::metric::Metric;
 use super::{
     Direction, InterventionError, Padding, Result, check_pairs, clean_first, source_and_dest,
-    to_vec,
 };
 use crate::table::{Rows, Table};
 
@@ -633,18 +632,8 @@ fn run(
     let source = CapturedRun::new(model, src_batch, &outputs);
     let dest = CapturedRun::new(model, dest_batch.clone(), &outputs);
     let metric = cfg.metric.resolve(prompts, &dest.batch, c.d_vocab)?;
-    let metric = if metric.needs_reference() {
-        let clean_run = if cfg.direction.source_is_clean() {
-            &source
-        } else {
-            &dest
-        };
-        let (slots, s) = metric.slots();
-        let reference = logits_at(model, clean_run.final_resid(), slots, s);
-        metric.with_reference(reference)
-    } else {
-        metric
-    };
+    let (clean_run, _) = clean_first(cfg.direction, &source, &dest);
+    let metric = metric.with_reference_from(model, || clean_run.final_resid());
     let m_src: f64 = metric.eval_resid(model, source.final_resid()).iter().sum();
     let m_dest: f64 = metric.eval_resid(model, dest.final_resid()).iter().sum();
     let (metric_clean_sum, metric_corrupt_sum) = clean_first(cfg.direction, m_src, m_dest);
@@ -697,13 +686,13 @@ fn run(
         .matmul(recv.reshape([b, r, t * d]).swap_dims(1, 2))
         .sum_dim(0)
         .reshape([s, r]);
-    let edge = to_vec(edge);
+    let edge = host_values(&edge);
     let node = (delta * node_grad)
         .reshape([b, s, t * d])
         .sum_dim(2)
         .sum_dim(0)
         .reshape([s]);
-    let node = to_vec(node);
+    let node = host_values(&node);
     let edge_sums = graph
         .edges
         .iter()

@@ -14,7 +14,7 @@ use std::fmt;
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::burn::tensor::activation::log_softmax;
-use circuitry_models::{TokenBatch, Transformer};
+use circuitry_models::{TokenBatch, Transformer, host_values};
 
 use super::{InterventionError, Result};
 
@@ -350,6 +350,21 @@ impl ResolvedMetric {
         self
     }
 
+    /// [`Self::with_reference`] from the clean run's final residual stream, which `clean_resid`
+    /// gives only when the metric needs it.
+    pub fn with_reference_from(
+        self,
+        model: &Transformer,
+        clean_resid: impl FnOnce() -> Tensor<3>,
+    ) -> ResolvedMetric {
+        if !self.needs_reference() {
+            return self;
+        }
+        let (slots, s) = self.slots();
+        let reference = logits_at(model, clean_resid(), slots, s);
+        self.with_reference(reference)
+    }
+
     /// The same metric for `times` copies of the batch stacked along the rows (copy-major: row
     /// `j * rows + i` is prompt `i` of copy `j`).
     pub fn repeat(&self, times: usize) -> ResolvedMetric {
@@ -424,7 +439,7 @@ impl ResolvedMetric {
     /// Host copy of [`Self::values_from_resid`].
     pub fn eval_resid(&self, model: &Transformer, resid: Tensor<3>) -> Vec<f64> {
         let v = self.values_from_resid(model, resid).inner();
-        super::to_vec(v).into_iter().map(f64::from).collect()
+        host_values(&v).into_iter().map(f64::from).collect()
     }
 }
 
@@ -512,7 +527,7 @@ mod tests {
         let logits = Tensor::<3>::from_data(TensorData::new(logits, [2, 3, 3]), &device);
         let eval = |m: Metric| -> Vec<f32> {
             let r = m.resolve(&prompts, &batch, 3).unwrap();
-            super::super::to_vec(r.values_from_logits(logits.clone()))
+            host_values(&r.values_from_logits(logits.clone()))
         };
         let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
         // last position: row 0 slot 2, row 1 (left padded, len 2) slot 2
@@ -558,9 +573,9 @@ mod tests {
         let (slots, s) = r.slots();
         let reference = select_slots(logits.clone(), slots, s);
         let r = r.with_reference(reference);
-        let kl = super::super::to_vec(r.values_from_logits(logits.clone()));
+        let kl = host_values(&r.values_from_logits(logits.clone()));
         assert!(close(&kl, &[0.0, 0.0]), "{kl:?}");
-        let kl = super::super::to_vec(r.values_from_logits(logits.clone() * 2.0));
+        let kl = host_values(&r.values_from_logits(logits.clone() * 2.0));
         assert!(kl.iter().all(|&x| x > 1e-3), "{kl:?}");
         // missing answers and positions are errors that name the prompt
         let bad = Metric::logit_diff("IO", "S", "END").resolve(&prompts, &batch, 3);

@@ -297,14 +297,6 @@ pub(crate) fn is_per_head(kind: HookKind) -> bool {
     kind.layout() != circuitry_models::HookLayout::BatchPosD
 }
 
-/// Host copy of a float tensor.
-pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.to_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("float tensor data")
-}
-
 /// The shape a hook's tensor has for a batch of `b` rows of `t` slots.
 pub(crate) fn hook_shape(model: &Transformer, kind: HookKind, b: usize, t: usize) -> Vec<usize> {
     let cfg = &model.config;

@@ -24,7 +24,7 @@ use circuitry_data::Prompt;
 use circuitry_models::{HookKind, HookPoint, HookTensor, Transformer};
 
 pub use super::engine::{CapturedRun, PatchOptions, PatchTarget, PatchUnit, patch_units};
-use super::metric::{Metric, ResolvedMetric, logits_at, normalized};
+use super::metric::{Metric, ResolvedMetric, normalized};
 use super::{
     Direction, InterventionError, Padding, PromptPositions, Result, check_hook, check_pairs,
     clean_first, head_count, is_per_head, source_and_dest,
@@ -144,18 +144,8 @@ impl Pair {
         let source = CapturedRun::new(model, src_batch, source_hooks);
         let dest = CapturedRun::new(model, dest_batch, dest_hooks);
         let resolved = metric.resolve(prompts, &dest.batch, model.config.d_vocab)?;
-        let clean_run = if direction.source_is_clean() {
-            &source
-        } else {
-            &dest
-        };
-        let resolved = if resolved.needs_reference() {
-            let (slots, s) = resolved.slots();
-            let reference = logits_at(model, clean_run.final_resid(), slots, s);
-            resolved.with_reference(reference)
-        } else {
-            resolved
-        };
+        let (clean_run, _) = clean_first(direction, &source, &dest);
+        let resolved = resolved.with_reference_from(model, || clean_run.final_resid());
         let m_src = resolved.eval_resid(model, source.final_resid());
         let m_dest = resolved.eval_resid(model, dest.final_resid());
         let (metric_clean, metric_corrupt) = clean_first(direction, m_src, m_dest);

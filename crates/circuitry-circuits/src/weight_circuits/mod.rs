@@ -23,8 +23,8 @@ pub mod composition;
 pub mod ov;
 pub mod qk;
 
-use circuitry_models::Transformer;
 use circuitry_models::burn::prelude::*;
+use circuitry_models::{Transformer, host_values};
 
 use crate::factored::FactoredMatrix;
 use crate::matrix::Mat;
@@ -62,21 +62,12 @@ pub struct CircuitWeights {
 
 fn mat2(t: Tensor<2>) -> Mat {
     let [r, c] = t.dims();
-    let v = t
-        .to_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 tensor data");
-    Mat::from_f32(r, c, &v)
+    Mat::from_f32(r, c, &host_values(&t))
 }
 
 fn mats3(t: Tensor<3>) -> Vec<Mat> {
     let [h, r, c] = t.dims();
-    let v = t
-        .to_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 tensor data");
+    let v = host_values(&t);
     (0..h)
         .map(|i| Mat::from_f32(r, c, &v[i * r * c..(i + 1) * r * c]))
         .collect()

@@ -18,11 +18,16 @@ pub use circuitry_testkit::{RefTensor, fixture_dir, load_reference};
 
 /// A tiny fixture model and its tokenizer, with TransformerLens's default weight processing.
 pub fn loaded(name: &str) -> LoadedModel {
+    loaded_with(name, Processing::all())
+}
+
+/// A tiny fixture model and its tokenizer, with `processing`.
+pub fn loaded_with(name: &str, processing: Processing) -> LoadedModel {
     let dir = fixture_dir(name);
     load_model(
         dir.to_str().unwrap(),
         Path::new("."),
-        Processing::all(),
+        processing,
         &Device::flex(),
     )
     .unwrap_or_else(|e| panic!("{name}: {e}"))

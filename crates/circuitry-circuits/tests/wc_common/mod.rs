@@ -179,6 +179,13 @@ pub fn assert_entries_eq(got: &[Entry], want: &[Entry], tol: f64, what: &str) {
 pub use circuitry_testkit::fixture_dir;
 
 /// The f32 tensors of a fixture's `reference.safetensors`: name -> (shape, values).
+/// Reference tensor `key` of fixture `name`: its shape and its values as `f64`.
+pub fn reference(name: &str, key: &str) -> (Vec<usize>, Vec<f64>) {
+    let r = load_reference_f32(name);
+    let (shape, v) = r.get(key).unwrap_or_else(|| panic!("{name}: no {key}"));
+    (shape.clone(), v.iter().map(|&x| x as f64).collect())
+}
+
 pub fn load_reference_f32(model: &str) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     circuitry_testkit::load_reference(model)
         .into_iter()
