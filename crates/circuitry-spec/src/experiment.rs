@@ -27,6 +27,44 @@ use crate::validate::Ctx;
 /// The sections of an experiment file, besides the top-level keys of [`ExperimentHeader`].
 pub(crate) const SECTIONS: &[&str] = &["models", "datasets", "analyses", "train", "sweep"];
 
+/// The sections whose entries are named (`[models.NAME]`, ...), with what one entry is called.
+const NAMED_SECTIONS: &[(&str, &str)] = &[
+    ("models", "model"),
+    ("datasets", "dataset"),
+    ("analyses", "analysis"),
+    ("train", "training run"),
+];
+
+/// When `path` reaches into an entry of a named section (`models.toi.path`) that `root` does
+/// not define: the message and the hint. Overrides and sweeps change entries; they never create
+/// one from a single key, where a typo would otherwise run silently.
+fn undefined_entry(root: &Node, path: &[String]) -> Option<(String, String)> {
+    let [section, name, _, ..] = path else {
+        return None;
+    };
+    let (_, what) = NAMED_SECTIONS.iter().find(|(s, _)| s == section)?;
+    let entries = root.get(section).and_then(Node::as_table).unwrap_or(&[]);
+    if entries.iter().any(|e| &e.key == name) {
+        return None;
+    }
+    let names = entries.iter().map(|e| e.key.as_str());
+    let hint = match crate::diagnostic::did_you_mean(name, names.clone()) {
+        Some(close) => format!("did you mean `{section}.{close}`?"),
+        None if entries.is_empty() => format!("the file has no [{section}.*] entries"),
+        None => format!(
+            "defined: {}",
+            names
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Some((
+        format!("the file defines no {what} `{name}` (no [{section}.{name}])"),
+        hint,
+    ))
+}
+
 /// The most distinct errors reported for one experiment.
 const MAX_DIAGNOSTICS: usize = 50;
 
@@ -88,7 +126,8 @@ impl ExperimentFile {
     /// (`analyses.heads.layers`, `sweep."datasets.rep.length"`); `VALUE` is a TOML value (`[0, 1]`,
     /// `true`, `"text"`, `{ id = 5 }`), and a value that is not valid TOML and does not start like
     /// an array, table or quoted string is a bare string, so `models.toy.path=models/x` works.
-    /// Keys that do not exist are created. Nothing is validated until
+    /// Keys that do not exist are created, inside the entries the file defines: a key inside an
+    /// entry it does not define (`models.toi.path`) is an error. Nothing else is validated until
     /// [`ExperimentFile::resolve`]; errors then point into the override's text.
     pub fn apply_override(&mut self, assignment: &str) -> Result<(), SpecError> {
         self.sources.overrides.push(assignment.to_string());
@@ -100,6 +139,15 @@ impl ExperimentFile {
                 return Err(e.into());
             }
         };
+        if let Some((message, hint)) = undefined_entry(&self.tree, &o.path) {
+            let mut d = self.sources.error(
+                &o.key_span,
+                format!("cannot set `{}`: {message}", node::display_path(&o.path)),
+            );
+            d.hint = Some(hint);
+            self.sources.overrides.pop();
+            return Err(d.into());
+        }
         if let Err(why) = self.tree.set_path(&o.path, o.value, &o.key_span) {
             let d = self.sources.error(
                 &o.key_span,
@@ -126,6 +174,15 @@ impl ExperimentFile {
             Some(e) => sweep::parse(&e.node, &mut ctx),
             None => Vec::new(),
         };
+        for axis in &axes {
+            if let Some((message, hint)) = undefined_entry(&tree, &axis.path) {
+                ctx.error(
+                    &axis.key_span,
+                    format!("cannot sweep `{}`: {message}", axis.axis.key),
+                )
+                .hint = Some(hint);
+            }
+        }
         if !ctx.diags.is_empty() {
             return Err(SpecError::new(ctx.diags));
         }

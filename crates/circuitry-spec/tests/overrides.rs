@@ -44,14 +44,48 @@ fn overrides_apply_before_validation() {
 }
 
 #[test]
-fn overrides_create_entries_and_sweeps() {
+fn overrides_create_keys_and_sweeps() {
     let e = load(&[
-        "models.second.hub=org/name",
+        "models.toy.processing.fold_ln=false",
         "sweep.\"datasets.rep.n\"=[1, 2, 3]",
     ])
     .unwrap();
-    assert!(e.models.contains_key("second"));
+    assert!(!e.models["toy"].processing.fold_ln);
     assert_eq!(e.expand().len(), 3);
+}
+
+/// A key inside an entry the file does not define is a typo, not a new entry: an error at the
+/// override (or the sweep key), with the entry it probably meant.
+#[test]
+fn overrides_and_sweeps_into_undefined_entries_are_errors() {
+    let err = load(&["models.toi.path=models/b"]).unwrap_err();
+    let d = err.first();
+    assert_eq!(
+        d.message,
+        "cannot set `models.toi.path`: the file defines no model `toi` (no [models.toi])"
+    );
+    assert_eq!(d.hint.as_deref(), Some("did you mean `models.toy`?"));
+    let loc = d.location.clone().unwrap();
+    assert_eq!(
+        loc.source,
+        SourceName::Override("models.toi.path=models/b".into())
+    );
+    assert_eq!((loc.line, loc.column), (1, 1));
+
+    let err = load(&["analyses.other.layers=[1]"]).unwrap_err();
+    assert!(
+        err.first().message.contains("defines no analysis `other`"),
+        "{err}"
+    );
+    assert_eq!(err.first().hint.as_deref(), Some("defined: `heads`"));
+
+    let err = load(&["sweep.\"datasets.rap.n\"=[1, 2]"]).unwrap_err();
+    let d = err.first();
+    assert_eq!(
+        d.message,
+        "cannot sweep `datasets.rap.n`: the file defines no dataset `rap` (no [datasets.rap])"
+    );
+    assert_eq!(d.hint.as_deref(), Some("did you mean `datasets.rep`?"));
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The subcommands. Each returns a [`Failure`] with the exit code and the message to print.
 
+use std::fmt;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use circuitry_circuits::analyses::declared_tables;
@@ -11,6 +13,36 @@ use circuitry_spec::{Experiment, SpecError};
 pub struct Failure {
     pub code: u8,
     pub message: String,
+}
+
+impl Failure {
+    /// Standard output was closed by its reader (`circuitry analyses | head -1`): the command
+    /// ends quietly, successfully.
+    pub const CLOSED_OUTPUT: u8 = 0;
+}
+
+/// Writes `text` to standard output; a closed pipe ends the command quietly.
+fn write_out(text: fmt::Arguments<'_>) -> Result<(), Failure> {
+    io::stdout()
+        .lock()
+        .write_fmt(text)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::BrokenPipe => Failure {
+                code: Failure::CLOSED_OUTPUT,
+                message: String::new(),
+            },
+            _ => failed(format!("writing the output: {e}")),
+        })
+}
+
+/// `println!` for the commands' output, through [`write_out`].
+macro_rules! say {
+    () => {
+        write_out(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        write_out(format_args!("{}\n", format_args!($($arg)*)))?
+    };
 }
 
 fn invalid(e: SpecError) -> Failure {
@@ -58,7 +90,7 @@ pub fn run(
     let report = circuitry_runner::run(&experiment, &options).map_err(run_failed)?;
     if !quiet {
         for t in &report.manifest.tables {
-            println!(
+            say!(
                 "{}  ({} rows)",
                 report.out_dir.join(&t.path).display(),
                 t.rows
@@ -71,7 +103,7 @@ pub fn run(
 pub fn plan(file: &Path, format: PlanFormat, set: &[String]) -> Result<(), Failure> {
     let experiment = load(file, set)?;
     let plan = circuitry_runner::plan(&experiment).map_err(run_failed)?;
-    print!("{}", plan.render(format));
+    write_out(format_args!("{}", plan.render(format)))?;
     Ok(())
 }
 
@@ -79,7 +111,7 @@ pub fn validate(files: &[PathBuf], set: &[String]) -> Result<(), Failure> {
     let mut messages = Vec::new();
     for file in files {
         match Experiment::from_file_with_overrides(file, set) {
-            Ok(e) => println!(
+            Ok(e) => say!(
                 "{}: ok ({} run{})",
                 file.display(),
                 e.expand().len(),
@@ -99,7 +131,7 @@ pub fn validate(files: &[PathBuf], set: &[String]) -> Result<(), Failure> {
 }
 
 pub fn schema() -> Result<(), Failure> {
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(&circuitry_spec::json_schema()).expect("schema serializes")
     );
@@ -113,35 +145,37 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
         ModelSource::HfDir(_) => "Hugging Face directory",
         ModelSource::Gguf(_) => "GGUF file",
     };
-    println!("{} ({kind})", source.path().display());
-    println!("  architecture   {}", c.architecture.name());
-    println!("  parameters     {:.1}M", c.n_params() as f64 / 1e6);
-    println!("  layers         {}", c.n_layers);
-    println!("  d_model        {}", c.d_model);
-    println!(
+    say!("{} ({kind})", source.path().display());
+    say!("  architecture   {}", c.architecture.name());
+    say!("  parameters     {:.1}M", c.n_params() as f64 / 1e6);
+    say!("  layers         {}", c.n_layers);
+    say!("  d_model        {}", c.d_model);
+    say!(
         "  heads          {} (key/value heads {}), d_head {}",
-        c.n_heads, c.n_kv_heads, c.d_head
+        c.n_heads,
+        c.n_kv_heads,
+        c.d_head
     );
     if c.attn_only {
-        println!("  mlp            none (attention-only)");
+        say!("  mlp            none (attention-only)");
     } else {
-        println!(
+        say!(
             "  mlp            {} ({:?}{})",
             c.d_mlp,
             c.act_fn,
             if c.gated_mlp { ", gated" } else { "" }
         );
     }
-    println!("  vocabulary     {}", c.d_vocab);
-    println!("  context        {}", c.n_ctx);
-    println!("  norm           {:?} (eps {})", c.norm, c.norm_eps as f32);
+    say!("  vocabulary     {}", c.d_vocab);
+    say!("  context        {}", c.n_ctx);
+    say!("  norm           {:?} (eps {})", c.norm, c.norm_eps as f32);
     match c.positional {
-        Positional::Learned => println!("  positions      learned"),
+        Positional::Learned => say!("  positions      learned"),
         Positional::Rotary { theta, dim } => {
-            println!("  positions      rotary (theta {theta}, {dim} dims)")
+            say!("  positions      rotary (theta {theta}, {dim} dims)")
         }
     }
-    println!(
+    say!(
         "  unembedding    {}",
         if c.tied_embeddings {
             "tied to the embedding"
@@ -150,7 +184,7 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
         }
     );
     let id = |t: Option<u32>| t.map_or("none".to_string(), |t| t.to_string());
-    println!(
+    say!(
         "  special tokens bos {}, eos {}, pad {}",
         id(c.bos_token_id),
         id(c.eos_token_id),
@@ -160,7 +194,7 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
         .into_iter()
         .filter(|h| circuitry_models::transformer::has_hook(&c, h.kind))
         .collect();
-    println!(
+    say!(
         "  hook points    {} ({} per layer)",
         points.len(),
         points.iter().filter(|h| h.layer == Some(0)).count()
@@ -188,7 +222,7 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
                 HookLayout::BatchHeadQK => format!("[batch, {}, query_pos, key_pos]", c.n_heads),
             };
             let name = h.to_string().replacen("blocks.0.", "blocks.L.", 1);
-            println!("    {name:32} {shape}");
+            say!("    {name:32} {shape}");
         }
     }
     Ok(())
@@ -216,19 +250,19 @@ pub fn analyses(kind: Option<&str>) -> Result<(), Failure> {
         None => circuitry_spec::analysis_kinds(),
     };
     for info in kinds {
-        println!("{info}");
+        say!("{info}");
         // The spec's kinds and the circuits' tables come from one list.
         for table in declared_tables(&info.name).unwrap_or_default() {
-            println!("  output {}:", table.file_name("<analysis>"));
+            say!("  output {}:", table.file_name("<analysis>"));
             if !table.when.is_empty() {
-                println!("    ({})", table.when);
+                say!("    ({})", table.when);
             }
             for c in table.columns {
                 let null = if c.nullable { ", nullable" } else { "" };
-                println!("    {:22} {}{null}  {}", c.name, c.dtype, c.description);
+                say!("    {:22} {}{null}  {}", c.name, c.dtype, c.description);
             }
         }
-        println!();
+        say!();
     }
     Ok(())
 }

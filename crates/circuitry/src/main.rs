@@ -24,7 +24,8 @@ enum Command {
         /// Root directory of the outputs.
         #[arg(long, default_value = "outputs")]
         out: PathBuf,
-        /// Override a key before validation, e.g. --set analyses.heads.layers=[0,1] (repeatable).
+        /// Override a key of an entry the file defines before validation, e.g.
+        /// --set analyses.heads.layers=[0,1] (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Compute device: flex (default), tch, cuda, cuda:N, wgpu, ndarray (backends other than
@@ -93,6 +94,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(failure) if failure.code == commands::Failure::CLOSED_OUTPUT => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("{}", failure.message);
             ExitCode::from(failure.code)

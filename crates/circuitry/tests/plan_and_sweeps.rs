@@ -174,6 +174,38 @@ fn every_kind_is_in_the_schema_and_the_listing_with_its_tables() {
     }
 }
 
+/// A reader that closes the pipe early (`circuitry schema | head -1`) ends the command quietly:
+/// success, nothing on stderr, in every subcommand that writes to stdout.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::process::{Command, Stdio};
+    let llama = fixture("llama-tiny");
+    let default = repo().join("experiments/default.toml");
+    let commands: [&[&str]; 5] = [
+        &["schema"],
+        &["analyses"],
+        &["inspect", llama.to_str().unwrap(), "--hooks"],
+        &["plan", default.to_str().unwrap()],
+        &["validate", default.to_str().unwrap()],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_circuitry"))
+            .args(args)
+            .current_dir(repo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the command has started writing (it is still starting up),
+        // so that its writes fail with a broken pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?}\n{stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?} wrote to stderr:\n{stderr}");
+    }
+}
+
 #[test]
 fn informational_commands_answer() {
     let schema = circuitry(&["schema"]);
