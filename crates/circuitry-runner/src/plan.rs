@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use circuitry_circuits::analyses;
 use circuitry_circuits::analysis::Analysis;
+use circuitry_circuits::table::{ColumnSpec, Row};
 use circuitry_models::{HookPoint, ModelConfig, ModelSource};
-use circuitry_spec::{Experiment, Variant};
+use circuitry_spec::{Experiment, SweepAxis, Variant};
 use serde::Serialize;
 
 use crate::error::RunError;
@@ -94,7 +95,7 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, RunError> {
     let variants = experiment
         .expand()
         .into_iter()
-        .map(|v| plan_variant(&v))
+        .map(|v| plan_variant(&v, &experiment.sweep.axes))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Plan {
         experiment: experiment.name.clone(),
@@ -103,7 +104,34 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, RunError> {
     })
 }
 
-fn plan_variant(variant: &Variant) -> Result<VariantPlan, RunError> {
+/// A sweep column that a table already has would appear twice in it (a file pyarrow cannot
+/// read): an error at the sweep key, naming the table.
+fn check_sweep_columns(
+    exp: &Experiment,
+    axes: &[SweepAxis],
+    table: &str,
+    columns: &[ColumnSpec],
+) -> Result<(), RunError> {
+    let Some(axis) = axes
+        .iter()
+        .find(|a| columns.iter().any(|c| c.name == a.column))
+    else {
+        return Ok(());
+    };
+    let (key, column) = (&axis.key, &axis.column);
+    let mut d = exp.diagnostic_at(
+        key,
+        format!(
+            "sweep column `{column}` (from `{key}`) clashes with the `{column}` column of `{table}`"
+        ),
+    );
+    d.hint = Some(format!(
+        "name the sweep column: \"{key}\" = {{ values = [...], column = \"swept_{column}\" }}"
+    ));
+    Err(RunError::Located(Box::new(d)))
+}
+
+fn plan_variant(variant: &Variant, axes: &[SweepAxis]) -> Result<VariantPlan, RunError> {
     let exp = &variant.experiment;
     let base = exp.base_dir();
     let train_outputs: BTreeMap<PathBuf, String> = exp
@@ -163,8 +191,15 @@ fn plan_variant(variant: &Variant) -> Result<VariantPlan, RunError> {
     let mut forwards: Vec<ForwardNode> = Vec::new();
     let mut weight_analyses = Vec::new();
     let mut datasets: Vec<(String, String)> = Vec::new();
+    for name in exp.train.keys() {
+        let file = format!("{name}.parquet");
+        check_sweep_columns(exp, axes, &file, training::LearningCurveRow::COLUMNS)?;
+    }
     for (name, spec) in &exp.analyses {
         let analysis = build_analysis(exp, name, &configs[&spec.model])?;
+        for table in analysis.tables() {
+            check_sweep_columns(exp, axes, &table.file_name(name), table.columns)?;
+        }
         let req = analysis.requirements();
         if !req.dataset {
             weight_analyses.push((spec.model.clone(), name.clone()));
