@@ -58,34 +58,35 @@ fn overrides_create_keys_and_sweeps() {
 /// override (or the sweep key), with the entry it probably meant.
 #[test]
 fn overrides_and_sweeps_into_undefined_entries_are_errors() {
-    let err = load(&["models.toi.path=models/b"]).unwrap_err();
-    let d = err.first();
-    assert_eq!(
-        d.message,
-        "cannot set `models.toi.path`: the file defines no model `toi` (no [models.toi])"
-    );
-    assert_eq!(d.hint.as_deref(), Some("did you mean `models.toy`?"));
-    let loc = d.location.clone().unwrap();
-    assert_eq!(
-        loc.source,
-        SourceName::Override("models.toi.path=models/b".into())
-    );
-    assert_eq!((loc.line, loc.column), (1, 1));
-
-    let err = load(&["analyses.other.layers=[1]"]).unwrap_err();
-    assert!(
-        err.first().message.contains("defines no analysis `other`"),
-        "{err}"
-    );
-    assert_eq!(err.first().hint.as_deref(), Some("defined: `heads`"));
-
-    let err = load(&["sweep.\"datasets.rap.n\"=[1, 2]"]).unwrap_err();
-    let d = err.first();
-    assert_eq!(
-        d.message,
-        "cannot sweep `datasets.rap.n`: the file defines no dataset `rap` (no [datasets.rap])"
-    );
-    assert_eq!(d.hint.as_deref(), Some("did you mean `datasets.rep`?"));
+    let cases = [
+        (
+            "models.toi.path=models/b",
+            "cannot set `models.toi.path`: the file defines no model `toi` (no [models.toi])",
+            "did you mean `models.toy`?",
+        ),
+        (
+            "analyses.other.layers=[1]",
+            "cannot set `analyses.other.layers`: the file defines no analysis `other` (no [analyses.other])",
+            "defined: `heads`",
+        ),
+        (
+            "sweep.\"datasets.rap.n\"=[1, 2]",
+            "cannot sweep `datasets.rap.n`: the file defines no dataset `rap` (no [datasets.rap])",
+            "did you mean `datasets.rep`?",
+        ),
+    ];
+    for (set, message, hint) in cases {
+        let err = load(&[set]).unwrap_err();
+        let d = err.first();
+        assert_eq!(
+            (d.message.as_str(), d.hint.as_deref()),
+            (message, Some(hint)),
+            "--set {set}"
+        );
+        let loc = d.location.clone().unwrap();
+        assert_eq!(loc.source, SourceName::Override(set.into()), "--set {set}");
+        assert_eq!((loc.line, loc.column), (1, 1), "--set {set}");
+    }
 }
 
 #[test]
