@@ -66,6 +66,35 @@ pub fn special_token_ids(tokenizer: &Tokenizer) -> BTreeSet<u32> {
     ids
 }
 
+/// Checks that every prompt (`bos` tokens, then `repeats` copies of `length` tokens) fits a
+/// context of `n_ctx` tokens, before a token is drawn: a huge `length` is then this error, not
+/// an allocation that aborts the process.
+pub(crate) fn check_fits(
+    dataset: &str,
+    cfg: &RepeatedTokensConfig,
+    bos: usize,
+    n_ctx: usize,
+) -> Result<(), DataError> {
+    let len = cfg
+        .length
+        .checked_mul(cfg.repeats)
+        .and_then(|l| l.checked_add(bos));
+    if len.is_some_and(|l| l <= n_ctx) {
+        return Ok(());
+    }
+    let shown = len.map_or_else(|| "more than 2^64".to_string(), |l| l.to_string());
+    Err(DataError::config(
+        dataset,
+        format!(
+            "every prompt would be {shown} tokens ({bos} BOS + {} repeats x length {}), longer than the model's context of {n_ctx} tokens",
+            cfg.repeats, cfg.length
+        ),
+        format!(
+            "lower length or repeats so that {bos} + repeats x length <= {n_ctx}, or use a model with a longer context"
+        ),
+    ))
+}
+
 pub(crate) fn generate_repeated(
     dataset: &str,
     cfg: &RepeatedTokensConfig,

@@ -8,7 +8,7 @@ use crate::error::{DataError, RowCheck, RowIssue};
 use crate::files::{FileSource, read_file};
 use crate::ioi::{IoiConfig, generate_ioi};
 use crate::record::{RawRecord, Record, encode, pieces};
-use crate::repeated::{RepeatedTokensConfig, generate_repeated};
+use crate::repeated::{self, RepeatedTokensConfig, generate_repeated};
 
 /// Options that apply to every dataset, whatever its source.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,7 +90,12 @@ pub fn build_dataset(
             let records = read_file(name, file)?;
             prompts_from_records(name, records, tokenizer, &bos)?
         }
-        Source::RepeatedTokens(cfg) => generated(generate_repeated(name, cfg, tokenizer, &bos)?),
+        Source::RepeatedTokens(cfg) => {
+            if let Some(n_ctx) = options.n_ctx {
+                repeated::check_fits(name, cfg, bos.len(), n_ctx)?;
+            }
+            generated(generate_repeated(name, cfg, tokenizer, &bos)?)
+        }
         Source::Ioi(cfg) => generated(generate_ioi(name, cfg, tokenizer, &bos)?),
     };
     finish(name, prompts, options)

@@ -9,11 +9,42 @@ fn build(
     cfg: RepeatedTokensConfig,
     prepend_bos: bool,
 ) -> Result<circuitry_data::Dataset, DataError> {
-    let options = DatasetOptions {
-        prepend_bos,
-        n_ctx: None,
-    };
+    build_for(cfg, prepend_bos, None)
+}
+
+fn build_for(
+    cfg: RepeatedTokensConfig,
+    prepend_bos: bool,
+    n_ctx: Option<usize>,
+) -> Result<circuitry_data::Dataset, DataError> {
+    let options = DatasetOptions { prepend_bos, n_ctx };
     build_dataset("rep", &Source::RepeatedTokens(cfg), &tiny(), &options)
+}
+
+/// Lengths are checked against the context before anything is drawn: a billion-token `length`
+/// is an error naming the sizes, not an allocation that aborts.
+#[test]
+fn prompts_longer_than_the_context_are_refused_before_generation() {
+    let fits = build_for(RepeatedTokensConfig::new(2, 15, 0), true, Some(31)).unwrap();
+    assert_eq!(fits.prompts[0].len(), 31);
+    let err = build_for(RepeatedTokensConfig::new(2, 16, 0), true, Some(31)).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "every prompt would be 33 tokens (1 BOS + 2 repeats x length 16), longer than the model's context of 31 tokens"
+        ),
+        "{err}"
+    );
+    let huge = RepeatedTokensConfig::new(1_000_000, 1_000_000_000, 0);
+    let err = build_for(huge, false, Some(1024)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("every prompt would be 2000000000 tokens"),
+        "{err}"
+    );
+    let mut overflow = RepeatedTokensConfig::new(1, usize::MAX, 0);
+    overflow.repeats = 3;
+    let err = build_for(overflow, false, Some(1024)).unwrap_err();
+    assert!(err.to_string().contains("more than 2^64 tokens"), "{err}");
 }
 
 #[test]
