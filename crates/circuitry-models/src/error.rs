@@ -35,6 +35,15 @@ pub enum LoadError {
         name: String,
         expected: Vec<usize>,
     },
+    #[error(
+        "{path}: tensor `{name}` holds {value} at index {index}; every output would be NaN (the checkpoint is corrupt, or was saved from a diverged run)"
+    )]
+    NonFinite {
+        path: PathBuf,
+        name: String,
+        index: usize,
+        value: f32,
+    },
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
     ShapeMismatch {
         path: PathBuf,

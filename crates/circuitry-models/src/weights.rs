@@ -254,6 +254,16 @@ impl Weights {
                 Some(_) => {}
             }
         }
+        for (name, t) in &self.tensors {
+            if let Some(index) = t.data.iter().position(|x| !x.is_finite()) {
+                return Err(LoadError::NonFinite {
+                    path: self.source.clone(),
+                    name: name.clone(),
+                    index,
+                    value: t.data[index],
+                });
+            }
+        }
         Ok(())
     }
 }

@@ -95,6 +95,28 @@ fn logits(dir: &Path) -> Vec<f32> {
     tensor_values(&model.logits(&TokenBatch::unpadded(&rows, &device)))
 }
 
+/// A NaN or infinite weight would make every output NaN: loading fails, naming the tensor.
+#[test]
+fn non_finite_weights_are_an_error_naming_the_tensor() {
+    for (bad, shown) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut tensors = fixture_tensors();
+        let (name, _, values) = tensors
+            .iter_mut()
+            .find(|(n, _, _)| n.ends_with("h.1.attn.c_attn.weight"))
+            .expect("a layer-1 attention weight");
+        values[7] = bad;
+        let name = name.clone();
+        write_checkpoint(tmp.path(), &tensors, Dtype::F32, 1);
+        let err = load_weights(&ModelSource::HfDir(tmp.path().to_path_buf())).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("holds {shown} at index")) && message.contains("blocks.1."),
+            "{name}: {message}"
+        );
+    }
+}
+
 #[test]
 fn sharded_checkpoints_load_like_single_files() {
     let tmp = tempfile::tempdir().unwrap();
