@@ -254,6 +254,13 @@ impl Weights {
                 Some(_) => {}
             }
         }
+        Ok(())
+    }
+
+    /// Checks that every value is finite: one NaN or infinite weight makes every output NaN.
+    /// Run once per checkpoint read (the loaders' [`Weights::check`] covers the shapes); a scan
+    /// of every value is too much for each model built from weights already checked.
+    pub(crate) fn check_finite(&self) -> Result<(), LoadError> {
         for (name, t) in &self.tensors {
             if let Some(index) = t.data.iter().position(|x| !x.is_finite()) {
                 return Err(LoadError::NonFinite {

@@ -6,7 +6,9 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
-use circuitry_models::{HookKind, HookPoint, Intervention, Span, TokenBatch, Transformer};
+use circuitry_models::{
+    HookKind, HookPoint, Intervention, Span, TokenBatch, Transformer, host_values,
+};
 
 /// Rows per forward pass when evaluating.
 const EVAL_CHUNK: usize = 64;
@@ -42,11 +44,7 @@ pub fn token_nll_host(model: &Transformer, rows: &[Vec<u32>]) -> Vec<Vec<f32>> {
     for chunk in rows.chunks(EVAL_CHUNK) {
         let nll = token_nll(model, chunk);
         let [_, w] = nll.dims();
-        let data: Vec<f32> = nll
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("f32 losses");
+        let data = host_values(&nll);
         out.extend(data.chunks(w).map(<[f32]>::to_vec));
     }
     out
@@ -122,11 +120,7 @@ pub fn head_scores(model: &Transformer, rows: &[Vec<u32>], repeat_len: usize) ->
         );
         for (layer, hook) in hooks.iter().enumerate() {
             let p = out.cache.get4(hook).expect("captured pattern");
-            let data: Vec<f32> = p
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 pattern");
+            let data = host_values(&p);
             let at = |b: usize, h: usize, q: usize, k: usize| {
                 data[((b * nh + h) * t + q) * t + k] as f64
             };

@@ -109,6 +109,7 @@ impl<'a> Mapper<'a> {
             source: self.source.path().to_path_buf(),
         };
         weights.check()?;
+        weights.check_finite()?;
         Ok(weights)
     }
 }
