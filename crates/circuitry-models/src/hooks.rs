@@ -181,6 +181,38 @@ pub struct HookPoint {
     pub kind: HookKind,
 }
 
+/// The shape of hook `kind`'s tensor at one (batch row, position) in a model with `config`:
+/// `(heads, width)`. `[batch, pos, d]` hooks have one head; `[batch, head, query, key]` hooks
+/// have width 1 per key position (their last axis is the key length).
+pub fn hook_position_shape(config: &crate::ModelConfig, kind: HookKind) -> (usize, usize) {
+    use HookKind::*;
+    match kind.layout() {
+        HookLayout::BatchPosD => {
+            let width = match kind {
+                Ln1Scale | Ln2Scale | LnFinalScale => 1,
+                MlpPre | MlpPreLinear | MlpPost => config.d_mlp,
+                Logits => config.d_vocab,
+                _ => config.d_model,
+            };
+            (1, width)
+        }
+        HookLayout::BatchPosHeadD => {
+            let heads = if matches!(kind, K | V) {
+                config.n_kv_heads
+            } else {
+                config.n_heads
+            };
+            let width = if kind == Result {
+                config.d_model
+            } else {
+                config.d_head
+            };
+            (heads, width)
+        }
+        HookLayout::BatchHeadQK => (config.n_heads, 1),
+    }
+}
+
 impl HookPoint {
     /// A per-layer hook.
     pub fn layer(layer: usize, kind: HookKind) -> HookPoint {

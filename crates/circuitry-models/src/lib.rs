@@ -29,7 +29,7 @@ pub use config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
 pub use device::{DeviceKind, parse_device};
 pub use edits::{BatchPositions, Edit, EditOp, HookError, HookRank, HookTensor, Selection};
 pub use error::LoadError;
-pub use hooks::{HookKind, HookLayout, HookPoint};
+pub use hooks::{HookKind, HookLayout, HookPoint, hook_position_shape};
 pub use load::{LoadedModel, load_model, load_weights};
 pub use loading::ModelSource;
 pub use processing::Processing;

@@ -101,12 +101,12 @@ pub fn load_weights(source: &ModelSource) -> Result<Weights, LoadError> {
     }
 }
 
-/// The tokenizer that ships with a model, if any.
+/// The tokenizer that ships with a model, if any, with the special tokens of its configuration
+/// (from [`read_config`]: no weights are read).
 pub fn load_tokenizer(
     source: &ModelSource,
-    weights: &Weights,
+    cfg: &ModelConfig,
 ) -> Result<Option<Tokenizer>, LoadError> {
-    let cfg = &weights.config;
     let tokenizer = match source {
         ModelSource::HfDir(dir) => {
             let path = dir.join("tokenizer.json");
@@ -134,7 +134,7 @@ pub fn load_model(
 ) -> Result<LoadedModel, LoadError> {
     let source = ModelSource::resolve(location, base_dir)?;
     let weights = load_weights(&source)?;
-    let tokenizer = load_tokenizer(&source, &weights)?;
+    let tokenizer = load_tokenizer(&source, &weights.config)?;
     let weights = process(weights, processing);
     let model = Transformer::from_weights(&weights, device)?;
     Ok(LoadedModel {

@@ -21,6 +21,12 @@ pub enum RunError {
     Analysis { analysis: String, message: String },
     #[error("{0}")]
     Spec(String),
+    /// Another run holds the lock on these outputs.
+    #[error(
+        "{} is being written by {holder}; wait for it to finish, or pass --wait to run after it",
+        outputs.display()
+    )]
+    Busy { outputs: PathBuf, holder: String },
     /// A problem found while running, pointed at the experiment file key it comes from.
     #[error("{0}")]
     Located(Box<circuitry_spec::Diagnostic>),
@@ -35,6 +41,16 @@ impl RunError {
                 RunError::Located(Box::new(experiment.diagnostic_at(key, self.to_string())))
             }
             _ => self,
+        }
+    }
+
+    /// Points a file that could not be read at `key` of the experiment file.
+    pub fn located_io(self, experiment: &circuitry_spec::Experiment, key: &str) -> RunError {
+        match self {
+            RunError::Io { path, source } => RunError::Located(Box::new(
+                experiment.diagnostic_at(key, format!("{}: {source}", path.display())),
+            )),
+            other => other.located(experiment, key),
         }
     }
 

@@ -1,6 +1,6 @@
 //! From an experiment file's `[models.NAME]` to a loaded, processed model with its tokenizer.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use circuitry_models::burn::prelude::Device;
 use circuitry_models::load::{load_tokenizer, read_config};
@@ -18,8 +18,6 @@ pub struct ReadyModel {
     pub model: Transformer,
     pub tokenizer: Tokenizer,
     pub source: ModelSource,
-    /// blake3 of the weight and tokenizer files (hex).
-    pub content_hash: String,
 }
 
 fn model_err(name: &str, message: impl Into<String>) -> RunError {
@@ -58,23 +56,23 @@ pub fn processing_of(spec: &ModelSpec) -> Processing {
     spec.processing
 }
 
-/// Loads, processes and places model `name` on `device`.
-pub fn load(
+/// Model `name`'s tokenizer: the `tokenizer` override, else the one its files ship, with the
+/// special tokens of `config` (no weights are read).
+pub fn tokenizer(
     name: &str,
     spec: &ModelSpec,
+    source: &ModelSource,
     base_dir: &Path,
-    device: &Device,
-) -> Result<ReadyModel, RunError> {
-    let source = source(name, spec, base_dir)?;
+    config: &ModelConfig,
+) -> Result<Tokenizer, RunError> {
     let err = |e: circuitry_models::LoadError| model_err(name, e.to_string());
-    let weights = load_weights(&source).map_err(err)?;
-    let tokenizer = match spec.tokenizer_path(base_dir) {
-        Some(path) => Tokenizer::from_file(&path).map_err(err)?.with_special_tokens(
-            weights.config.bos_token_id,
-            weights.config.eos_token_id,
-            weights.config.pad_token_id,
-        ),
-        None => load_tokenizer(&source, &weights).map_err(err)?.ok_or_else(|| {
+    match spec.tokenizer_path(base_dir) {
+        Some(path) => Ok(Tokenizer::from_file(&path).map_err(err)?.with_special_tokens(
+            config.bos_token_id,
+            config.eos_token_id,
+            config.pad_token_id,
+        )),
+        None => load_tokenizer(source, config).map_err(err)?.ok_or_else(|| {
             model_err(
                 name,
                 format!(
@@ -82,56 +80,27 @@ pub fn load(
                     source.path().display()
                 ),
             )
-        })?,
-    };
+        }),
+    }
+}
+
+/// Loads, processes and places model `name` (files at `source`) on `device`.
+pub fn load(
+    name: &str,
+    spec: &ModelSpec,
+    source: ModelSource,
+    base_dir: &Path,
+    device: &Device,
+) -> Result<ReadyModel, RunError> {
+    let err = |e: circuitry_models::LoadError| model_err(name, e.to_string());
+    let weights = load_weights(&source).map_err(err)?;
+    let tokenizer = tokenizer(name, spec, &source, base_dir, &weights.config)?;
     let weights = processing::process(weights, processing_of(spec));
     let model = Transformer::from_weights(&weights, device).map_err(err)?;
-    let mut files = model_files(&source);
-    files.extend(spec.tokenizer_path(base_dir));
-    let content_hash = hash_files(&files).map_err(|e| model_err(name, e.to_string()))?;
     Ok(ReadyModel {
         name: name.to_string(),
         model,
         tokenizer,
         source,
-        content_hash,
     })
-}
-
-/// The files whose bytes define a model.
-fn model_files(source: &ModelSource) -> Vec<PathBuf> {
-    match source {
-        ModelSource::Gguf(p) => vec![p.clone()],
-        ModelSource::HfDir(dir) => {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| {
-                            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                            name == "config.json"
-                                || name == "tokenizer.json"
-                                || name.ends_with(".safetensors")
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            files.sort();
-            files
-        }
-    }
-}
-
-fn hash_files(files: &[PathBuf]) -> std::io::Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    for f in files {
-        hasher.update(
-            f.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .as_bytes(),
-        );
-        hasher.update_reader(std::fs::File::open(f)?)?;
-    }
-    Ok(hasher.finalize().to_hex().to_string())
 }

@@ -1,19 +1,26 @@
 //! Planning: an experiment (each sweep variant) becomes a DAG of training runs, model loads,
 //! dataset builds, shared forward passes and analyses. Analyses that read the same (model,
 //! dataset) share one forward pass capturing the union of their hook points.
+//!
+//! Every training run and analysis is a node named by a content hash ([`crate::nodes`]); the
+//! plan builds each analysis once and owns it until the executor runs it. Planning reads model
+//! configurations and hashes input files, never weights, and never executes anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use circuitry_circuits::analyses;
-use circuitry_circuits::analysis::Analysis;
+use circuitry_circuits::analysis::{Analysis, TableDecl};
 use circuitry_circuits::table::{ColumnSpec, Row};
 use circuitry_models::{HookPoint, ModelConfig, ModelSource};
 use circuitry_spec::{Experiment, SweepAxis, Variant};
 use serde::Serialize;
 
+use crate::cache::Cache;
 use crate::error::RunError;
+use crate::estimate::{self, Estimate};
+use crate::nodes::{self, AnalysisInputs};
 use crate::{models, training};
 
 /// One shared forward pass over a dataset.
@@ -34,6 +41,9 @@ pub struct ForwardNode {
     pub analyses: Vec<String>,
     /// `(analysis, dataset)`: passes over other datasets run first for an analysis.
     pub prepasses: Vec<(String, String)>,
+    /// The pass's cost (set by [`Plan::estimate`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Estimate>,
 }
 
 fn hook_names<S: serde::Serializer>(hooks: &BTreeSet<HookPoint>, s: S) -> Result<S::Ok, S::Error> {
@@ -47,24 +57,57 @@ pub struct ModelNode {
     pub path: PathBuf,
     /// The training run that writes this model first, if any.
     pub trained_by: Option<String>,
+    /// The content hash of its files, or `train:<node hash>` for a model a training run writes.
+    pub identity: String,
     pub architecture: String,
     pub n_layers: usize,
     pub n_heads: usize,
     pub d_model: usize,
 }
 
-/// The plan of one sweep variant.
+/// A training run of one variant.
 #[derive(Clone, Debug, Serialize)]
+pub struct TrainNode {
+    pub name: String,
+    pub hash: String,
+    /// Whether the cache holds it (set by [`Plan::mark_cached`]).
+    pub cached: Option<bool>,
+    #[serde(skip)]
+    pub key: serde_json::Value,
+}
+
+/// An analysis of one variant, built by the plan.
+#[derive(Serialize)]
+pub struct AnalysisNode {
+    pub name: String,
+    pub hash: String,
+    pub model: String,
+    pub dataset: Option<String>,
+    /// Whether the cache holds it (set by [`Plan::mark_cached`]).
+    pub cached: Option<bool>,
+    #[serde(skip)]
+    pub key: serde_json::Value,
+    #[serde(skip)]
+    pub tables: Vec<TableDecl>,
+    /// The built analysis, until the executor takes it to run.
+    #[serde(skip)]
+    pub built: Option<Box<dyn Analysis>>,
+}
+
+/// The plan of one sweep variant.
+#[derive(Serialize)]
 pub struct VariantPlan {
     pub index: usize,
     pub label: String,
     pub columns: Vec<(String, serde_json::Value)>,
-    pub trains: Vec<String>,
+    pub trains: Vec<TrainNode>,
     pub models: Vec<ModelNode>,
     pub datasets: Vec<(String, String)>,
     pub forwards: Vec<ForwardNode>,
     /// `(model, analysis)` pairs that read weights only.
     pub weight_analyses: Vec<(String, String)>,
+    /// Every analysis, in file order.
+    pub analyses: Vec<AnalysisNode>,
     #[serde(skip)]
     pub experiment: Experiment,
     #[serde(skip)]
@@ -72,11 +115,164 @@ pub struct VariantPlan {
 }
 
 /// The whole run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Serialize)]
 pub struct Plan {
     pub experiment: String,
     pub hash: String,
+    /// The device the nodes are keyed for.
+    pub device: String,
     pub variants: Vec<VariantPlan>,
+}
+
+impl VariantPlan {
+    pub fn analysis(&self, name: &str) -> &AnalysisNode {
+        self.analyses
+            .iter()
+            .find(|a| a.name == name)
+            .expect("planned analysis")
+    }
+
+    pub fn analysis_mut(&mut self, name: &str) -> &mut AnalysisNode {
+        self.analyses
+            .iter_mut()
+            .find(|a| a.name == name)
+            .expect("planned analysis")
+    }
+
+    pub fn train(&self, name: &str) -> &TrainNode {
+        self.trains
+            .iter()
+            .find(|t| t.name == name)
+            .expect("planned training run")
+    }
+
+    pub fn model(&self, name: &str) -> &ModelNode {
+        self.models
+            .iter()
+            .find(|m| m.name == name)
+            .expect("planned model")
+    }
+}
+
+impl Plan {
+    /// Every node hash of the plan (trains and analyses of every variant).
+    pub fn node_hashes(&self) -> BTreeSet<String> {
+        self.variants
+            .iter()
+            .flat_map(|v| {
+                v.trains
+                    .iter()
+                    .map(|t| t.hash.clone())
+                    .chain(v.analyses.iter().map(|a| a.hash.clone()))
+            })
+            .collect()
+    }
+
+    /// Records which nodes `cache` holds.
+    pub fn mark_cached(&mut self, cache: &Cache) {
+        for v in &mut self.variants {
+            for t in &mut v.trains {
+                t.cached = Some(cache.get(&t.hash).is_some());
+            }
+            for a in &mut v.analyses {
+                a.cached = Some(cache.get(&a.hash).is_some());
+            }
+        }
+    }
+}
+
+impl Plan {
+    /// Estimates each forward pass's operations and peak activation bytes. Tokenizes the
+    /// datasets (reads no weights); a pass over a model that a training node has not written
+    /// yet is left unestimated.
+    pub fn estimate(&mut self, cache: &Cache) -> Result<(), RunError> {
+        for v in &mut self.variants {
+            let VariantPlan {
+                forwards,
+                models: model_nodes,
+                trains,
+                analyses,
+                experiment: exp,
+                configs,
+                ..
+            } = v;
+            let base = exp.base_dir();
+            for f in forwards.iter_mut() {
+                let node = model_nodes
+                    .iter()
+                    .find(|m| m.name == f.model)
+                    .expect("planned model");
+                let spec = &exp.models[&f.model];
+                let key = model_key(&f.model, spec);
+                let source = match &node.trained_by {
+                    Some(t) => {
+                        let hash = &trains.iter().find(|n| &n.name == t).expect("planned").hash;
+                        match cache.get(hash) {
+                            Some(dir) => {
+                                ModelSource::HfDir(dir.join(crate::cache::TRAINED_MODEL_DIR))
+                            }
+                            None => continue,
+                        }
+                    }
+                    None => {
+                        models::source(&f.model, spec, &base).map_err(|e| e.located(exp, &key))?
+                    }
+                };
+                let config = &configs[&f.model];
+                let tokenizer = models::tokenizer(&f.model, spec, &source, &base, config)
+                    .map_err(|e| e.located(exp, &key))?;
+                let batches = |dataset: &str| -> Result<Vec<(usize, usize)>, RunError> {
+                    let built = crate::datasets::build(
+                        dataset,
+                        &exp.datasets[dataset],
+                        &base,
+                        &tokenizer,
+                        config.n_ctx,
+                    )
+                    .map_err(|e| e.located(exp, &format!("datasets.{dataset}")))?;
+                    let batches = built.batches(f.batch_size).map_err(|e| RunError::Dataset {
+                        dataset: dataset.to_string(),
+                        message: e.to_string(),
+                    })?;
+                    Ok(batches
+                        .iter()
+                        .map(|b| {
+                            let len = b.prompts.iter().map(|p| p.tokens.len()).max();
+                            (b.prompts.len(), len.unwrap_or(0))
+                        })
+                        .collect())
+                };
+                let corrupt = f.corrupt.then_some(&f.corrupt_hooks);
+                let mut cost =
+                    estimate::forward_pass(config, &batches(&f.dataset)?, &f.hooks, corrupt);
+                for (analysis, dataset) in &f.prepasses {
+                    let hooks = analyses
+                        .iter()
+                        .find(|a| &a.name == analysis)
+                        .and_then(|a| a.built.as_ref())
+                        .and_then(|a| a.prepass())
+                        .map(|p| p.hooks)
+                        .unwrap_or_default();
+                    cost = cost.then(estimate::forward_pass(
+                        config,
+                        &batches(dataset)?,
+                        &hooks,
+                        None,
+                    ));
+                }
+                f.estimate = Some(cost);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The device a run uses: the command line's, else the experiment's, else `flex`.
+pub fn device_name(experiment: &Experiment, requested: Option<&str>) -> String {
+    requested
+        .map(str::to_string)
+        .or_else(|| experiment.device.map(|d| d.to_string()))
+        .unwrap_or_else(|| "flex".to_string())
 }
 
 /// Builds analysis `name` of `experiment` for a model with configuration `config`; errors point
@@ -90,18 +286,45 @@ pub fn build_analysis(
     analyses::build(spec, config).map_err(|e| crate::error::analysis_failure(experiment, name, e))
 }
 
-/// Plans every variant of `experiment`. Reads model configurations (not weights).
-pub fn plan(experiment: &Experiment) -> Result<Plan, RunError> {
+/// Plans every variant of `experiment` for `device`. Reads model configurations (not weights)
+/// and hashes input files.
+pub fn plan(experiment: &Experiment, device: &str) -> Result<Plan, RunError> {
+    let mut hashed = BTreeMap::new();
     let variants = experiment
         .expand()
         .into_iter()
-        .map(|v| plan_variant(&v, &experiment.sweep.axes))
+        .map(|v| plan_variant(&v, &experiment.sweep.axes, device, &mut hashed))
         .collect::<Result<Vec<_>, _>>()?;
+    check_columns_agree(&variants)?;
     Ok(Plan {
         experiment: experiment.name.clone(),
         hash: experiment.hash(),
+        device: device.to_string(),
         variants,
     })
+}
+
+/// Every variant must give a table the same columns (one file holds them all).
+fn check_columns_agree(variants: &[VariantPlan]) -> Result<(), RunError> {
+    let mut seen: BTreeMap<String, (&[ColumnSpec], usize)> = BTreeMap::new();
+    for v in variants {
+        for a in &v.analyses {
+            for t in &a.tables {
+                let stem = t.file_name(&a.name);
+                let (first, run) = *seen.entry(stem.clone()).or_insert((t.columns, v.index));
+                if first != t.columns {
+                    return Err(crate::error::analysis_err(
+                        &a.name,
+                        format!(
+                            "run {} ({}) gives table `{stem}` other columns than run {run}; sweeping a key that changes an analysis's columns is not supported",
+                            v.index, v.label
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A sweep column that a table already has would appear twice in it (a file pyarrow cannot
@@ -131,13 +354,36 @@ fn check_sweep_columns(
     Err(RunError::Located(Box::new(d)))
 }
 
-fn plan_variant(variant: &Variant, axes: &[SweepAxis]) -> Result<VariantPlan, RunError> {
+/// Content hashes of model files already read in this plan, by their files.
+type HashedModels = BTreeMap<Vec<PathBuf>, String>;
+
+fn plan_variant(
+    variant: &Variant,
+    axes: &[SweepAxis],
+    device: &str,
+    hashed: &mut HashedModels,
+) -> Result<VariantPlan, RunError> {
     let exp = &variant.experiment;
     let base = exp.base_dir();
+    let mut trains = Vec::new();
+    for name in exp.train.keys() {
+        let key = nodes::train_key(exp, name, device)?;
+        trains.push(TrainNode {
+            name: name.clone(),
+            hash: nodes::node_hash(&key),
+            cached: None,
+            key,
+        });
+    }
     let train_outputs: BTreeMap<PathBuf, String> = exp
         .train
         .iter()
-        .map(|(name, t)| (normalize(&exp.resolve_path(&t.output)), name.clone()))
+        .map(|(name, t)| {
+            (
+                crate::publish::normalize(&exp.resolve_path(&t.output)),
+                name.clone(),
+            )
+        })
         .collect();
     // Models that analyses use, in file order.
     let used: BTreeSet<&str> = exp.analyses.values().map(|a| a.model.as_str()).collect();
@@ -145,36 +391,55 @@ fn plan_variant(variant: &Variant, axes: &[SweepAxis]) -> Result<VariantPlan, Ru
     let mut model_nodes = Vec::new();
     for (name, spec) in exp.models.iter().filter(|(n, _)| used.contains(n.as_str())) {
         let location = match spec.location(&base) {
-            circuitry_spec::ModelLocation::Local(p) => Some(normalize(&p)),
+            circuitry_spec::ModelLocation::Local(p) => Some(crate::publish::normalize(&p)),
             circuitry_spec::ModelLocation::Hub { .. } => None,
         };
         let trained_by = location
             .as_ref()
             .and_then(|p| train_outputs.get(p))
             .cloned();
-        let (config, path) = match &trained_by {
-            // Written by this run: the configuration comes from the training spec.
-            Some(t)
-                if !location
-                    .as_ref()
-                    .is_some_and(|p| p.join("config.json").is_file()) =>
-            {
+        let tokenizer = spec.tokenizer_path(&base);
+        let (config, path, identity) = match &trained_by {
+            // Written by this run: the configuration comes from the training spec, and the
+            // model is whatever that training node writes.
+            Some(t) => {
+                let train = trains.iter().find(|n| &n.name == t).expect("planned train");
+                let mut identity = format!("train:{}", train.hash);
+                if let Some(tok) = &tokenizer {
+                    let hash = nodes::input_hash(exp, &format!("models.{name}.tokenizer"), tok)?;
+                    identity.push_str(&format!("+tokenizer:{hash}"));
+                }
                 (
                     training::model_config(&exp.train[t]),
                     location.clone().unwrap_or_default(),
+                    identity,
                 )
             }
-            _ => {
+            None => {
                 let key = model_key(name, spec);
                 let source = models::source(name, spec, &base).map_err(|e| e.located(exp, &key))?;
                 let config = models::config(name, &source).map_err(|e| e.located(exp, &key))?;
-                (config, source_path(&source))
+                let files = nodes::model_files(&source);
+                let mut identity = match hashed.get(&files) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h = nodes::files_hash(&files).map_err(|e| e.located_io(exp, &key))?;
+                        hashed.insert(files, h.clone());
+                        h
+                    }
+                };
+                if let Some(tok) = &tokenizer {
+                    let hash = nodes::input_hash(exp, &format!("models.{name}.tokenizer"), tok)?;
+                    identity.push_str(&format!("+tokenizer:{hash}"));
+                }
+                (config, source_path(&source), identity)
             }
         };
         model_nodes.push(ModelNode {
             name: name.clone(),
             path,
             trained_by,
+            identity,
             architecture: config.architecture.name().to_string(),
             n_layers: config.n_layers,
             n_heads: config.n_heads,
@@ -190,6 +455,7 @@ fn plan_variant(variant: &Variant, axes: &[SweepAxis]) -> Result<VariantPlan, Ru
     }
     let mut forwards: Vec<ForwardNode> = Vec::new();
     let mut weight_analyses = Vec::new();
+    let mut analyses: Vec<AnalysisNode> = Vec::new();
     let mut datasets: Vec<(String, String)> = Vec::new();
     for name in exp.train.keys() {
         let file = format!("{name}.parquet");
@@ -197,10 +463,22 @@ fn plan_variant(variant: &Variant, axes: &[SweepAxis]) -> Result<VariantPlan, Ru
     }
     for (name, spec) in &exp.analyses {
         let analysis = build_analysis(exp, name, &configs[&spec.model])?;
-        for table in analysis.tables() {
+        let tables = analysis.tables();
+        for table in &tables {
             check_sweep_columns(exp, axes, &table.file_name(name), table.columns)?;
         }
         let req = analysis.requirements();
+        let prepass = analysis.prepass().map(|p| p.dataset);
+        analyses.push(AnalysisNode {
+            name: name.clone(),
+            hash: String::new(),
+            model: spec.model.clone(),
+            dataset: req.dataset.then(|| spec.dataset.clone()).flatten(),
+            cached: None,
+            key: serde_json::Value::Null,
+            tables,
+            built: Some(analysis),
+        });
         if !req.dataset {
             weight_analyses.push((spec.model.clone(), name.clone()));
             continue;
@@ -236,6 +514,7 @@ fn plan_variant(variant: &Variant, axes: &[SweepAxis]) -> Result<VariantPlan, Ru
                     corrupt_hooks: BTreeSet::new(),
                     analyses: Vec::new(),
                     prepasses: Vec::new(),
+                    estimate: None,
                 });
                 forwards.last_mut().expect("just pushed")
             }
@@ -245,19 +524,47 @@ fn plan_variant(variant: &Variant, axes: &[SweepAxis]) -> Result<VariantPlan, Ru
         node.corrupt |= req.corrupt_run;
         node.corrupt_hooks.extend(req.corrupt_hooks);
         node.analyses.push(name.clone());
-        if let Some(p) = analysis.prepass() {
-            node.prepasses.push((name.clone(), p.dataset));
+        if let Some(p) = prepass {
+            node.prepasses.push((name.clone(), p));
         }
+    }
+    // Keys last: a forward pass's batch size is known once every analysis has joined it.
+    for a in &mut analyses {
+        let model = model_nodes
+            .iter()
+            .find(|m| m.name == a.model)
+            .expect("planned model");
+        let forward = forwards
+            .iter()
+            .find(|f| Some(&f.dataset) == a.dataset.as_ref() && f.model == a.model);
+        let prepass = forward
+            .and_then(|f| f.prepasses.iter().find(|(n, _)| n == &a.name))
+            .map(|(_, d)| nodes::dataset_identity(exp, d))
+            .transpose()?;
+        let inputs = AnalysisInputs {
+            model_identity: &model.identity,
+            dataset: a
+                .dataset
+                .as_ref()
+                .map(|d| nodes::dataset_identity(exp, d))
+                .transpose()?,
+            prepass,
+            batch_size: forward.map(|f| f.batch_size),
+            device,
+        };
+        a.key = nodes::analysis_key(exp, &a.name, &inputs);
+        a.hash = nodes::node_hash(&a.key);
     }
     Ok(VariantPlan {
         index: variant.index,
         label: variant.label(),
         columns: variant.columns.clone(),
-        trains: exp.train.keys().cloned().collect(),
+        trains,
         models: model_nodes,
         datasets,
         forwards,
         weight_analyses,
+        analyses,
         experiment: exp.clone(),
         configs,
     })
@@ -274,21 +581,6 @@ pub fn model_key(name: &str, spec: &circuitry_spec::ModelSpec) -> String {
 
 fn source_path(source: &ModelSource) -> PathBuf {
     source.path().to_path_buf()
-}
-
-/// A path with `.` and `..` components folded, for comparing training outputs with model paths.
-fn normalize(path: &std::path::Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }
 
 /// How `circuitry plan` prints a plan.
@@ -317,7 +609,7 @@ impl Plan {
             s,
             "experiment `{}` (hash {}), {runs} run{}",
             self.experiment,
-            &self.hash[..12.min(self.hash.len())],
+            short(&self.hash),
             if runs == 1 { "" } else { "s" }
         );
         for v in &self.variants {
@@ -325,7 +617,13 @@ impl Plan {
                 let _ = writeln!(s, "run {}: {}", v.index, v.label);
             }
             for t in &v.trains {
-                let _ = writeln!(s, "  train    {t} -> {t}.parquet");
+                let name = &t.name;
+                let _ = writeln!(
+                    s,
+                    "  train    {name} -> {name}.parquet [{}]{}",
+                    short(&t.hash),
+                    cache_mark(t.cached)
+                );
             }
             for m in &v.models {
                 let trained = m
@@ -356,9 +654,16 @@ impl Plan {
                 for (a, d) in &f.prepasses {
                     let _ = writeln!(s, "  forward  {} x {d} (reference for {a})", f.model);
                 }
+                let cost = f.estimate.map_or(String::new(), |e| {
+                    format!(
+                        " (~{}FLOP, peak ~{} of activations)",
+                        estimate::si(e.flops),
+                        estimate::binary_bytes(e.peak_activation_bytes)
+                    )
+                });
                 let _ = writeln!(
                     s,
-                    "  forward  {} x {} [batch {}]: {} hooks{corrupt} -> {}",
+                    "  forward  {} x {} [batch {}]: {} hooks{corrupt} -> {}{cost}",
                     f.model,
                     f.dataset,
                     f.batch_size,
@@ -369,6 +674,15 @@ impl Plan {
             for (m, a) in &v.weight_analyses {
                 let _ = writeln!(s, "  weights  {m} -> {a}");
             }
+            for a in &v.analyses {
+                let _ = writeln!(
+                    s,
+                    "  analysis {} [{}]{}",
+                    a.name,
+                    short(&a.hash),
+                    cache_mark(a.cached)
+                );
+            }
         }
         s
     }
@@ -377,7 +691,7 @@ impl Plan {
         let mut nodes: BTreeMap<String, String> = BTreeMap::new();
         let mut edges: BTreeSet<(String, String)> = BTreeSet::new();
         for v in &self.variants {
-            for t in &v.trains {
+            for t in v.trains.iter().map(|t| &t.name) {
                 nodes.insert(format!("train:{t}"), format!("train {t}"));
                 nodes.insert(format!("table:{t}"), format!("{t}.parquet"));
                 edges.insert((format!("train:{t}"), format!("table:{t}")));
@@ -436,6 +750,18 @@ impl Plan {
             }
         }
         s
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..12.min(hash.len())]
+}
+
+fn cache_mark(cached: Option<bool>) -> &'static str {
+    match cached {
+        Some(true) => " cached",
+        Some(false) => " to compute",
+        None => "",
     }
 }
 

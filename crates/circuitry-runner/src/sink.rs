@@ -1,5 +1,6 @@
 //! Parquet output: one file per table, streamed row group by row group into a temporary file
-//! next to its destination, and renamed into place only when the whole run has succeeded.
+//! next to its destination, and renamed into place only when complete; and reading tables back
+//! (from the cache) with constant columns put in front.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,8 +12,9 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use circuitry_circuits::table::{ColumnData, ColumnSpec, DType, Table};
+use circuitry_circuits::table::{ColumnData, ColumnSpec, DType, Table, Value};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -123,6 +125,36 @@ impl TableWriter {
         &self.columns
     }
 
+    /// Appends the rows of `batch` (read from a table declared with this writer's last columns)
+    /// after `prefix`, constant columns matching this writer's first columns.
+    pub fn write_with_prefix(
+        &mut self,
+        prefix: &[(ColumnSpec, Value)],
+        batch: &RecordBatch,
+    ) -> Result<(), RunError> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let mut arrays: Vec<ArrayRef> = prefix
+            .iter()
+            .map(|(spec, value)| constant_array(spec.dtype, value, n))
+            .collect();
+        arrays.extend(batch.columns().iter().cloned());
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| {
+            RunError::output(
+                &self.final_path,
+                format!("internal error: cached table does not match its declaration: {e}"),
+            )
+        })?;
+        let writer = self.writer.as_mut().expect("open writer");
+        writer
+            .write(&batch)
+            .map_err(|e| RunError::output(&self.temp_path, e.to_string()))?;
+        self.rows += n;
+        Ok(())
+    }
+
     /// Appends a chunk, whose schema must equal the declared one.
     pub fn write(&mut self, chunk: &Table) -> Result<(), RunError> {
         if chunk.schema != self.columns {
@@ -178,6 +210,58 @@ impl TableWriter {
     pub fn temp_path(&self) -> &Path {
         &self.temp_path
     }
+}
+
+/// A column of `n` copies of `value`, typed `dtype` (a mismatched value is null).
+pub fn constant_array(dtype: DType, value: &Value, n: usize) -> ArrayRef {
+    macro_rules! repeat {
+        ($variant:ident, $builder:ty) => {{
+            let v = match value {
+                Value::$variant(v) => Some(v.clone()),
+                _ => None,
+            };
+            let mut b = <$builder>::with_capacity(n);
+            for _ in 0..n {
+                b.append_option(v.clone());
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    match dtype {
+        DType::U32 => repeat!(U32, UInt32Builder),
+        DType::I32 => repeat!(I32, Int32Builder),
+        DType::I64 => repeat!(I64, Int64Builder),
+        DType::F32 => repeat!(F32, Float32Builder),
+        DType::F64 => repeat!(F64, Float64Builder),
+        DType::Bool => repeat!(Bool, BooleanBuilder),
+        DType::Utf8 => {
+            let mut b = StringBuilder::new();
+            for _ in 0..n {
+                match value {
+                    Value::Utf8(s) => b.append_value(s),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+    }
+}
+
+/// Every record batch of the Parquet file at `path`, in order.
+pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>, RunError> {
+    let file = File::open(path).map_err(|e| RunError::io(path, e))?;
+    let unreadable = |e: String| {
+        RunError::output(
+            path,
+            format!("unreadable cached table ({e}); rerun with --force"),
+        )
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(1 << 16).build())
+        .map_err(|e| unreadable(e.to_string()))?;
+    reader
+        .map(|b| b.map_err(|e| unreadable(e.to_string())))
+        .collect()
 }
 
 /// Writes `bytes` to `path` atomically (temporary file + rename).

@@ -25,7 +25,6 @@ circuitry_circuits::table_row! {
         eval_loss_second_repeat: f64 = "Mean loss on the second copy of r (falls when an induction circuit forms).",
         icl_score: f64 = "In-context learning score: eval_loss_second_repeat - eval_loss_first_repeat (negative when the model learns in context).",
         lr: f64 = "Learning rate of the update at this step.",
-        elapsed_s: f64 = "Wall-clock seconds since training started (the only non-reproducible column).",
     }
 }
 
@@ -107,12 +106,14 @@ fn train_err(experiment: &Experiment, name: &str, key: &str, message: String) ->
     )))
 }
 
-/// Runs training `name` of `experiment`: writes its model directory and returns its curve.
+/// Runs training `name` of `experiment`: writes its model directory to `output` and returns
+/// its learning curve (wall-clock times are the caller's to record: the table is reproducible).
 pub fn run(
     name: &str,
     experiment: &Experiment,
     progress: &Progress,
     device: &Device,
+    output: &Path,
 ) -> Result<Table, RunError> {
     let spec = &experiment.train[name];
     let config = train_config(spec);
@@ -121,7 +122,6 @@ pub fn run(
         bar.set_position(p.step as u64);
         bar.set_message(format!("train {name} (loss {:.3})", p.loss));
     };
-    let output = experiment.resolve_path(&spec.output);
     let trained = match &spec.dataset {
         None => train(&config, device, report),
         Some(dataset) => {
@@ -137,15 +137,15 @@ pub fn run(
             bar.finish_and_clear();
             let trained =
                 trained.map_err(|e| train_err(experiment, name, "steps", e.to_string()))?;
-            save(&trained, Some(&json), &output, experiment, name)?;
+            save(&trained, Some(&json), output, experiment, name)?;
             return Ok(curve_table(&trained.curve));
         }
     };
     bar.finish_and_clear();
     let trained = trained.map_err(|e| train_err(experiment, name, "steps", e.to_string()))?;
-    save(&trained, None, &output, experiment, name)?;
+    save(&trained, None, output, experiment, name)?;
     progress.status(&format!(
-        "trained `{name}`: second-repeat loss {:.3} (first {:.3}), model written to {}",
+        "trained `{name}`: second-repeat loss {:.3} (first {:.3})",
         trained
             .curve
             .last()
@@ -154,7 +154,6 @@ pub fn run(
             .curve
             .last()
             .map_or(f64::NAN, |r| r.eval_loss_first_repeat),
-        output.display()
     ));
     Ok(curve_table(&trained.curve))
 }
@@ -287,7 +286,6 @@ fn curve_table(curve: &[CurveRow]) -> Table {
             eval_loss_second_repeat: r.eval_loss_second_repeat,
             icl_score: r.icl_score,
             lr: r.lr,
-            elapsed_s: r.elapsed_s,
         });
     }
     t.into_table()

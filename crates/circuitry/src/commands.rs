@@ -74,36 +74,143 @@ fn load(file: &Path, set: &[String]) -> Result<Experiment, Failure> {
     Experiment::from_file_with_overrides(file, set).map_err(invalid)
 }
 
-pub fn run(
-    file: &Path,
-    out: &Path,
-    set: &[String],
-    device: Option<String>,
-    quiet: bool,
-) -> Result<(), Failure> {
+pub fn run(file: &Path, set: &[String], options: &RunOptions) -> Result<(), Failure> {
     let experiment = load(file, set)?;
-    let options = RunOptions {
-        out_root: out.to_path_buf(),
-        quiet,
-        device,
-    };
-    let report = circuitry_runner::run(&experiment, &options).map_err(run_failed)?;
-    if !quiet {
-        for t in &report.manifest.tables {
-            say!(
-                "{}  ({} rows)",
-                report.out_dir.join(&t.path).display(),
-                t.rows
-            );
+    let report = circuitry_runner::run(&experiment, options).map_err(run_failed)?;
+    if let (false, Some(dir), Some(manifest)) = (options.quiet, &report.out_dir, &report.manifest) {
+        for t in &manifest.tables {
+            say!("{}  ({} rows)", dir.join(&t.path).display(), t.rows);
         }
     }
     Ok(())
 }
 
-pub fn plan(file: &Path, format: PlanFormat, set: &[String]) -> Result<(), Failure> {
+pub fn submit(
+    file: &Path,
+    out: &Path,
+    cache: Option<PathBuf>,
+    shards: usize,
+    set: &[String],
+    device: Option<String>,
+    sbatch_args: Vec<String>,
+) -> Result<(), Failure> {
     let experiment = load(file, set)?;
-    let plan = circuitry_runner::plan(&experiment).map_err(run_failed)?;
+    // Plan first: a file that cannot run fails here, not in a queue hours later.
+    let device_name = circuitry_runner::device_name(&experiment, device.as_deref());
+    circuitry_runner::plan(&experiment, &device_name).map_err(run_failed)?;
+    let absolute = |p: &Path| std::path::absolute(p).map_err(failed);
+    let out_root = absolute(out)?;
+    let cache = circuitry_runner::Cache::for_outputs(&out_root, cache.as_deref());
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let submission = circuitry_runner::slurm::Submission {
+        exe: std::env::current_exe().map_err(failed)?,
+        workdir: std::env::current_dir().map_err(failed)?,
+        experiment: experiment.name.clone(),
+        file: absolute(file)?,
+        out_root: out_root.clone(),
+        cache: absolute(cache.root())?,
+        shards,
+        sets: set.to_vec(),
+        device,
+        sbatch_args,
+        script_dir: out_root
+            .join(".circuitry")
+            .join("slurm")
+            .join(&experiment.name)
+            .join(format!("{stamp}-{}", std::process::id())),
+    };
+    let submitted = submission.submit().map_err(run_failed)?;
+    say!("shards job {} ({shards} tasks)", submitted.shards_job);
+    say!(
+        "assemble job {} (after {} succeeds)",
+        submitted.assemble_job,
+        submitted.shards_job
+    );
+    say!("scripts and logs: {}", submitted.script_dir.display());
+    Ok(())
+}
+
+pub fn plan(
+    file: &Path,
+    format: PlanFormat,
+    set: &[String],
+    out: &Path,
+    device: Option<String>,
+    cache: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let experiment = load(file, set)?;
+    let device_name = circuitry_runner::device_name(&experiment, device.as_deref());
+    let mut plan = circuitry_runner::plan(&experiment, &device_name).map_err(run_failed)?;
+    let cache = circuitry_runner::Cache::for_outputs(out, cache.as_deref());
+    plan.mark_cached(&cache);
+    plan.estimate(&cache).map_err(run_failed)?;
     write_out(format_args!("{}", plan.render(format)))?;
+    Ok(())
+}
+
+pub fn cache_ls(out: &Path, cache: Option<PathBuf>) -> Result<(), Failure> {
+    let cache = circuitry_runner::Cache::for_outputs(out, cache.as_deref());
+    let entries = cache.entries();
+    say!(
+        "{} node{} in {}",
+        entries.len(),
+        if entries.len() == 1 { "" } else { "s" },
+        cache.root().display()
+    );
+    for e in &entries {
+        let r = &e.record;
+        say!(
+            "{}  {:8} {:24} {:20} {:>10}  {:.1}s",
+            &r.hash[..12.min(r.hash.len())],
+            r.kind,
+            r.name,
+            r.experiment,
+            human_bytes(e.bytes),
+            r.seconds
+        );
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+pub fn cache_gc(
+    files: &[PathBuf],
+    all: bool,
+    out: &Path,
+    cache: Option<PathBuf>,
+) -> Result<(), Failure> {
+    if files.is_empty() && !all {
+        return Err(Failure {
+            code: 2,
+            message: "error: name the experiments whose nodes to keep (`circuitry cache gc FILE...`), or pass --all to empty the cache".to_string(),
+        });
+    }
+    let mut keep = std::collections::BTreeSet::new();
+    for file in files {
+        let experiment = load(file, &[])?;
+        let device = circuitry_runner::device_name(&experiment, None);
+        let plan = circuitry_runner::plan(&experiment, &device).map_err(run_failed)?;
+        keep.extend(plan.node_hashes());
+    }
+    let cache = circuitry_runner::Cache::for_outputs(out, cache.as_deref());
+    let (removed, bytes) = cache.gc(&keep).map_err(run_failed)?;
+    say!(
+        "removed {removed} node{} ({}) from {}",
+        if removed == 1 { "" } else { "s" },
+        human_bytes(bytes),
+        cache.root().display()
+    );
     Ok(())
 }
 
@@ -201,41 +308,17 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
     );
     if hooks {
         for h in points.iter().filter(|h| h.layer.is_none_or(|l| l == 0)) {
-            let heads = if matches!(
-                h.kind,
-                circuitry_models::HookKind::K | circuitry_models::HookKind::V
-            ) {
-                c.n_kv_heads
-            } else {
-                c.n_heads
-            };
+            let (heads, width) = circuitry_models::hook_position_shape(&c, h.kind);
             let shape = match h.kind.layout() {
-                HookLayout::BatchPosD => format!("[batch, pos, {}]", last_dim(&c, h.kind)),
-                HookLayout::BatchPosHeadD => {
-                    let d = if h.kind == circuitry_models::HookKind::Result {
-                        c.d_model
-                    } else {
-                        c.d_head
-                    };
-                    format!("[batch, pos, {heads}, {d}]")
-                }
-                HookLayout::BatchHeadQK => format!("[batch, {}, query_pos, key_pos]", c.n_heads),
+                HookLayout::BatchPosD => format!("[batch, pos, {width}]"),
+                HookLayout::BatchPosHeadD => format!("[batch, pos, {heads}, {width}]"),
+                HookLayout::BatchHeadQK => format!("[batch, {heads}, query_pos, key_pos]"),
             };
             let name = h.to_string().replacen("blocks.0.", "blocks.L.", 1);
             say!("    {name:32} {shape}");
         }
     }
     Ok(())
-}
-
-fn last_dim(c: &circuitry_models::ModelConfig, kind: circuitry_models::HookKind) -> usize {
-    use circuitry_models::HookKind::*;
-    match kind {
-        Ln1Scale | Ln2Scale | LnFinalScale => 1,
-        MlpPre | MlpPreLinear | MlpPost => c.d_mlp,
-        Logits => c.d_vocab,
-        _ => c.d_model,
-    }
 }
 
 pub fn analyses(kind: Option<&str>) -> Result<(), Failure> {

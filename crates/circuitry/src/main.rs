@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run an experiment and write its tables to <OUT>/<experiment name>/.
+    /// Run an experiment and publish its tables as <OUT>/<experiment name>/: nodes the cache
+    /// holds are reused, the rest computed (a killed run resumes where it stopped).
     Run {
         /// The experiment file.
         file: PathBuf,
@@ -32,17 +33,64 @@ enum Command {
         /// flex must be compiled in with cargo features).
         #[arg(long)]
         device: Option<String>,
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// Recompute every node, replacing its cache entries.
+        #[arg(long)]
+        force: bool,
+        /// If another run is writing these outputs, wait for it instead of failing.
+        #[arg(long)]
+        wait: bool,
+        /// Compute only share I of N of the nodes into the cache and publish nothing; a plain
+        /// `run` afterwards assembles the tables (see `submit`).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<circuitry_runner::Shard>,
         /// No progress bars or status lines.
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Show how an experiment would run: shared forward passes, analyses and tables.
+    /// Submit an experiment to a cluster: an array job of N shards computing into the shared
+    /// cache, and a job after it (afterok) assembling the tables. Prints the job ids.
+    Submit {
+        file: PathBuf,
+        /// Submit to SLURM with sbatch (the only scheduler so far).
+        #[arg(long, required = true)]
+        slurm: bool,
+        /// Number of shards (array tasks).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        shards: u32,
+        #[arg(long, default_value = "outputs")]
+        out: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long)]
+        device: Option<String>,
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// Options for sbatch, after `--`: e.g. -- --partition gpu --gres gpu:1 --time 2:00:00.
+        #[arg(last = true, value_name = "SBATCH OPTIONS")]
+        sbatch: Vec<String>,
+    },
+    /// Show how an experiment would run: shared forward passes, analyses and tables, which
+    /// nodes the cache holds, and estimated cost.
     Plan {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Root directory of the outputs (where the default cache is).
+        #[arg(long, default_value = "outputs")]
+        out: PathBuf,
+        #[arg(long)]
+        device: Option<String>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Inspect or clean the node cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
     },
     /// Check experiment files without running them.
     Validate {
@@ -68,6 +116,38 @@ enum Command {
     },
 }
 
+/// Where the node cache is.
+#[derive(clap::Args)]
+struct CacheArgs {
+    /// The node cache directory (default: $CIRCUITRY_CACHE, else <OUT>/.circuitry/cache).
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// List the cached nodes: hash, kind, name, experiment, size, compute time.
+    Ls {
+        #[arg(long, default_value = "outputs")]
+        out: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Remove every cached node the given experiments do not use (none given: with --all,
+    /// every node), and leftovers of killed runs.
+    Gc {
+        /// Experiments whose nodes to keep.
+        files: Vec<PathBuf>,
+        /// Remove every node (needed when no experiment is given).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = "outputs")]
+        out: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -84,9 +164,58 @@ fn main() -> ExitCode {
             out,
             set,
             device,
+            cache,
+            force,
+            wait,
+            shard,
             quiet,
-        } => commands::run(&file, &out, &set, device, quiet),
-        Command::Plan { file, format, set } => commands::plan(&file, format.into(), &set),
+        } => {
+            let options = circuitry_runner::RunOptions {
+                out_root: out,
+                quiet,
+                device,
+                cache: cache.cache,
+                force,
+                wait,
+                shard,
+            };
+            commands::run(&file, &set, &options)
+        }
+        Command::Submit {
+            file,
+            slurm: _,
+            shards,
+            out,
+            set,
+            device,
+            cache,
+            sbatch,
+        } => commands::submit(
+            &file,
+            &out,
+            cache.cache,
+            shards as usize,
+            &set,
+            device,
+            sbatch,
+        ),
+        Command::Plan {
+            file,
+            format,
+            set,
+            out,
+            device,
+            cache,
+        } => commands::plan(&file, format.into(), &set, &out, device, cache.cache),
+        Command::Cache { action } => match action {
+            CacheAction::Ls { out, cache } => commands::cache_ls(&out, cache.cache),
+            CacheAction::Gc {
+                files,
+                all,
+                out,
+                cache,
+            } => commands::cache_gc(&files, all, &out, cache.cache),
+        },
         Command::Validate { files, set } => commands::validate(&files, &set),
         Command::Schema => commands::schema(),
         Command::Inspect { model, hooks } => commands::inspect(&model, hooks),

@@ -9,3 +9,4 @@ mod fixture_tables;
 mod intervention_experiments;
 mod plan_and_sweeps;
 mod smollm2_experiments;
+mod trust;
