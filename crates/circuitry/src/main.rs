@@ -20,21 +20,8 @@ enum Command {
     /// Run an experiment and publish its tables as <OUT>/<experiment name>/: nodes the cache
     /// holds are reused, the rest computed (a killed run resumes where it stopped).
     Run {
-        /// The experiment file.
-        file: PathBuf,
-        /// Root directory of the outputs.
-        #[arg(long, default_value = "outputs")]
-        out: PathBuf,
-        /// Override a key of an entry the file defines before validation, e.g.
-        /// --set analyses.heads.layers=[0,1] (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Compute device: flex (default), tch, cuda, cuda:N, wgpu, ndarray (backends other than
-        /// flex must be compiled in with cargo features).
-        #[arg(long)]
-        device: Option<String>,
         #[command(flatten)]
-        cache: CacheArgs,
+        target: Target,
         /// Recompute every node, replacing its cache entries.
         #[arg(long)]
         force: bool,
@@ -52,21 +39,14 @@ enum Command {
     /// Submit an experiment to a cluster: an array job of N shards computing into the shared
     /// cache, and a job after it (afterok) assembling the tables. Prints the job ids.
     Submit {
-        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
         /// Submit to SLURM with sbatch (the only scheduler so far).
         #[arg(long, required = true)]
         slurm: bool,
         /// Number of shards (array tasks).
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10000))]
         shards: u32,
-        #[arg(long, default_value = "outputs")]
-        out: PathBuf,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        #[arg(long)]
-        device: Option<String>,
-        #[command(flatten)]
-        cache: CacheArgs,
         /// Options for sbatch, after `--`: e.g. -- --partition gpu --gres gpu:1 --time 2:00:00.
         #[arg(last = true, value_name = "SBATCH OPTIONS")]
         sbatch: Vec<String>,
@@ -74,18 +54,10 @@ enum Command {
     /// Show how an experiment would run: shared forward passes, analyses and tables, which
     /// nodes the cache holds, and estimated cost.
     Plan {
-        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Root directory of the outputs (where the default cache is).
-        #[arg(long, default_value = "outputs")]
-        out: PathBuf,
-        #[arg(long)]
-        device: Option<String>,
-        #[command(flatten)]
-        cache: CacheArgs,
     },
     /// Inspect or clean the node cache.
     Cache {
@@ -116,9 +88,29 @@ enum Command {
     },
 }
 
-/// Where the node cache is.
+/// An experiment, with where its outputs and node cache are.
 #[derive(clap::Args)]
-struct CacheArgs {
+struct Target {
+    /// The experiment file.
+    file: PathBuf,
+    /// Override a key of an entry the file defines before validation, e.g.
+    /// --set analyses.heads.layers=[0,1] (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Compute device: flex (default), tch, cuda, cuda:N, wgpu, ndarray (backends other than
+    /// flex must be compiled in with cargo features).
+    #[arg(long)]
+    device: Option<String>,
+    #[command(flatten)]
+    store: Store,
+}
+
+/// Where outputs and the node cache are.
+#[derive(clap::Args)]
+struct Store {
+    /// Root directory of the outputs.
+    #[arg(long, default_value = "outputs")]
+    out: PathBuf,
     /// The node cache directory (default: $CIRCUITRY_CACHE, else <OUT>/.circuitry/cache).
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
@@ -128,10 +120,8 @@ struct CacheArgs {
 enum CacheAction {
     /// List the cached nodes: hash, kind, name, experiment, size, compute time.
     Ls {
-        #[arg(long, default_value = "outputs")]
-        out: PathBuf,
         #[command(flatten)]
-        cache: CacheArgs,
+        store: Store,
     },
     /// Remove every cached node the given experiments do not use (none given: with --all,
     /// every node), and leftovers of killed runs.
@@ -141,10 +131,8 @@ enum CacheAction {
         /// Remove every node (needed when no experiment is given).
         #[arg(long)]
         all: bool,
-        #[arg(long, default_value = "outputs")]
-        out: PathBuf,
         #[command(flatten)]
-        cache: CacheArgs,
+        store: Store,
     },
 }
 
@@ -160,61 +148,50 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {
-            file,
-            out,
-            set,
-            device,
-            cache,
+            target,
             force,
             wait,
             shard,
             quiet,
         } => {
             let options = circuitry_runner::RunOptions {
-                out_root: out,
+                out_root: target.store.out,
                 quiet,
-                device,
-                cache: cache.cache,
+                device: target.device,
+                cache: target.store.cache,
                 force,
                 wait,
                 shard,
             };
-            commands::run(&file, &set, &options)
+            commands::run(&target.file, &target.set, &options)
         }
         Command::Submit {
-            file,
+            target,
             slurm: _,
             shards,
-            out,
-            set,
-            device,
-            cache,
             sbatch,
         } => commands::submit(
-            &file,
-            &out,
-            cache.cache,
+            &target.file,
+            &target.store.out,
+            target.store.cache,
             shards as usize,
-            &set,
-            device,
+            &target.set,
+            target.device,
             sbatch,
         ),
-        Command::Plan {
-            file,
-            format,
-            set,
-            out,
-            device,
-            cache,
-        } => commands::plan(&file, format.into(), &set, &out, device, cache.cache),
+        Command::Plan { target, format } => commands::plan(
+            &target.file,
+            format.into(),
+            &target.set,
+            &target.store.out,
+            target.device,
+            target.store.cache,
+        ),
         Command::Cache { action } => match action {
-            CacheAction::Ls { out, cache } => commands::cache_ls(&out, cache.cache),
-            CacheAction::Gc {
-                files,
-                all,
-                out,
-                cache,
-            } => commands::cache_gc(&files, all, &out, cache.cache),
+            CacheAction::Ls { store } => commands::cache_ls(&store.out, store.cache),
+            CacheAction::Gc { files, all, store } => {
+                commands::cache_gc(&files, all, &store.out, store.cache)
+            }
         },
         Command::Validate { files, set } => commands::validate(&files, &set),
         Command::Schema => commands::schema(),
