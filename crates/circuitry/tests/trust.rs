@@ -503,3 +503,72 @@ fn a_sweep_over_training_analyses_each_variants_own_model() {
     assert_eq!(trained.len(), 2);
     assert_ne!(trained[0]["hash"], trained[1]["hash"]);
 }
+
+#[test]
+fn submit_writes_an_array_job_and_an_assemble_job_after_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // A stand-in sbatch: records its arguments, prints job ids 41, 42 as --parsable does.
+    let bin_dir = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let calls = tmp.path().join("calls");
+    let fake = bin_dir.join("sbatch");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {calls}\nn=$(wc -l < {calls})\necho $((40 + n))\n",
+            calls = calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = tmp.path().join("out");
+    let file = default_file();
+    let submit = |path: &str| {
+        bin()
+            .args([
+                "submit",
+                file.to_str().unwrap(),
+                "--slurm",
+                "--shards",
+                "3",
+                "--out",
+                out.to_str().unwrap(),
+                "--",
+                "--partition",
+                "gpu",
+            ])
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    let o = submit(&format!("{}:/usr/bin:/bin", bin_dir.display()));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("shards job 41 (3 tasks)"), "{stdout}");
+    assert!(
+        stdout.contains("assemble job 42 (after 41 succeeds)"),
+        "{stdout}"
+    );
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(lines.len(), 2, "{calls}");
+    assert!(
+        lines[0].starts_with("--parsable --partition gpu ") && lines[0].ends_with("shards.sbatch")
+    );
+    assert!(
+        lines[1].contains("--partition gpu --dependency=afterok:41 "),
+        "{}",
+        lines[1]
+    );
+    let script = std::fs::read_to_string(lines[0].split(' ').next_back().unwrap()).unwrap();
+    assert!(script.contains("#SBATCH --array=0-2"), "{script}");
+    assert!(
+        script.contains("--shard \"$SLURM_ARRAY_TASK_ID/3\""),
+        "{script}"
+    );
+    // Without sbatch: a clear error, nothing submitted.
+    let o = submit("/nonexistent");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs SLURM's sbatch on PATH"));
+}
