@@ -228,6 +228,14 @@ pub trait Analysis: Send + Tables {
         None
     }
 
+    /// Whether each batch's rows depend on that batch alone (no state carried between batches,
+    /// no prepass) and [`Analysis::finish`] writes nothing. The runner may then split the
+    /// dataset into batch-aligned prompt ranges computed apart (by shards, or kept as resume
+    /// points); each range alone gives the rows of its prompts. Default: false.
+    fn batch_local(&self) -> bool {
+        false
+    }
+
     /// Consumes one batch of the [`Analysis::prepass`] dataset.
     fn absorb(
         &mut self,

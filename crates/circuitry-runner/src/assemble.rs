@@ -149,8 +149,13 @@ pub fn tables(
             }));
         }
         for a in &v.analyses {
-            let r = record(&a.hash)?;
-            nodes.push(NodeEntry::new(v.index, &r, computed.contains(&a.hash)));
+            let hashes = a.node_hashes();
+            let r = record(hashes[0])?;
+            for (i, h) in hashes.iter().enumerate() {
+                let mut entry = NodeEntry::new(v.index, &record(h)?, computed.contains(*h));
+                entry.prompts = a.chunks.get(i).map(|c| [c.prompts.start, c.prompts.end]);
+                nodes.push(entry);
+            }
             let spec = &exp.analyses[&a.name];
             let model = v.model(&a.model);
             let model_hash = match &model.trained_by {
@@ -190,10 +195,12 @@ pub fn tables(
                         pieces: Vec::new(),
                         provenance: Vec::new(),
                     });
-                let file = cache
-                    .node_dir(&a.hash)
-                    .join(format!("{}.parquet", cache_file(decl.part)));
-                table.pieces.push((file, prefix.clone()));
+                for h in &hashes {
+                    let file = cache
+                        .node_dir(h)
+                        .join(format!("{}.parquet", cache_file(decl.part)));
+                    table.pieces.push((file, prefix.clone()));
+                }
                 table.provenance.push(provenance.clone());
             }
         }

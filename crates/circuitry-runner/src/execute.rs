@@ -199,15 +199,28 @@ fn shard_owner(plan: &Plan, shard: Option<Shard>) -> Option<BTreeSet<String>> {
             assign(&t.hash, t.hash.clone());
         }
         for f in &v.forwards {
-            let mut unit: Vec<&str> = f
-                .analyses
-                .iter()
-                .map(|a| v.analysis(a).hash.as_str())
-                .collect();
-            unit.sort();
-            let anchor = trained(&f.model).unwrap_or_else(|| format!("pass:{}", unit.join(",")));
-            for h in unit {
-                assign(h, anchor.clone());
+            // One unit for the analyses that need the whole pass, one per prompt range.
+            let mut whole: Vec<&str> = Vec::new();
+            let mut ranges: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+            for a in &f.analyses {
+                let node = v.analysis(a);
+                if node.chunks.is_empty() {
+                    whole.push(&node.hash);
+                }
+                for (k, c) in node.chunks.iter().enumerate() {
+                    ranges.entry(k).or_default().push(&c.hash);
+                }
+            }
+            for mut unit in std::iter::once(whole).chain(ranges.into_values()) {
+                if unit.is_empty() {
+                    continue;
+                }
+                unit.sort();
+                let anchor =
+                    trained(&f.model).unwrap_or_else(|| format!("pass:{}", unit.join(",")));
+                for h in unit {
+                    assign(h, anchor.clone());
+                }
             }
         }
         for (model, a) in &v.weight_analyses {
@@ -245,38 +258,61 @@ struct Execution<'a> {
     forward_passes: usize,
 }
 
-/// An analysis node being computed: its tables stream into a cache staging directory.
-struct NodeRun {
-    name: String,
+/// One node's output being written: its tables stream into a cache staging directory.
+struct NodeOutput {
     hash: String,
-    analysis: Box<dyn Analysis>,
+    key: serde_json::Value,
     staging: Staging,
     writers: BTreeMap<Option<&'static str>, TableWriter>,
     started: Instant,
 }
 
-impl NodeRun {
+impl NodeOutput {
     fn new(
         cache: &Cache,
-        name: &str,
         hash: &str,
-        analysis: Box<dyn Analysis>,
+        key: &serde_json::Value,
         decls: &[TableDecl],
-    ) -> Result<NodeRun, RunError> {
+    ) -> Result<NodeOutput, RunError> {
         let staging = cache.stage()?;
         let mut writers = BTreeMap::new();
         for decl in decls {
             let w = TableWriter::create(&staging.dir, &cache_file(decl.part), decl.columns)?;
             writers.insert(decl.part, w);
         }
-        Ok(NodeRun {
-            name: name.to_string(),
+        Ok(NodeOutput {
             hash: hash.to_string(),
-            analysis,
+            key: key.clone(),
             staging,
             writers,
             started: Instant::now(),
         })
+    }
+
+    fn sink(&mut self) -> NodeSink<'_> {
+        NodeSink {
+            writers: &mut self.writers,
+        }
+    }
+}
+
+/// An analysis being run, and the nodes of it this run computes: the whole, or the wanted
+/// prompt ranges (each with the batches it covers).
+struct Feed {
+    name: String,
+    analysis: Box<dyn Analysis>,
+    whole: Option<NodeOutput>,
+    ranges: Vec<(std::ops::Range<usize>, Option<NodeOutput>)>,
+}
+
+impl Feed {
+    /// Whether batch `i` is fed to this analysis.
+    fn takes(&self, i: usize) -> bool {
+        self.whole.is_some()
+            || self
+                .ranges
+                .iter()
+                .any(|(r, out)| out.is_some() && r.contains(&i))
     }
 }
 
@@ -313,7 +349,8 @@ impl Execution<'_> {
             .trains
             .iter()
             .map(|t| &t.hash)
-            .chain(v.analyses.iter().map(|a| &a.hash))
+            .map(String::as_str)
+            .chain(v.analyses.iter().flat_map(|a| a.node_hashes()))
             .filter(|h| self.wanted(h))
             .count();
         if todo == 0 {
@@ -332,7 +369,7 @@ impl Execution<'_> {
             let missing: Vec<String> = f
                 .analyses
                 .iter()
-                .filter(|a| self.wanted(&v.analysis(a).hash))
+                .filter(|a| v.analysis(a).node_hashes().iter().any(|h| self.wanted(h)))
                 .cloned()
                 .collect();
             if !missing.is_empty() {
@@ -419,69 +456,91 @@ impl Execution<'_> {
         Ok(key)
     }
 
-    fn take_node(&self, v: &mut VariantPlan, name: &str) -> Result<NodeRun, RunError> {
+    /// Takes analysis `name` from the plan with outputs for its wanted nodes (its ranges are
+    /// counted in batches of `batch_size`).
+    fn feed(&self, v: &mut VariantPlan, name: &str, batch_size: usize) -> Result<Feed, RunError> {
+        let wanted: Vec<bool> = v
+            .analysis(name)
+            .chunks
+            .iter()
+            .map(|c| self.wanted(&c.hash))
+            .collect();
+        let whole_wanted = self.wanted(&v.analysis(name).hash);
         let node = v.analysis_mut(name);
-        let analysis = node.built.take().expect("each analysis node runs once");
-        NodeRun::new(self.cache, name, &node.hash, analysis, &node.tables)
+        let analysis = node.built.take().expect("each analysis runs once");
+        let mut feed = Feed {
+            name: name.to_string(),
+            analysis,
+            whole: None,
+            ranges: Vec::new(),
+        };
+        if node.chunks.is_empty() {
+            if whole_wanted {
+                feed.whole = Some(NodeOutput::new(
+                    self.cache,
+                    &node.hash,
+                    &node.key,
+                    &node.tables,
+                )?);
+            }
+            return Ok(feed);
+        }
+        for (chunk, wanted) in node.chunks.iter().zip(wanted) {
+            let out = if wanted {
+                Some(NodeOutput::new(
+                    self.cache,
+                    &chunk.hash,
+                    &chunk.key,
+                    &node.tables,
+                )?)
+            } else {
+                None
+            };
+            feed.ranges
+                .push((crate::chunks::batches(&chunk.prompts, batch_size), out));
+        }
+        Ok(feed)
     }
 
-    /// Commits a finished analysis node with what it learnt about its inputs.
+    /// Commits a finished node of analysis `name` with what it learnt about its inputs.
     fn commit_node(
         &mut self,
         v: &VariantPlan,
-        node: NodeRun,
+        name: &str,
+        out: NodeOutput,
         dataset: Option<&Dataset>,
     ) -> Result<(), RunError> {
-        let planned = v.analysis(&node.name);
-        let mut rows = BTreeMap::new();
-        for (part, mut w) in node.writers {
-            w.finish(&json!({ "node": node.hash }))?;
-            w.commit()?;
-            rows.insert(part.unwrap_or("").to_string(), w.rows);
-        }
-        let mut facts = json!({});
-        if let Some(d) = dataset {
-            facts["dataset_content_hash"] = json!(d.hash);
-            facts["prompts"] = json!(d.len());
-        }
-        let record = NodeRecord {
-            kind: "analysis".into(),
-            name: node.name.clone(),
-            experiment: v.experiment.name.clone(),
-            hash: node.hash.clone(),
-            key: planned.key.clone(),
-            facts,
-            rows,
-            seconds: node.started.elapsed().as_secs_f64(),
-        };
-        self.cache.commit(node.staging, &record, self.force)?;
-        self.computed.insert(node.hash);
-        failpoint::hit("node-committed")
+        commit_output(
+            self.cache,
+            self.force,
+            &mut self.computed,
+            &v.experiment.name,
+            name,
+            out,
+            dataset,
+        )
     }
 
     fn weights(&mut self, v: &mut VariantPlan, model: &str, name: &str) -> Result<(), RunError> {
         let key = self.ensure_model(v, model)?;
-        let mut node = self.take_node(v, name)?;
+        let mut feed = self.feed(v, name, 1)?;
+        let mut out = feed.whole.take().expect("a wanted weight analysis");
         let ready = &self.models[&key];
         let ctx = ModelContext {
             model: &ready.model,
             tokenizer: &ready.tokenizer,
         };
         let spinner = self.progress.spinner(&format!("{name} ({model} weights)"));
-        node.analysis
-            .finish(
-                &ctx,
-                &mut NodeSink {
-                    writers: &mut node.writers,
-                },
-            )
+        feed.analysis
+            .finish(&ctx, &mut out.sink())
             .map_err(|e| analysis_failure(&v.experiment, name, e))?;
         spinner.finish_and_clear();
-        self.commit_node(v, node, None)
+        self.commit_node(v, name, out, None)
     }
 
-    /// One forward pass over `f`'s dataset feeding the analyses `names` (those the cache
-    /// lacks), capturing only the hook points they need.
+    /// One forward pass over `f`'s dataset feeding the analyses `names` (those with nodes the
+    /// cache lacks), capturing only the hook points they need and running only the batches
+    /// their missing nodes cover. Prompt-range nodes are committed as their last batch is done.
     fn forward(
         &mut self,
         v: &mut VariantPlan,
@@ -491,81 +550,166 @@ impl Execution<'_> {
         let key = self.ensure_model(v, &f.model)?;
         let exp = v.experiment.clone();
         let dataset = build_dataset(&exp, &self.models[&key], &f.dataset)?;
-        let mut nodes: Vec<NodeRun> = names
+        let mut feeds: Vec<Feed> = names
             .iter()
-            .map(|a| self.take_node(v, a))
+            .map(|a| self.feed(v, a, f.batch_size))
             .collect::<Result<_, _>>()?;
         let mut hooks = BTreeSet::new();
         let mut corrupt_hooks = BTreeSet::new();
         let mut corrupt = false;
-        for n in &nodes {
-            let req = n.analysis.requirements();
+        for feed in &feeds {
+            let req = feed.analysis.requirements();
             hooks.extend(req.hooks);
             corrupt |= req.corrupt_run;
             corrupt_hooks.extend(req.corrupt_hooks);
         }
+        let batch_size = f.batch_size;
+        let n_batches = dataset.len().div_ceil(batch_size.max(1));
+        let needed: Vec<bool> = (0..n_batches)
+            .map(|i| feeds.iter().any(|feed| feed.takes(i)))
+            .collect();
         let stream = Stream {
             model: &self.models[&key],
             device: &self.device,
             side: exp.models[&f.model].padding_side,
-            batch_size: f.batch_size,
+            batch_size,
         };
         let ctx = stream.context();
         // Passes over other datasets some analyses need first (e.g. mean-ablation references).
-        for n in nodes.iter_mut() {
-            let Some(prepass) = n.analysis.prepass() else {
+        for feed in feeds.iter_mut() {
+            let Some(prepass) = feed.analysis.prepass() else {
                 continue;
             };
             let reference = build_dataset(&exp, stream.model, &prepass.dataset)?;
             let bar = self.progress.bar(
                 &format!(
                     "{} x {} -> {} (reference)",
-                    f.model, prepass.dataset, n.name
+                    f.model, prepass.dataset, feed.name
                 ),
                 reference.len() as u64,
             );
-            stream.each_batch(&reference, &prepass.hooks, None, |batch| {
-                n.analysis
-                    .absorb(&ctx, batch)
-                    .map_err(|e| analysis_failure(&exp, &n.name, e))?;
-                bar.inc(batch.prompts.len() as u64);
-                Ok(())
-            })?;
+            stream.each_batch(
+                &reference,
+                &prepass.hooks,
+                None,
+                |_| true,
+                |_, batch| {
+                    feed.analysis
+                        .absorb(&ctx, batch)
+                        .map_err(|e| analysis_failure(&exp, &feed.name, e))?;
+                    bar.inc(batch.prompts.len() as u64);
+                    Ok(())
+                },
+            )?;
             bar.finish_and_clear();
             self.forward_passes += 1;
         }
         let bar = self.progress.bar(
             &format!("{} x {} -> {}", f.model, f.dataset, names.join(", ")),
-            dataset.len() as u64,
+            needed.iter().filter(|&&b| b).count() as u64,
         );
         let corrupt = corrupt.then_some(&corrupt_hooks);
-        stream.each_batch(&dataset, &hooks, corrupt, |batch| {
-            for n in nodes.iter_mut() {
-                let mut sink = NodeSink {
-                    writers: &mut n.writers,
-                };
-                n.analysis
-                    .process(&ctx, batch, &mut sink)
-                    .map_err(|e| analysis_failure(&exp, &n.name, e))?;
-            }
-            bar.inc(batch.prompts.len() as u64);
-            Ok(())
-        })?;
+        let mut finished: Vec<(String, NodeOutput)> = Vec::new();
+        stream.each_batch(
+            &dataset,
+            &hooks,
+            corrupt,
+            |i| needed[i],
+            |i, batch| {
+                for feed in feeds.iter_mut() {
+                    let name = &feed.name;
+                    let fail = |e| analysis_failure(&exp, name, e);
+                    if let Some(out) = feed.whole.as_mut() {
+                        feed.analysis
+                            .process(&ctx, batch, &mut out.sink())
+                            .map_err(fail)?;
+                        continue;
+                    }
+                    let Some((range, slot)) = feed
+                        .ranges
+                        .iter_mut()
+                        .find(|(r, out)| out.is_some() && r.contains(&i))
+                    else {
+                        continue;
+                    };
+                    let out = slot.as_mut().expect("wanted range");
+                    feed.analysis
+                        .process(&ctx, batch, &mut out.sink())
+                        .map_err(fail)?;
+                    if i + 1 == range.end {
+                        finished.push((name.clone(), slot.take().expect("wanted range")));
+                    }
+                }
+                bar.inc(1);
+                // A range whose last batch this was is complete: commit it now, so that a
+                // killed run keeps it.
+                for (name, out) in finished.drain(..) {
+                    commit_output(
+                        self.cache,
+                        self.force,
+                        &mut self.computed,
+                        &exp.name,
+                        &name,
+                        out,
+                        Some(&dataset),
+                    )?;
+                }
+                Ok(())
+            },
+        )?;
         bar.finish_and_clear();
         self.forward_passes += 1;
-        for n in nodes.iter_mut() {
-            let mut sink = NodeSink {
-                writers: &mut n.writers,
-            };
-            n.analysis
-                .finish(&ctx, &mut sink)
-                .map_err(|e| analysis_failure(&exp, &n.name, e))?;
+        for feed in feeds.iter_mut() {
+            if let Some(out) = feed.whole.as_mut() {
+                feed.analysis
+                    .finish(&ctx, &mut out.sink())
+                    .map_err(|e| analysis_failure(&exp, &feed.name, e))?;
+            }
         }
-        for n in nodes {
-            self.commit_node(v, n, Some(&dataset))?;
+        for feed in feeds {
+            if let Some(out) = feed.whole {
+                self.commit_node(v, &feed.name, out, Some(&dataset))?;
+            }
         }
         Ok(())
     }
+}
+
+/// Commits the finished node `out` of analysis `name` to `cache`, with what it learnt about
+/// its inputs, and records it as computed.
+fn commit_output(
+    cache: &Cache,
+    force: bool,
+    computed: &mut BTreeSet<String>,
+    experiment: &str,
+    name: &str,
+    out: NodeOutput,
+    dataset: Option<&Dataset>,
+) -> Result<(), RunError> {
+    let mut rows = BTreeMap::new();
+    for (part, mut w) in out.writers {
+        w.finish(&json!({ "node": out.hash }))?;
+        w.commit()?;
+        rows.insert(part.unwrap_or("").to_string(), w.rows);
+    }
+    let mut facts = json!({});
+    if let Some(d) = dataset {
+        facts["dataset_content_hash"] = json!(d.hash);
+        facts["prompts"] = json!(d.len());
+    }
+    let record = NodeRecord {
+        kind: "analysis".into(),
+        name: name.to_string(),
+        experiment: experiment.to_string(),
+        hash: out.hash.clone(),
+        key: out.key,
+        facts,
+        rows,
+        seconds: out.started.elapsed().as_secs_f64(),
+    };
+    cache.commit(out.staging, &record, force)?;
+    computed.insert(out.hash);
+    failpoint::hit("node-committed")
 }
 
 /// Dataset `name` of `exp`, tokenized for `model`.
@@ -606,12 +750,14 @@ impl Stream<'_> {
         }
     }
 
+    /// Runs the batches `i` of `dataset` with `keep(i)`, handing each to `f`.
     fn each_batch(
         &self,
         dataset: &Dataset,
         hooks: &BTreeSet<circuitry_models::HookPoint>,
         corrupt_hooks: Option<&BTreeSet<circuitry_models::HookPoint>>,
-        mut f: impl FnMut(&BatchContext) -> Result<(), RunError>,
+        keep: impl Fn(usize) -> bool,
+        mut f: impl FnMut(usize, &BatchContext) -> Result<(), RunError>,
     ) -> Result<(), RunError> {
         let pad = pad_id(&self.model.tokenizer);
         let model = &self.model.model;
@@ -623,7 +769,7 @@ impl Stream<'_> {
             })?;
         let clean_capture = Intervention::capture(hooks.iter().copied());
         let corrupt_capture = corrupt_hooks.map(|h| Intervention::capture(h.iter().copied()));
-        for batch in &batches {
+        for (i, batch) in batches.iter().enumerate().filter(|(i, _)| keep(*i)) {
             let clean = TokenBatch::new(&batch.rows(), pad, self.side, self.device);
             let clean_output = model.forward(&clean, &clean_capture, Span::default());
             let corrupt = match &corrupt_capture {
@@ -643,12 +789,15 @@ impl Stream<'_> {
             };
             let prompts: Vec<circuitry_data::Prompt> =
                 batch.prompts.iter().map(|p| (*p).clone()).collect();
-            f(&BatchContext {
-                prompts: &prompts,
-                clean: &clean,
-                clean_output: &clean_output,
-                corrupt: corrupt.as_ref().map(|(t, o)| (t, o)),
-            })?;
+            f(
+                i,
+                &BatchContext {
+                    prompts: &prompts,
+                    clean: &clean,
+                    clean_output: &clean_output,
+                    corrupt: corrupt.as_ref().map(|(t, o)| (t, o)),
+                },
+            )?;
         }
         Ok(())
     }

@@ -31,6 +31,9 @@ pub struct NodeEntry {
     /// The sweep variant.
     pub run: usize,
     pub hash: String,
+    /// For a prompt-range node: its prompts `[start, end)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<[usize; 2]>,
     /// Computed by this run (false: read from the cache).
     pub computed: bool,
     /// Seconds the computation took (when it was computed, by whichever run).
@@ -44,6 +47,7 @@ impl NodeEntry {
             name: record.name.clone(),
             run,
             hash: record.hash.clone(),
+            prompts: None,
             computed,
             seconds: record.seconds,
         }

@@ -76,15 +76,30 @@ pub struct TrainNode {
     pub key: serde_json::Value,
 }
 
+/// One prompt range of an analysis split into ranges ([`crate::chunks`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct ChunkNode {
+    /// Prompts `start..end` of the dataset.
+    pub prompts: std::ops::Range<usize>,
+    pub hash: String,
+    pub cached: Option<bool>,
+    #[serde(skip)]
+    pub key: serde_json::Value,
+}
+
 /// An analysis of one variant, built by the plan.
 #[derive(Serialize)]
 pub struct AnalysisNode {
     pub name: String,
+    /// The node's hash; when split into prompt ranges, the hash of the whole (each range is a
+    /// node of its own).
     pub hash: String,
     pub model: String,
     pub dataset: Option<String>,
     /// Whether the cache holds it (set by [`Plan::mark_cached`]).
     pub cached: Option<bool>,
+    /// Its prompt ranges, in order, when it is split (empty: one node).
+    pub chunks: Vec<ChunkNode>,
     #[serde(skip)]
     pub key: serde_json::Value,
     #[serde(skip)]
@@ -92,6 +107,17 @@ pub struct AnalysisNode {
     /// The built analysis, until the executor takes it to run.
     #[serde(skip)]
     pub built: Option<Box<dyn Analysis>>,
+}
+
+impl AnalysisNode {
+    /// The hashes of the nodes that hold its output: its ranges', or its own.
+    pub fn node_hashes(&self) -> Vec<&str> {
+        if self.chunks.is_empty() {
+            vec![&self.hash]
+        } else {
+            self.chunks.iter().map(|c| c.hash.as_str()).collect()
+        }
+    }
 }
 
 /// The plan of one sweep variant.
@@ -160,10 +186,11 @@ impl Plan {
         self.variants
             .iter()
             .flat_map(|v| {
-                v.trains
-                    .iter()
-                    .map(|t| t.hash.clone())
-                    .chain(v.analyses.iter().map(|a| a.hash.clone()))
+                v.trains.iter().map(|t| t.hash.clone()).chain(
+                    v.analyses
+                        .iter()
+                        .flat_map(|a| a.node_hashes().into_iter().map(str::to_string)),
+                )
             })
             .collect()
     }
@@ -175,7 +202,10 @@ impl Plan {
                 t.cached = Some(cache.get(&t.hash).is_some());
             }
             for a in &mut v.analyses {
-                a.cached = Some(cache.get(&a.hash).is_some());
+                for c in &mut a.chunks {
+                    c.cached = Some(cache.get(&c.hash).is_some());
+                }
+                a.cached = Some(a.node_hashes().iter().all(|h| cache.get(h).is_some()));
             }
         }
     }
@@ -475,6 +505,7 @@ fn plan_variant(
             model: spec.model.clone(),
             dataset: req.dataset.then(|| spec.dataset.clone()).flatten(),
             cached: None,
+            chunks: Vec::new(),
             key: serde_json::Value::Null,
             tables,
             built: Some(analysis),
@@ -554,6 +585,23 @@ fn plan_variant(
         };
         a.key = nodes::analysis_key(exp, &a.name, &inputs);
         a.hash = nodes::node_hash(&a.key);
+        let splits = a.built.as_ref().is_some_and(|b| b.batch_local());
+        if let (true, Some(f)) = (splits, forward) {
+            let count = crate::chunks::prompt_count(&exp.datasets[&f.dataset]);
+            a.chunks = crate::chunks::ranges(count.unwrap_or(0), f.batch_size)
+                .into_iter()
+                .map(|prompts| {
+                    let mut key = a.key.clone();
+                    key["prompts"] = serde_json::json!([prompts.start, prompts.end]);
+                    ChunkNode {
+                        hash: nodes::node_hash(&key),
+                        prompts,
+                        cached: None,
+                        key,
+                    }
+                })
+                .collect();
+        }
     }
     Ok(VariantPlan {
         index: variant.index,
@@ -675,9 +723,19 @@ impl Plan {
                 let _ = writeln!(s, "  weights  {m} -> {a}");
             }
             for a in &v.analyses {
+                let ranges = match a.chunks.len() {
+                    0 => String::new(),
+                    n => format!(
+                        " ({n} prompt ranges{})",
+                        match a.chunks.iter().filter(|c| c.cached == Some(true)).count() {
+                            0 => String::new(),
+                            cached => format!(", {cached} cached"),
+                        }
+                    ),
+                };
                 let _ = writeln!(
                     s,
-                    "  analysis {} [{}]{}",
+                    "  analysis {} [{}]{}{ranges}",
                     a.name,
                     short(&a.hash),
                     cache_mark(a.cached)

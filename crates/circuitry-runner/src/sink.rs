@@ -94,8 +94,14 @@ pub struct TableWriter {
     schema: SchemaRef,
     columns: Vec<ColumnSpec>,
     writer: Option<ArrowWriter<File>>,
+    /// Rows of [`TableWriter::write_with_prefix`] not yet written.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
     pub rows: usize,
 }
+
+/// Rows per Parquet row group.
+pub const ROW_GROUP_ROWS: usize = 1 << 16;
 
 impl TableWriter {
     /// Opens `<dir>/<name>.parquet` for writing (as a temporary file until [`commit`]).
@@ -106,7 +112,7 @@ impl TableWriter {
         let file = File::create(&temp_path).map_err(|e| RunError::io(&temp_path, e))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(1 << 16))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
             .map_err(|e| RunError::output(&temp_path, e.to_string()))?;
@@ -117,6 +123,8 @@ impl TableWriter {
             schema,
             columns: columns.to_vec(),
             writer: Some(writer),
+            pending: Vec::new(),
+            pending_rows: 0,
             rows: 0,
         })
     }
@@ -127,6 +135,10 @@ impl TableWriter {
 
     /// Appends the rows of `batch` (read from a table declared with this writer's last columns)
     /// after `prefix`, constant columns matching this writer's first columns.
+    ///
+    /// Rows reach the Parquet writer in slices of exactly [`ROW_GROUP_ROWS`] (the rest at
+    /// [`TableWriter::finish`]): the file's bytes depend on the rows alone, not on how the
+    /// cached pieces (whole nodes or prompt ranges) cut them.
     pub fn write_with_prefix(
         &mut self,
         prefix: &[(ColumnSpec, Value)],
@@ -147,11 +159,33 @@ impl TableWriter {
                 format!("internal error: cached table does not match its declaration: {e}"),
             )
         })?;
+        self.pending_rows += n;
+        self.pending.push(batch);
+        while self.pending_rows >= ROW_GROUP_ROWS {
+            self.flush_pending(ROW_GROUP_ROWS)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the first `rows` pending rows as one batch.
+    fn flush_pending(&mut self, rows: usize) -> Result<(), RunError> {
+        if rows == 0 {
+            return Ok(());
+        }
+        let all = arrow_select::concat::concat_batches(&self.schema, &self.pending)
+            .map_err(|e| RunError::output(&self.final_path, e.to_string()))?;
+        let rest = all.num_rows() - rows;
+        self.pending = if rest > 0 {
+            vec![all.slice(rows, rest)]
+        } else {
+            Vec::new()
+        };
+        self.pending_rows = rest;
         let writer = self.writer.as_mut().expect("open writer");
         writer
-            .write(&batch)
+            .write(&all.slice(0, rows))
             .map_err(|e| RunError::output(&self.temp_path, e.to_string()))?;
-        self.rows += n;
+        self.rows += rows;
         Ok(())
     }
 
@@ -180,6 +214,9 @@ impl TableWriter {
 
     /// Finishes the file with its provenance metadata; it stays temporary until [`commit`].
     pub fn finish(&mut self, metadata: &serde_json::Value) -> Result<(), RunError> {
+        if self.writer.is_some() {
+            self.flush_pending(self.pending_rows)?;
+        }
         let Some(mut writer) = self.writer.take() else {
             return Ok(());
         };

@@ -12,6 +12,18 @@ use crate::common;
 
 use common::*;
 
+const CHUNK_ENV: &str = "CIRCUITRY_CHUNK_PROMPTS";
+
+/// `circuitry run` with prompt ranges of 16 prompts.
+fn run_chunked(file: &Path, out: &Path, extra: &[&str]) {
+    let o = bin()
+        .args(run_args(file, out, extra))
+        .env(CHUNK_ENV, "16")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn default_file() -> PathBuf {
     repo().join("experiments/default.toml")
 }
@@ -157,6 +169,8 @@ fn twenty_kills_then_a_rerun_write_the_bytes_of_an_uninterrupted_run() {
     run_ok(&file, &reference, &[]);
     let full = started.elapsed();
     let expected = snapshot(&reference, "default");
+    // The interrupted runs split the per-prompt analyses into ranges of 16 prompts (more nodes
+    // to resume from); the tables must not show it.
     let out = tmp.path().join("out");
     let mut rng = Lcg(9);
     let mut killed = 0;
@@ -164,6 +178,7 @@ fn twenty_kills_then_a_rerun_write_the_bytes_of_an_uninterrupted_run() {
         let delay = full.mul_f64(1.2 * rng.unit());
         let mut child = bin()
             .args(run_args(&file, &out, &[]))
+            .env(CHUNK_ENV, "16")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -177,7 +192,7 @@ fn twenty_kills_then_a_rerun_write_the_bytes_of_an_uninterrupted_run() {
         child.wait().unwrap();
     }
     assert!(killed >= 5, "only {killed} of 20 runs were killed mid-way");
-    run_ok(&file, &out, &[]);
+    run_chunked(&file, &out, &[]);
     assert_eq!(snapshot(&out, "default"), expected);
     assert_no_leftovers(&out);
 }
@@ -358,6 +373,51 @@ fn shards_fill_the_cache_and_a_plain_run_assembles_without_recomputing() {
     let bad = circuitry(&["run", file.to_str().unwrap(), "--shard", "3/3"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("0 <= I < N"));
+}
+
+#[test]
+fn prompt_ranges_are_nodes_that_shards_share_out_and_tables_do_not_show() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = default_file();
+    let reference = tmp.path().join("reference");
+    run_ok(&file, &reference, &[]);
+    let out = tmp.path().join("out");
+    let plan = bin()
+        .args([
+            "plan",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env(CHUNK_ENV, "16")
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    // 64 prompts in ranges of 16: the three per-prompt analyses split in four.
+    assert_eq!(plan.matches("(4 prompt ranges)").count(), 3, "{plan}");
+    for shard in ["0/3", "1/3", "2/3"] {
+        run_chunked(&file, &out, &["--shard", shard]);
+    }
+    run_chunked(&file, &out, &[]);
+    let m = manifest(&out, "default");
+    let nodes = m["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 5 + 3 * 4);
+    assert!(nodes.iter().all(|n| n["computed"] == false), "{nodes:?}");
+    let ranges: Vec<_> = nodes
+        .iter()
+        .filter(|n| n["name"] == "loss")
+        .map(|n| n["prompts"].clone())
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![
+            serde_json::json!([0, 16]),
+            serde_json::json!([16, 32]),
+            serde_json::json!([32, 48]),
+            serde_json::json!([48, 64])
+        ]
+    );
+    assert_eq!(snapshot(&out, "default"), snapshot(&reference, "default"));
 }
 
 #[test]

@@ -43,6 +43,11 @@ impl Kind for AttentionPattern {
 }
 
 impl Analysis for AttentionPattern {
+    /// Each batch's rows are its prompts' alone.
+    fn batch_local(&self) -> bool {
+        true
+    }
+
     fn requirements(&self) -> Requirements {
         Requirements::at_layers(&self.layers, HookKind::Pattern)
     }

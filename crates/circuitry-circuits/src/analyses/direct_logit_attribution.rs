@@ -140,6 +140,11 @@ fn project(c: &[f32], centers: bool, scale: f32, direction: &[f32]) -> f32 {
 }
 
 impl Analysis for DirectLogitAttribution {
+    /// Each batch's rows are its prompts' alone.
+    fn batch_local(&self) -> bool {
+        true
+    }
+
     fn requirements(&self) -> Requirements {
         let mut hooks = vec![HookPoint::model(HookKind::LnFinalScale)];
         for l in 0..self.n_layers {

@@ -45,6 +45,11 @@ impl Kind for LogitLens {
 }
 
 impl Analysis for LogitLens {
+    /// Each batch's rows are its prompts' alone.
+    fn batch_local(&self) -> bool {
+        true
+    }
+
     fn requirements(&self) -> Requirements {
         Requirements::at_layers(&self.layers, HookKind::ResidPost)
     }

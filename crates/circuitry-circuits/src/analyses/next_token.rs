@@ -38,6 +38,11 @@ impl Kind for NextToken {
 }
 
 impl Analysis for NextToken {
+    /// Each batch's rows are its prompts' alone.
+    fn batch_local(&self) -> bool {
+        true
+    }
+
     fn process(
         &mut self,
         model: &ModelContext,

@@ -30,6 +30,11 @@ impl Kind for Tokens {
 }
 
 impl Analysis for Tokens {
+    /// Each batch's rows are its prompts' alone.
+    fn batch_local(&self) -> bool {
+        true
+    }
+
     fn process(
         &mut self,
         model: &ModelContext,
