@@ -48,8 +48,10 @@ pub fn positions(positions: &PositionsSpec, prompt: &Prompt) -> Result<Vec<usize
     Ok(out)
 }
 
-/// The vocabulary id `r` names for `prompt`.
+/// The vocabulary id `r` (the analysis parameter `key`, e.g. `target.token`) names for
+/// `prompt`. Literal text must be exactly one token the vocabulary knows.
 pub fn token(
+    key: &str,
     r: &TokenSpec,
     prompt: &Prompt,
     tokenizer: &Tokenizer,
@@ -58,30 +60,35 @@ pub fn token(
     match r {
         TokenSpec::Answer(name) => prompt.answer(name).ok_or_else(|| {
             let known: Vec<&str> = prompt.answers.keys().map(String::as_str).collect();
-            AnalysisError::new(format!(
+            AnalysisError::at(key, format!(
                 "prompt {} has no answer token named `{name}` (it has: {}); write {{ text = \"...\" }} for literal text",
                 prompt.id,
                 if known.is_empty() { "none".to_string() } else { known.join(", ") }
             ))
         }),
-        TokenSpec::Text(text) => {
-            let ids = tokenizer.encode(text).map_err(|e| AnalysisError::new(e.to_string()))?;
-            match ids.as_slice() {
-                [id] => Ok(*id),
-                _ => Err(AnalysisError::new(format!(
-                    "{{ text = {text:?} }} is {} tokens, not one: {ids:?}",
-                    ids.len()
-                ))),
-            }
-        }
+        TokenSpec::Text(text) => text_token(key, text, tokenizer),
         TokenSpec::Id(id) => {
             if (*id as usize) < d_vocab {
                 Ok(*id)
             } else {
-                Err(AnalysisError::new(format!("token id {id} is outside the vocabulary ({d_vocab} tokens)")))
+                Err(AnalysisError::at(key, format!("token id {id} is outside the vocabulary ({d_vocab} tokens)")))
             }
         }
     }
+}
+
+/// The one token the literal text of `{ text = "..." }` at `key` is: an error at `key` when it is
+/// several tokens or not in the vocabulary (a word-level vocabulary would otherwise give its
+/// unknown token without a word).
+pub fn text_token(key: &str, text: &str, tokenizer: &Tokenizer) -> Result<u32, AnalysisError> {
+    tokenizer.single_token(text).map_err(|e| {
+        AnalysisError::at(
+            key,
+            format!(
+                "`{key}` = {{ text = {text:?} }}: {e}; write text that is one token of the model's vocabulary (often with its leading space), or {{ id = N }}"
+            ),
+        )
+    })
 }
 
 /// A target resolved at one position: `logit(plus) - logit(minus)` (or just `logit(plus)`).
@@ -91,7 +98,8 @@ pub struct ResolvedTarget {
     pub minus: Option<u32>,
 }
 
-/// Resolves `target` for `prompt` explained at token index `pos`.
+/// Resolves `target` (the analysis parameter `target`) for `prompt` explained at token index
+/// `pos`.
 pub fn target(
     target: &Target,
     prompt: &Prompt,
@@ -113,12 +121,12 @@ pub fn target(
             }
         }
         Target::Token(t) => ResolvedTarget {
-            plus: token(t, prompt, tokenizer, d_vocab)?,
+            plus: token("target.token", t, prompt, tokenizer, d_vocab)?,
             minus: None,
         },
         Target::Diff(a, b) => ResolvedTarget {
-            plus: token(a, prompt, tokenizer, d_vocab)?,
-            minus: Some(token(b, prompt, tokenizer, d_vocab)?),
+            plus: token("target.diff.0", a, prompt, tokenizer, d_vocab)?,
+            minus: Some(token("target.diff.1", b, prompt, tokenizer, d_vocab)?),
         },
     })
 }

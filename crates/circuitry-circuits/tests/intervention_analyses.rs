@@ -623,20 +623,39 @@ fn eap_merges_batches_and_extracts_the_circuit() {
 }
 
 #[test]
-fn bad_metric_tokens_point_at_the_metric() {
+fn bad_metric_tokens_point_at_their_key() {
     let m = model("gpt2-tiny");
     let prompts = random_pairs(1, 1);
-    let mut a = analysis(
-        "kind = \"activation_patching\"\nmetric = { logit_diff = [{ id = 5 }, { id = 100000 }] }",
-        &m,
-    );
     let ctx = context(&m);
-    let mut sink = MemorySink::default();
-    let mut err: Option<AnalysisError> = None;
-    each_batch(&m, &prompts, 1, &Default::default(), |b| {
-        err = a.process(&ctx, b, &mut sink).err();
-    });
-    let err = err.expect("token id out of range");
-    assert_eq!(err.key.as_deref(), Some("metric"));
-    assert!(err.message.contains("100000"), "{}", err.message);
+    for (metric, key, expect) in [
+        (
+            "{ logit_diff = [{ id = 5 }, { id = 100000 }] }",
+            "metric.logit_diff.1",
+            "100000",
+        ),
+        // The fixture's word-level vocabulary reads " Mary" as its unknown token `t0`.
+        (
+            "{ logprob = { text = \" Mary\" } }",
+            "metric.logprob",
+            "\" Mary\" is not in the vocabulary",
+        ),
+        (
+            "{ logit_diff = [{ text = \" Mary\" }, { id = 5 }] }",
+            "metric.logit_diff.0",
+            "would silently become its unknown token \"t0\"",
+        ),
+    ] {
+        let mut a = analysis(
+            &format!("kind = \"activation_patching\"\nmetric = {metric}"),
+            &m,
+        );
+        let mut sink = MemorySink::default();
+        let mut err: Option<AnalysisError> = None;
+        each_batch(&m, &prompts, 1, &Default::default(), |b| {
+            err = a.process(&ctx, b, &mut sink).err();
+        });
+        let err = err.unwrap_or_else(|| panic!("{metric}: no error"));
+        assert_eq!(err.key.as_deref(), Some(key), "{metric}: {}", err.message);
+        assert!(err.message.contains(expect), "{metric}: {}", err.message);
+    }
 }

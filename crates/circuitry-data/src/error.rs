@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use circuitry_vocab::limits::MAX_PROMPTS;
+
 /// Where in a file a problem was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RowLocation {
@@ -109,6 +111,8 @@ pub enum DataError {
     #[error("dataset `{dataset}`: {message}\n  hint: {hint}")]
     Config {
         dataset: String,
+        /// The setting at fault, named as in the source's description (see [`DataError::key`]).
+        key: Option<String>,
         message: String,
         hint: String,
     },
@@ -131,7 +135,7 @@ pub enum DataError {
         rows: Vec<RowIssue>,
     },
 
-    #[error("dataset `{dataset}`: {} answer(s) do not tokenize to exactly one token:{}\n  hint: an answer must be a single token, usually with its leading space (\" Mary\", not \"Mary\")", .rows.len(), fmt_rows(.rows))]
+    #[error("dataset `{dataset}`: {} answer(s) are not exactly one token of the vocabulary:{}\n  hint: an answer must be a single token the model's tokenizer knows, usually with its leading space (\" Mary\", not \"Mary\")", .rows.len(), fmt_rows(.rows))]
     AnswerTokens {
         dataset: String,
         rows: Vec<RowIssue>,
@@ -154,11 +158,13 @@ pub enum DataError {
     NotSingleTokens {
         dataset: String,
         /// What the items are: `name`, `template`...
-        what: String,
+        what: &'static str,
+        /// The setting that lists them (`names`).
+        key: &'static str,
         tokenizer: PathBuf,
         /// Each offender with how it tokenizes.
         items: Vec<String>,
-        hint: String,
+        hint: &'static str,
     },
 
     #[error("dataset `{dataset}`: {} IOI template(s) are invalid:{}\n  hint: a template has exactly one [A] (the indirect object) and two [B] (the subject) before an optional final \" [A]\" (the answer, dropped), each name placeholder preceded by a space; [PLACE] and [OBJECT] are optional", .items.len(), fmt_items(.items))]
@@ -186,6 +192,32 @@ impl DataError {
         }
     }
 
+    /// The setting of the dataset's description the error is about, when it is one: a field of
+    /// the generator's configuration ([`crate::RepeatedTokensConfig`]: `n`, `length`, `repeats`,
+    /// `token_range`; [`crate::IoiConfig`]: `n`, `names`, `templates`, `places`, `objects`,
+    /// `corruption`, with `.K` for the K-th list item), `path` for a problem with a file (its
+    /// contents, a row or a column), `prepend_bos`, or `None` for the errors that list offending
+    /// prompts ([`DataError::rows`]) and the rest. The runner turns it into the key of the
+    /// experiment file (`datasets.NAME.length`).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            DataError::Config { key, .. } => key.as_deref(),
+            DataError::Io { .. }
+            | DataError::UnknownFormat { .. }
+            | DataError::MissingColumn { .. }
+            | DataError::BadValue { .. }
+            | DataError::Malformed { .. } => Some("path"),
+            DataError::NoBos { .. } => Some("prepend_bos"),
+            DataError::NotSingleTokens { key, .. } => Some(key),
+            DataError::BadTemplates { .. } => Some("templates"),
+            DataError::Tokenize { .. }
+            | DataError::InvalidPrompts { .. }
+            | DataError::AnswerTokens { .. }
+            | DataError::CorruptLength { .. }
+            | DataError::TooLong { .. } => None,
+        }
+    }
+
     /// The offending rows of an error that lists them (empty for other errors).
     pub fn rows(&self) -> &[RowIssue] {
         match self {
@@ -204,9 +236,37 @@ impl DataError {
     ) -> DataError {
         DataError::Config {
             dataset: dataset.to_string(),
+            key: None,
             message: message.into(),
             hint: hint.into(),
         }
+    }
+
+    /// A [`DataError::Config`] about the setting `key` (see [`DataError::key`]).
+    pub(crate) fn config_at(
+        dataset: &str,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> DataError {
+        DataError::Config {
+            dataset: dataset.to_string(),
+            key: Some(key.into()),
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// A generator asked for `n` prompts, more than [`MAX_PROMPTS`].
+    pub(crate) fn too_many_prompts(dataset: &str, n: usize) -> DataError {
+        DataError::config_at(
+            dataset,
+            "n",
+            format!("n = {n} prompts is more than the {MAX_PROMPTS} one dataset may have"),
+            format!(
+                "lower n to at most {MAX_PROMPTS} (every prompt is held in memory for the whole run); split a larger study into several datasets (e.g. sweep the seed)"
+            ),
+        )
     }
 }
 

@@ -4,17 +4,26 @@
 //! so the same content gives the same dataset whatever the format. Rows are counted the way a
 //! person looks for them: 1-based lines for JSONL and CSV (CSV's header is line 1; a record is
 //! named by the line it starts on), 1-based rows for Parquet.
+//!
+//! Reading is bounded ([`circuitry_vocab::limits`]): JSONL and CSV files are read through a
+//! reader that stops at a line longer than [`MAX_LINE_BYTES`] or after [`MAX_FILE_BYTES`], so a
+//! file without line ends is never read into memory whole; a Parquet text cell is held to
+//! [`MAX_LINE_BYTES`] too, and no file gives more than [`MAX_PROMPTS`] rows.
 
+use std::cell::Cell as SharedCell;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use circuitry_vocab::limits::{MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_PROMPTS};
 
 use crate::error::{DataError, RowLocation};
 use crate::record::{RawRecord, Record};
@@ -106,11 +115,58 @@ struct Ctx<'a> {
     columns: Vec<(Role, String)>,
     /// Read at most this many rows.
     limit: usize,
+    /// Where the [`Bounded`] reader of the file stopped, if it did.
+    overrun: Rc<SharedCell<Option<Overrun>>>,
 }
 
 impl Ctx<'_> {
     fn open(&self) -> Result<File, DataError> {
         File::open(self.path).map_err(|e| self.io(e))
+    }
+
+    /// `file`, read through a [`Bounded`] reader that reports to this context.
+    fn bounded(&self, file: File) -> Bounded<File> {
+        Bounded {
+            inner: file,
+            line: 1,
+            line_bytes: 0,
+            total: 0,
+            overrun: self.overrun.clone(),
+        }
+    }
+
+    /// The error for a read the [`Bounded`] reader stopped, if it stopped one.
+    fn overrun_error(&self) -> Option<DataError> {
+        Some(match self.overrun.get()? {
+            Overrun::Line(line) => self.malformed(
+                RowLocation::Line(line),
+                format!("the line is longer than {MAX_LINE_BYTES} bytes (1 MiB), the most a prompt file's line may hold"),
+                "each line holds one prompt record, far shorter than this (is it a file without line ends, or not a JSONL/CSV file?)",
+            ),
+            Overrun::File => self.malformed(
+                RowLocation::File,
+                format!("more than {MAX_FILE_BYTES} bytes (1 GiB) would be read, the most read from one prompt file"),
+                "set `limit` to read only the first rows, or split the file into several datasets",
+            ),
+        })
+    }
+
+    /// Adds `record` to `out`, unless the file already gave [`MAX_PROMPTS`] rows.
+    fn push(
+        &self,
+        out: &mut Vec<RawRecord>,
+        record: RawRecord,
+        location: RowLocation,
+    ) -> Result<(), DataError> {
+        if out.len() as u64 >= MAX_PROMPTS {
+            return Err(self.malformed(
+                location,
+                format!("the file has more than {MAX_PROMPTS} rows, the most one dataset may have"),
+                "set `limit` to read only the first rows, or split the file into several datasets",
+            ));
+        }
+        out.push(record);
+        Ok(())
     }
 
     fn io(&self, source: std::io::Error) -> DataError {
@@ -192,6 +248,7 @@ pub(crate) fn read_file(dataset: &str, source: &FileSource) -> Result<Vec<RawRec
         path: &source.path,
         columns: source.columns(),
         limit: source.limit.unwrap_or(usize::MAX),
+        overrun: Rc::default(),
     };
     let read = match format {
         FileFormat::Jsonl => read_jsonl,
@@ -203,12 +260,13 @@ pub(crate) fn read_file(dataset: &str, source: &FileSource) -> Result<Vec<RawRec
 
 fn read_jsonl(ctx: &Ctx, file: File) -> Result<Vec<RawRecord>, DataError> {
     let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in BufReader::new(ctx.bounded(file)).lines().enumerate() {
         if out.len() >= ctx.limit {
             break;
         }
         let location = RowLocation::Line(i + 1);
         let line = line.map_err(|e| match e.kind() {
+            _ if ctx.overrun.get().is_some() => ctx.overrun_error().expect("overrun"),
             std::io::ErrorKind::InvalidData => ctx.malformed(
                 location.clone(),
                 "not valid UTF-8".to_string(),
@@ -256,7 +314,8 @@ fn read_jsonl(ctx: &Ctx, file: File) -> Result<Vec<RawRecord>, DataError> {
             };
             cells.push(cell);
         }
-        out.push(ctx.record(location, cells)?);
+        let record = ctx.record(location.clone(), cells)?;
+        ctx.push(&mut out, record, location)?;
     }
     Ok(out)
 }
@@ -276,8 +335,11 @@ fn read_csv(ctx: &Ctx, file: File) -> Result<Vec<RawRecord>, DataError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(file);
+        .from_reader(ctx.bounded(file));
     let csv_err = |e: csv::Error| {
+        if let Some(overrun) = ctx.overrun_error() {
+            return overrun;
+        }
         let location = e
             .position()
             .map(|p| RowLocation::Line(p.line() as usize))
@@ -314,7 +376,8 @@ fn read_csv(ctx: &Ctx, file: File) -> Result<Vec<RawRecord>, DataError> {
             .iter()
             .map(|&i| record.get(i).map(str::to_string))
             .collect();
-        out.push(ctx.record(RowLocation::Line(line), cells)?);
+        let record = ctx.record(RowLocation::Line(line), cells)?;
+        ctx.push(&mut out, record, RowLocation::Line(line))?;
     }
     Ok(out)
 }
@@ -387,7 +450,8 @@ fn read_parquet(ctx: &Ctx, file: File) -> Result<Vec<RawRecord>, DataError> {
                 };
                 cells.push(cell);
             }
-            out.push(ctx.record(location, cells)?);
+            let record = ctx.record(location.clone(), cells)?;
+            ctx.push(&mut out, record, location)?;
         }
         row0 += batch.num_rows();
     }
@@ -441,6 +505,16 @@ fn arrow_cell(
         _ => None,
     };
     if let Some(t) = text {
+        if t.len() > MAX_LINE_BYTES {
+            return Err(ctx.malformed(
+                location.clone(),
+                format!(
+                    "column `{col}` holds {} bytes, more than the {MAX_LINE_BYTES} (1 MiB) a prompt file's cell may hold",
+                    t.len()
+                ),
+                "a cell holds one prompt, answer or field, far shorter than this",
+            ));
+        }
         return Ok(Some(t));
     }
     if !role.wants_text() {
@@ -468,4 +542,58 @@ fn arrow_cell(
         col,
         format!("unsupported column type {}", array.data_type()),
     ))
+}
+
+/// Where a [`Bounded`] reader stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Overrun {
+    /// This 1-based line is longer than [`MAX_LINE_BYTES`].
+    Line(usize),
+    /// The file is longer than [`MAX_FILE_BYTES`].
+    File,
+}
+
+/// A reader that fails (and records where in `overrun`) once a line grows past
+/// [`MAX_LINE_BYTES`] or the bytes read past [`MAX_FILE_BYTES`], so that a parser reading
+/// through it never holds more than that.
+struct Bounded<R> {
+    inner: R,
+    /// The 1-based line the next byte belongs to.
+    line: usize,
+    /// Bytes of that line read so far.
+    line_bytes: usize,
+    total: u64,
+    overrun: Rc<SharedCell<Option<Overrun>>>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(at) = self.overrun.get() {
+            return Err(self.stop(at));
+        }
+        let n = self.inner.read(buf)?;
+        self.total += n as u64;
+        if self.total > MAX_FILE_BYTES {
+            return Err(self.stop(Overrun::File));
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line += 1;
+                self.line_bytes = 0;
+            } else {
+                self.line_bytes += 1;
+                if self.line_bytes > MAX_LINE_BYTES {
+                    return Err(self.stop(Overrun::Line(self.line)));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Bounded<R> {
+    fn stop(&self, at: Overrun) -> std::io::Error {
+        self.overrun.set(Some(at));
+        std::io::Error::other("the prompt file's size limit was reached")
+    }
 }

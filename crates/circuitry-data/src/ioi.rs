@@ -21,10 +21,11 @@
 use std::str::FromStr;
 
 use circuitry_models::Tokenizer;
+use circuitry_vocab::limits::MAX_PROMPTS;
 
 use crate::dataset::Prompt;
 use crate::error::{DataError, RowCheck, RowIssue};
-use crate::record::{encode, pieces};
+use crate::record::{encode, encode_checked, pieces, unknown_pieces};
 use crate::rng::{Rng, derive_seed};
 
 /// Position of the indirect object's name in the first clause.
@@ -436,6 +437,9 @@ pub(crate) fn generate_ioi(
     tokenizer: &Tokenizer,
     bos: &[u32],
 ) -> Result<Vec<Prompt>, DataError> {
+    if cfg.n as u64 > MAX_PROMPTS {
+        return Err(DataError::too_many_prompts(dataset, cfg.n));
+    }
     // templates
     let mut bad = Vec::new();
     let mut templates = Vec::new();
@@ -452,8 +456,9 @@ pub(crate) fn generate_ioi(
         });
     }
     if templates.is_empty() {
-        return Err(DataError::config(
+        return Err(DataError::config_at(
             dataset,
+            "templates",
             "no IOI templates",
             "give at least one template",
         ));
@@ -470,8 +475,9 @@ pub(crate) fn generate_ioi(
         ("objects", &objects),
     ] {
         if list.is_empty() || list.iter().any(String::is_empty) {
-            return Err(DataError::config(
+            return Err(DataError::config_at(
                 dataset,
+                what,
                 format!("the IOI {what} list is empty or has an empty entry"),
                 format!(
                     "give a non-empty list of non-empty {what}, or leave it out for the paper's defaults"
@@ -482,8 +488,9 @@ pub(crate) fn generate_ioi(
     let mut seen = std::collections::BTreeSet::new();
     let dups: Vec<&String> = names.iter().filter(|n| !seen.insert(n.as_str())).collect();
     if !dups.is_empty() {
-        return Err(DataError::config(
+        return Err(DataError::config_at(
             dataset,
+            "names",
             format!("the IOI names list repeats {dups:?}"),
             "list each name once",
         ));
@@ -494,8 +501,14 @@ pub(crate) fn generate_ioi(
     let mut offenders = Vec::new();
     for name in &names {
         let spaced = format!(" {name}");
-        let ids = encode(dataset, tokenizer, &spaced, "the names list")?;
-        if ids.len() == 1 {
+        let encoded = encode_checked(dataset, tokenizer, &spaced, "the names list")?;
+        let ids = encoded.ids;
+        if !encoded.unknown.is_empty() {
+            offenders.push(format!(
+                "{spaced:?} is not in the vocabulary ({})",
+                unknown_pieces(tokenizer, &encoded.unknown)
+            ));
+        } else if ids.len() == 1 {
             kept.push((name.clone(), ids[0]));
         } else {
             offenders.push(format!(
@@ -508,10 +521,11 @@ pub(crate) fn generate_ioi(
     if !offenders.is_empty() && !cfg.skip_multi_token_names {
         return Err(DataError::NotSingleTokens {
             dataset: dataset.to_string(),
-            what: "name".to_string(),
+            what: "name",
+            key: "names",
             tokenizer: tokenizer.source.clone(),
             items: offenders,
-            hint: "IOI names must be one token with their leading space; give other names, or set skip_multi_token_names = true to drop these".to_string(),
+            hint: "IOI names must be one token with their leading space; give other names, or set skip_multi_token_names = true to drop these",
         });
     }
     let needed = if cfg.corruption == IoiCorruption::Abc {
@@ -520,8 +534,9 @@ pub(crate) fn generate_ioi(
         2
     };
     if kept.len() < needed {
-        return Err(DataError::config(
+        return Err(DataError::config_at(
             dataset,
+            "names",
             format!(
                 "the IOI generator needs at least {needed} single-token names{}, has {}",
                 if needed == 5 {
@@ -533,6 +548,78 @@ pub(crate) fn generate_ioi(
             ),
             "give more names",
         ));
+    }
+
+    // Words the vocabulary does not know would silently become its unknown token in every
+    // sentence: each is an error at the list item that holds it.
+    let custom = matches!(cfg.templates, IoiTemplates::Custom(_));
+    let template_words: Vec<String> = templates
+        .iter()
+        .map(|t| {
+            t.pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Lit(text) => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let uses = |piece: Piece| templates.iter().any(|t| t.pieces.contains(&piece));
+    let unused = Vec::new();
+    for (key, list, spaced) in [
+        (
+            "places",
+            if uses(Piece::Place) { &places } else { &unused },
+            true,
+        ),
+        (
+            "objects",
+            if uses(Piece::Object) {
+                &objects
+            } else {
+                &unused
+            },
+            true,
+        ),
+        ("templates", &template_words, false),
+    ] {
+        for (k, item) in list.iter().enumerate() {
+            let text = if spaced {
+                format!(" {item}")
+            } else {
+                item.clone()
+            };
+            let encoded = encode_checked(dataset, tokenizer, &text, key)?;
+            if encoded.unknown.is_empty() {
+                continue;
+            }
+            let listed = match key {
+                "places" => cfg.places.is_some(),
+                "objects" => cfg.objects.is_some(),
+                _ => custom,
+            };
+            let shown = if key == "templates" {
+                format!("{k}")
+            } else {
+                format!("{item:?}")
+            };
+            return Err(DataError::config_at(
+                dataset,
+                if listed {
+                    format!("{key}.{k}")
+                } else {
+                    key.to_string()
+                },
+                format!(
+                    "{key} entry {shown} has words that are not in the vocabulary of `{}`: {}",
+                    tokenizer.source.display(),
+                    unknown_pieces(tokenizer, &encoded.unknown)
+                ),
+                format!("use {key} whose words the model's tokenizer knows"),
+            ));
+        }
     }
 
     let mut rng = Rng::new(cfg.seed);

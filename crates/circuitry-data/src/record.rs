@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use circuitry_models::Tokenizer;
+use circuitry_models::{Encoded, Tokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
@@ -70,6 +70,36 @@ pub(crate) fn encode(
         origin: origin.to_string(),
         message: e.to_string(),
     })
+}
+
+/// [`Tokenizer::encode_checked`]: the ids and the pieces of `text` the vocabulary does not know.
+pub(crate) fn encode_checked(
+    dataset: &str,
+    tokenizer: &Tokenizer,
+    text: &str,
+    origin: &str,
+) -> Result<Encoded, DataError> {
+    tokenizer
+        .encode_checked(text)
+        .map_err(|e| DataError::Tokenize {
+            dataset: dataset.to_string(),
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// The pieces of a text the vocabulary does not know, for error messages: `"Mary" "Ann" would
+/// be the unknown token "t0"`.
+pub(crate) fn unknown_pieces(tokenizer: &Tokenizer, unknown: &[String]) -> String {
+    let unk = tokenizer.unk_token().map_or("", |(_, t)| t);
+    format!(
+        "{} would silently become the unknown token {unk:?}",
+        unknown
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
 }
 
 /// How a text splits into tokens, for error messages: `["ĠZ", "y"]` shown as `" Z" "y"`.

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use circuitry_models::Tokenizer;
+use circuitry_vocab::limits::{MAX_PROMPTS, MAX_TOKENS};
 
 use crate::dataset::Prompt;
 use crate::error::DataError;
@@ -66,33 +67,70 @@ pub fn special_token_ids(tokenizer: &Tokenizer) -> BTreeSet<u32> {
     ids
 }
 
-/// Checks that every prompt (`bos` tokens, then `repeats` copies of `length` tokens) fits a
-/// context of `n_ctx` tokens, before a token is drawn: a huge `length` is then this error, not
-/// an allocation that aborts the process.
-pub(crate) fn check_fits(
+/// Checks the sizes before a token is drawn, so that a huge `n` or `length` is a located error,
+/// not an allocation that aborts the process: at most [`MAX_PROMPTS`] prompts, every prompt
+/// (`bos` tokens, then `repeats` copies of `length` tokens) within a context of `n_ctx` tokens
+/// when one is given, and at most [`MAX_TOKENS`] tokens in all.
+pub(crate) fn check_size(
     dataset: &str,
     cfg: &RepeatedTokensConfig,
     bos: usize,
-    n_ctx: usize,
+    n_ctx: Option<usize>,
 ) -> Result<(), DataError> {
+    if cfg.n as u64 > MAX_PROMPTS {
+        return Err(DataError::too_many_prompts(dataset, cfg.n));
+    }
     let len = cfg
         .length
         .checked_mul(cfg.repeats)
         .and_then(|l| l.checked_add(bos));
-    if len.is_some_and(|l| l <= n_ctx) {
-        return Ok(());
+    let shown = || len.map_or_else(|| "more than 2^64".to_string(), |l| l.to_string());
+    // The key to point at when a prompt is too long: the larger factor.
+    let longer = if cfg.length >= cfg.repeats {
+        "length"
+    } else {
+        "repeats"
+    };
+    if let Some(n_ctx) = n_ctx
+        && len.is_none_or(|l| l > n_ctx)
+    {
+        return Err(DataError::config_at(
+            dataset,
+            longer,
+            format!(
+                "every prompt would be {} tokens ({bos} BOS + {} repeats x length {}), longer than the model's context of {n_ctx} tokens",
+                shown(),
+                cfg.repeats,
+                cfg.length
+            ),
+            format!(
+                "lower length or repeats so that {bos} + repeats x length <= {n_ctx}, or use a model with a longer context"
+            ),
+        ));
     }
-    let shown = len.map_or_else(|| "more than 2^64".to_string(), |l| l.to_string());
-    Err(DataError::config(
-        dataset,
-        format!(
-            "every prompt would be {shown} tokens ({bos} BOS + {} repeats x length {}), longer than the model's context of {n_ctx} tokens",
-            cfg.repeats, cfg.length
-        ),
-        format!(
-            "lower length or repeats so that {bos} + repeats x length <= {n_ctx}, or use a model with a longer context"
-        ),
-    ))
+    let total = len.and_then(|l| (l as u64).checked_mul(cfg.n as u64));
+    if total.is_none_or(|t| t > MAX_TOKENS) {
+        // One prompt alone over the bound: its length is at fault, else the number of prompts.
+        let at = if len.is_none_or(|l| l as u64 > MAX_TOKENS) {
+            longer
+        } else {
+            "n"
+        };
+        return Err(DataError::config_at(
+            dataset,
+            at,
+            format!(
+                "{} prompts of {} tokens would hold {} tokens, more than the {MAX_TOKENS} one dataset may hold",
+                cfg.n,
+                shown(),
+                total.map_or_else(|| "more than 2^64".to_string(), |t| t.to_string()),
+            ),
+            format!(
+                "lower n or length so that n x ({bos} + repeats x length) <= {MAX_TOKENS}; split a larger study into several datasets (e.g. sweep the seed)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn generate_repeated(
@@ -103,8 +141,9 @@ pub(crate) fn generate_repeated(
 ) -> Result<Vec<Prompt>, DataError> {
     let vocab = tokenizer.vocab_size() as u64;
     if cfg.length == 0 || cfg.repeats == 0 {
-        return Err(DataError::config(
+        return Err(DataError::config_at(
             dataset,
+            if cfg.length == 0 { "length" } else { "repeats" },
             format!(
                 "repeated_tokens needs length >= 1 and repeats >= 1 (got length {}, repeats {})",
                 cfg.length, cfg.repeats
@@ -116,8 +155,9 @@ pub(crate) fn generate_repeated(
         .token_range
         .map_or((0, vocab), |(lo, hi)| (lo.into(), hi.into()));
     if lo >= hi || hi > vocab {
-        return Err(DataError::config(
+        return Err(DataError::config_at(
             dataset,
+            "token_range",
             format!(
                 "token range [{lo}, {hi}) is not a non-empty range inside the vocabulary of {vocab}"
             ),
@@ -134,8 +174,9 @@ pub(crate) fn generate_repeated(
         .filter(|t| !excluded.contains(t))
         .collect();
     if candidates.is_empty() {
-        return Err(DataError::config(
+        return Err(DataError::config_at(
             dataset,
+            "token_range",
             format!(
                 "no candidate tokens in [{lo}, {hi}) once the special tokens {excluded:?} are left out"
             ),

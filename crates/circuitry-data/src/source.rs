@@ -1,13 +1,14 @@
 //! What a dataset is built from, the options every dataset takes, and [`build_dataset`].
 
 use circuitry_models::Tokenizer;
+use circuitry_vocab::limits::MAX_TOKENS;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, Prompt};
 use crate::error::{DataError, RowCheck, RowIssue};
 use crate::files::{FileSource, read_file};
 use crate::ioi::{IoiConfig, generate_ioi};
-use crate::record::{RawRecord, Record, encode, pieces};
+use crate::record::{RawRecord, Record, encode_checked, pieces, unknown_pieces};
 use crate::repeated::{self, RepeatedTokensConfig, generate_repeated};
 
 /// Options that apply to every dataset, whatever its source.
@@ -91,9 +92,7 @@ pub fn build_dataset(
             prompts_from_records(name, records, tokenizer, &bos)?
         }
         Source::RepeatedTokens(cfg) => {
-            if let Some(n_ctx) = options.n_ctx {
-                repeated::check_fits(name, cfg, bos.len(), n_ctx)?;
-            }
+            repeated::check_size(name, cfg, bos.len(), options.n_ctx)?;
             generated(generate_repeated(name, cfg, tokenizer, &bos)?)
         }
         Source::Ioi(cfg) => generated(generate_ioi(name, cfg, tokenizer, &bos)?),
@@ -164,6 +163,7 @@ fn prompts_from_records(
     bos: &[u32],
 ) -> Result<WithOrigin, DataError> {
     let any_corrupt = records.iter().any(|r| r.record.corrupt.is_some());
+    let mut total = TokenTotal::default();
     let mut invalid = Vec::new();
     let mut bad_answers = Vec::new();
     let mut bad_lengths = Vec::new();
@@ -176,12 +176,21 @@ fn prompts_from_records(
             origin: origin.clone(),
             detail,
         };
-        let text_ids = encode(dataset, tokenizer, &record.text, &origin)?;
-        if text_ids.is_empty() {
+        let text = encode_checked(dataset, tokenizer, &record.text, &origin)?;
+        if !text.unknown.is_empty() {
+            invalid.push(issue(format!(
+                "text {:?} has words that are not in the vocabulary: {}",
+                record.text,
+                unknown_pieces(tokenizer, &text.unknown)
+            )));
+            continue;
+        }
+        if text.ids.is_empty() {
             invalid.push(issue(format!("text {:?} has no tokens", record.text)));
             continue;
         }
-        let tokens: Vec<u32> = bos.iter().copied().chain(text_ids).collect();
+        total.add(dataset, bos.len() + text.ids.len(), &origin)?;
+        let tokens: Vec<u32> = bos.iter().copied().chain(text.ids).collect();
         let mut prompt = Prompt::from_tokens(id, tokens);
         prompt.text = Some(record.text.clone());
         if any_corrupt {
@@ -190,11 +199,14 @@ fn prompts_from_records(
                     "no corrupt text, but other prompts of the dataset have one".to_string(),
                 )),
                 Some(c) => {
-                    let c_ids: Vec<u32> = bos
-                        .iter()
-                        .copied()
-                        .chain(encode(dataset, tokenizer, c, &origin)?)
-                        .collect();
+                    let corrupt = encode_checked(dataset, tokenizer, c, &origin)?;
+                    if !corrupt.unknown.is_empty() {
+                        invalid.push(issue(format!(
+                            "corrupt text {c:?} has words that are not in the vocabulary: {}",
+                            unknown_pieces(tokenizer, &corrupt.unknown)
+                        )));
+                    }
+                    let c_ids: Vec<u32> = bos.iter().copied().chain(corrupt.ids).collect();
                     if c_ids.len() != prompt.tokens.len() {
                         bad_lengths.push(issue(format!(
                             "clean {:?} has {} tokens, corrupt {:?} has {}",
@@ -210,8 +222,14 @@ fn prompts_from_records(
             }
         }
         for (name, text) in &record.answers {
-            let ids = encode(dataset, tokenizer, text, &origin)?;
-            if ids.len() == 1 {
+            let encoded = encode_checked(dataset, tokenizer, text, &origin)?;
+            let ids = encoded.ids;
+            if !encoded.unknown.is_empty() {
+                bad_answers.push(issue(format!(
+                    "answer `{name}` = {text:?} is not in the vocabulary: {}",
+                    unknown_pieces(tokenizer, &encoded.unknown)
+                )));
+            } else if ids.len() == 1 {
                 prompt.answers.insert(name.clone(), ids[0]);
             } else {
                 bad_answers.push(issue(format!(
@@ -237,6 +255,7 @@ fn prompts_from_ids(
     bos: &[u32],
 ) -> Result<WithOrigin, DataError> {
     let vocab = tokenizer.vocab_size();
+    let mut total = TokenTotal::default();
     let mut invalid = Vec::new();
     let mut prompts = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
@@ -272,6 +291,7 @@ fn prompts_from_ids(
             )));
             continue;
         }
+        total.add(dataset, bos.len() + row.tokens.len(), "inline")?;
         let tokens = bos.iter().chain(&row.tokens).copied().collect();
         let mut prompt = Prompt::from_tokens(i as u32, tokens);
         prompt.corrupt_tokens = row
@@ -282,4 +302,25 @@ fn prompts_from_ids(
     }
     RowCheck::Invalid.result(dataset, invalid)?;
     Ok(prompts)
+}
+
+/// The running count of a dataset's tokens, held to [`MAX_TOKENS`] while prompts are built.
+#[derive(Default)]
+struct TokenTotal(u64);
+
+impl TokenTotal {
+    /// Counts `tokens` more tokens of the prompt from `origin`.
+    fn add(&mut self, dataset: &str, tokens: usize, origin: &str) -> Result<(), DataError> {
+        self.0 += tokens as u64;
+        if self.0 <= MAX_TOKENS {
+            return Ok(());
+        }
+        Err(DataError::config(
+            dataset,
+            format!(
+                "the prompts up to {origin} hold more than {MAX_TOKENS} tokens, the most one dataset may hold"
+            ),
+            "read fewer rows (a file's `limit`), or split the prompts into several datasets",
+        ))
+    }
 }

@@ -210,7 +210,7 @@ fn multi_token_names_are_all_listed_in_one_error() {
         panic!("unexpected error {err}");
     };
     assert_eq!(dataset, "ioi");
-    assert_eq!(what, "name");
+    assert_eq!(*what, "name");
     assert_eq!(items.len(), 3, "{items:?}");
     for (item, name) in items.iter().zip(["Zyxwvut", "Alice", "Bob"]) {
         assert!(item.starts_with(&format!("\" {name}\"")), "{item}");

@@ -6,4 +6,6 @@ mod common;
 mod files;
 mod inline;
 mod ioi;
+mod limits;
 mod repeated;
+mod vocabulary;

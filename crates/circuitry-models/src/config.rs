@@ -97,6 +97,24 @@ impl ActFn {
     }
 }
 
+/// A problem [`ModelConfig::validate`] found: the field at fault and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// The [`ModelConfig`] field (`norm_eps`, `n_heads`, ...); the rotary settings are
+    /// `rotary_dim` and `rotary_theta`.
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ConfigIssue {
+    fn new(field: &'static str, message: impl Into<String>) -> ConfigIssue {
+        ConfigIssue {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
 /// A complete description of the computation. Sizes follow TransformerLens's names.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -141,8 +159,14 @@ impl ModelConfig {
         self.n_heads / self.n_kv_heads
     }
 
-    /// Checks the internal consistency of the sizes, naming the first inconsistency found.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the sizes and numbers a forward pass depends on: every size positive, heads that
+    /// group, a rotary dimension that fits a head, and the norm epsilon and rotary base positive
+    /// and finite (a negative or zero epsilon divides by zero, or by the root of a negative
+    /// number, on a constant or zero vector; a base <= 0 gives NaN frequencies: either makes
+    /// outputs NaN). Names the first problem found by its [`ModelConfig`] field, which each
+    /// loader turns into the key of its own file (`rms_norm_eps`,
+    /// `llama.attention.layer_norm_rms_epsilon`, ...).
+    pub fn validate(&self) -> Result<(), ConfigIssue> {
         let positive = [
             ("d_model", self.d_model),
             ("n_layers", self.n_layers),
@@ -155,22 +179,53 @@ impl ModelConfig {
         ];
         for (name, value) in positive {
             if value == 0 {
-                return Err(format!("{name} must be positive"));
+                return Err(ConfigIssue::new(name, "must be positive, found 0"));
             }
         }
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
-            return Err(format!(
-                "n_heads ({}) must be a multiple of n_kv_heads ({})",
-                self.n_heads, self.n_kv_heads
+            return Err(ConfigIssue::new(
+                "n_kv_heads",
+                format!(
+                    "n_heads ({}) must be a multiple of n_kv_heads ({})",
+                    self.n_heads, self.n_kv_heads
+                ),
             ));
         }
-        if let Positional::Rotary { dim, .. } = self.positional
-            && (dim == 0 || dim > self.d_head || !dim.is_multiple_of(2))
-        {
-            return Err(format!(
-                "rotary dimension {dim} must be even and at most d_head ({})",
-                self.d_head
+        // The forward pass computes in f32: a value that is positive as f64 but 0 or infinite as
+        // f32 is as bad as 0.
+        let positive_f32 = |v: f64| v.is_finite() && (v as f32) > 0.0 && (v as f32).is_finite();
+        if !positive_f32(self.norm_eps) {
+            return Err(ConfigIssue::new(
+                "norm_eps",
+                format!(
+                    "the norm epsilon must be a positive finite number, found {}; with it the {} of a constant or zero vector is NaN, and so is every output",
+                    self.norm_eps,
+                    if self.norm.centers() {
+                        "LayerNorm"
+                    } else {
+                        "RMSNorm"
+                    }
+                ),
             ));
+        }
+        if let Positional::Rotary { dim, theta } = self.positional {
+            if dim == 0 || dim > self.d_head || !dim.is_multiple_of(2) {
+                return Err(ConfigIssue::new(
+                    "rotary_dim",
+                    format!(
+                        "rotary dimension {dim} must be even, positive and at most d_head ({})",
+                        self.d_head
+                    ),
+                ));
+            }
+            if !positive_f32(theta) {
+                return Err(ConfigIssue::new(
+                    "rotary_theta",
+                    format!(
+                        "the rotary base must be a positive finite number, found {theta}; otherwise the rotary frequencies, and every output, are NaN"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

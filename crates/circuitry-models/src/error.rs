@@ -78,3 +78,30 @@ impl LoadError {
         }
     }
 }
+
+/// Why a text is not one vocabulary token ([`crate::Tokenizer::single_token`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenTextError {
+    #[error("{0}")]
+    Encode(LoadError),
+    #[error(
+        "{text:?} is not in the vocabulary of `{}`: {} would silently become its unknown token {unk:?}",
+        tokenizer.display(),
+        .pieces.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    Unknown {
+        text: String,
+        tokenizer: PathBuf,
+        /// The pieces of `text` the vocabulary does not know.
+        pieces: Vec<String>,
+        /// The unknown token's spelling.
+        unk: String,
+    },
+    #[error("{text:?} is {} tokens, not one: [{pieces}]", .ids.len())]
+    NotOne {
+        text: String,
+        ids: Vec<u32>,
+        /// How the tokens read (`" M" "ary"`).
+        pieces: String,
+    },
+}

@@ -25,15 +25,15 @@ pub mod weights;
 pub use batch::{PaddingSide, TokenBatch};
 pub use cache::{ActivationCache, Intervention};
 pub use components::attention::LayerKv;
-pub use config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
+pub use config::{ActFn, Architecture, ConfigIssue, ModelConfig, NormKind, Positional};
 pub use device::{DeviceKind, parse_device};
 pub use edits::{BatchPositions, Edit, EditOp, HookError, HookRank, HookTensor, Selection};
-pub use error::LoadError;
+pub use error::{LoadError, TokenTextError};
 pub use hooks::{HookKind, HookLayout, HookPoint, hook_position_shape};
 pub use load::{LoadedModel, load_model, load_weights};
 pub use loading::ModelSource;
 pub use processing::Processing;
-pub use tokenizer::Tokenizer;
+pub use tokenizer::{Encoded, Tokenizer};
 pub use transformer::{KvCache, Output, Span, Transformer};
 pub use weights::{HostTensor, Weights, host_ints, host_values};
 

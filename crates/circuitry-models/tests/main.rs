@@ -3,6 +3,7 @@
 
 mod common;
 
+mod config_and_vocabulary;
 mod fixtures_forward;
 mod gguf_corrupt;
 mod gguf_llama;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use circuitry_data::{
-    DatasetOptions, FileSource, IoiConfig, IoiTemplates, Record, Source, TokenRecord, build_dataset,
+    DataError, DatasetOptions, FileSource, IoiConfig, IoiTemplates, Record, Source, TokenRecord,
+    build_dataset,
 };
 use circuitry_models::Tokenizer;
 use circuitry_spec::{DatasetSource, DatasetSpec};
@@ -111,9 +112,59 @@ pub fn build(
         n_ctx: Some(n_ctx),
     };
     build_dataset(name, &source(spec, base_dir), tokenizer, &options).map_err(|e| {
-        RunError::Dataset {
+        RunError::DatasetAt {
             dataset: name.to_string(),
+            key: spec_key(spec, &e),
             message: e.to_string(),
         }
     })
+}
+
+/// The key of `[datasets.NAME]` (relative to the entry) a data error is about: the data crate's
+/// setting in the file's spelling, else, for errors that list prompts, the first listed prompt
+/// of inline data, the file, or the generator setting that makes such prompts.
+fn spec_key(spec: &DatasetSpec, e: &DataError) -> String {
+    let first_row = e.rows().first().map(|r| r.id);
+    match (e.key(), &spec.source) {
+        (Some("path"), DatasetSource::File(f)) => match e {
+            DataError::MissingColumn { column, .. } => file_column_key(f, column),
+            _ => "file".to_string(),
+        },
+        (Some("corruption"), _) => "corrupt".to_string(),
+        (Some(key), _) => key.to_string(),
+        (None, DatasetSource::Prompts(_)) => match (e, first_row) {
+            (DataError::AnswerTokens { .. }, Some(id)) => format!("prompts.{id}.answers"),
+            (DataError::CorruptLength { .. }, Some(id)) => format!("prompts.{id}.corrupt"),
+            (_, Some(id)) => format!("prompts.{id}"),
+            (_, None) => "prompts".to_string(),
+        },
+        (None, DatasetSource::Tokens(_)) => match first_row {
+            Some(id) => format!("tokens.{id}"),
+            None => "tokens".to_string(),
+        },
+        (None, DatasetSource::File(_)) => "file".to_string(),
+        (None, DatasetSource::RepeatedTokens(_)) => "length".to_string(),
+        // Generated sentences too long for the context come from the templates; the other
+        // prompt errors of the generator are about a name in context.
+        (None, DatasetSource::Ioi(_)) => match e {
+            DataError::TooLong { .. } => "templates".to_string(),
+            _ => "names".to_string(),
+        },
+    }
+}
+
+/// The key that names `column` of a file dataset: the corrupt or an answer column, else the
+/// file (the text column, often left at its default `text`, is then not written).
+fn file_column_key(f: &circuitry_spec::FileDataset, column: &str) -> String {
+    if f.corrupt_column.as_deref() == Some(column) {
+        return "corrupt_column".to_string();
+    }
+    if let Some(answer) = f
+        .answer_columns
+        .iter()
+        .find_map(|(answer, c)| (c == column).then_some(answer))
+    {
+        return format!("answer_columns.{answer}");
+    }
+    "file".to_string()
 }

@@ -17,6 +17,15 @@ pub enum RunError {
     /// `message` names the dataset (the data crate's errors do).
     #[error("{message}")]
     Dataset { dataset: String, message: String },
+    /// A dataset error about one key of `[datasets.NAME]`: `key` is relative to the entry
+    /// (`length`, `prompts.2`; empty for the entry itself), and [`RunError::located`] points at it
+    /// whatever key its caller names.
+    #[error("{message}")]
+    DatasetAt {
+        dataset: String,
+        key: String,
+        message: String,
+    },
     #[error("analysis `{analysis}`: {message}")]
     Analysis { analysis: String, message: String },
     #[error("{0}")]
@@ -33,10 +42,22 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// Points a model, dataset or analysis error at `key` of the experiment file (other errors
-    /// are returned unchanged).
+    /// Points a model, dataset or analysis error at `key` of the experiment file (a
+    /// [`RunError::DatasetAt`] at its own key; other errors are returned unchanged).
     pub fn located(self, experiment: &circuitry_spec::Experiment, key: &str) -> RunError {
         match &self {
+            RunError::DatasetAt {
+                dataset,
+                key: own,
+                message,
+            } => {
+                let key = if own.is_empty() {
+                    format!("datasets.{dataset}")
+                } else {
+                    format!("datasets.{dataset}.{own}")
+                };
+                RunError::Located(Box::new(experiment.diagnostic_at(&key, message.clone())))
+            }
             RunError::Model { .. } | RunError::Dataset { .. } | RunError::Analysis { .. } => {
                 RunError::Located(Box::new(experiment.diagnostic_at(key, self.to_string())))
             }

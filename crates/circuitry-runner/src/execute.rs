@@ -721,15 +721,8 @@ fn build_dataset(exp: &Experiment, model: &ReadyModel, name: &str) -> Result<Dat
         &model.tokenizer,
         model.model.config.n_ctx,
     )
-    .map_err(|e| e.located(exp, &dataset_key(exp, name)))
-}
-
-/// The experiment-file key most relevant to a dataset error (its file, else the section).
-fn dataset_key(exp: &Experiment, name: &str) -> String {
-    match &exp.datasets[name].source {
-        circuitry_spec::DatasetSource::File(_) => format!("datasets.{name}.file"),
-        _ => format!("datasets.{name}"),
-    }
+    // Data errors name their own key (`datasets.NAME.length`); others point at the section.
+    .map_err(|e| e.located(exp, &format!("datasets.{name}")))
 }
 
 /// Runs a model over a dataset batch by batch: pads, runs the clean (and optionally corrupt)

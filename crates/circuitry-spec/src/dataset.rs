@@ -65,10 +65,12 @@ spec_struct! {
     // As written (seed optional until lowering fills it); the data crate's resolved generator
     // configuration is `circuitry_data::RepeatedTokensConfig`.
     pub struct RepeatedTokensSpec {
-        /// Number of prompts (> 0).
-        #[schemars(range(min = 1))]
+        /// Number of prompts (1 to 1000000, the most one dataset may have; `n * (length *
+        /// repeats + BOS)` at most 100000000 tokens).
+        #[schemars(range(min = 1, max = 1_000_000))]
         pub n: u32,
-        /// Random tokens per repeat (> 0).
+        /// Random tokens per repeat (> 0; `length * repeats` plus BOS must fit the model's
+        /// context).
         #[schemars(range(min = 1))]
         pub length: u32,
         /// How many times the random sequence occurs in each prompt (> 0).
@@ -98,8 +100,8 @@ spec_struct! {
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct Ioi {
-        /// Number of prompts (> 0).
-        #[schemars(range(min = 1))]
+        /// Number of prompts (1 to 1000000, the most one dataset may have).
+        #[schemars(range(min = 1, max = 1_000_000))]
         pub n: u32,
         /// Names to draw IO and S from, written without the leading space (a leading space is
         /// ignored). In sentences a name follows a space, so " Mary" must be a single token.
@@ -253,8 +255,10 @@ spec_struct! {
         /// Named answer tokens: answer name -> column, e.g. `{ IO = "io", S = "s" }`.
         #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
         pub answer_columns: IndexMap<String, String>,
-        /// Read only the first N rows (> 0).
-        #[schemars(range(min = 1))]
+        /// Read only the first N rows (1 to 1000000). Without it every row is read; a file may give
+        /// at most 1000000 rows, lines (JSONL, CSV) and cells (Parquet) of at most 1 MiB, and at
+        /// most 1 GiB is read.
+        #[schemars(range(min = 1, max = 1_000_000))]
         pub limit: Option<u64>,
     }
 }

@@ -2,6 +2,7 @@
 //! checks beyond the types. The types themselves are in `dataset.rs`, which the checks of other
 //! sections read.
 
+use circuitry_vocab::limits::{MAX_PROMPTS, MAX_TOKENS};
 use circuitry_vocab::{FileFormat, IoiCorruption};
 use indexmap::IndexMap;
 
@@ -165,6 +166,8 @@ fn validate(spec: &DatasetSpec, c: &mut Checker<'_, '_>) {
             c.positive("n", r.n);
             c.positive("length", r.length);
             c.positive("repeats", r.repeats);
+            check_prompt_count(c, "n", r.n.into());
+            check_repeated_tokens(c, r, spec.prepend_bos);
             if let Some([lo, hi]) = r.token_range
                 && lo >= hi
             {
@@ -192,6 +195,9 @@ fn validate(spec: &DatasetSpec, c: &mut Checker<'_, '_>) {
             }
             if f.limit == Some(0) {
                 c.error("limit", "`limit` must be greater than 0");
+            }
+            if let Some(limit) = f.limit {
+                check_prompt_count(c, "limit", limit);
             }
             for (answer, column) in &f.answer_columns {
                 if column.is_empty() {
@@ -242,8 +248,54 @@ fn validate_tokens(t: &InlineTokens, c: &mut Checker<'_, '_>) {
     }
 }
 
+/// A dataset has at most [`MAX_PROMPTS`] prompts: checked here, before the runner allocates them.
+fn check_prompt_count(c: &mut Checker<'_, '_>, key: &str, n: u64) {
+    if n > MAX_PROMPTS {
+        let full = c.full(key);
+        c.error(
+            key,
+            format!("`{full}` = {n} prompts is more than the {MAX_PROMPTS} one dataset may have"),
+        )
+        .hint = Some(format!(
+            "use at most {MAX_PROMPTS} (every prompt is held in memory for the whole run); split a larger study into several datasets, e.g. with a sweep over the seed"
+        ));
+    }
+}
+
+/// A `repeated_tokens` dataset holds at most [`MAX_TOKENS`] tokens: `n` prompts of
+/// `length * repeats` tokens (plus BOS). Reported at `length` (or `repeats`) when one prompt alone
+/// is over the bound, else at `n`.
+fn check_repeated_tokens(c: &mut Checker<'_, '_>, r: &RepeatedTokensSpec, prepend_bos: bool) {
+    let per_prompt = u64::from(r.length) * u64::from(r.repeats) + u64::from(prepend_bos);
+    let total = per_prompt.saturating_mul(r.n.into());
+    if total <= MAX_TOKENS || r.n as u64 > MAX_PROMPTS {
+        return;
+    }
+    let key = if per_prompt <= MAX_TOKENS {
+        "n"
+    } else if r.length >= r.repeats {
+        "length"
+    } else {
+        "repeats"
+    };
+    c.error(
+        key,
+        format!(
+            "{} prompts of {per_prompt} tokens (repeats {} x length {}{}) would hold {total} tokens, more than the {MAX_TOKENS} one dataset may hold",
+            r.n,
+            r.repeats,
+            r.length,
+            if prepend_bos { " + BOS" } else { "" }
+        ),
+    )
+    .hint = Some(format!(
+        "lower n, length or repeats so that n x prompt length <= {MAX_TOKENS} (a prompt must fit the model's context anyway)"
+    ));
+}
+
 fn validate_ioi(i: &Ioi, c: &mut Checker<'_, '_>) {
     c.positive("n", i.n);
+    check_prompt_count(c, "n", i.n.into());
     for key in ["names", "places", "objects", "templates"] {
         let items = match key {
             "names" => &i.names,

@@ -44,14 +44,14 @@ spec_struct! {
         /// Context length: the longest sequence the model accepts (> 0).
         #[schemars(range(min = 1))]
         pub n_ctx: u32,
-        /// Vocabulary size (> 0). Token 0 is BOS.
-        #[schemars(range(min = 1))]
+        /// Vocabulary size (>= 3: BOS plus two tokens). Token 0 is BOS.
+        #[schemars(range(min = 3))]
         pub d_vocab: u32,
         /// MLP activation function.
         #[serde(default)]
         pub act_fn: ActFn,
-        /// Standard deviation of the normal initialisation of the weight matrices (GPT-2: 0.02;
-        /// output projections are further scaled by 1/sqrt(2 n_layers)).
+        /// Standard deviation of the normal initialisation of the weight matrices (> 0; GPT-2:
+        /// 0.02; output projections are further scaled by 1/sqrt(2 n_layers)).
         #[schemars(range(min = 0.0))]
         #[serde(default = "default_init_std")]
         pub init_std: f64,
@@ -79,7 +79,8 @@ spec_struct! {
         #[schemars(range(min = 0.0, max = 1.0))]
         #[serde(default)]
         pub min_lr_ratio: f64,
-        /// AdamW decoupled weight decay on weight matrices (>= 0; never on biases or LayerNorm).
+        /// AdamW decoupled weight decay on weight matrices (>= 0, with `lr * weight_decay < 1`;
+        /// never on biases or LayerNorm).
         #[schemars(range(min = 0.0))]
         #[serde(default = "default_weight_decay")]
         pub weight_decay: f64,
@@ -130,7 +131,8 @@ pub struct Repeats {
     /// Shortest repeated sequence (> 0).
     #[schemars(range(min = 1))]
     pub min_length: u32,
-    /// Longest repeated sequence (>= `min_length`).
+    /// Longest repeated sequence (>= `min_length`; `2 * max_length + 1 <= seq_len`, so that
+    /// `[BOS] r r` fits a row).
     #[schemars(range(min = 1))]
     pub max_length: u32,
     /// Most noise tokens between the two copies.
@@ -263,10 +265,32 @@ impl TrainSpec {
             )
             .hint = Some("choose n_heads dividing d_model (d_head = d_model / n_heads)".into());
         }
+        if self.d_vocab > 0 && self.d_vocab < 3 {
+            c.error(
+                "d_vocab",
+                format!(
+                    "`d_vocab` must be at least 3 (BOS plus two tokens), found {}",
+                    self.d_vocab
+                ),
+            );
+        }
+        if let Some(l) = self.eval_repeat_len {
+            c.positive("eval_repeat_len", l);
+        }
         c.positive("lr", self.lr);
         c.non_negative("weight_decay", self.weight_decay);
+        if self.weight_decay * self.lr >= 1.0 {
+            c.error(
+                "weight_decay",
+                format!(
+                    "lr x weight_decay = {} x {} is at least 1: every step would zero or flip the weights",
+                    self.lr, self.weight_decay
+                ),
+            )
+            .hint = Some("AdamW multiplies the weights by 1 - lr x weight_decay each step; use a smaller weight_decay".into());
+        }
         c.non_negative("grad_clip", self.grad_clip);
-        c.non_negative("init_std", self.init_std);
+        c.positive("init_std", self.init_std);
         for (key, value) in [
             ("min_lr_ratio", self.min_lr_ratio),
             ("beta1", self.beta1),
@@ -315,20 +339,34 @@ impl TrainSpec {
         {
             if r.min_length == 0 || r.max_length < r.min_length {
                 c.error(
-                    "repeats",
+                    if r.min_length == 0 {
+                        "repeats.min_length"
+                    } else {
+                        "repeats.max_length"
+                    },
                     format!(
                         "`repeats` needs 0 < min_length <= max_length, found {} and {}",
                         r.min_length, r.max_length
                     ),
                 );
-            } else if 2 * r.min_length + 1 > seq_len {
-                c.error(
-                    "repeats",
-                    format!(
-                        "two copies of min_length = {} tokens plus BOS do not fit in seq_len = {seq_len}",
-                        r.min_length
-                    ),
-                );
+            } else {
+                // Every row holds [BOS] r r with |r| up to max_length.
+                for (key, len) in [("min_length", r.min_length), ("max_length", r.max_length)] {
+                    if 2 * u64::from(len) + 1 > u64::from(seq_len) {
+                        c.error(
+                            &format!("repeats.{key}"),
+                            format!(
+                                "two copies of {key} = {len} tokens plus BOS do not fit in seq_len = {seq_len}{}",
+                                if self.seq_len.is_none() { " (n_ctx)" } else { "" }
+                            ),
+                        )
+                        .hint = Some(format!(
+                            "use {key} <= (seq_len - 1) / 2 = {}, or a longer seq_len (at most n_ctx)",
+                            seq_len.saturating_sub(1) / 2
+                        ));
+                        break;
+                    }
+                }
             }
             if self.tokenizer.is_some() {
                 c.error(

@@ -11,12 +11,16 @@
 //! spec's type ends in `Spec` (`PositionSpec`, `TokenSpec`, `MetricSpec`, ...) and the engine's
 //! does not.
 //!
+//! [`limits`] holds the size bounds of a dataset, which the file's checks and the data crate
+//! both apply.
+//!
 //! [`keyword_or_list`](mod@keyword_or_list) is the one serde and schema form ("a keyword, one
 //! item or a non-empty list") that keys here and in the spec share.
 
 mod dataset;
 mod intervention;
 pub mod keyword_or_list;
+pub mod limits;
 mod model;
 
 pub use dataset::{FileFormat, IoiCorruption};

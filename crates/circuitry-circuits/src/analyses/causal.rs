@@ -16,6 +16,7 @@ use crate::analysis::{AnalysisError, BatchContext, ModelContext};
 use crate::interventions::{
     self, InterventionError, Metric, MetricKind, Padding, PositionSweep, PromptPositions, TokenRef,
 };
+use crate::refs;
 
 /// A site must exist in the model (no MLP sites in attention-only models).
 pub(crate) fn check_site(config: &ModelConfig, site: Site, key: &str) -> Result<(), AnalysisError> {
@@ -69,7 +70,10 @@ fn metric_position(p: &spec::PositionSpec) -> interventions::MetricPosition {
     }
 }
 
+/// The token `t` (the analysis parameter `key`, e.g. `metric.logprob`) names: answers stay
+/// names (resolved per prompt), literal text must be one token the vocabulary knows.
 fn token(
+    key: &str,
     t: &spec::TokenSpec,
     tokenizer: &Tokenizer,
     d_vocab: usize,
@@ -78,24 +82,10 @@ fn token(
         spec::TokenSpec::Answer(name) => Ok(TokenRef::Answer(name.clone())),
         spec::TokenSpec::Id(id) if (*id as usize) < d_vocab => Ok(TokenRef::Id(*id)),
         spec::TokenSpec::Id(id) => Err(AnalysisError::at(
-            "metric",
+            key,
             format!("token id {id} is outside the vocabulary ({d_vocab} tokens)"),
         )),
-        spec::TokenSpec::Text(text) => {
-            let ids = tokenizer
-                .encode(text)
-                .map_err(|e| AnalysisError::at("metric", e.to_string()))?;
-            match ids.as_slice() {
-                [id] => Ok(TokenRef::Id(*id)),
-                _ => Err(AnalysisError::at(
-                    "metric",
-                    format!(
-                        "{{ text = {text:?} }} is {} tokens, not one: {ids:?}",
-                        ids.len()
-                    ),
-                )),
-            }
-        }
+        spec::TokenSpec::Text(text) => refs::text_token(key, text, tokenizer).map(TokenRef::Id),
     }
 }
 
@@ -106,14 +96,14 @@ pub(crate) fn metric(
     position: &spec::PositionSpec,
     model: &ModelContext,
 ) -> Result<Metric, AnalysisError> {
-    let tok = |t| token(t, model.tokenizer, model.model.config.d_vocab);
+    let tok = |key, t| token(key, t, model.tokenizer, model.model.config.d_vocab);
     let kind = match &m.measure {
         spec::Measure::LogitDiff(a, b) => MetricKind::LogitDiff {
-            correct: tok(a)?,
-            incorrect: tok(b)?,
+            correct: tok("metric.logit_diff.0", a)?,
+            incorrect: tok("metric.logit_diff.1", b)?,
         },
-        spec::Measure::Logprob(t) => MetricKind::LogProb(tok(t)?),
-        spec::Measure::Prob(t) => MetricKind::Prob(tok(t)?),
+        spec::Measure::Logprob(t) => MetricKind::LogProb(tok("metric.logprob", t)?),
+        spec::Measure::Prob(t) => MetricKind::Prob(tok("metric.prob", t)?),
         spec::Measure::Loss => MetricKind::Loss,
         spec::Measure::Kl => MetricKind::Kl,
     };

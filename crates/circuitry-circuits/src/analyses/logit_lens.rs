@@ -73,7 +73,11 @@ impl Analysis for LogitLens {
                     },
                     TokenSelection::Tokens(list) => list
                         .iter()
-                        .map(|t| refs::token(t, prompt, model.tokenizer, cfg.d_vocab))
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let key = format!("tokens.{i}");
+                            refs::token(&key, t, prompt, model.tokenizer, cfg.d_vocab)
+                        })
                         .collect::<Result<_, _>>()?,
                 };
                 picks.push((r, pos, targets));

@@ -30,3 +30,24 @@ pub fn bpe() -> Tokenizer {
 pub fn bpe_plain() -> Tokenizer {
     Tokenizer::from_file(&fixture("data/ioi-bpe/tokenizer.json")).unwrap()
 }
+
+/// A word-level tokenizer over `t0 .. t{n-1}` split on whitespace, with `t0` its special BOS and
+/// unknown token (as `circuitry-train` writes for toy models): any other word encodes to 0.
+pub fn word_level(n: usize) -> Tokenizer {
+    let vocab: Vec<String> = (0..n).map(|i| format!("\"t{i}\": {i}")).collect();
+    let json = format!(
+        r#"{{"version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [{{"id": 0, "content": "t0", "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true}}],
+        "normalizer": null, "pre_tokenizer": {{"type": "WhitespaceSplit"}},
+        "post_processor": null, "decoder": null,
+        "model": {{"type": "WordLevel", "vocab": {{{}}}, "unk_token": "t0"}}}}"#,
+        vocab.join(", ")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, json).unwrap();
+    Tokenizer::from_file(&path)
+        .unwrap()
+        .with_special_tokens(Some(0), Some(0), None)
+}

@@ -18,6 +18,9 @@ const IGNORED: &[&str] = &[".attn.bias", ".attn.masked_bias"];
 pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadError> {
     let d_model = cfg.usize("n_embd")?;
     let n_heads = cfg.usize("n_head")?;
+    if n_heads == 0 {
+        return Err(cfg.unsupported("n_head", "must be positive, found 0"));
+    }
     if cfg.bool_or("scale_attn_by_inverse_layer_idx", false)? {
         return Err(cfg.unsupported("scale_attn_by_inverse_layer_idx", "true is not supported"));
     }
@@ -37,7 +40,7 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
             format!("n_embd ({d_model}) is not a multiple of n_head ({n_heads})"),
         ));
     }
-    Ok(ModelConfig {
+    let config = ModelConfig {
         architecture: Architecture::Gpt2,
         d_model,
         n_layers: cfg.usize("n_layer")?,
@@ -62,7 +65,21 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         bos_token_id: cfg.opt_u32("bos_token_id")?,
         eos_token_id: cfg.opt_u32("eos_token_id")?,
         pad_token_id: cfg.opt_u32("pad_token_id")?,
-    })
+    };
+    config.validate().map_err(|issue| {
+        let key = match issue.field {
+            "d_model" => "n_embd",
+            "n_layers" => "n_layer",
+            "n_heads" | "n_kv_heads" | "d_head" => "n_head",
+            "d_mlp" => "n_inner",
+            "d_vocab" => "vocab_size",
+            "n_ctx" => "n_positions",
+            "norm_eps" => "layer_norm_epsilon",
+            _ => issue.field,
+        };
+        cfg.unsupported(key, issue.message)
+    })?;
+    Ok(config)
 }
 
 pub(crate) fn load_weights(

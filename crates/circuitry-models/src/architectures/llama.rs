@@ -24,6 +24,9 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
     let model_type = cfg.str("model_type").unwrap_or("llama");
     let d_model = cfg.usize("hidden_size")?;
     let n_heads = cfg.usize("num_attention_heads")?;
+    if n_heads == 0 {
+        return Err(cfg.unsupported("num_attention_heads", "must be positive, found 0"));
+    }
     let n_kv_heads = cfg.opt_usize("num_key_value_heads")?.unwrap_or(n_heads);
     let d_head = cfg.opt_usize("head_dim")?.unwrap_or(d_model / n_heads);
     // transformers >= 5 nests rope settings in `rope_parameters`; older configs have `rope_theta`
@@ -32,6 +35,8 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         .get("rope_parameters")
         .or_else(|| cfg.get("rope_scaling"));
     let mut theta = cfg.opt_f64("rope_theta")?;
+    // Where the base was read, for errors.
+    let mut theta_key = "rope_theta".to_string();
     if let Some(r) = rope {
         let kind = r
             .get("rope_type")
@@ -48,6 +53,12 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         }
         if let Some(t) = r.get("rope_theta").and_then(|v| v.as_f64()) {
             theta = Some(t);
+            let section = if cfg.get("rope_parameters").is_some() {
+                "rope_parameters"
+            } else {
+                "rope_scaling"
+            };
+            theta_key = format!("{section}.rope_theta");
         }
     }
     let partial = cfg.opt_f64("partial_rotary_factor")?.unwrap_or(1.0);
@@ -91,9 +102,23 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         eos_token_id: cfg.opt_u32("eos_token_id")?,
         pad_token_id: cfg.opt_u32("pad_token_id")?,
     };
-    config
-        .validate()
-        .map_err(|m| cfg.unsupported("num_attention_heads", m))?;
+    config.validate().map_err(|issue| {
+        let key = match issue.field {
+            "d_model" => "hidden_size",
+            "n_layers" => "num_hidden_layers",
+            "n_heads" => "num_attention_heads",
+            "n_kv_heads" => "num_key_value_heads",
+            "d_head" => "head_dim",
+            "d_mlp" => "intermediate_size",
+            "d_vocab" => "vocab_size",
+            "n_ctx" => "max_position_embeddings",
+            "norm_eps" => "rms_norm_eps",
+            "rotary_dim" => "partial_rotary_factor",
+            "rotary_theta" => theta_key.as_str(),
+            _ => issue.field,
+        };
+        cfg.unsupported(key, issue.message)
+    })?;
     Ok(config)
 }
 
@@ -352,9 +377,23 @@ pub(crate) fn config_from_gguf(
         eos_token_id: meta.opt_u32("tokenizer.ggml.eos_token_id")?,
         pad_token_id: meta.opt_u32("tokenizer.ggml.padding_token_id")?,
     };
-    config
-        .validate()
-        .map_err(|m| meta.error("llama.attention.head_count", m))?;
+    config.validate().map_err(|issue| {
+        let key = match issue.field {
+            "d_model" => "llama.embedding_length",
+            "n_layers" => "llama.block_count",
+            "n_heads" => "llama.attention.head_count",
+            "n_kv_heads" => "llama.attention.head_count_kv",
+            "d_head" => "llama.attention.key_length",
+            "d_mlp" => "llama.feed_forward_length",
+            "d_vocab" => "llama.vocab_size",
+            "n_ctx" => "llama.context_length",
+            "norm_eps" => "llama.attention.layer_norm_rms_epsilon",
+            "rotary_dim" => "llama.rope.dimension_count",
+            "rotary_theta" => "llama.rope.freq_base",
+            _ => issue.field,
+        };
+        meta.error(key, issue.message)
+    })?;
     Ok(config)
 }
 
