@@ -20,10 +20,12 @@ pub fn fixture(name: &str) -> PathBuf {
     circuitry_testkit::fixture_dir(name)
 }
 
-/// Runs `circuitry ARGS` and returns its output.
+/// Runs `circuitry ARGS` and returns its output (with the default node cache under `--out`,
+/// whatever `CIRCUITRY_CACHE` the caller's environment sets).
 pub fn circuitry(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_circuitry"))
         .args(args)
+        .env_remove("CIRCUITRY_CACHE")
         .current_dir(repo())
         .output()
         .expect("run the circuitry binary")
