@@ -76,6 +76,15 @@ impl ColumnData {
         }
     }
 
+    /// `n` copies of `value` (or nulls, for [`Value::Null`]) in a column of `dtype`.
+    pub fn repeated(dtype: DType, value: &Value, n: usize) -> ColumnData {
+        let mut col = ColumnData::empty(dtype);
+        for _ in 0..n {
+            col.push(value.clone());
+        }
+        col
+    }
+
     pub fn len(&self) -> usize {
         match self {
             ColumnData::U32(v) => v.len(),
@@ -377,10 +386,7 @@ impl Table {
 
     /// Adds a constant column in front (sweep parameters, model and dataset names).
     pub fn prepend_constant(&mut self, spec: ColumnSpec, value: Value) {
-        let mut col = ColumnData::empty(spec.dtype);
-        for _ in 0..self.len() {
-            col.push(value.clone());
-        }
+        let col = ColumnData::repeated(spec.dtype, &value, self.len());
         self.schema.insert(0, spec);
         self.columns.insert(0, col);
     }

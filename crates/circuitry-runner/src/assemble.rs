@@ -59,9 +59,11 @@ fn sweep_columns(plan: &Plan) -> Vec<ColumnSpec> {
         .collect()
 }
 
+/// A sweep value in its column's type; one that does not fit (an axis mixing types) is null.
 fn sweep_value(dtype: DType, value: &serde_json::Value) -> Value {
     match (dtype, value) {
         (DType::Bool, serde_json::Value::Bool(b)) => Value::Bool(*b),
+        (DType::Bool, _) => Value::Null,
         (DType::I64, v) => v.as_i64().map_or(Value::Null, Value::I64),
         (DType::F64, v) => v.as_f64().map_or(Value::Null, Value::F64),
         (_, serde_json::Value::String(s)) => Value::Utf8(s.clone()),

@@ -18,8 +18,7 @@ use circuitry_spec::Experiment;
 use serde_json::json;
 
 use crate::assemble;
-use crate::cache::cache_file;
-use crate::cache::{Cache, NodeRecord, Staging};
+use crate::cache::{Cache, NodeRecord, Staging, cache_file};
 use crate::error::{RunError, analysis_failure};
 use crate::manifest::Manifest;
 use crate::models::{self, ReadyModel};
@@ -387,9 +386,9 @@ impl Execution<'_> {
     /// Trains `v.trains[i]` into a cache entry: the model directory and the learning curve.
     fn train(&mut self, v: &VariantPlan, i: usize) -> Result<(), RunError> {
         let node = &v.trains[i];
-        let started = Instant::now();
-        let staging = self.cache.stage()?;
-        let model_dir = staging.dir.join(crate::cache::TRAINED_MODEL_DIR);
+        let decl = TableDecl::main::<training::LearningCurveRow>();
+        let mut out = NodeOutput::new(self.cache, &node.hash, &node.key, &[decl])?;
+        let model_dir = out.staging.dir.join(crate::cache::TRAINED_MODEL_DIR);
         let curve = training::run(
             &node.name,
             &v.experiment,
@@ -397,25 +396,24 @@ impl Execution<'_> {
             &self.device,
             &model_dir,
         )?;
-        let mut writer = TableWriter::create(&staging.dir, &cache_file(None), &curve.schema)?;
-        writer.write(&curve)?;
-        writer.finish(&json!({ "node": node.hash }))?;
-        writer.commit()?;
+        out.writers
+            .get_mut(&None)
+            .expect("the learning curve's writer")
+            .write(&curve)?;
         let model_hash =
             crate::nodes::files_hash(&crate::nodes::model_files(&ModelSource::HfDir(model_dir)))?;
-        let record = NodeRecord {
-            kind: "train".into(),
-            name: node.name.clone(),
-            experiment: v.experiment.name.clone(),
-            hash: node.hash.clone(),
-            key: node.key.clone(),
-            facts: json!({ "model_content_hash": model_hash }),
-            rows: BTreeMap::from([(String::new(), writer.rows)]),
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        self.cache.commit(staging, &record, self.force)?;
-        self.computed.insert(node.hash.clone());
-        failpoint::hit("node-committed")
+        commit_output(
+            self.cache,
+            self.force,
+            &mut self.computed,
+            Committed {
+                kind: "train",
+                experiment: &v.experiment.name,
+                name: &node.name,
+                facts: json!({ "model_content_hash": model_hash }),
+            },
+            out,
+        )
     }
 
     /// The loaded model `name` of variant `v` (loaded once per content and processing).
@@ -502,7 +500,7 @@ impl Execution<'_> {
         Ok(feed)
     }
 
-    /// Commits a finished node of analysis `name` with what it learnt about its inputs.
+    /// Commits a finished node of analysis `name` with what it learnt about its dataset.
     fn commit_node(
         &mut self,
         v: &VariantPlan,
@@ -510,15 +508,13 @@ impl Execution<'_> {
         out: NodeOutput,
         dataset: Option<&Dataset>,
     ) -> Result<(), RunError> {
-        commit_output(
-            self.cache,
-            self.force,
-            &mut self.computed,
-            &v.experiment.name,
+        let what = Committed {
+            kind: "analysis",
+            experiment: &v.experiment.name,
             name,
-            out,
-            dataset,
-        )
+            facts: dataset_facts(dataset),
+        };
+        commit_output(self.cache, self.force, &mut self.computed, what, out)
     }
 
     fn weights(&mut self, v: &mut VariantPlan, model: &str, name: &str) -> Result<(), RunError> {
@@ -644,15 +640,13 @@ impl Execution<'_> {
                 // A range whose last batch this was is complete: commit it now, so that a
                 // killed run keeps it.
                 for (name, out) in finished.drain(..) {
-                    commit_output(
-                        self.cache,
-                        self.force,
-                        &mut self.computed,
-                        &exp.name,
-                        &name,
-                        out,
-                        Some(&dataset),
-                    )?;
+                    let what = Committed {
+                        kind: "analysis",
+                        experiment: &exp.name,
+                        name: &name,
+                        facts: dataset_facts(Some(&dataset)),
+                    };
+                    commit_output(self.cache, self.force, &mut self.computed, what, out)?;
                 }
                 Ok(())
             },
@@ -675,16 +669,32 @@ impl Execution<'_> {
     }
 }
 
-/// Commits the finished node `out` of analysis `name` to `cache`, with what it learnt about
-/// its inputs, and records it as computed.
+/// What a committed node records besides its tables.
+struct Committed<'a> {
+    /// `train` or `analysis`.
+    kind: &'static str,
+    experiment: &'a str,
+    name: &'a str,
+    /// What it learnt about its inputs.
+    facts: serde_json::Value,
+}
+
+/// What an analysis node learnt about its dataset.
+fn dataset_facts(dataset: Option<&Dataset>) -> serde_json::Value {
+    match dataset {
+        Some(d) => json!({ "dataset_content_hash": d.hash, "prompts": d.len() }),
+        None => json!({}),
+    }
+}
+
+/// Finishes the tables of node `out`, commits it to `cache` with its record, and records it as
+/// computed.
 fn commit_output(
     cache: &Cache,
     force: bool,
     computed: &mut BTreeSet<String>,
-    experiment: &str,
-    name: &str,
+    what: Committed<'_>,
     out: NodeOutput,
-    dataset: Option<&Dataset>,
 ) -> Result<(), RunError> {
     let mut rows = BTreeMap::new();
     for (part, mut w) in out.writers {
@@ -692,18 +702,13 @@ fn commit_output(
         w.commit()?;
         rows.insert(part.unwrap_or("").to_string(), w.rows);
     }
-    let mut facts = json!({});
-    if let Some(d) = dataset {
-        facts["dataset_content_hash"] = json!(d.hash);
-        facts["prompts"] = json!(d.len());
-    }
     let record = NodeRecord {
-        kind: "analysis".into(),
-        name: name.to_string(),
-        experiment: experiment.to_string(),
+        kind: what.kind.into(),
+        name: what.name.to_string(),
+        experiment: what.experiment.to_string(),
         hash: out.hash.clone(),
         key: out.key,
-        facts,
+        facts: what.facts,
         rows,
         seconds: out.started.elapsed().as_secs_f64(),
     };

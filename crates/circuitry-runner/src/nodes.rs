@@ -5,6 +5,7 @@
 //! build and the device. Locations (`path`, `hub`, `output`) are not part of a key: the same
 //! bytes at another path are the same input, so experiments and users share entries.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -54,10 +55,34 @@ pub fn files_hash(files: &[PathBuf]) -> Result<String, RunError> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-/// The content hash of the input file `path` that key `key` of the experiment names; a file
-/// that cannot be read is an error at that key.
-pub fn input_hash(exp: &Experiment, key: &str, path: &Path) -> Result<String, RunError> {
-    files_hash(&[path.to_path_buf()]).map_err(|e| e.located_io(exp, key))
+/// Content hashes of the input files one plan reads, each set of files hashed once however
+/// many variants, analyses and training runs name it.
+#[derive(Default)]
+pub struct ContentHashes {
+    known: BTreeMap<Vec<PathBuf>, String>,
+}
+
+impl ContentHashes {
+    /// [`files_hash`] of `files`; a file that cannot be read is an error at `key` of the
+    /// experiment file.
+    pub fn files(
+        &mut self,
+        exp: &Experiment,
+        key: &str,
+        files: Vec<PathBuf>,
+    ) -> Result<String, RunError> {
+        if let Some(h) = self.known.get(&files) {
+            return Ok(h.clone());
+        }
+        let h = files_hash(&files).map_err(|e| e.located_io(exp, key))?;
+        self.known.insert(files, h.clone());
+        Ok(h)
+    }
+
+    /// The content hash of the one input file `path` that key `key` names.
+    pub fn input(&mut self, exp: &Experiment, key: &str, path: &Path) -> Result<String, RunError> {
+        self.files(exp, key, vec![path.to_path_buf()])
+    }
 }
 
 /// The files whose bytes define a model.
@@ -84,13 +109,6 @@ pub fn model_files(source: &ModelSource) -> Vec<PathBuf> {
     }
 }
 
-/// The content hash of a model on disk and the tokenizer given for it, if any.
-pub fn model_content(source: &ModelSource, tokenizer: Option<&Path>) -> Result<String, RunError> {
-    let mut files = model_files(source);
-    files.extend(tokenizer.map(Path::to_path_buf));
-    files_hash(&files)
-}
-
 /// A section's resolved configuration as JSON without the keys that only say where files are.
 fn without(value: Value, keys: &[&str]) -> Value {
     match value {
@@ -106,10 +124,14 @@ fn without(value: Value, keys: &[&str]) -> Value {
 
 /// What a dataset's prompts depend on: its resolved configuration (with its derived seed) and,
 /// for a file, the file's bytes.
-pub fn dataset_identity(exp: &Experiment, name: &str) -> Result<Value, RunError> {
+pub fn dataset_identity(
+    exp: &Experiment,
+    name: &str,
+    hashes: &mut ContentHashes,
+) -> Result<Value, RunError> {
     let spec = &exp.datasets[name];
     let file = match &spec.source {
-        DatasetSource::File(f) => Some(input_hash(
+        DatasetSource::File(f) => Some(hashes.input(
             exp,
             &format!("datasets.{name}.file"),
             &exp.resolve_path(&f.file),
@@ -124,13 +146,18 @@ pub fn dataset_identity(exp: &Experiment, name: &str) -> Result<Value, RunError>
 }
 
 /// The key of training run `name`.
-pub fn train_key(exp: &Experiment, name: &str, device: &str) -> Result<Value, RunError> {
+pub fn train_key(
+    exp: &Experiment,
+    name: &str,
+    device: &str,
+    hashes: &mut ContentHashes,
+) -> Result<Value, RunError> {
     let spec = &exp.train[name];
     let tokenizer = spec
         .tokenizer
         .as_ref()
         .map(|t| {
-            input_hash(
+            hashes.input(
                 exp,
                 &format!("train.{name}.tokenizer"),
                 &exp.resolve_path(t),
@@ -140,7 +167,7 @@ pub fn train_key(exp: &Experiment, name: &str, device: &str) -> Result<Value, Ru
     let dataset = spec
         .dataset
         .as_ref()
-        .map(|d| dataset_identity(exp, d))
+        .map(|d| dataset_identity(exp, d, hashes))
         .transpose()?;
     Ok(json!({
         "node": "train",

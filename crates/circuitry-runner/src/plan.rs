@@ -319,11 +319,11 @@ pub fn build_analysis(
 /// Plans every variant of `experiment` for `device`. Reads model configurations (not weights)
 /// and hashes input files.
 pub fn plan(experiment: &Experiment, device: &str) -> Result<Plan, RunError> {
-    let mut hashed = BTreeMap::new();
+    let mut hashes = nodes::ContentHashes::default();
     let variants = experiment
         .expand()
         .into_iter()
-        .map(|v| plan_variant(&v, &experiment.sweep.axes, device, &mut hashed))
+        .map(|v| plan_variant(&v, &experiment.sweep.axes, device, &mut hashes))
         .collect::<Result<Vec<_>, _>>()?;
     check_columns_agree(&variants)?;
     Ok(Plan {
@@ -384,20 +384,17 @@ fn check_sweep_columns(
     Err(RunError::Located(Box::new(d)))
 }
 
-/// Content hashes of model files already read in this plan, by their files.
-type HashedModels = BTreeMap<Vec<PathBuf>, String>;
-
 fn plan_variant(
     variant: &Variant,
     axes: &[SweepAxis],
     device: &str,
-    hashed: &mut HashedModels,
+    hashes: &mut nodes::ContentHashes,
 ) -> Result<VariantPlan, RunError> {
     let exp = &variant.experiment;
     let base = exp.base_dir();
     let mut trains = Vec::new();
     for name in exp.train.keys() {
-        let key = nodes::train_key(exp, name, device)?;
+        let key = nodes::train_key(exp, name, device, hashes)?;
         trains.push(TrainNode {
             name: name.clone(),
             hash: nodes::node_hash(&key),
@@ -428,43 +425,29 @@ fn plan_variant(
             .as_ref()
             .and_then(|p| train_outputs.get(p))
             .cloned();
-        let tokenizer = spec.tokenizer_path(&base);
-        let (config, path, identity) = match &trained_by {
+        let (config, path, mut identity) = match &trained_by {
             // Written by this run: the configuration comes from the training spec, and the
             // model is whatever that training node writes.
             Some(t) => {
                 let train = trains.iter().find(|n| &n.name == t).expect("planned train");
-                let mut identity = format!("train:{}", train.hash);
-                if let Some(tok) = &tokenizer {
-                    let hash = nodes::input_hash(exp, &format!("models.{name}.tokenizer"), tok)?;
-                    identity.push_str(&format!("+tokenizer:{hash}"));
-                }
                 (
                     training::model_config(&exp.train[t]),
                     location.clone().unwrap_or_default(),
-                    identity,
+                    format!("train:{}", train.hash),
                 )
             }
             None => {
                 let key = model_key(name, spec);
                 let source = models::source(name, spec, &base).map_err(|e| e.located(exp, &key))?;
                 let config = models::config(name, &source).map_err(|e| e.located(exp, &key))?;
-                let files = nodes::model_files(&source);
-                let mut identity = match hashed.get(&files) {
-                    Some(h) => h.clone(),
-                    None => {
-                        let h = nodes::files_hash(&files).map_err(|e| e.located_io(exp, &key))?;
-                        hashed.insert(files, h.clone());
-                        h
-                    }
-                };
-                if let Some(tok) = &tokenizer {
-                    let hash = nodes::input_hash(exp, &format!("models.{name}.tokenizer"), tok)?;
-                    identity.push_str(&format!("+tokenizer:{hash}"));
-                }
+                let identity = hashes.files(exp, &key, nodes::model_files(&source))?;
                 (config, source_path(&source), identity)
             }
         };
+        if let Some(tok) = spec.tokenizer_path(&base) {
+            let hash = hashes.input(exp, &format!("models.{name}.tokenizer"), &tok)?;
+            identity.push_str(&format!("+tokenizer:{hash}"));
+        }
         model_nodes.push(ModelNode {
             name: name.clone(),
             path,
@@ -570,14 +553,14 @@ fn plan_variant(
             .find(|f| Some(&f.dataset) == a.dataset.as_ref() && f.model == a.model);
         let prepass = forward
             .and_then(|f| f.prepasses.iter().find(|(n, _)| n == &a.name))
-            .map(|(_, d)| nodes::dataset_identity(exp, d))
+            .map(|(_, d)| nodes::dataset_identity(exp, d, hashes))
             .transpose()?;
         let inputs = AnalysisInputs {
             model_identity: &model.identity,
             dataset: a
                 .dataset
                 .as_ref()
-                .map(|d| nodes::dataset_identity(exp, d))
+                .map(|d| nodes::dataset_identity(exp, d, hashes))
                 .transpose()?,
             prepass,
             batch_size: forward.map(|f| f.batch_size),

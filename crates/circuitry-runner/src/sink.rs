@@ -129,10 +129,6 @@ impl TableWriter {
         })
     }
 
-    pub fn columns(&self) -> &[ColumnSpec] {
-        &self.columns
-    }
-
     /// Appends the rows of `batch` (read from a table declared with this writer's last columns)
     /// after `prefix`, constant columns matching this writer's first columns.
     ///
@@ -150,7 +146,7 @@ impl TableWriter {
         }
         let mut arrays: Vec<ArrayRef> = prefix
             .iter()
-            .map(|(spec, value)| constant_array(spec.dtype, value, n))
+            .map(|(spec, value)| arrow_array(&ColumnData::repeated(spec.dtype, value, n)))
             .collect();
         arrays.extend(batch.columns().iter().cloned());
         let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| {
@@ -237,51 +233,6 @@ impl TableWriter {
         std::fs::rename(&self.temp_path, &self.final_path)
             .map_err(|e| RunError::io(&self.final_path, e))
     }
-
-    /// Removes the temporary file (after a failure).
-    pub fn abandon(mut self) {
-        self.writer.take();
-        let _ = std::fs::remove_file(&self.temp_path);
-    }
-
-    pub fn temp_path(&self) -> &Path {
-        &self.temp_path
-    }
-}
-
-/// A column of `n` copies of `value`, typed `dtype` (a mismatched value is null).
-pub fn constant_array(dtype: DType, value: &Value, n: usize) -> ArrayRef {
-    macro_rules! repeat {
-        ($variant:ident, $builder:ty) => {{
-            let v = match value {
-                Value::$variant(v) => Some(v.clone()),
-                _ => None,
-            };
-            let mut b = <$builder>::with_capacity(n);
-            for _ in 0..n {
-                b.append_option(v.clone());
-            }
-            Arc::new(b.finish()) as ArrayRef
-        }};
-    }
-    match dtype {
-        DType::U32 => repeat!(U32, UInt32Builder),
-        DType::I32 => repeat!(I32, Int32Builder),
-        DType::I64 => repeat!(I64, Int64Builder),
-        DType::F32 => repeat!(F32, Float32Builder),
-        DType::F64 => repeat!(F64, Float64Builder),
-        DType::Bool => repeat!(Bool, BooleanBuilder),
-        DType::Utf8 => {
-            let mut b = StringBuilder::new();
-            for _ in 0..n {
-                match value {
-                    Value::Utf8(s) => b.append_value(s),
-                    _ => b.append_null(),
-                }
-            }
-            Arc::new(b.finish())
-        }
-    }
 }
 
 /// Every record batch of the Parquet file at `path`, in order.
@@ -308,8 +259,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     std::fs::rename(&temp, path).map_err(|e| RunError::io(path, e))
 }
 
-/// blake3 of a file's bytes, hex.
+/// blake3 of a file's bytes, hex (streamed: tables can be large).
 pub fn file_hash(path: &Path) -> Result<String, RunError> {
-    let bytes = std::fs::read(path).map_err(|e| RunError::io(path, e))?;
-    Ok(blake3::hash(&bytes).to_hex().to_string())
+    let file = File::open(path).map_err(|e| RunError::io(path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(file)
+        .map_err(|e| RunError::io(path, e))?;
+    Ok(hasher.finalize().to_hex().to_string())
 }

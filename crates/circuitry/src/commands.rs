@@ -168,20 +168,11 @@ pub fn cache_ls(out: &Path, cache: Option<PathBuf>) -> Result<(), Failure> {
             r.kind,
             r.name,
             r.experiment,
-            human_bytes(e.bytes),
+            circuitry_runner::estimate::binary_bytes(e.bytes),
             r.seconds
         );
     }
     Ok(())
-}
-
-fn human_bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
 }
 
 pub fn cache_gc(
@@ -208,7 +199,7 @@ pub fn cache_gc(
     say!(
         "removed {removed} node{} ({}) from {}",
         if removed == 1 { "" } else { "s" },
-        human_bytes(bytes),
+        circuitry_runner::estimate::binary_bytes(bytes),
         cache.root().display()
     );
     Ok(())
