@@ -8,9 +8,11 @@
 pub mod acts;
 pub mod analyses;
 pub mod analysis;
+pub mod dimension;
 pub mod factored;
 pub mod interventions;
 pub mod matrix;
+pub mod neurons;
 pub mod refs;
 pub mod table;
 pub mod weight_circuits;

@@ -165,6 +165,9 @@ impl Mat {
     pub fn as_slice(&self) -> &[f64] {
         &self.data
     }
+    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+        &mut self.data
+    }
     pub fn into_vec(self) -> Vec<f64> {
         self.data
     }
@@ -466,6 +469,30 @@ impl Mat {
             .unwrap_or_else(|_| vec![f64::NAN; p])
     }
 
+    /// The eigendecomposition of a symmetric matrix (its lower triangle is read): eigenvalues in
+    /// decreasing order and the matching orthonormal eigenvectors as the columns of the `Mat`.
+    pub fn symmetric_eigen(&self) -> Result<(Vec<f64>, Mat), LinalgError> {
+        let (m, n) = self.shape();
+        if m != n {
+            return Err(LinalgError::NotSquare { rows: m, cols: n });
+        }
+        if !self.is_finite() {
+            return Err(LinalgError::NonFinite);
+        }
+        if n == 0 {
+            return Ok((Vec::new(), Mat::zeros(0, 0)));
+        }
+        let evd = self
+            .as_faer()
+            .self_adjoint_eigen(faer::Side::Lower)
+            .map_err(|_| LinalgError::NoConvergence { size: n })?;
+        // faer sorts ascending; reverse to descending.
+        let values: Vec<f64> = evd.S().column_vector().iter().rev().copied().collect();
+        let u = evd.U();
+        let vectors = Mat::from_fn(n, n, |i, j| u[(i, n - 1 - j)]);
+        Ok((values, vectors))
+    }
+
     /// All eigenvalues of a real square matrix, complex conjugate pairs included, sorted by
     /// decreasing modulus (then by real part, then imaginary part, descending).
     pub fn eigenvalues(&self) -> Result<Vec<Complex>, LinalgError> {
@@ -497,6 +524,26 @@ impl Mat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symmetric_eigen_reconstructs_the_matrix() {
+        let a = Mat::from_rows(&[
+            vec![4.0, 1.0, 0.5],
+            vec![1.0, 3.0, 0.0],
+            vec![0.5, 0.0, 1.0],
+        ]);
+        let (values, vectors) = a.symmetric_eigen().unwrap();
+        assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+        // A = V diag(values) V^T, and V is orthonormal.
+        let scaled = Mat::from_fn(3, 3, |i, j| vectors[(i, j)] * values[j]);
+        assert!(scaled.matmul_t(&vectors).max_abs_diff(&a) < 1e-12);
+        assert!(vectors.t_matmul(&vectors).max_abs_diff(&Mat::identity(3)) < 1e-12);
+        assert!((values.iter().sum::<f64>() - a.trace()).abs() < 1e-12);
+        assert_eq!(
+            Mat::zeros(2, 3).symmetric_eigen().unwrap_err(),
+            LinalgError::NotSquare { rows: 2, cols: 3 }
+        );
+    }
 
     #[test]
     fn eigenvalues_of_known_matrices() {

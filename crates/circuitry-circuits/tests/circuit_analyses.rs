@@ -10,14 +10,13 @@ use crate::wc_common;
 use circuitry_circuits::analyses::build;
 
 use circuitry_circuits::analyses::induction_scores::repeat_bounds;
-use circuitry_circuits::analysis::{Analysis, BatchContext, Requirements};
+use circuitry_circuits::analysis::{Analysis, Requirements};
 use circuitry_circuits::matrix::Mat;
 use circuitry_circuits::table::{MemorySink, Table};
 use circuitry_circuits::weight_circuits::CircuitWeights;
 use circuitry_circuits::weight_circuits::composition::{CompositionKind, composition_baseline};
 use circuitry_data::Prompt;
-use circuitry_models::burn::prelude::Device;
-use circuitry_models::{Intervention, LoadedModel, PaddingSide, Span, TokenBatch};
+use circuitry_models::{LoadedModel, PaddingSide};
 use circuitry_spec::{AnalysisSpec, Experiment};
 use wc_common::*;
 
@@ -460,39 +459,6 @@ fn repeated_prompt(id: u32, tokens: Vec<u32>, length: usize) -> Prompt {
 /// Rows of an i64 tensor of the fixture.
 fn fixture_ids(name: &str, key: &str) -> Vec<Vec<u32>> {
     circuitry_testkit::load_reference(name)[key].rows()
-}
-
-/// Runs a dataset analysis on `prompts` in batches of `batch_size` (padded on `side`).
-fn run_dataset(
-    a: &mut dyn Analysis,
-    m: &LoadedModel,
-    prompts: &[Prompt],
-    batch_size: usize,
-    side: PaddingSide,
-) -> Result<MemorySink, String> {
-    let req = a.requirements();
-    assert!(req.dataset && !req.corrupt_run);
-    let ctx = context(m);
-    let mut sink = MemorySink::default();
-    for chunk in prompts.chunks(batch_size) {
-        let rows: Vec<Vec<u32>> = chunk.iter().map(|p| p.tokens.clone()).collect();
-        let batch = TokenBatch::new(&rows, 0, side, &Device::flex());
-        let output = m.model.forward(
-            &batch,
-            &Intervention::capture(req.hooks.iter().copied()),
-            Span::default(),
-        );
-        let b = BatchContext {
-            prompts: chunk,
-            clean: &batch,
-            clean_output: &output,
-            corrupt: None,
-        };
-        a.process(&ctx, &b, &mut sink).map_err(|e| e.message)?;
-    }
-    a.finish(&ctx, &mut sink).map_err(|e| e.message)?;
-    check_declared(a, &sink);
-    Ok(sink)
 }
 
 /// TransformerLens's pattern of layer `layer`: `[prompt][head][q][k]` flattened.

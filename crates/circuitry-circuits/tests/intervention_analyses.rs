@@ -369,6 +369,71 @@ fn zero_ablation_of_a_head_is_patching_its_z_with_zeros() {
 }
 
 #[test]
+fn neuron_steering_scales_or_sets_the_neuron_as_a_hand_made_edit() {
+    for name in MODELS {
+        let m = model(name);
+        let prompts = random_pairs(3, 6);
+        let neurons = "units = \"neurons\"\nlayers = [0]\nneurons = [3, 40]";
+        let sweep = |method: &str| {
+            let body = format!("kind = \"ablation\"\n{neurons}\n{method}\n{METRIC}");
+            let mut a = analysis(&body, &m);
+            assert!(a.prepass().is_none(), "steering needs no reference pass");
+            table(&run(a.as_mut(), &m, &[], &prompts, 2), None)
+        };
+        let (tripled, zero) = (sweep("method = \"scale\"\nfactor = 3.0"), sweep(""));
+        let (prompt, neuron, metric) = (
+            ints(&tripled, "prompt"),
+            ints(&tripled, "neuron"),
+            f64s(&tripled, "metric"),
+        );
+        assert_eq!(tripled.len(), 3 * 2);
+        assert!(
+            strings(&tripled, "method")
+                .iter()
+                .all(|s| s.as_deref() == Some("scale"))
+        );
+        for i in 0..tripled.len() {
+            let edit = |op| {
+                let mut sel = Selection::all();
+                sel.features = Some(vec![neuron[i]]);
+                Edit::new(HookPoint::layer(0, HookKind::MlpPost), sel, op).unwrap()
+            };
+            let want = metric_with(
+                &m,
+                &prompts[prompt[i]].tokens,
+                vec![edit(EditOp::Scale(3.0))],
+            );
+            assert!(
+                (metric[i] - want).abs() < ATOL,
+                "{name}: {} vs {want}",
+                metric[i]
+            );
+        }
+        // Scaling by 0 and setting to 0 are zero ablation; scaling by 1 changes nothing.
+        for method in [
+            "method = \"scale\"\nfactor = 0.0",
+            "method = \"set\"\nvalue = 0.0",
+        ] {
+            let t = sweep(method);
+            for (a, b) in f64s(&t, "metric").iter().zip(f64s(&zero, "metric")) {
+                assert!((a - b).abs() < ATOL, "{name} {method}: {a} vs {b}");
+            }
+        }
+        assert!(
+            f64s(&sweep("method = \"scale\"\nfactor = 1.0"), "delta")
+                .iter()
+                .all(|d| d.abs() < ATOL)
+        );
+        // Setting a neuron to a large value moves the metric.
+        let clamped = sweep("method = \"set\"\nvalue = 20.0");
+        assert!(
+            f64s(&clamped, "delta").iter().any(|d| d.abs() > 1e-3),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn mean_ablation_over_the_prompt_itself_changes_nothing() {
     for name in MODELS {
         let m = model(name);

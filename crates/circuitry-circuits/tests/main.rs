@@ -16,5 +16,7 @@ mod interventions_attribution;
 mod interventions_eap;
 mod interventions_patching;
 mod interventions_path_patching;
+mod neuron_analyses;
 mod smollm2_ioi;
+mod smollm2_neurons;
 mod weight_circuits_fixtures;

@@ -5,8 +5,8 @@
 //! text, an optional corrupt (counterfactual) sequence of the same length, named positions
 //! (`first`, `last`; IOI adds `IO`, `S1`, `S2`, `END`), named answer tokens and pass-through
 //! string fields, plus a content hash of the whole dataset. Sources ([`Source`]) are inline
-//! lists (texts, records, raw token ids), JSONL/CSV/Parquet files ([`FileSource`]), and the
-//! generators [`RepeatedTokensConfig`] and [`IoiConfig`]. Everything is tokenized with the model's
+//! lists (texts, records, raw token ids), JSONL/CSV/Parquet files ([`FileSource`]), natural-text
+//! corpora cut into windows of tokens ([`TextConfig`]), and the generators [`RepeatedTokensConfig`] and [`IoiConfig`]. Everything is tokenized with the model's
 //! [`circuitry_models::Tokenizer`].
 //!
 //! What it must not do: it never runs models (no tensors, no forward passes) and never parses
@@ -26,6 +26,7 @@ pub mod record;
 pub mod repeated;
 pub mod rng;
 pub mod source;
+pub mod text;
 
 pub use dataset::{Batch, Dataset, FIRST, LAST, Prompt, content_hash, pad_id};
 pub use error::{DataError, RowIssue, RowLocation};
@@ -35,3 +36,4 @@ pub use record::Record;
 pub use repeated::{RepeatedTokensConfig, special_token_ids};
 pub use rng::{Rng, SplitMix64, derive_seed};
 pub use source::{DatasetOptions, Source, TokenRecord, build_dataset};
+pub use text::TextConfig;

@@ -10,6 +10,7 @@ use crate::files::{FileSource, read_file};
 use crate::ioi::{IoiConfig, generate_ioi};
 use crate::record::{RawRecord, Record, encode_checked, pieces, unknown_pieces};
 use crate::repeated::{self, RepeatedTokensConfig, generate_repeated};
+use crate::text::{TextConfig, generate_text};
 
 /// Options that apply to every dataset, whatever its source.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,6 +62,8 @@ pub enum Source {
     RepeatedTokens(RepeatedTokensConfig),
     /// Generator: Indirect Object Identification sentences with counterfactuals.
     Ioi(IoiConfig),
+    /// A text corpus cut into windows of tokens.
+    Text(TextConfig),
 }
 
 /// Builds the dataset `name` from `source`, tokenized with `tokenizer`, and validates it:
@@ -96,6 +99,13 @@ pub fn build_dataset(
             generated(generate_repeated(name, cfg, tokenizer, &bos)?)
         }
         Source::Ioi(cfg) => generated(generate_ioi(name, cfg, tokenizer, &bos)?),
+        Source::Text(cfg) => generate_text(name, cfg, tokenizer, &bos)?
+            .into_iter()
+            .map(|p| {
+                let origin = format!("document {}", p.fields["document"]);
+                (p, origin)
+            })
+            .collect(),
     };
     finish(name, prompts, options)
 }

@@ -8,4 +8,5 @@ mod inline;
 mod ioi;
 mod limits;
 mod repeated;
+mod text;
 mod vocabulary;

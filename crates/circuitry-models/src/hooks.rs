@@ -51,6 +51,22 @@ impl From<circuitry_vocab::Site> for HookKind {
     }
 }
 
+/// The hook whose features a neuron or dimension analysis reads.
+impl From<circuitry_vocab::FeatureSite> for HookKind {
+    fn from(site: circuitry_vocab::FeatureSite) -> HookKind {
+        use circuitry_vocab::FeatureSite;
+        match site {
+            FeatureSite::MlpPost => HookKind::MlpPost,
+            FeatureSite::MlpPre => HookKind::MlpPre,
+            FeatureSite::ResidPre => HookKind::ResidPre,
+            FeatureSite::ResidMid => HookKind::ResidMid,
+            FeatureSite::ResidPost => HookKind::ResidPost,
+            FeatureSite::AttnOut => HookKind::AttnOut,
+            FeatureSite::MlpOut => HookKind::MlpOut,
+        }
+    }
+}
+
 /// The hook of a receiving head's input (`hook_q`, `hook_k`, `hook_v`).
 impl From<circuitry_vocab::HeadInput> for HookKind {
     fn from(input: circuitry_vocab::HeadInput) -> HookKind {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use circuitry_data::{
-    DataError, DatasetOptions, FileSource, IoiConfig, IoiTemplates, Record, Source, TokenRecord,
-    build_dataset,
+    DataError, DatasetOptions, FileSource, IoiConfig, IoiTemplates, Record, Source, TextConfig,
+    TokenRecord, build_dataset,
 };
 use circuitry_models::Tokenizer;
 use circuitry_spec::{DatasetSource, DatasetSpec};
@@ -86,6 +86,18 @@ pub fn source(spec: &DatasetSpec, base_dir: &Path) -> Source {
             s.limit = f.limit.map(|l| l as usize);
             Source::File(s)
         }
+        DatasetSource::Text(t) => {
+            let mut c = TextConfig::new(
+                circuitry_spec::resolve_path(base_dir, &t.text),
+                t.window as usize,
+            );
+            c.separator = t.separator.clone();
+            c.stride = t.stride.map_or(c.window, |s| s as usize);
+            c.min_tokens = t.min_tokens.map_or(c.window, |m| m as usize);
+            c.n = t.n.map(|n| n as usize);
+            c.seed = t.seed.unwrap_or(0);
+            Source::Text(c)
+        }
     }
 }
 
@@ -130,6 +142,7 @@ fn spec_key(spec: &DatasetSpec, e: &DataError) -> String {
             DataError::MissingColumn { column, .. } => file_column_key(f, column),
             _ => "file".to_string(),
         },
+        (Some("path" | "corpus"), DatasetSource::Text(_)) => "text".to_string(),
         (Some("corruption"), _) => "corrupt".to_string(),
         (Some(key), _) => key.to_string(),
         (None, DatasetSource::Prompts(_)) => match (e, first_row) {
@@ -143,6 +156,7 @@ fn spec_key(spec: &DatasetSpec, e: &DataError) -> String {
             None => "tokens".to_string(),
         },
         (None, DatasetSource::File(_)) => "file".to_string(),
+        (None, DatasetSource::Text(_)) => "window".to_string(),
         (None, DatasetSource::RepeatedTokens(_)) => "length".to_string(),
         // Generated sentences too long for the context come from the templates; the other
         // prompt errors of the generator are about a name in context.

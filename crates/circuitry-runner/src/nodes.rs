@@ -136,11 +136,18 @@ pub fn dataset_identity(
             &format!("datasets.{name}.file"),
             &exp.resolve_path(&f.file),
         )?),
+        DatasetSource::Text(t) => {
+            let key = format!("datasets.{name}.text");
+            let root = exp.resolve_path(&t.text);
+            let files = circuitry_data::text::corpus_files(&root)
+                .map_err(|e| RunError::io(&root, e).located_io(exp, &key))?;
+            Some(hashes.files(exp, &key, files)?)
+        }
         _ => None,
     };
     let mut config = serde_json::to_value(spec).unwrap_or(Value::Null);
-    if let Some(source) = config.get_mut("source").filter(|_| file.is_some()) {
-        *source = without(source.take(), &["file"]);
+    if file.is_some() {
+        config = without(config, &["file", "text"]);
     }
     Ok(json!({ "config": config, "file": file }))
 }

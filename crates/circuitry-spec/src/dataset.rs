@@ -37,6 +37,8 @@ pub enum DatasetSource {
     Tokens(InlineTokens),
     /// `file = "..."`.
     File(FileDataset),
+    /// `text = "..."`: a corpus cut into windows of tokens.
+    Text(TextDataset),
 }
 
 /// The generators, by `generator` name.
@@ -46,14 +48,14 @@ pub const GENERATORS: &[&str] = &["repeated_tokens", "ioi"];
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DatasetCommon {
-    /// Prepend the model's BOS token to every prompt. Default: true for generators, false for
-    /// `prompts` and `file` datasets.
+    /// Prepend the model's BOS token to every prompt. Default: true for generators and `text`
+    /// corpora, false for `prompts`, `tokens` and `file` datasets.
     #[serde(default)]
     pub prepend_bos: Option<bool>,
 }
 
 pub(crate) const COMMON_KEYS: &[&str] = &["prepend_bos"];
-pub(crate) const SOURCE_KEYS: &[&str] = &["generator", "prompts", "tokens", "file"];
+pub(crate) const SOURCE_KEYS: &[&str] = &["generator", "prompts", "tokens", "file", "text"];
 
 spec_struct! {
     /// Random token sequences repeated back to back: the standard probe for induction heads.
@@ -263,6 +265,48 @@ spec_struct! {
     }
 }
 
+spec_struct! {
+    /// Natural text cut into windows of tokens, for neuron and dimension studies. Default
+    /// `prepend_bos`: true.
+    ///
+    /// The corpus is a UTF-8 file or a directory of them (every regular file whose name does not
+    /// start with `.`, in name order). A file is one document, or several separated by a
+    /// `separator` line. Each document is tokenized whole and cut into windows of `window`
+    /// tokens starting every `stride` tokens; windows never cross documents. Each prompt keeps
+    /// the fields `document` (the document's index in the corpus), `offset` (the token index in
+    /// the document where the window starts) and `file`.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct TextDataset {
+        /// The corpus: a text file or a directory of text files, relative to the experiment
+        /// file's directory (`~` is the home directory). At most 1 GiB is read.
+        pub text: String,
+        /// A line that separates documents (compared after trimming trailing whitespace), e.g.
+        /// "%" for fortune files; "" makes blank lines separate documents. Default: each file is
+        /// one document.
+        pub separator: Option<String>,
+        /// Tokens per window, BOS not counted (> 0; with BOS it must fit the model's context).
+        #[schemars(range(min = 1))]
+        pub window: u32,
+        /// Tokens from the start of one window to the start of the next in a document (> 0).
+        /// Default: `window` (windows do not overlap).
+        #[schemars(range(min = 1))]
+        pub stride: Option<u32>,
+        /// A document's last window, shorter than `window`, is kept when it has at least this
+        /// many tokens (1 to `window`); shorter documents give no prompt. Default: `window` (full
+        /// windows only).
+        #[schemars(range(min = 1))]
+        pub min_tokens: Option<u32>,
+        /// Take this many windows (1 to 1000000), drawn without replacement with `seed` and kept
+        /// in corpus order. Default: every window (at most 1000000).
+        #[schemars(range(min = 1, max = 1_000_000))]
+        pub n: Option<u32>,
+        /// Seed of the draw of `n` windows. Default: derived from the experiment's `seed` and the
+        /// dataset's name (after loading, always set).
+        pub seed: Option<u64>,
+    }
+}
+
 fn default_text_column() -> String {
     "text".to_string()
 }
@@ -276,6 +320,7 @@ impl DatasetSpec {
             DatasetSource::Prompts(_) => "prompts",
             DatasetSource::Tokens(_) => "tokens",
             DatasetSource::File(_) => "file",
+            DatasetSource::Text(_) => "text",
         }
     }
 
@@ -301,7 +346,9 @@ impl DatasetSpec {
     pub fn answer_names(&self) -> Vec<String> {
         match &self.source {
             DatasetSource::Ioi(_) => strings(IOI_ANSWERS),
-            DatasetSource::RepeatedTokens(_) | DatasetSource::Tokens(_) => Vec::new(),
+            DatasetSource::RepeatedTokens(_)
+            | DatasetSource::Tokens(_)
+            | DatasetSource::Text(_) => Vec::new(),
             DatasetSource::Prompts(p) => p
                 .prompts
                 .iter()
@@ -320,10 +367,12 @@ impl DatasetSpec {
             DatasetSource::Prompts(p) => p.prompts.iter().all(|p| p.corrupt.is_some()),
             DatasetSource::Tokens(t) => t.corrupt_tokens.is_some(),
             DatasetSource::File(f) => f.corrupt_column.is_some(),
+            DatasetSource::Text(_) => false,
         }
     }
 
-    /// The number of prompts when it is known without reading anything (`None` for files).
+    /// The number of prompts when it is known without reading anything (`None` for files and
+    /// corpora without `n`).
     pub fn prompt_count(&self) -> Option<u64> {
         match &self.source {
             DatasetSource::RepeatedTokens(r) => Some(r.n.into()),
@@ -331,14 +380,17 @@ impl DatasetSpec {
             DatasetSource::Prompts(p) => Some(p.prompts.len() as u64),
             DatasetSource::Tokens(t) => Some(t.tokens.len() as u64),
             DatasetSource::File(_) => None,
+            DatasetSource::Text(t) => t.n.map(u64::from),
         }
     }
 
-    /// The generator seed (set for generators after loading; `None` for other sources).
+    /// The generator seed (set for generators and corpora after loading; `None` for other
+    /// sources).
     pub fn seed(&self) -> Option<u64> {
         match &self.source {
             DatasetSource::RepeatedTokens(r) => r.seed,
             DatasetSource::Ioi(i) => i.seed,
+            DatasetSource::Text(t) => t.seed,
             _ => None,
         }
     }
@@ -353,6 +405,7 @@ impl Serialize for DatasetSpec {
             DatasetSource::Prompts(p) => (None, serde_json::to_value(p)),
             DatasetSource::Tokens(t) => (None, serde_json::to_value(t)),
             DatasetSource::File(f) => (None, serde_json::to_value(f)),
+            DatasetSource::Text(t) => (None, serde_json::to_value(t)),
         };
         let body = body.map_err(S::Error::custom)?;
         let mut map = serde_json::Map::new();
@@ -386,6 +439,10 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
         (InlinePromptsInput::json_schema(g), "inline prompts"),
         (InlineTokens::json_schema(g), "inline token ids"),
         (FileDataset::json_schema(g), "prompts from a file"),
+        (
+            TextDataset::json_schema(g),
+            "a text corpus cut into windows of tokens",
+        ),
     ];
     // A generator's branch also requires its `generator` constant.
     let branches: Vec<Schema> = generators
@@ -403,7 +460,7 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
         )
         .collect();
     json_schema!({
-        "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, inline `tokens = [[...]]`, or `file = \"...\"` (.jsonl, .csv, .parquet).",
+        "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, inline `tokens = [[...]]`, `file = \"...\"` (.jsonl, .csv, .parquet), or a `text = \"...\"` corpus cut into windows of tokens.",
         "oneOf": branches
     })
 }

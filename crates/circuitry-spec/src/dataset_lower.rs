@@ -8,7 +8,8 @@ use indexmap::IndexMap;
 
 use crate::dataset::{
     COMMON_KEYS, DatasetCommon, DatasetSource, DatasetSpec, FileDataset, GENERATORS, InlinePrompts,
-    InlinePromptsInput, InlineTokens, Ioi, RepeatedTokensSpec, SOURCE_KEYS, derive_seed,
+    InlinePromptsInput, InlineTokens, Ioi, RepeatedTokensSpec, SOURCE_KEYS, TextDataset,
+    derive_seed,
 };
 use crate::de::{from_entries, from_node};
 use crate::diagnostic::{did_you_mean, list};
@@ -35,13 +36,13 @@ pub(crate) fn lower(
             &sources[1].key_span,
             format!("dataset `{name}` has more than one source ({})", list(names.iter().map(|n| format!("`{n}`")))),
         )
-        .hint = Some("a dataset has exactly one of `generator`, `prompts` or `file`; define one dataset per source".into());
+        .hint = Some("a dataset has exactly one of `generator`, `prompts`, `tokens`, `file` or `text`; define one dataset per source".into());
         return None;
     }
     let Some(source_entry) = sources.first() else {
         let d = ctx.error(&node.span, format!("dataset `{name}` has no source"));
         d.hint = Some(
-            "add one of: generator = \"repeated_tokens\" | \"ioi\", prompts = [\"...\"], file = \"prompts.jsonl\""
+            "add one of: generator = \"repeated_tokens\" | \"ioi\", prompts = [\"...\"], tokens = [[...]], file = \"prompts.jsonl\", text = \"corpus.txt\""
                 .into(),
         );
         let valid: Vec<&str> = SOURCE_KEYS.to_vec();
@@ -121,6 +122,10 @@ pub(crate) fn lower(
             })
         }),
         "tokens" => from_node::<InlineTokens>(&rest, &path).map(DatasetSource::Tokens),
+        "text" => from_node::<TextDataset>(&rest, &path).map(|mut t| {
+            t.seed.get_or_insert_with(derived_seed);
+            DatasetSource::Text(t)
+        }),
         _ => from_node::<FileDataset>(&rest, &path).map(|mut f| {
             if f.format.is_none() {
                 f.format = FileFormat::from_extension(&f.file);
@@ -138,7 +143,7 @@ pub(crate) fn lower(
     let common = common?;
     let generated = matches!(
         source,
-        DatasetSource::RepeatedTokens(_) | DatasetSource::Ioi(_)
+        DatasetSource::RepeatedTokens(_) | DatasetSource::Ioi(_) | DatasetSource::Text(_)
     );
     let spec = DatasetSpec {
         prepend_bos: common.prepend_bos.unwrap_or(generated),
@@ -182,6 +187,33 @@ fn validate(spec: &DatasetSpec, c: &mut Checker<'_, '_>) {
         DatasetSource::Ioi(i) => validate_ioi(i, c),
         DatasetSource::Prompts(p) => validate_prompts(p, c),
         DatasetSource::Tokens(t) => validate_tokens(t, c),
+        DatasetSource::Text(t) => {
+            if t.text.trim().is_empty() {
+                c.error("text", "`text` cannot be empty").hint =
+                    Some("name a text file or a directory of text files".into());
+            }
+            c.positive("window", t.window);
+            if let Some(stride) = t.stride {
+                c.positive("stride", stride);
+            }
+            if let Some(min) = t.min_tokens {
+                c.positive("min_tokens", min);
+                if min > t.window {
+                    c.error(
+                        "min_tokens",
+                        format!(
+                            "`min_tokens` = {min} is more than `window` = {}: no window could be kept",
+                            t.window
+                        ),
+                    )
+                    .hint = Some("make `min_tokens` at most `window`".into());
+                }
+            }
+            if let Some(n) = t.n {
+                c.positive("n", n);
+                check_prompt_count(c, "n", n.into());
+            }
+        }
         DatasetSource::File(f) => {
             if f.file.trim().is_empty() {
                 c.error("file", "`file` cannot be empty");

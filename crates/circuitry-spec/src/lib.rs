@@ -106,14 +106,18 @@ pub use analysis::{
     Composition, CompositionScoresParams, InductionScoresParams, OvCircuitParams, QkCircuitParams,
     TokensParams,
 };
+pub use analysis::{
+    EffectiveDimensionParams, NeuronLogitEffectParams, NeuronStatsParams, NeuronTopContextsParams,
+    SubspaceOverlapParams,
+};
 /// The types the file shares with the engines (see `circuitry-vocab`).
 pub use circuitry_vocab::{
-    Direction, FileFormat, HeadInput, HeadSweep, IoiCorruption, MeanOver, PaddingSide, Processing,
-    Site,
+    Direction, FeatureSite, FileFormat, HeadInput, HeadSweep, IoiCorruption, MeanOver, PaddingSide,
+    Processing, Site,
 };
 pub use dataset::{
     DatasetSource, DatasetSpec, FileDataset, GENERATORS, IOI_ANSWERS, IOI_POSITIONS, InlinePrompts,
-    InlineTokens, Ioi, PromptSpec, RepeatedTokensSpec,
+    InlineTokens, Ioi, PromptSpec, RepeatedTokensSpec, TextDataset,
 };
 pub use device::{DEVICE_NAMES, Device};
 pub use diagnostic::{Diagnostic, Location, SourceName, SpecError};

@@ -403,7 +403,10 @@ impl TrainSpec {
                 )
                 .hint = Some("train on a repeated_tokens generator, inline prompts or a file".into());
             }
-            DatasetSource::Prompts(_) | DatasetSource::Tokens(_) | DatasetSource::File(_) => {}
+            DatasetSource::Prompts(_)
+            | DatasetSource::Tokens(_)
+            | DatasetSource::File(_)
+            | DatasetSource::Text(_) => {}
         }
     }
 }

@@ -18,11 +18,13 @@
 //! item or a non-empty list") that keys here and in the spec share.
 
 mod dataset;
+mod feature;
 mod intervention;
 pub mod keyword_or_list;
 pub mod limits;
 mod model;
 
 pub use dataset::{FileFormat, IoiCorruption};
+pub use feature::FeatureSite;
 pub use intervention::{Direction, HeadInput, HeadSweep, MeanOver, Site};
 pub use model::{PaddingSide, Processing};

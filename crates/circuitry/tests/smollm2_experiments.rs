@@ -132,3 +132,68 @@ fn induction_head_ranking_agrees_with_transformer_lens() {
         "loss on the second repeat {second} vs first {first}"
     );
 }
+
+/// `experiments/neurons-smollm2.toml`, cut down (a few windows of the corpus sample, a few
+/// layers and neurons): every table is written, and every top context is text of the corpus
+/// around its token, with the window's document and offset.
+#[test]
+fn neurons_experiment_reads_the_corpus_and_writes_every_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = repo().join("data/corpus/fortunes-sample.txt");
+    let sets = [
+        format!("models.smollm2.path={}", smollm2().display()),
+        format!("datasets.corpus.text={:?}", sample.to_str().unwrap()),
+        "datasets.corpus.n=24".to_string(),
+        "analyses.top_contexts.sample=6".to_string(),
+        "analyses.top_contexts.layers=[0,29]".to_string(),
+        "analyses.neuron_stats.layers=[0,29]".to_string(),
+        "analyses.logit_effect.sample=3".to_string(),
+        "analyses.logit_effect.layers=[0,29]".to_string(),
+        "analyses.dimension.layers=[0,29]".to_string(),
+        "analyses.dimension.twonn_points=200".to_string(),
+        "analyses.subspaces.layers=[0]".to_string(),
+    ];
+    let mut args = Vec::new();
+    for s in &sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    let file = repo().join("experiments/neurons-smollm2.toml");
+    run_ok(&file, tmp.path(), &args);
+    let out = tmp.path().join("neurons-smollm2");
+    let corpus = std::fs::read_to_string(&sample).unwrap();
+
+    let top = read_table(&out.join("top_contexts.parquet"));
+    assert_eq!(top.rows(), 2 * 6 * (20 + 5));
+    let (before, token, after) = (
+        top.str("context_before"),
+        top.str("token"),
+        top.str("context_after"),
+    );
+    let (document, offset) = (top.i64("document"), top.i64("offset"));
+    for i in 0..top.rows() {
+        let text = format!(
+            "{}{}{}",
+            before[i].as_deref().unwrap(),
+            token[i].as_deref().unwrap(),
+            after[i].as_deref().unwrap()
+        );
+        let text = text.trim_start_matches("<|im_start|>");
+        assert!(
+            corpus.contains(text),
+            "row {i}: {text:?} is not corpus text"
+        );
+        assert!(document[i] >= 0 && offset[i] >= 0);
+    }
+    let stats = read_table(&out.join("neuron_stats.parquet"));
+    assert_eq!(stats.rows(), 2 * 1536);
+    let dims = read_table(&out.join("dimension.parquet"));
+    assert_eq!(dims.rows(), 2 * (1 + 9));
+    assert!(dims.f64("twonn").iter().all(|d| d.is_finite() && *d > 1.0));
+    let subspaces = read_table(&out.join("subspaces.parquet"));
+    let components = 1 + 9 + 1; // embed, 9 heads, the MLP
+    assert_eq!(subspaces.rows(), components * (components - 1) / 2);
+    assert_eq!(
+        read_table(&out.join("logit_effect.parquet")).rows(),
+        2 * 3 * 2 * 10
+    );
+}

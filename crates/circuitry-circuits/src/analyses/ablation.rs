@@ -1,6 +1,7 @@
 //! `ablation`: each unit (head, MLP, neuron, residual stream) knocked out by zero, mean or
-//! resample ablation ([`interventions::ablation`](fn@crate::interventions::ablation)), one row
-//! per unit and prompt, streamed batch by batch.
+//! resample ablation, or steered (scaled, or set to a value)
+//! ([`interventions::ablation`](fn@crate::interventions::ablation)), one row per unit and
+//! prompt, streamed batch by batch.
 //!
 //! Mean ablation averages the units' activations over the `reference` dataset in a pass of its
 //! own before the main one ([`Analysis::prepass`]). Resample ablation takes its donors from the
@@ -24,6 +25,8 @@ use crate::interventions::{
 
 enum Method {
     Zero,
+    Scale(f64),
+    Set(f64),
     /// Accumulating during the prepass, then the means.
     Mean {
         accumulator: Option<MeanAccumulator>,
@@ -95,27 +98,36 @@ impl Kind for Ablation {
                 components.extend(layers.iter().map(|&layer| Component::Resid { layer }));
             }
         }
-        let method = match params.method {
-            AblationMethodSpec::Zero => Method::Zero,
-            AblationMethodSpec::Mean => {
-                let over = params.mean_over;
-                let units: Vec<AblationUnit> =
-                    components.iter().map(|&c| AblationUnit::new(c)).collect();
-                Method::Mean {
-                    accumulator: Some(MeanAccumulator::for_units(&units, over)),
-                    means: None,
+        let method =
+            match params.method {
+                AblationMethodSpec::Zero => Method::Zero,
+                AblationMethodSpec::Scale => Method::Scale(params.factor.ok_or_else(|| {
+                    AnalysisError::at("factor", "method \"scale\" needs `factor`")
+                })?),
+                AblationMethodSpec::Set => {
+                    Method::Set(params.value.ok_or_else(|| {
+                        AnalysisError::at("value", "method \"set\" needs `value`")
+                    })?)
                 }
-            }
-            AblationMethodSpec::Resample => Method::Resample {
-                seed: params.seed.ok_or_else(|| {
-                    AnalysisError::at(
-                        "seed",
-                        "resample ablation needs a seed (the spec derives one)",
-                    )
-                })?,
-                dataset: Vec::new(),
-            },
-        };
+                AblationMethodSpec::Mean => {
+                    let over = params.mean_over;
+                    let units: Vec<AblationUnit> =
+                        components.iter().map(|&c| AblationUnit::new(c)).collect();
+                    Method::Mean {
+                        accumulator: Some(MeanAccumulator::for_units(&units, over)),
+                        means: None,
+                    }
+                }
+                AblationMethodSpec::Resample => Method::Resample {
+                    seed: params.seed.ok_or_else(|| {
+                        AnalysisError::at(
+                            "seed",
+                            "resample ablation needs a seed (the spec derives one)",
+                        )
+                    })?,
+                    dataset: Vec::new(),
+                },
+            };
         Ok(Ablation {
             params,
             dataset,
@@ -146,7 +158,7 @@ impl Ablation {
 impl Analysis for Ablation {
     fn prepass(&self) -> Option<Prepass> {
         match &self.method {
-            Method::Zero => None,
+            Method::Zero | Method::Scale(_) | Method::Set(_) => None,
             Method::Mean { accumulator, .. } => Some(Prepass {
                 dataset: self
                     .params
@@ -167,7 +179,7 @@ impl Analysis for Ablation {
 
     fn absorb(&mut self, _model: &ModelContext, batch: &BatchContext) -> Result<(), AnalysisError> {
         match &mut self.method {
-            Method::Zero => Ok(()),
+            Method::Zero | Method::Scale(_) | Method::Set(_) => Ok(()),
             Method::Mean { accumulator, .. } => {
                 let acc = accumulator.as_mut().ok_or_else(|| {
                     AnalysisError::new(
@@ -208,6 +220,8 @@ impl Analysis for Ablation {
         let units = self.units(max_len);
         let (method, pool): (interventions::AblationMethod, &[Prompt]) = match &mut self.method {
             Method::Zero => (interventions::AblationMethod::Zero, &[]),
+            Method::Scale(f) => (interventions::AblationMethod::Scale(*f), &[]),
+            Method::Set(x) => (interventions::AblationMethod::Set(*x), &[]),
             Method::Mean { accumulator, means } => {
                 if let Some(acc) = accumulator.take() {
                     let reference = self

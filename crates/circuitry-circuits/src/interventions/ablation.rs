@@ -12,6 +12,7 @@
 //!   batch in a separate pass ([`MeanAccumulator`]): per token index ([`MeanOver::Prompts`],
 //!   for datasets whose prompts share a template) or over every position as well
 //!   ([`MeanOver::PromptsAndPositions`]).
+//! - Scale and set (steering) write the activation times a factor, or a constant.
 //! - Resample ablation writes the activation of a donor prompt of the same dataset, the donor of
 //!   prompt `i` being `resample_donors(n, seed)[i]`, a seeded random cyclic permutation (so no
 //!   prompt is its own donor when `n > 1`). Activations line up by token index; positions at or
@@ -506,6 +507,10 @@ pub enum AblationMethod {
     Resample {
         seed: u64,
     },
+    /// Steering: the activation times a factor.
+    Scale(f64),
+    /// Steering: every feature of the unit set to a value.
+    Set(f64),
 }
 
 impl AblationMethod {
@@ -514,6 +519,8 @@ impl AblationMethod {
             AblationMethod::Zero => "zero",
             AblationMethod::Mean(_) => "mean",
             AblationMethod::Resample { .. } => "resample",
+            AblationMethod::Scale(_) => "scale",
+            AblationMethod::Set(_) => "set",
         }
     }
 }
@@ -598,11 +605,19 @@ pub fn ablation(
     let baseline = metric.eval_resid(model, dest.final_resid());
     let mut values: BTreeMap<HookPoint, HookTensor> = BTreeMap::new();
     match &cfg.method {
-        AblationMethod::Zero => {
+        AblationMethod::Zero | AblationMethod::Scale(_) | AblationMethod::Set(_) => {
             for h in &hooks {
-                let v = match dest.hook(h) {
-                    HookTensor::R3(t) => HookTensor::R3(t.zeros_like()),
-                    HookTensor::R4(t) => HookTensor::R4(t.zeros_like()),
+                let v = match (&cfg.method, dest.hook(h)) {
+                    (AblationMethod::Scale(f), HookTensor::R3(t)) => HookTensor::R3(t.clone() * *f),
+                    (AblationMethod::Scale(f), HookTensor::R4(t)) => HookTensor::R4(t.clone() * *f),
+                    (AblationMethod::Set(x), HookTensor::R3(t)) => {
+                        HookTensor::R3(t.ones_like() * *x)
+                    }
+                    (AblationMethod::Set(x), HookTensor::R4(t)) => {
+                        HookTensor::R4(t.ones_like() * *x)
+                    }
+                    (_, HookTensor::R3(t)) => HookTensor::R3(t.zeros_like()),
+                    (_, HookTensor::R4(t)) => HookTensor::R4(t.zeros_like()),
                 };
                 values.insert(*h, v);
             }
@@ -693,7 +708,7 @@ crate::table_row! {
         neuron: Option<i32> = "the neuron, for neurons",
         position: Option<i32> = "ablated token index; null for all positions",
         position_name: Option<String> = "the ablated position's name, when named",
-        method: &'static str = "zero, mean or resample",
+        method: &'static str = "zero, mean, resample, scale or set",
         metric: f64 = "metric of the ablated run",
         metric_baseline: f64 = "metric of the unablated run",
         delta: f64 = "metric - metric_baseline",

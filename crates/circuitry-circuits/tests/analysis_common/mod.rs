@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 use circuitry_circuits::analyses::build;
-use circuitry_circuits::analysis::Analysis;
+use circuitry_circuits::analysis::{Analysis, BatchContext, ModelContext};
 use circuitry_circuits::table::{ColumnData, MemorySink, Table};
-use circuitry_models::LoadedModel;
+use circuitry_data::Prompt;
+use circuitry_models::burn::prelude::Device;
+use circuitry_models::{Intervention, LoadedModel, PaddingSide, Span, TokenBatch};
 use circuitry_spec::{AnalysisSpec, Experiment};
 
 /// The analysis `[analyses.a]` of experiment file `text`, as the spec parses and validates it.
@@ -18,6 +20,42 @@ pub fn analysis_a(text: &str) -> AnalysisSpec {
 /// `spec` built for model `m`.
 pub fn built(spec: &AnalysisSpec, m: &LoadedModel) -> Box<dyn Analysis> {
     build(spec, &m.model.config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a dataset analysis on `prompts` in batches of `batch_size` (padded on `side`).
+pub fn run_dataset(
+    a: &mut dyn Analysis,
+    m: &LoadedModel,
+    prompts: &[Prompt],
+    batch_size: usize,
+    side: PaddingSide,
+) -> Result<MemorySink, String> {
+    let req = a.requirements();
+    assert!(req.dataset && !req.corrupt_run);
+    let ctx = ModelContext {
+        model: &m.model,
+        tokenizer: m.tokenizer.as_ref().expect("fixture tokenizer"),
+    };
+    let mut sink = MemorySink::default();
+    for chunk in prompts.chunks(batch_size) {
+        let rows: Vec<Vec<u32>> = chunk.iter().map(|p| p.tokens.clone()).collect();
+        let batch = TokenBatch::new(&rows, 0, side, &Device::flex());
+        let output = m.model.forward(
+            &batch,
+            &Intervention::capture(req.hooks.iter().copied()),
+            Span::default(),
+        );
+        let b = BatchContext {
+            prompts: chunk,
+            clean: &batch,
+            clean_output: &output,
+            corrupt: None,
+        };
+        a.process(&ctx, &b, &mut sink).map_err(|e| e.message)?;
+    }
+    a.finish(&ctx, &mut sink).map_err(|e| e.message)?;
+    check_declared(a, &sink);
+    Ok(sink)
 }
 
 /// Every chunk written has the schema its table declared, every column is described, and only
@@ -52,6 +90,7 @@ pub fn opt_ints(t: &Table, name: &str) -> Vec<Option<i64>> {
     match t.column(name) {
         Some(ColumnData::I32(v)) => v.iter().map(|x| x.map(i64::from)).collect(),
         Some(ColumnData::U32(v)) => v.iter().map(|x| x.map(i64::from)).collect(),
+        Some(ColumnData::I64(v)) => v.clone(),
         other => panic!("{name}: {other:?}"),
     }
 }

@@ -13,16 +13,17 @@ use crate::refs::{MetricSpec, PositionSpec};
 use crate::validate::Checker;
 
 analysis_params! {
-    /// The metric with each component knocked out: replaced by zero, by its mean over a reference
-    /// dataset, or by its value on another prompt (resampling).
+    /// The metric with each component knocked out (replaced by zero, by its mean over a reference
+    /// dataset, or by its value on another prompt) or steered (scaled, or set to a value).
     ///
     /// Sweeps the selected units (every head, every MLP, every neuron or the residual stream of
     /// every selected layer), each ablated alone, at all positions together or one position at a
     /// time, and measures the metric of the ablated clean run against the unablated one. Mean
     /// ablation first averages the activations over the `reference` dataset (a pass of its own
     /// before the main one); resample ablation takes each prompt's activations from a donor prompt of
-    /// the same dataset (a seeded random permutation without fixed points). Needs no corrupt
-    /// prompts. Columns: prompt, unit, component, layer, head, neuron, position, position_name,
+    /// the same dataset (a seeded random permutation without fixed points). Steering scales each
+    /// unit's activation by `factor` or sets it to `value` (e.g. a neuron clamped on). Needs no
+    /// corrupt prompts. Columns: prompt, unit, component, layer, head, neuron, position, position_name,
     /// method, metric, metric_baseline, delta.
     pub struct AblationParams {
         /// What is ablated: "heads" (each head's `attn.hook_z`), "mlps" (each MLP's output),
@@ -30,10 +31,17 @@ analysis_params! {
         /// block, `hook_resid_pre`).
         #[serde(default = "heads")]
         pub units: AblationUnits,
-        /// How the activation is replaced: "zero", "mean" (the mean over the `reference` dataset) or
-        /// "resample" (the activation of another prompt of the dataset).
+        /// How the activation is replaced: "zero", "mean" (the mean over the `reference` dataset),
+        /// "resample" (the activation of another prompt of the dataset), or, to steer, "scale"
+        /// (times `factor`) or "set" (to `value`, every feature of the unit).
         #[serde(default = "zero")]
         pub method: AblationMethodSpec,
+        /// For `method = "scale"`: the factor the activation is multiplied by (0 is zero
+        /// ablation, 2 doubles it, -1 flips its sign).
+        pub factor: Option<f64>,
+        /// For `method = "set"`: the value every feature of the unit is set to (e.g. a neuron
+        /// clamped to 10).
+        pub value: Option<f64>,
         /// For `method = "mean"`: the `[datasets.*]` entry whose mean activations replace the
         /// ablated ones. Default: the analysis's own dataset.
         pub reference: Option<String>,
@@ -111,6 +119,10 @@ pub enum AblationMethodSpec {
     Mean,
     /// By the activation of a donor prompt of the same dataset.
     Resample,
+    /// By the activation times `factor` (steering).
+    Scale,
+    /// By `value` (steering).
+    Set,
 }
 
 impl fmt::Display for AblationMethodSpec {
@@ -119,6 +131,8 @@ impl fmt::Display for AblationMethodSpec {
             AblationMethodSpec::Zero => "zero",
             AblationMethodSpec::Mean => "mean",
             AblationMethodSpec::Resample => "resample",
+            AblationMethodSpec::Scale => "scale",
+            AblationMethodSpec::Set => "set",
         })
     }
 }
@@ -173,6 +187,36 @@ impl AnalysisKind for AblationParams {
                     ),
                 )
                 .hint = Some("set method = \"mean\", or remove `mean_over`".into());
+            }
+        }
+        for (key, given, method, example) in [
+            (
+                "factor",
+                self.factor,
+                AblationMethodSpec::Scale,
+                "factor = 2.0",
+            ),
+            ("value", self.value, AblationMethodSpec::Set, "value = 10.0"),
+        ] {
+            match given {
+                Some(_) if self.method != method => {
+                    c.error(
+                        key,
+                        format!(
+                            "`{key}` applies to method \"{method}\", but `method` is \"{}\"",
+                            self.method
+                        ),
+                    )
+                    .hint = Some(format!("set method = \"{method}\", or remove `{key}`"));
+                }
+                Some(x) if !x.is_finite() => {
+                    c.error(key, format!("`{key}` must be a finite number"));
+                }
+                None if self.method == method => {
+                    c.error("method", format!("method \"{method}\" needs `{key}`"))
+                        .hint = Some(format!("add e.g. {example}"));
+                }
+                _ => {}
             }
         }
         check_patch_positions(c, "positions", &self.positions);

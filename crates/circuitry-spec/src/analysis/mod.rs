@@ -137,6 +137,11 @@ macro_rules! for_each_analysis_kind {
             path_patching => PathPatching(PathPatchingParams),
             attribution_patching => AttributionPatching(AttributionPatchingParams),
             edge_attribution_patching => EdgeAttributionPatching(EdgeAttributionPatchingParams),
+            neuron_top_contexts => NeuronTopContexts(NeuronTopContextsParams),
+            neuron_stats => NeuronStats(NeuronStatsParams),
+            neuron_logit_effect => NeuronLogitEffect(NeuronLogitEffectParams),
+            effective_dimension => EffectiveDimension(EffectiveDimensionParams),
+            subspace_overlap => SubspaceOverlap(SubspaceOverlapParams),
         }
     };
 }
