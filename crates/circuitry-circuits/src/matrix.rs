@@ -469,9 +469,8 @@ impl Mat {
             .unwrap_or_else(|_| vec![f64::NAN; p])
     }
 
-    /// The eigendecomposition of a symmetric matrix (its lower triangle is read): eigenvalues in
-    /// decreasing order and the matching orthonormal eigenvectors as the columns of the `Mat`.
-    pub fn symmetric_eigen(&self) -> Result<(Vec<f64>, Mat), LinalgError> {
+    /// The size of a square matrix with finite entries, which eigendecompositions need.
+    fn square_and_finite(&self) -> Result<usize, LinalgError> {
         let (m, n) = self.shape();
         if m != n {
             return Err(LinalgError::NotSquare { rows: m, cols: n });
@@ -479,6 +478,13 @@ impl Mat {
         if !self.is_finite() {
             return Err(LinalgError::NonFinite);
         }
+        Ok(n)
+    }
+
+    /// The eigendecomposition of a symmetric matrix (its lower triangle is read): eigenvalues in
+    /// decreasing order and the matching orthonormal eigenvectors as the columns of the `Mat`.
+    pub fn symmetric_eigen(&self) -> Result<(Vec<f64>, Mat), LinalgError> {
+        let n = self.square_and_finite()?;
         if n == 0 {
             return Ok((Vec::new(), Mat::zeros(0, 0)));
         }
@@ -496,13 +502,7 @@ impl Mat {
     /// All eigenvalues of a real square matrix, complex conjugate pairs included, sorted by
     /// decreasing modulus (then by real part, then imaginary part, descending).
     pub fn eigenvalues(&self) -> Result<Vec<Complex>, LinalgError> {
-        let (m, n) = self.shape();
-        if m != n {
-            return Err(LinalgError::NotSquare { rows: m, cols: n });
-        }
-        if !self.is_finite() {
-            return Err(LinalgError::NonFinite);
-        }
+        let n = self.square_and_finite()?;
         if n == 0 {
             return Ok(Vec::new());
         }

@@ -8,10 +8,11 @@ use std::collections::BinaryHeap;
 use std::ops::Range;
 
 use circuitry_data::{Prompt, Rng};
-use circuitry_models::{HookKind, ModelConfig, hook_position_shape};
+use circuitry_models::{HookKind, HookPoint, ModelConfig, hook_position_shape};
 use circuitry_vocab::FeatureSite;
 
-use crate::analysis::AnalysisError;
+use crate::acts;
+use crate::analysis::{AnalysisError, BatchContext, ModelContext, Requirements};
 
 /// The features studied: per selected layer, its feature indices (ascending).
 pub type FeatureSelection = Vec<(usize, Vec<usize>)>;
@@ -77,6 +78,79 @@ pub fn select_features(
             (layer, features)
         })
         .collect())
+}
+
+/// What a streaming neuron analysis reads: the selected features of one site and which tokens
+/// count.
+pub struct FeatureReader {
+    pub site: HookKind,
+    pub selection: FeatureSelection,
+    pub include_bos: bool,
+}
+
+impl FeatureReader {
+    /// The features of `site` that `layers`, `neurons` and `sample` select
+    /// ([`select_features`]), counting BOS tokens when `include_bos`.
+    pub fn new(
+        config: &ModelConfig,
+        site: FeatureSite,
+        (layers, neurons): (Option<&[u32]>, Option<&[u32]>),
+        sample: Option<u32>,
+        seed: Option<u64>,
+        include_bos: bool,
+    ) -> Result<FeatureReader, AnalysisError> {
+        Ok(FeatureReader {
+            site: HookKind::from(site),
+            selection: select_features(config, site, layers, neurons, sample, seed)?,
+            include_bos,
+        })
+    }
+
+    /// One empty heap of `k` per selected feature of every selected layer (`make`:
+    /// [`Extremes::largest`] or [`Extremes::smallest`]).
+    pub fn heaps<T>(&self, make: fn(usize) -> Extremes<T>, k: u32) -> Vec<Vec<Extremes<T>>> {
+        self.selection
+            .iter()
+            .map(|(_, features)| features.iter().map(|_| make(k as usize)).collect())
+            .collect()
+    }
+
+    /// The site's hook at every selected layer.
+    pub fn requirements(&self) -> Requirements {
+        Requirements::hooks(
+            self.selection
+                .iter()
+                .map(|&(l, _)| HookPoint::layer(l, self.site)),
+        )
+    }
+
+    /// Calls `f(li, prompt, i, row)` for every selected layer (`li`: its index in the
+    /// selection), prompt of the batch and counted token `i` ([`counted_positions`]), in that
+    /// order; `row` holds all the site's features at the token (index it with the layer's
+    /// selected features).
+    pub fn for_each_token(
+        &self,
+        model: &ModelContext,
+        batch: &BatchContext,
+        mut f: impl FnMut(usize, &Prompt, usize, &[f32]),
+    ) -> Result<(), AnalysisError> {
+        let bos = model.tokenizer.bos_token_id;
+        for (li, (layer, _)) in self.selection.iter().enumerate() {
+            let acts = acts::host(batch.clean_output, HookPoint::layer(*layer, self.site))?;
+            let [_, t, d] = acts.shape[..] else {
+                return Err(AnalysisError::new(
+                    "internal error: a feature hook of rank != 3",
+                ));
+            };
+            for (r, prompt) in batch.prompts.iter().enumerate() {
+                for i in counted_positions(prompt, self.include_bos, bos) {
+                    let base = (r * t + batch.slot(r, i)) * d;
+                    f(li, prompt, i, &acts.data[base..base + d]);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The token indices of `prompt` that the statistics count: every token, except a BOS token at

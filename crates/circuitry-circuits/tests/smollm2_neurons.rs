@@ -13,32 +13,18 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use crate::analysis_common::*;
 use crate::neuron_analyses::{alone_hooks, assert_same_ranking, ranked};
 
 use circuitry_circuits::table::{ColumnData, Table};
 use circuitry_data::Prompt;
-use circuitry_models::burn::prelude::*;
-use circuitry_models::{HookKind, HookPoint, LoadedModel, PaddingSide, Processing, load_model};
+use circuitry_models::{HookKind, HookPoint, PaddingSide, Processing};
 use serde_json::Value;
 
 fn reference() -> Value {
     let path = circuitry_testkit::repo_root().join("tests/fixtures/smollm2-neurons.reference.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// SmolLM2 without weight processing, as TransformerLens's bridge runs it (raw).
-fn smollm2() -> LoadedModel {
-    let path = circuitry_testkit::smollm2_gguf();
-    load_model(
-        path.to_str().unwrap(),
-        Path::new("."),
-        Processing::none(),
-        &Device::flex(),
-    )
-    .expect("load SmolLM2 (fetch it with scripts/fetch-smollm2.sh)")
 }
 
 fn nums(v: &Value) -> Vec<f64> {
@@ -66,7 +52,8 @@ fn experiment(body: &str) -> String {
 #[test]
 fn smollm2_neurons_and_dimensions_match_transformer_lens() {
     let r = reference();
-    let m = smollm2();
+    // Without weight processing, as TransformerLens's bridge runs it (raw).
+    let m = crate::iv_smollm2::load_with(Processing::none());
     let prompts: Vec<Prompt> = r["tokens"]
         .as_array()
         .unwrap()

@@ -4,8 +4,7 @@
 use circuitry_spec::{Composition, CompositionScoresParams};
 
 use super::prelude::*;
-use super::weights_only::WeightsOnly;
-use crate::weight_circuits::CircuitWeights;
+use super::weights_only::{HostWeights, WeightsOnly};
 use crate::weight_circuits::composition::{
     CompositionKind, composition_baseline, composition_scores,
 };
@@ -58,10 +57,11 @@ fn finite(x: f64) -> Option<f64> {
 impl WeightsOnly for CompositionScores {
     fn write(
         &mut self,
-        w: &CircuitWeights,
+        weights: &HostWeights,
         _: &ModelContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
+        let w = weights.get();
         let samples = self.params.baseline_samples as usize;
         for &c in &self.params.kinds {
             let kind = composition_kind(c);

@@ -8,6 +8,7 @@ use circuitry_spec::NeuronLogitEffectParams;
 use circuitry_vocab::FeatureSite;
 
 use super::prelude::*;
+use super::weights_only::{HostWeights, WeightsOnly};
 use crate::neurons::{FeatureSelection, select_features};
 
 crate::table_row! {
@@ -65,13 +66,11 @@ pub fn neuron_logits(model: &Transformer, layer: usize, neurons: &[usize]) -> Op
     Some(rows.matmul(model.w_u()))
 }
 
-impl Analysis for NeuronLogitEffect {
-    fn requirements(&self) -> Requirements {
-        Requirements::weights_only()
-    }
-
-    fn finish(
+// Computed on the device: the host copies of `HostWeights` are never made.
+impl WeightsOnly for NeuronLogitEffect {
+    fn write(
         &mut self,
+        _: &HostWeights,
         model: &ModelContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {

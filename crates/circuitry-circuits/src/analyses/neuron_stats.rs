@@ -3,12 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use circuitry_models::{HookKind, HookPoint};
 use circuitry_spec::NeuronStatsParams;
 
 use super::prelude::*;
-use crate::acts;
-use crate::neurons::{Extremes, FeatureSelection, Moments, counted_positions, select_features};
+use crate::neurons::{Extremes, FeatureReader, Moments};
 
 crate::table_row! {
     pub struct NeuronStatsRow {
@@ -31,9 +29,7 @@ crate::table_row! {
 }
 
 pub struct NeuronStats {
-    params: NeuronStatsParams,
-    site: HookKind,
-    selection: FeatureSelection,
+    reader: FeatureReader,
     /// Per selected layer: the moments of its features, and each feature's top-k token ids.
     moments: Vec<Moments>,
     top: Vec<Vec<Extremes<u32>>>,
@@ -44,41 +40,29 @@ impl Kind for NeuronStats {
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<NeuronStatsRow>()];
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
-        let selection = select_features(
+        let reader = FeatureReader::new(
             cx.config,
             params.site,
-            params.layers.as_deref(),
-            params.neurons.as_deref(),
+            (params.layers.as_deref(), params.neurons.as_deref()),
             params.sample,
             params.seed,
+            params.include_bos,
         )?;
         Ok(NeuronStats {
-            site: HookKind::from(params.site),
-            moments: selection
+            moments: reader
+                .selection
                 .iter()
                 .map(|(_, f)| Moments::new(f.len(), params.threshold))
                 .collect(),
-            top: selection
-                .iter()
-                .map(|(_, f)| {
-                    f.iter()
-                        .map(|_| Extremes::largest(params.top_k as usize))
-                        .collect()
-                })
-                .collect(),
-            selection,
-            params,
+            top: reader.heaps(Extremes::largest, params.top_k),
+            reader,
         })
     }
 }
 
 impl Analysis for NeuronStats {
     fn requirements(&self) -> Requirements {
-        Requirements::hooks(
-            self.selection
-                .iter()
-                .map(|&(l, _)| HookPoint::layer(l, self.site)),
-        )
+        self.reader.requirements()
     }
 
     fn process(
@@ -87,30 +71,18 @@ impl Analysis for NeuronStats {
         batch: &BatchContext,
         _sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
-        let bos = model.tokenizer.bos_token_id;
-        for (li, (layer, features)) in self.selection.iter().enumerate() {
-            let acts = acts::host(batch.clean_output, HookPoint::layer(*layer, self.site))?;
-            let [_, t, d] = acts.shape[..] else {
-                return Err(AnalysisError::new(
-                    "internal error: a feature hook of rank != 3",
-                ));
-            };
-            let (moments, top) = (&mut self.moments[li], &mut self.top[li]);
-            for (r, prompt) in batch.prompts.iter().enumerate() {
-                for i in counted_positions(prompt, self.params.include_bos, bos) {
-                    let base = (r * t + batch.slot(r, i)) * d;
-                    let row = &acts.data[base..base + d];
-                    moments.add(|j| row[features[j]]);
-                    for (j, &f) in features.iter().enumerate() {
-                        let v = row[f];
-                        if v > top[j].bar() {
-                            top[j].offer(v, prompt.id, i as u32, || prompt.tokens[i]);
-                        }
+        let (moments, top) = (&mut self.moments, &mut self.top);
+        self.reader
+            .for_each_token(model, batch, |li, prompt, i, row| {
+                let features = &self.reader.selection[li].1;
+                moments[li].add(|j| row[features[j]]);
+                for (j, &f) in features.iter().enumerate() {
+                    let v = row[f];
+                    if v > top[li][j].bar() {
+                        top[li][j].offer(v, prompt.id, i as u32, || prompt.tokens[i]);
                     }
                 }
-            }
-        }
-        Ok(())
+            })
     }
 
     fn finish(
@@ -119,7 +91,8 @@ impl Analysis for NeuronStats {
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
         let top = std::mem::take(&mut self.top);
-        for (((layer, features), moments), top) in self.selection.iter().zip(&self.moments).zip(top)
+        for (((layer, features), moments), top) in
+            self.reader.selection.iter().zip(&self.moments).zip(top)
         {
             let mut rows = Rows::<NeuronStatsRow>::new();
             for (j, (&neuron, top)) in features.iter().zip(top).enumerate() {

@@ -2,12 +2,10 @@
 //! dataset, with their context, kept in a bounded heap per neuron while the batches stream by.
 
 use circuitry_data::Prompt;
-use circuitry_models::{HookKind, HookPoint};
 use circuitry_spec::NeuronTopContextsParams;
 
 use super::prelude::*;
-use crate::acts;
-use crate::neurons::{Extremes, FeatureSelection, counted_positions, select_features};
+use crate::neurons::{Extremes, FeatureReader};
 
 crate::table_row! {
     pub struct NeuronContextRow {
@@ -39,8 +37,7 @@ struct Context {
 
 pub struct NeuronTopContexts {
     params: NeuronTopContextsParams,
-    site: HookKind,
-    selection: FeatureSelection,
+    reader: FeatureReader,
     /// Per selected layer, per selected feature.
     top: Vec<Vec<Extremes<Context>>>,
     bottom: Vec<Vec<Extremes<Context>>>,
@@ -51,42 +48,31 @@ impl Kind for NeuronTopContexts {
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<NeuronContextRow>()];
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
-        let selection = select_features(
+        let reader = FeatureReader::new(
             cx.config,
             params.site,
-            params.layers.as_deref(),
-            params.neurons.as_deref(),
+            (params.layers.as_deref(), params.neurons.as_deref()),
             params.sample,
             params.seed,
+            params.include_bos,
         )?;
-        let heaps = |make: fn(usize) -> Extremes<Context>, k: u32| {
-            selection
-                .iter()
-                .map(|(_, f)| f.iter().map(|_| make(k as usize)).collect())
-                .collect()
-        };
         Ok(NeuronTopContexts {
-            site: HookKind::from(params.site),
-            top: heaps(Extremes::largest, params.top_k),
-            bottom: heaps(Extremes::smallest, params.bottom_k),
-            selection,
+            top: reader.heaps(Extremes::largest, params.top_k),
+            bottom: reader.heaps(Extremes::smallest, params.bottom_k),
+            reader,
             params,
         })
     }
 }
 
 /// A prompt field that holds an integer (`document`, `offset`).
-pub(crate) fn int_field(prompt: &Prompt, name: &str) -> Option<i64> {
+fn int_field(prompt: &Prompt, name: &str) -> Option<i64> {
     prompt.fields.get(name).and_then(|v| v.parse().ok())
 }
 
 impl Analysis for NeuronTopContexts {
     fn requirements(&self) -> Requirements {
-        Requirements::hooks(
-            self.selection
-                .iter()
-                .map(|&(l, _)| HookPoint::layer(l, self.site)),
-        )
+        self.reader.requirements()
     }
 
     fn process(
@@ -99,40 +85,27 @@ impl Analysis for NeuronTopContexts {
             self.params.context_before as usize,
             self.params.context_after as usize,
         );
-        let bos = model.tokenizer.bos_token_id;
-        for (li, (layer, features)) in self.selection.iter().enumerate() {
-            let acts = acts::host(batch.clean_output, HookPoint::layer(*layer, self.site))?;
-            let [_, t, d] = acts.shape[..] else {
-                return Err(AnalysisError::new(
-                    "internal error: a feature hook of rank != 3",
-                ));
-            };
-            let (top, bottom) = (&mut self.top[li], &mut self.bottom[li]);
-            for (r, prompt) in batch.prompts.iter().enumerate() {
-                let (document, offset) =
-                    (int_field(prompt, "document"), int_field(prompt, "offset"));
-                for i in counted_positions(prompt, self.params.include_bos, bos) {
-                    let base = (r * t + batch.slot(r, i)) * d;
-                    let row = &acts.data[base..base + d];
-                    let context = || Context {
-                        token_id: prompt.tokens[i],
-                        before: prompt.tokens[i.saturating_sub(before)..i].to_vec(),
-                        after: prompt.tokens[i + 1..(i + 1 + after).min(prompt.len())].to_vec(),
-                        document,
-                        offset,
-                    };
-                    for (j, &f) in features.iter().enumerate() {
-                        let v = row[f];
-                        for heap in [&mut top[j], &mut bottom[j]] {
-                            if heap.sign() * v > heap.bar() {
-                                heap.offer(v, prompt.id, i as u32, context);
-                            }
+        let (top, bottom) = (&mut self.top, &mut self.bottom);
+        self.reader
+            .for_each_token(model, batch, |li, prompt, i, row| {
+                // Made only for an activation that is kept.
+                let context = || Context {
+                    token_id: prompt.tokens[i],
+                    before: prompt.tokens[i.saturating_sub(before)..i].to_vec(),
+                    after: prompt.tokens[i + 1..(i + 1 + after).min(prompt.len())].to_vec(),
+                    document: int_field(prompt, "document"),
+                    offset: int_field(prompt, "offset"),
+                };
+                let features = &self.reader.selection[li].1;
+                for (j, &f) in features.iter().enumerate() {
+                    let v = row[f];
+                    for heap in [&mut top[li][j], &mut bottom[li][j]] {
+                        if heap.sign() * v > heap.bar() {
+                            heap.offer(v, prompt.id, i as u32, context);
                         }
                     }
                 }
-            }
-        }
-        Ok(())
+            })
     }
 
     fn finish(
@@ -142,7 +115,8 @@ impl Analysis for NeuronTopContexts {
     ) -> Result<(), AnalysisError> {
         let top = std::mem::take(&mut self.top);
         let bottom = std::mem::take(&mut self.bottom);
-        for (((layer, features), top), bottom) in self.selection.iter().zip(top).zip(bottom) {
+        for (((layer, features), top), bottom) in self.reader.selection.iter().zip(top).zip(bottom)
+        {
             let mut rows = Rows::<NeuronContextRow>::new();
             for ((&neuron, top), bottom) in features.iter().zip(top).zip(bottom) {
                 for (kind, heap) in [("top", top), ("bottom", bottom)] {

@@ -7,9 +7,8 @@ use super::head_circuits::{
     SINGULAR_VALUES, TOP_PAIRS_PART, emit_pairs_and_singular_values, selected_heads, token_pair_row,
 };
 use super::prelude::*;
-use super::weights_only::WeightsOnly;
+use super::weights_only::{HostWeights, WeightsOnly};
 use crate::factored::{BlockOptions, Ranking};
-use crate::weight_circuits::CircuitWeights;
 use crate::weight_circuits::ov::{HeadOvResult, OvOptions, OvScoreRow, ov_head, ov_scores_table};
 
 token_pair_row! {
@@ -55,10 +54,11 @@ impl Kind for OvCircuit {
 impl WeightsOnly for OvCircuit {
     fn write(
         &mut self,
-        w: &CircuitWeights,
+        weights: &HostWeights,
         model: &ModelContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
+        let w = weights.get();
         let opts = OvOptions {
             heads: None,
             top_k: self.params.top_k as usize,

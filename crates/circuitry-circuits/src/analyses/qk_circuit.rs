@@ -9,10 +9,9 @@ use super::head_circuits::{
     SINGULAR_VALUES, TOP_PAIRS_PART, emit_pairs_and_singular_values, selected_heads, token_pair_row,
 };
 use super::prelude::*;
-use super::weights_only::WeightsOnly;
+use super::weights_only::{HostWeights, WeightsOnly};
 use crate::factored::{BlockOptions, Ranking};
 use crate::table::Table;
-use crate::weight_circuits::CircuitWeights;
 use crate::weight_circuits::ov::{HEAD_DOC, LAYER_DOC};
 use crate::weight_circuits::qk::{
     HeadQkResult, PositionScore, QkOptions, QkPositionalRow, qk_head, qk_positional_table,
@@ -132,10 +131,11 @@ impl QkCircuit {
 impl WeightsOnly for QkCircuit {
     fn write(
         &mut self,
-        w: &CircuitWeights,
+        weights: &HostWeights,
         model: &ModelContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
+        let w = weights.get();
         let opts = QkOptions {
             heads: None,
             top_k: self.params.top_k as usize,

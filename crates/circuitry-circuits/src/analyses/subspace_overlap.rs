@@ -7,6 +7,7 @@ use circuitry_models::host_values;
 use circuitry_spec::SubspaceOverlapParams;
 
 use super::prelude::*;
+use super::weights_only::{HostWeights, WeightsOnly};
 use super::{check_filters, selected};
 use crate::matrix::{LinalgError, Mat};
 
@@ -77,13 +78,11 @@ fn row_space(w: Tensor<2>, rank: usize) -> Result<Mat, LinalgError> {
     Ok(Mat::from_fn(d, kept, |i, j| vectors[(i, j)]))
 }
 
-impl Analysis for SubspaceOverlap {
-    fn requirements(&self) -> Requirements {
-        Requirements::weights_only()
-    }
-
-    fn finish(
+// Computed on the device: the host copies of `HostWeights` are never made.
+impl WeightsOnly for SubspaceOverlap {
+    fn write(
         &mut self,
+        _: &HostWeights,
         model: &ModelContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {

@@ -22,11 +22,16 @@ pub fn gguf_path() -> PathBuf {
 /// SmolLM2 with TransformerLens's default processing; panics with fetching instructions when
 /// the file is missing.
 pub fn load() -> LoadedModel {
+    load_with(Processing::all())
+}
+
+/// SmolLM2 with `processing`.
+pub fn load_with(processing: Processing) -> LoadedModel {
     let path = gguf_path();
     load_model(
         path.to_str().unwrap(),
         Path::new("."),
-        Processing::all(),
+        processing,
         &Device::flex(),
     )
     .expect("load SmolLM2")
