@@ -12,6 +12,7 @@ use circuitry_models::{HookKind, HookPoint, ModelConfig, hook_position_shape};
 use circuitry_vocab::FeatureSite;
 
 use crate::acts;
+use crate::analyses;
 use crate::analysis::{AnalysisError, BatchContext, ModelContext, Requirements};
 
 /// The features studied: per selected layer, its feature indices (ascending).
@@ -28,28 +29,18 @@ pub fn select_features(
     sample: Option<u32>,
     seed: Option<u64>,
 ) -> Result<FeatureSelection, AnalysisError> {
-    if config.attn_only && site.needs_mlp() {
-        return Err(AnalysisError::at(
-            "site",
-            format!("the model is attention-only: it has no `{site}`"),
-        ));
-    }
-    crate::analyses::check_filters(config, layers, None)?;
+    analyses::check_site(config, site, site.needs_mlp(), "site")?;
+    analyses::check_filters(config, layers, None)?;
     let (_, width) = hook_position_shape(config, HookKind::from(site));
     let kind = if matches!(site, FeatureSite::MlpPost | FeatureSite::MlpPre) {
         "neuron"
     } else {
         "dimension"
     };
-    if let Some(bad) = neurons.and_then(|n| n.iter().find(|&&n| n as usize >= width)) {
-        return Err(AnalysisError::at(
-            "neurons",
-            format!(
-                "{kind} {bad} does not exist: `{site}` has {width} (0..{})",
-                width - 1
-            ),
-        ));
-    }
+    let listed = neurons
+        .is_some()
+        .then(|| analyses::indices("neurons", kind, neurons, width))
+        .transpose()?;
     if let Some(n) = sample
         && n as usize > width
     {
@@ -59,12 +50,12 @@ pub fn select_features(
         ));
     }
     let mut rng = Rng::new(seed.unwrap_or(0));
-    Ok(crate::analyses::selected(config.n_layers, layers)
+    Ok(analyses::selected(config.n_layers, layers)
         .into_iter()
         .map(|layer| {
-            let features = match (neurons, sample) {
+            let features = match (&listed, sample) {
                 (Some(list), _) => {
-                    let mut f: Vec<usize> = list.iter().map(|&n| n as usize).collect();
+                    let mut f = list.clone();
                     f.sort_unstable();
                     f
                 }

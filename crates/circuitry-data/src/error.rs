@@ -195,8 +195,9 @@ impl DataError {
     /// The setting of the dataset's description the error is about, when it is one: a field of
     /// the generator's configuration ([`crate::RepeatedTokensConfig`]: `n`, `length`, `repeats`,
     /// `token_range`; [`crate::IoiConfig`]: `n`, `names`, `templates`, `places`, `objects`,
-    /// `corruption`, with `.K` for the K-th list item), `path` for a problem with a file (its
-    /// contents, a row or a column), `prepend_bos`, or `None` for the errors that list offending
+    /// `corruption`, with `.K` for the K-th list item; [`crate::TextConfig`]: `window`, `stride`,
+    /// `min_tokens`, `n`), `path` for a problem with a file (its contents, a row or a column; a
+    /// corpus's files), `prepend_bos`, or `None` for the errors that list offending
     /// prompts ([`DataError::rows`]) and the rest. The runner turns it into the key of the
     /// experiment file (`datasets.NAME.length`).
     pub fn key(&self) -> Option<&str> {

@@ -78,7 +78,7 @@ pub(crate) fn generate_text(
         if !encoded.unknown.is_empty() {
             return Err(DataError::config_at(
                 dataset,
-                "corpus",
+                "path",
                 format!(
                     "{origin} has text that is not in the vocabulary: {}",
                     unknown_pieces(tokenizer, &encoded.unknown)
@@ -95,7 +95,7 @@ pub(crate) fn generate_text(
                 if total > MAX_TOKENS || windows.len() as u64 >= MAX_PROMPTS {
                     return Err(DataError::config_at(
                         dataset,
-                        "corpus",
+                        "path",
                         format!(
                             "the corpus up to {origin} gives more than {MAX_PROMPTS} windows or {MAX_TOKENS} tokens, the most one dataset may hold"
                         ),
@@ -205,7 +205,7 @@ fn read_documents(dataset: &str, cfg: &TextConfig) -> Result<Vec<Document>, Data
         if read > MAX_FILE_BYTES {
             return Err(DataError::config_at(
                 dataset,
-                "corpus",
+                "path",
                 format!(
                     "the corpus is larger than {MAX_FILE_BYTES} bytes, the most one dataset reads (at `{}`)",
                     path.display()
@@ -235,7 +235,7 @@ fn read_documents(dataset: &str, cfg: &TextConfig) -> Result<Vec<Document>, Data
     if documents.is_empty() {
         return Err(DataError::config_at(
             dataset,
-            "corpus",
+            "path",
             format!("`{}` holds no text", cfg.path.display()),
             "point `corpus` at a text file, or a directory of them",
         ));

@@ -177,7 +177,7 @@ fn bad_settings_are_errors_at_their_key() {
             separator: Some("%".into()),
             ..TextConfig::new(&empty, 4)
         },
-        "corpus",
+        "path",
         "holds no text",
     );
     // Windows longer than the context are reported like any prompt.

@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use circuitry_spec::{DatasetSource, DatasetSpec};
+use circuitry_spec::DatasetSpec;
 
 /// Environment variable setting the prompts per range (default [`DEFAULT_CHUNK_PROMPTS`]);
 /// rounded up to a whole number of batches. Tables do not depend on it.
@@ -15,17 +15,10 @@ pub const CHUNK_ENV: &str = "CIRCUITRY_CHUNK_PROMPTS";
 
 pub const DEFAULT_CHUNK_PROMPTS: usize = 256;
 
-/// How many prompts a dataset has, when its section says (generators, inline lists, corpora
-/// with `n`); files and other corpora are only counted once read.
+/// How many prompts a dataset has, when its section says ([`DatasetSpec::prompt_count`]);
+/// files and corpora without `n` are only counted once read.
 pub fn prompt_count(spec: &DatasetSpec) -> Option<usize> {
-    match &spec.source {
-        DatasetSource::RepeatedTokens(r) => Some(r.n as usize),
-        DatasetSource::Ioi(i) => Some(i.n as usize),
-        DatasetSource::Prompts(p) => Some(p.prompts.len()),
-        DatasetSource::Tokens(t) => Some(t.tokens.len()),
-        DatasetSource::Text(t) => t.n.map(|n| n as usize),
-        DatasetSource::File(_) => None,
-    }
+    spec.prompt_count().map(|n| n as usize)
 }
 
 fn chunk_prompts() -> usize {

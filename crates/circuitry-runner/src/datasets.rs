@@ -142,7 +142,7 @@ fn spec_key(spec: &DatasetSpec, e: &DataError) -> String {
             DataError::MissingColumn { column, .. } => file_column_key(f, column),
             _ => "file".to_string(),
         },
-        (Some("path" | "corpus"), DatasetSource::Text(_)) => "text".to_string(),
+        (Some("path"), DatasetSource::Text(_)) => "text".to_string(),
         (Some("corruption"), _) => "corrupt".to_string(),
         (Some(key), _) => key.to_string(),
         (None, DatasetSource::Prompts(_)) => match (e, first_row) {

@@ -71,7 +71,7 @@ impl Kind for Ablation {
         match params.units {
             AblationUnits::Heads => {
                 let heads =
-                    causal::indices("heads", "head", params.heads.as_deref(), cx.config.n_heads)?;
+                    super::indices("heads", "head", params.heads.as_deref(), cx.config.n_heads)?;
                 for &layer in &layers {
                     components.extend(heads.iter().map(|&head| Component::Head { layer, head }));
                 }
@@ -80,7 +80,7 @@ impl Kind for Ablation {
                 components.extend(layers.iter().map(|&layer| Component::Mlp { layer }));
             }
             AblationUnits::Neurons => {
-                let neurons = causal::indices(
+                let neurons = super::indices(
                     "neurons",
                     "neuron",
                     params.neurons.as_deref(),

@@ -31,7 +31,7 @@ impl Kind for ActivationPatching {
     const TABLES: &'static [TableDecl] = &[PATCHES, SUMMARY_TABLE];
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
-        causal::check_site(cx.config, params.site, "site")?;
+        super::check_site(cx.config, params.site, params.site.needs_mlp(), "site")?;
         let layers = causal::layers(cx.config, params.layers.as_deref())?;
         if let HeadSweep::List(list) = &params.heads {
             let n = causal::head_count(cx.config, params.site);
@@ -40,7 +40,7 @@ impl Kind for ActivationPatching {
             } else {
                 "key/value head"
             };
-            causal::indices("heads", what, Some(list), n)?;
+            super::indices("heads", what, Some(list), n)?;
         }
         let heads = params.heads.clone();
         Ok(ActivationPatching {

@@ -22,7 +22,7 @@ impl Kind for AttributionPatching {
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         for &site in &params.sites {
-            causal::check_site(cx.config, site, "sites")?;
+            super::check_site(cx.config, site, site.needs_mlp(), "sites")?;
         }
         let layers = causal::layers(cx.config, params.layers.as_deref())?;
         Ok(AttributionPatching {

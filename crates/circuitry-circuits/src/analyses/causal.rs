@@ -18,17 +18,6 @@ use crate::interventions::{
 };
 use crate::refs;
 
-/// A site must exist in the model (no MLP sites in attention-only models).
-pub(crate) fn check_site(config: &ModelConfig, site: Site, key: &str) -> Result<(), AnalysisError> {
-    if site.needs_mlp() && config.attn_only {
-        return Err(AnalysisError::at(
-            key,
-            format!("site `{site}` does not exist: the model is attention-only (it has no MLPs)"),
-        ));
-    }
-    Ok(())
-}
-
 /// Heads of a per-head hook (`n_kv_heads` for keys and values).
 pub(crate) fn head_count(config: &ModelConfig, site: Site) -> usize {
     match site {
@@ -156,26 +145,4 @@ pub(crate) fn layers(
 ) -> Result<Vec<usize>, AnalysisError> {
     super::check_filters(config, filter, None)?;
     Ok(super::selected(config.n_layers, filter))
-}
-
-/// Indices of an optional filter below `n` (all when absent); `what` names them in the error.
-pub(crate) fn indices(
-    key: &str,
-    what: &str,
-    filter: Option<&[u32]>,
-    n: usize,
-) -> Result<Vec<usize>, AnalysisError> {
-    if let Some(bad) = filter.and_then(|f| f.iter().find(|&&i| i as usize >= n)) {
-        return Err(AnalysisError::at(
-            key,
-            format!(
-                "{what} {bad} does not exist: the model has {n} {what}s (0..{})",
-                n.saturating_sub(1)
-            ),
-        ));
-    }
-    Ok(match filter {
-        Some(f) => f.iter().map(|&i| i as usize).collect(),
-        None => (0..n).collect(),
-    })
 }

@@ -11,7 +11,7 @@ use circuitry_models::{HookKind, HookPoint, host_values};
 use circuitry_spec::EffectiveDimensionParams;
 
 use super::prelude::*;
-use super::{check_filters, selected};
+use super::{check_site, selected_layers_heads};
 use crate::acts;
 use crate::dimension::{Covariance, Reservoir, SpectrumStats, two_nn};
 use crate::matrix::Mat;
@@ -84,16 +84,11 @@ impl Kind for EffectiveDimension {
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         let cfg = cx.config;
-        if cfg.attn_only && params.site.needs_mlp() {
-            return Err(AnalysisError::at(
-                "site",
-                format!("the model is attention-only: it has no `{}`", params.site),
-            ));
-        }
-        check_filters(cfg, params.layers.as_deref(), params.heads.as_deref())?;
-        let layers = selected(cfg.n_layers, params.layers.as_deref());
+        check_site(cfg, params.site, params.site.needs_mlp(), "site")?;
+        let (layers, heads) =
+            selected_layers_heads(cfg, params.layers.as_deref(), params.heads.as_deref())?;
         let heads = if params.head_outputs {
-            selected(cfg.n_heads, params.heads.as_deref())
+            heads
         } else {
             Vec::new()
         };

@@ -97,3 +97,42 @@ pub(crate) fn selected_layers_heads(
 pub(crate) fn selected(n: usize, filter: Option<&[u32]>) -> Vec<usize> {
     (0..n).filter(|&i| crate::refs::keep(filter, i)).collect()
 }
+
+/// Indices of an optional filter below `n` (all when absent); `what` names them in the error.
+pub(crate) fn indices(
+    key: &str,
+    what: &str,
+    filter: Option<&[u32]>,
+    n: usize,
+) -> Result<Vec<usize>, AnalysisError> {
+    if let Some(bad) = filter.and_then(|f| f.iter().find(|&&i| i as usize >= n)) {
+        return Err(AnalysisError::at(
+            key,
+            format!(
+                "{what} {bad} does not exist: the model has {n} {what}s (0..{})",
+                n.saturating_sub(1)
+            ),
+        ));
+    }
+    Ok(match filter {
+        Some(f) => f.iter().map(|&i| i as usize).collect(),
+        None => (0..n).collect(),
+    })
+}
+
+/// A hook site must exist in the model: no MLP site (`needs_mlp`: an intervention `Site` or a
+/// `FeatureSite` that says so) in an attention-only model.
+pub(crate) fn check_site(
+    config: &ModelConfig,
+    site: impl std::fmt::Display,
+    needs_mlp: bool,
+    key: &str,
+) -> Result<(), AnalysisError> {
+    if needs_mlp && config.attn_only {
+        return Err(AnalysisError::at(
+            key,
+            format!("site `{site}` does not exist: the model is attention-only (it has no MLPs)"),
+        ));
+    }
+    Ok(())
+}

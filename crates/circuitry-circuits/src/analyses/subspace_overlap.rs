@@ -7,8 +7,8 @@ use circuitry_models::host_values;
 use circuitry_spec::SubspaceOverlapParams;
 
 use super::prelude::*;
+use super::selected_layers_heads;
 use super::weights_only::{HostWeights, WeightsOnly};
-use super::{check_filters, selected};
 use crate::matrix::{LinalgError, Mat};
 
 crate::table_row! {
@@ -49,7 +49,8 @@ impl Kind for SubspaceOverlap {
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         let cfg = cx.config;
-        check_filters(cfg, params.layers.as_deref(), params.heads.as_deref())?;
+        let (layers, heads) =
+            selected_layers_heads(cfg, params.layers.as_deref(), params.heads.as_deref())?;
         let rank = params.rank.map_or(cfg.d_head, |r| r as usize);
         if rank > cfg.d_model {
             return Err(AnalysisError::at(
@@ -58,8 +59,8 @@ impl Kind for SubspaceOverlap {
             ));
         }
         Ok(SubspaceOverlap {
-            layers: selected(cfg.n_layers, params.layers.as_deref()),
-            heads: selected(cfg.n_heads, params.heads.as_deref()),
+            layers,
+            heads,
             rank,
             params,
         })
