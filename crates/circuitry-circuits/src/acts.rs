@@ -1,13 +1,18 @@
 //! Host copies of captured activations, indexed the way analyses read them.
 
-use circuitry_models::{HookKind, HookPoint, HostTensor, Output};
+use circuitry_models::{ActivationCache, HookKind, HookPoint, HostTensor, Output};
 
 use crate::analysis::{AnalysisError, BatchContext};
 
 /// The captured value of `hook` as a host tensor, or an error naming the missing hook (a runner
 /// bug: the analysis declared it in its requirements).
 pub fn host(output: &Output, hook: HookPoint) -> Result<HostTensor, AnalysisError> {
-    let t = output.cache.get(&hook).ok_or_else(|| {
+    cached(&output.cache, hook)
+}
+
+/// [`host`] from an activation cache.
+pub fn cached(cache: &ActivationCache, hook: HookPoint) -> Result<HostTensor, AnalysisError> {
+    let t = cache.get(&hook).ok_or_else(|| {
         AnalysisError::new(format!("internal error: hook `{hook}` was not captured"))
     })?;
     Ok(HostTensor::new(t.dims(), t.to_vec()))
@@ -29,10 +34,13 @@ pub fn vector<'a>(t: &'a HostTensor, index: &[usize]) -> &'a [f32] {
 }
 
 /// Host copies of `blocks.L.attn.hook_pattern` for each of `layers`.
-pub fn patterns(output: &Output, layers: &[usize]) -> Result<Vec<HostTensor>, AnalysisError> {
+pub fn patterns(
+    cache: &ActivationCache,
+    layers: &[usize],
+) -> Result<Vec<HostTensor>, AnalysisError> {
     layers
         .iter()
-        .map(|&l| host(output, HookPoint::layer(l, HookKind::Pattern)))
+        .map(|&l| cached(cache, HookPoint::layer(l, HookKind::Pattern)))
         .collect()
 }
 

@@ -10,6 +10,7 @@ mod circuit_analyses;
 mod composition_baseline;
 mod factored_properties;
 mod factored_scale;
+mod icl_analyses;
 mod intervention_analyses;
 mod interventions_ablation;
 mod interventions_attribution;

@@ -16,6 +16,7 @@ use crate::manifest::{Manifest, NodeEntry, TableEntry, recorded_path};
 use crate::plan::{Plan, VariantPlan};
 use crate::sink::{TableWriter, read_batches, write_atomically};
 use crate::training::LearningCurveRow;
+use circuitry_spec::checkpoints::CHECKPOINTS_DIR;
 
 /// Names of the constant columns the runner prepends to analysis tables.
 const MODEL_COLUMN: ColumnSpec =
@@ -161,10 +162,19 @@ pub fn tables(
             let spec = &exp.analyses[&a.name];
             let model = v.model(&a.model);
             let model_hash = match &model.trained_by {
-                Some(t) => record(&v.train(t).hash)?.facts["model_content_hash"].clone(),
+                Some(t) => {
+                    let facts = record(&t.hash)?.facts;
+                    match t.step {
+                        None => facts["model_content_hash"].clone(),
+                        Some(step) => facts["checkpoints"][step.to_string()].clone(),
+                    }
+                }
                 None => json!(model.identity),
             };
             let mut prefix = sweep_prefix(&sweep, v);
+            if let Some(c) = &v.checkpoint {
+                prefix.push((crate::plan::STEP_COLUMN, Value::U32(c.step)));
+            }
             prefix.push((MODEL_COLUMN, Value::Utf8(a.model.clone())));
             if let Some(d) = &a.dataset {
                 prefix.push((DATASET_COLUMN, Value::Utf8(d.clone())));
@@ -177,6 +187,10 @@ pub fn tables(
                 "model": { "name": a.model, "config_hash": exp.model_hash(&a.model), "content_hash": model_hash },
                 "seed": exp.seed,
             });
+            if let Some(c) = &v.checkpoint {
+                provenance["model"]["step"] = json!(c.step);
+                provenance["model"]["checkpoint"] = json!(recorded_path(exp, &model.path));
+            }
             if let Some(d) = &a.dataset {
                 provenance["dataset"] = json!({
                     "name": d,
@@ -256,11 +270,19 @@ fn materialize(
 ) -> Result<(), RunError> {
     let source = cache.node_dir(hash).join(TRAINED_MODEL_DIR);
     let wanted = record.facts["model_content_hash"].as_str().unwrap_or("");
+    let checkpoints = cache.node_dir(hash).join(CHECKPOINTS_DIR);
+    let wanted_checkpoints = record
+        .facts
+        .get("checkpoints")
+        .cloned()
+        .unwrap_or(json!({}));
     let present = output.is_dir()
         && crate::nodes::files_hash(&crate::nodes::model_files(
             &circuitry_models::ModelSource::HfDir(output.to_path_buf()),
         ))
-        .is_ok_and(|h| h == wanted);
+        .is_ok_and(|h| h == wanted)
+        && crate::nodes::checkpoint_hashes(&output.join(CHECKPOINTS_DIR))
+            .is_ok_and(|h| json!(h) == wanted_checkpoints);
     if present {
         return Ok(());
     }
@@ -281,10 +303,13 @@ fn materialize(
     }
     let fresh = parent.join(format!(".{name}.partial-{}", std::process::id()));
     std::fs::create_dir_all(&fresh).map_err(|e| RunError::io(&fresh, e))?;
-    let entries = std::fs::read_dir(&source).map_err(|e| RunError::io(&source, e))?;
-    for e in entries.flatten() {
-        let to = fresh.join(e.file_name());
-        std::fs::copy(e.path(), &to).map_err(|err| RunError::io(&to, err))?;
+    copy_files(&source, &fresh)?;
+    if checkpoints.is_dir() {
+        let to = fresh.join(CHECKPOINTS_DIR);
+        for e in std::fs::read_dir(&checkpoints).map_err(|e| RunError::io(&checkpoints, e))? {
+            let e = e.map_err(|err| RunError::io(&checkpoints, err))?;
+            copy_files(&e.path(), &to.join(e.file_name()))?;
+        }
     }
     crate::cache::sync_dir_files(&fresh)?;
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));
@@ -293,5 +318,18 @@ fn materialize(
     }
     std::fs::rename(&fresh, output).map_err(|e| RunError::io(output, e))?;
     let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Copies the files of directory `from` (not its subdirectories) into a new directory `to`.
+fn copy_files(from: &Path, to: &Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(to).map_err(|e| RunError::io(to, e))?;
+    for e in std::fs::read_dir(from).map_err(|e| RunError::io(from, e))? {
+        let e = e.map_err(|err| RunError::io(from, err))?;
+        if e.path().is_file() {
+            let dest = to.join(e.file_name());
+            std::fs::copy(e.path(), &dest).map_err(|err| RunError::io(&dest, err))?;
+        }
+    }
     Ok(())
 }

@@ -188,12 +188,7 @@ fn shard_owner(plan: &Plan, shard: Option<Shard>) -> Option<BTreeSet<String>> {
         anchor_of.entry(hash.to_string()).or_insert(anchor);
     };
     for v in &plan.variants {
-        let trained = |model: &str| {
-            v.model(model)
-                .trained_by
-                .as_ref()
-                .map(|t| v.train(t).hash.clone())
-        };
+        let trained = |model: &str| v.model(model).trained_by.as_ref().map(|t| t.hash.clone());
         for t in &v.trains {
             assign(&t.hash, t.hash.clone());
         }
@@ -355,7 +350,7 @@ impl Execution<'_> {
         if todo == 0 {
             return Ok(());
         }
-        if !v.label.is_empty() {
+        if !v.label.is_empty() && v.checkpoint.is_none() {
             self.progress
                 .status(&format!("run {}: {}", v.index, v.label));
         }
@@ -380,6 +375,11 @@ impl Execution<'_> {
                 self.weights(v, &model, &name)?;
             }
         }
+        // A checkpoint's model is not read again: free it before the next one loads.
+        if let Some(c) = &v.checkpoint {
+            let identity = &v.model(&c.model).identity;
+            self.models.retain(|(id, _), _| id != identity);
+        }
         Ok(())
     }
 
@@ -389,12 +389,17 @@ impl Execution<'_> {
         let decl = TableDecl::main::<training::LearningCurveRow>();
         let mut out = NodeOutput::new(self.cache, &node.hash, &node.key, &[decl])?;
         let model_dir = out.staging.dir.join(crate::cache::TRAINED_MODEL_DIR);
+        let checkpoint_dir = out
+            .staging
+            .dir
+            .join(circuitry_spec::checkpoints::CHECKPOINTS_DIR);
         let curve = training::run(
             &node.name,
             &v.experiment,
             self.progress,
             &self.device,
             &model_dir,
+            &checkpoint_dir,
         )?;
         out.writers
             .get_mut(&None)
@@ -402,6 +407,7 @@ impl Execution<'_> {
             .write(&curve)?;
         let model_hash =
             crate::nodes::files_hash(&crate::nodes::model_files(&ModelSource::HfDir(model_dir)))?;
+        let checkpoints = crate::nodes::checkpoint_hashes(&checkpoint_dir)?;
         commit_output(
             self.cache,
             self.force,
@@ -410,7 +416,7 @@ impl Execution<'_> {
                 kind: "train",
                 experiment: &v.experiment.name,
                 name: &node.name,
-                facts: json!({ "model_content_hash": model_hash }),
+                facts: json!({ "model_content_hash": model_hash, "checkpoints": checkpoints }),
             },
             out,
         )
@@ -431,11 +437,7 @@ impl Execution<'_> {
         let base = exp.base_dir();
         let source = match &node.trained_by {
             // The model this variant's training node wrote, wherever `output` points now.
-            Some(t) => ModelSource::HfDir(
-                self.cache
-                    .node_dir(&v.train(t).hash)
-                    .join(crate::cache::TRAINED_MODEL_DIR),
-            ),
+            Some(t) => ModelSource::HfDir(t.model_dir(self.cache)),
             None => models::source(name, spec, &base)?,
         };
         let spinner = self.progress.spinner(&format!(

@@ -8,6 +8,7 @@
 
 pub mod assemble;
 pub mod cache;
+pub mod checkpoints;
 pub mod chunks;
 pub mod datasets;
 pub mod error;

@@ -92,7 +92,7 @@ impl Manifest {
             overrides: experiment.overrides().to_vec(),
             seed: experiment.seed,
             device: plan.device.clone(),
-            runs: plan.variants.len(),
+            runs: plan.runs(),
             seconds,
             forward_passes: 0,
             tables,

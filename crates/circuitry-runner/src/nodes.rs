@@ -109,6 +109,24 @@ pub fn model_files(source: &ModelSource) -> Vec<PathBuf> {
     }
 }
 
+/// The content hash of every checkpoint a training run saved under `dir` (`step<N>` model
+/// directories), by step; empty when it saved none.
+pub fn checkpoint_hashes(dir: &Path) -> Result<BTreeMap<u64, String>, RunError> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for e in entries {
+        let e = e.map_err(|err| RunError::io(dir, err))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(step) = circuitry_spec::checkpoints::parse_step_dir_name(&name) {
+            let files = model_files(&ModelSource::HfDir(e.path()));
+            out.insert(step, files_hash(&files)?);
+        }
+    }
+    Ok(out)
+}
+
 /// A section's resolved configuration as JSON without the keys that only say where files are.
 fn without(value: Value, keys: &[&str]) -> Value {
     match value {
@@ -209,7 +227,7 @@ pub fn analysis_key(exp: &Experiment, name: &str, inputs: &AnalysisInputs<'_>) -
         "analysis": serde_json::to_value(spec).unwrap_or(Value::Null),
         "model": {
             "content": inputs.model_identity,
-            "config": without(serde_json::to_value(model).unwrap_or(Value::Null), &["path", "hub", "tokenizer"]),
+            "config": without(serde_json::to_value(model).unwrap_or(Value::Null), &["path", "hub", "tokenizer", "checkpoints", "steps"]),
         },
         "dataset": inputs.dataset,
         "prepass": inputs.prepass,

@@ -18,6 +18,7 @@ use circuitry_spec::{Experiment, SweepAxis, Variant};
 use serde::Serialize;
 
 use crate::cache::Cache;
+use crate::checkpoints::Checkpoint;
 use crate::error::RunError;
 use crate::estimate::{self, Estimate};
 use crate::nodes::{self, AnalysisInputs};
@@ -50,14 +51,39 @@ fn hook_names<S: serde::Serializer>(hooks: &BTreeSet<HookPoint>, s: S) -> Result
     s.collect_seq(hooks.iter().map(|h| h.to_string()))
 }
 
+/// The training node that writes a model (its final model, or one of its checkpoints).
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainedBy {
+    /// The `[train.*]` run.
+    pub train: String,
+    /// Its node hash.
+    pub hash: String,
+    /// The checkpoint step (`None`: the final model).
+    pub step: Option<u32>,
+}
+
+impl TrainedBy {
+    /// Where the model is in the training node's cache entry.
+    pub fn model_dir(&self, cache: &Cache) -> PathBuf {
+        let entry = cache.node_dir(&self.hash);
+        match self.step {
+            None => entry.join(crate::cache::TRAINED_MODEL_DIR),
+            Some(step) => entry
+                .join(circuitry_spec::checkpoints::CHECKPOINTS_DIR)
+                .join(circuitry_spec::checkpoints::step_dir_name(step.into())),
+        }
+    }
+}
+
 /// Where a model comes from at plan time.
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelNode {
     pub name: String,
     pub path: PathBuf,
     /// The training run that writes this model first, if any.
-    pub trained_by: Option<String>,
-    /// The content hash of its files, or `train:<node hash>` for a model a training run writes.
+    pub trained_by: Option<TrainedBy>,
+    /// The content hash of its files, or `train:<node hash>` (`train:<node hash>@step<N>` for a
+    /// checkpoint) for a model a training run writes.
     pub identity: String,
     pub architecture: String,
     pub n_layers: usize,
@@ -120,12 +146,15 @@ impl AnalysisNode {
     }
 }
 
-/// The plan of one sweep variant.
+/// The plan of one sweep variant, or of one checkpoint of a series model in it.
 #[derive(Serialize)]
 pub struct VariantPlan {
     pub index: usize,
     pub label: String,
     pub columns: Vec<(String, serde_json::Value)>,
+    /// The checkpoint this run analyses (its analyses are those of the series model only, and
+    /// their tables get a `step` column).
+    pub checkpoint: Option<Checkpoint>,
     pub trains: Vec<TrainNode>,
     pub models: Vec<ModelNode>,
     pub datasets: Vec<(String, String)>,
@@ -181,6 +210,14 @@ impl VariantPlan {
 }
 
 impl Plan {
+    /// The sweep's runs (a checkpoint of a series model is part of its run, not a run).
+    pub fn runs(&self) -> usize {
+        self.variants
+            .iter()
+            .filter(|v| v.checkpoint.is_none())
+            .count()
+    }
+
     /// Every node hash of the plan (trains and analyses of every variant).
     pub fn node_hashes(&self) -> BTreeSet<String> {
         self.variants
@@ -220,7 +257,6 @@ impl Plan {
             let VariantPlan {
                 forwards,
                 models: model_nodes,
-                trains,
                 analyses,
                 experiment: exp,
                 configs,
@@ -235,15 +271,10 @@ impl Plan {
                 let spec = &exp.models[&f.model];
                 let key = model_key(&f.model, spec);
                 let source = match &node.trained_by {
-                    Some(t) => {
-                        let hash = &trains.iter().find(|n| &n.name == t).expect("planned").hash;
-                        match cache.get(hash) {
-                            Some(dir) => {
-                                ModelSource::HfDir(dir.join(crate::cache::TRAINED_MODEL_DIR))
-                            }
-                            None => continue,
-                        }
-                    }
+                    Some(t) => match cache.get(&t.hash) {
+                        Some(_) => ModelSource::HfDir(t.model_dir(cache)),
+                        None => continue,
+                    },
                     None => {
                         models::source(&f.model, spec, &base).map_err(|e| e.located(exp, &key))?
                     }
@@ -320,11 +351,19 @@ pub fn build_analysis(
 /// and hashes input files.
 pub fn plan(experiment: &Experiment, device: &str) -> Result<Plan, RunError> {
     let mut hashes = nodes::ContentHashes::default();
-    let variants = experiment
-        .expand()
-        .into_iter()
-        .map(|v| plan_variant(&v, &experiment.sweep.axes, device, &mut hashes))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut variants = Vec::new();
+    for variant in experiment.expand() {
+        for (run, checkpoint) in crate::checkpoints::expand(variant)? {
+            let mut planned = plan_variant(&run, &experiment.sweep.axes, device, &mut hashes)?;
+            if let Some(c) = checkpoint {
+                check_step_column(&run.experiment, &planned, &c)?;
+                // The variant's own run lists its training runs.
+                planned.trains.clear();
+                planned.checkpoint = Some(c);
+            }
+            variants.push(planned);
+        }
+    }
     check_columns_agree(&variants)?;
     Ok(Plan {
         experiment: experiment.name.clone(),
@@ -333,6 +372,33 @@ pub fn plan(experiment: &Experiment, device: &str) -> Result<Plan, RunError> {
         variants,
     })
 }
+
+/// A table of a series model's analysis that has a `step` column already would have it twice.
+fn check_step_column(exp: &Experiment, v: &VariantPlan, c: &Checkpoint) -> Result<(), RunError> {
+    for a in &v.analyses {
+        for t in &a.tables {
+            if t.columns.iter().any(|col| col.name == STEP_COLUMN.name) {
+                return Err(RunError::Located(Box::new(exp.diagnostic_at(
+                    &format!("models.{}.checkpoints", c.model),
+                    format!(
+                        "table `{}` of analysis `{}` has a `step` column, which the checkpoint series of model `{}` would add again",
+                        t.file_name(&a.name),
+                        a.name,
+                        c.model
+                    ),
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The column the tables of a series model's analyses get.
+pub const STEP_COLUMN: ColumnSpec = ColumnSpec::new(
+    "step",
+    circuitry_circuits::table::DType::U32,
+    "The checkpoint analysed: updates done when it was saved.",
+);
 
 /// Every variant must give a table the same columns (one file holds them all).
 fn check_columns_agree(variants: &[VariantPlan]) -> Result<(), RunError> {
@@ -402,16 +468,20 @@ fn plan_variant(
             key,
         });
     }
-    let train_outputs: BTreeMap<PathBuf, String> = exp
+    // Where the file's training runs write models: (run, checkpoint step) by path.
+    let mut train_outputs: BTreeMap<PathBuf, (String, Option<u32>)> = exp
         .train
         .iter()
         .map(|(name, t)| {
             (
                 crate::publish::normalize(&exp.resolve_path(&t.output)),
-                name.clone(),
+                (name.clone(), None),
             )
         })
         .collect();
+    for (path, (name, step)) in crate::checkpoints::trained_checkpoints(exp) {
+        train_outputs.insert(path, (name, Some(step)));
+    }
     // Models that analyses use, in file order.
     let used: BTreeSet<&str> = exp.analyses.values().map(|a| a.model.as_str()).collect();
     let mut configs = BTreeMap::new();
@@ -424,18 +494,27 @@ fn plan_variant(
         let trained_by = location
             .as_ref()
             .and_then(|p| train_outputs.get(p))
-            .cloned();
+            .map(|(t, step)| TrainedBy {
+                train: t.clone(),
+                hash: trains
+                    .iter()
+                    .find(|n| &n.name == t)
+                    .expect("planned train")
+                    .hash
+                    .clone(),
+                step: *step,
+            });
         let (config, path, mut identity) = match &trained_by {
             // Written by this run: the configuration comes from the training spec, and the
             // model is whatever that training node writes.
-            Some(t) => {
-                let train = trains.iter().find(|n| &n.name == t).expect("planned train");
-                (
-                    training::model_config(&exp.train[t]),
-                    location.clone().unwrap_or_default(),
-                    format!("train:{}", train.hash),
-                )
-            }
+            Some(t) => (
+                training::model_config(&exp.train[&t.train]),
+                location.clone().unwrap_or_default(),
+                match t.step {
+                    None => format!("train:{}", t.hash),
+                    Some(step) => format!("train:{}@step{step}", t.hash),
+                },
+            ),
             None => {
                 let key = model_key(name, spec);
                 let source = models::source(name, spec, &base).map_err(|e| e.located(exp, &key))?;
@@ -590,6 +669,7 @@ fn plan_variant(
         index: variant.index,
         label: variant.label(),
         columns: variant.columns.clone(),
+        checkpoint: None,
         trains,
         models: model_nodes,
         datasets,
@@ -603,7 +683,9 @@ fn plan_variant(
 
 /// The experiment-file key a model's location comes from.
 pub fn model_key(name: &str, spec: &circuitry_spec::ModelSpec) -> String {
-    if spec.hub.is_some() {
+    if spec.checkpoints.is_some() {
+        format!("models.{name}.checkpoints")
+    } else if spec.hub.is_some() {
         format!("models.{name}.hub")
     } else {
         format!("models.{name}.path")
@@ -635,7 +717,7 @@ impl Plan {
 
     fn text(&self) -> String {
         let mut s = String::new();
-        let runs = self.variants.len();
+        let runs = self.runs();
         let _ = writeln!(
             s,
             "experiment `{}` (hash {}), {runs} run{}",
@@ -644,8 +726,14 @@ impl Plan {
             if runs == 1 { "" } else { "s" }
         );
         for v in &self.variants {
-            if runs > 1 {
-                let _ = writeln!(s, "run {}: {}", v.index, v.label);
+            match &v.checkpoint {
+                None if runs > 1 => {
+                    let _ = writeln!(s, "run {}: {}", v.index, v.label);
+                }
+                None => {}
+                Some(c) => {
+                    let _ = writeln!(s, "  checkpoint {} step {}:", c.model, c.step);
+                }
             }
             for t in &v.trains {
                 let name = &t.name;
@@ -657,11 +745,21 @@ impl Plan {
                 );
             }
             for m in &v.models {
-                let trained = m
-                    .trained_by
-                    .as_ref()
-                    .map(|t| format!(" (written by train `{t}`)"))
-                    .unwrap_or_default();
+                let trained = match &m.trained_by {
+                    Some(TrainedBy {
+                        train, step: None, ..
+                    }) => {
+                        format!(" (written by train `{train}`)")
+                    }
+                    Some(TrainedBy {
+                        train,
+                        step: Some(s),
+                        ..
+                    }) => {
+                        format!(" (checkpoint step {s} of train `{train}`)")
+                    }
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     s,
                     "  model    {}: {} — {}, {} layers x {} heads, d_model {}{trained}",
@@ -740,7 +838,7 @@ impl Plan {
             for m in &v.models {
                 nodes.insert(format!("model:{}", m.name), format!("model {}", m.name));
                 if let Some(t) = &m.trained_by {
-                    edges.insert((format!("train:{t}"), format!("model:{}", m.name)));
+                    edges.insert((format!("train:{}", t.train), format!("model:{}", m.name)));
                 }
             }
             for (d, m) in &v.datasets {

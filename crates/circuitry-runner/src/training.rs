@@ -9,8 +9,8 @@ use circuitry_models::burn::prelude::Device;
 use circuitry_models::{ActFn, ModelConfig, Tokenizer};
 use circuitry_spec::{Decay, Experiment, TrainSpec};
 use circuitry_train::{
-    ArchConfig, CurveRow, DataConfig, EvalConfig, LrDecay, OptimConfig, TrainConfig, Trained,
-    train, train_with, word_level_tokenizer_json,
+    ArchConfig, Checkpoints, CurveRow, DataConfig, EvalConfig, LrDecay, OptimConfig, TrainConfig,
+    Trained, train, train_with, word_level_tokenizer_json,
 };
 
 use crate::error::RunError;
@@ -106,24 +106,34 @@ fn train_err(experiment: &Experiment, name: &str, key: &str, message: String) ->
     )))
 }
 
-/// Runs training `name` of `experiment`: writes its model directory to `output` and returns
-/// its learning curve (wall-clock times are the caller's to record: the table is reproducible).
+/// Runs training `name` of `experiment`: writes its model directory to `output`, its
+/// checkpoints (if it saves any) to `checkpoints/step<N>/`, and returns its learning curve
+/// (wall-clock times are the caller's to record: the table is reproducible).
 pub fn run(
     name: &str,
     experiment: &Experiment,
     progress: &Progress,
     device: &Device,
     output: &Path,
+    checkpoints: &Path,
 ) -> Result<Table, RunError> {
     let spec = &experiment.train[name];
     let config = train_config(spec);
+    let saving = |tokenizer: Option<serde_json::Value>| {
+        let steps = spec.checkpoint_steps();
+        (!steps.is_empty()).then(|| Checkpoints {
+            steps: steps.into_iter().map(|s| s as usize).collect(),
+            dir: checkpoints.to_path_buf(),
+            tokenizer,
+        })
+    };
     let bar = progress.bar(&format!("train {name}"), config.optim.steps as u64);
     let report = |p: &circuitry_train::TrainProgress| {
         bar.set_position(p.step as u64);
         bar.set_message(format!("train {name} (loss {:.3})", p.loss));
     };
     let trained = match &spec.dataset {
-        None => train(&config, device, report),
+        None => train(&config, device, saving(None).as_ref(), report),
         Some(dataset) => {
             let (tokenizer, json) = tokenizer_for(experiment, name, spec)?;
             let rows = dataset_tokens(experiment, name, dataset, &tokenizer, spec)?;
@@ -133,7 +143,8 @@ pub fn run(
                 config.optim.batch_size,
                 config.seed,
             );
-            let trained = train_with(&config, &mut windows, device, report);
+            let saves = saving(Some(json.clone()));
+            let trained = train_with(&config, &mut windows, device, saves.as_ref(), report);
             bar.finish_and_clear();
             let trained =
                 trained.map_err(|e| train_err(experiment, name, "steps", e.to_string()))?;

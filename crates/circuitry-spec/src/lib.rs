@@ -103,14 +103,15 @@ pub use analysis::{
     DlaComponent, ErrorMeasure, HeadDetectorParams, LogitLensParams, NextTokenParams, kind_names,
 };
 pub use analysis::{
-    Composition, CompositionScoresParams, InductionScoresParams, OvCircuitParams, QkCircuitParams,
-    TokensParams,
+    Composition, CompositionScoresParams, IclHeadsParams, IclScoreParams, InductionScoresParams,
+    OvCircuitParams, QkCircuitParams, TokensParams,
 };
 pub use analysis::{
     EffectiveDimensionParams, NeuronLogitEffectParams, NeuronStatsParams, NeuronTopContextsParams,
     SubspaceOverlapParams,
 };
 /// The types the file shares with the engines (see `circuitry-vocab`).
+pub use circuitry_vocab::checkpoints;
 pub use circuitry_vocab::{
     Direction, FeatureSite, FileFormat, HeadInput, HeadSweep, IoiCorruption, MeanOver, PaddingSide,
     Processing, Site,

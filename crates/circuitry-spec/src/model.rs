@@ -14,17 +14,27 @@ use crate::spec_struct::spec_struct;
 use crate::validate::Checker;
 
 spec_struct! {
-    /// A model to analyse: a local Hugging Face directory or GGUF file, or a hub id resolved offline.
+    /// A model to analyse: a local Hugging Face directory or GGUF file, a hub id resolved offline,
+    /// or a series of training checkpoints (every analysis of it runs once per checkpoint).
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct ModelSpec {
         /// A local model: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
         /// or a `.gguf` file. Relative paths are relative to the experiment file's directory; a
-        /// leading `~` is the home directory. Give exactly one of `path` and `hub`.
+        /// leading `~` is the home directory. Give exactly one of `path`, `hub` and `checkpoints`.
         pub path: Option<String>,
         /// A Hugging Face hub id, `ORG/NAME` or `ORG/NAME@REVISION`, resolved offline from the local
-        /// Hugging Face cache (nothing is downloaded). Give exactly one of `path` and `hub`.
+        /// Hugging Face cache (nothing is downloaded). Give exactly one of `path`, `hub` and
+        /// `checkpoints`.
         pub hub: Option<String>,
+        /// A series of checkpoints: a directory whose subdirectories `step<N>` (Pythia's revision
+        /// names) are model directories, such as the `<output>/checkpoints` a `[train.*]` run with
+        /// `save_every` writes (then planned from that run, before it exists). Every analysis of
+        /// this model runs once per checkpoint, each a cached node, and its tables gain a `step`
+        /// column (the updates done). Give exactly one of `path`, `hub` and `checkpoints`.
+        pub checkpoints: Option<String>,
+        /// With `checkpoints`: only these steps. Default: every checkpoint of the series.
+        pub steps: Option<Vec<u32>>,
         /// Weight processing as in TransformerLens's HookedTransformer: `true` (default) applies every
         /// step, `false` none, and a table switches single steps off, e.g. `{ fold_ln = false }`.
         #[serde(default, deserialize_with = "processing_bool_or_table")]
@@ -99,11 +109,42 @@ impl ModelSpec {
         self.tokenizer.as_deref().map(|t| resolve_path(base_dir, t))
     }
 
+    /// The checkpoint series directory, resolved against `base_dir`.
+    pub fn checkpoints_dir(&self, base_dir: &Path) -> Option<PathBuf> {
+        self.checkpoints
+            .as_deref()
+            .map(|c| resolve_path(base_dir, c))
+    }
+
     pub(crate) fn validate(&self, c: &mut Checker<'_, '_>) {
-        if c.exactly_one_of(
+        if let Some(checkpoints) = &self.checkpoints {
+            for (key, given) in [("path", self.path.is_some()), ("hub", self.hub.is_some())] {
+                if given {
+                    c.error(
+                        key,
+                        format!("give either `{key}` or `checkpoints`, not both"),
+                    );
+                }
+            }
+            if checkpoints.trim().is_empty() {
+                c.error("checkpoints", "`checkpoints` cannot be empty");
+            }
+            if let Some(steps) = &self.steps {
+                c.distinct("steps", steps);
+            }
+        } else if self.steps.is_some() {
+            c.error(
+                "steps",
+                "`steps` selects checkpoints of a series: it needs `checkpoints`",
+            )
+            .hint = Some(
+                "e.g. checkpoints = \"models/phase-2l/checkpoints\", steps = [0, 1000]".into(),
+            );
+        }
+        if self.checkpoints.is_none() && c.exactly_one_of(
             ("path", self.path.is_some()),
             ("hub", self.hub.is_some()),
-            "a model needs `path` (a local directory or .gguf file) or `hub` (ORG/NAME[@REV])",
+            "a model needs `path` (a local directory or .gguf file), `hub` (ORG/NAME[@REV]) or `checkpoints` (a directory of step<N> model directories)",
             "e.g. path = \"models/attn-only-2l\" or hub = \"HuggingFaceTB/SmolLM2-135M\"",
         ) {
             if let Some(path) = &self.path
@@ -183,6 +224,8 @@ mod tests {
             processing: Processing::ALL,
             padding_side: PaddingSide::Right,
             tokenizer: None,
+            checkpoints: None,
+            steps: None,
         };
         assert_eq!(
             m.location(base),

@@ -439,7 +439,7 @@ impl JsonSchema for Target {
 /// What an intervention measures on the model's output, optionally normalized.
 ///
 /// Forms: `"loss"`, `"kl"`, or a table with exactly one of `logit_diff = [A, B]`,
-/// `logprob = T`, `prob = T`, `loss = true`, `kl = true`, plus `normalize = true|false`
+/// `logprob = T`, `prob = T`, `loss = true`, `kl = true`, `icl_score = [EARLY, LATE]`, plus `normalize = true|false`
 /// (default false). Normalized, a metric reads `(m(patched) - m(corrupt)) / (m(clean) -
 /// m(corrupt))`: 1 means the clean behaviour is fully restored, 0 not at all.
 // As written; `circuitry_circuits::interventions::Metric` is the same metric with its tokens
@@ -463,6 +463,9 @@ pub enum Measure {
     Prob(TokenSpec),
     /// Mean next-token cross-entropy loss over the prompt.
     Loss,
+    /// Olsson et al.'s in-context learning score: the loss on token `late` minus the loss on
+    /// token `early` (token indices, `1 <= early < late`).
+    IclScore { early: u32, late: u32 },
     /// KL divergence of the intervened model's next-token distribution from the clean one.
     Kl,
 }
@@ -475,6 +478,7 @@ impl Serialize for MetricSpec {
             Measure::Logprob(t) => m.serialize_entry("logprob", t)?,
             Measure::Prob(t) => m.serialize_entry("prob", t)?,
             Measure::Loss => m.serialize_entry("loss", &true)?,
+            Measure::IclScore { early, late } => m.serialize_entry("icl_score", &[early, late])?,
             Measure::Kl => m.serialize_entry("kl", &true)?,
         }
         m.serialize_entry("normalize", &self.normalize)?;
@@ -490,6 +494,7 @@ struct MetricTable {
     prob: Option<TokenSpec>,
     loss: Option<bool>,
     kl: Option<bool>,
+    icl_score: Option<[u32; 2]>,
     #[serde(default)]
     normalize: bool,
 }
@@ -527,6 +532,9 @@ impl<'de> Visitor<'de> for MetricVisitor {
         if let Some(tok) = t.prob {
             measures.push(Measure::Prob(tok));
         }
+        if let Some([early, late]) = t.icl_score {
+            measures.push(Measure::IclScore { early, late });
+        }
         for (flag, measure, name) in [(t.loss, Measure::Loss, "loss"), (t.kl, Measure::Kl, "kl")] {
             match flag {
                 Some(true) => measures.push(measure),
@@ -540,7 +548,7 @@ impl<'de> Visitor<'de> for MetricVisitor {
         }
         if measures.len() != 1 {
             return Err(de::Error::custom(
-                "a metric table needs exactly one of `logit_diff`, `logprob`, `prob`, `loss` or `kl`",
+                "a metric table needs exactly one of `logit_diff`, `logprob`, `prob`, `loss`, `kl` or `icl_score`",
             ));
         }
         Ok(MetricSpec {
@@ -582,14 +590,15 @@ impl JsonSchema for MetricSpec {
         };
         json_schema!({
             "title": "metric",
-            "description": "What an intervention measures: \"loss\", \"kl\", or a table with exactly one of logit_diff = [A, B], logprob = T, prob = T, loss = true, kl = true, and optionally normalize = true.",
+            "description": "What an intervention measures: \"loss\", \"kl\", or a table with exactly one of logit_diff = [A, B], logprob = T, prob = T, loss = true, kl = true, icl_score = [EARLY, LATE], and optionally normalize = true.",
             "anyOf": [
                 { "enum": ["loss", "kl"] },
                 one("logit_diff", json_schema!({ "type": "array", "items": token.clone(), "minItems": 2, "maxItems": 2 }), "logit(A) - logit(B) at the measured position."),
                 one("logprob", token.clone(), "log p(T) at the measured position."),
                 one("prob", token, "p(T) at the measured position."),
                 one("loss", json_schema!({ "const": true }), "Mean next-token cross-entropy loss."),
-                one("kl", json_schema!({ "const": true }), "KL divergence from the clean next-token distribution.")
+                one("kl", json_schema!({ "const": true }), "KL divergence from the clean next-token distribution."),
+                one("icl_score", json_schema!({ "type": "array", "items": { "type": "integer", "minimum": 1 }, "minItems": 2, "maxItems": 2 }), "In-context learning score (Olsson et al. 2022): the loss on token LATE minus the loss on token EARLY (token indices, 1 <= EARLY < LATE).")
             ]
         })
     }

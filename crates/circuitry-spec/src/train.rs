@@ -118,6 +118,16 @@ spec_struct! {
         /// Seed of every random stream (initialisation, batches, held-out set). Default: derived
         /// from the experiment's `seed` and the run's name (after loading, always set).
         pub seed: Option<u64>,
+        /// Save a checkpoint every this many steps (> 0): model directories
+        /// `<output>/checkpoints/step<N>/` after N = 0 (the initialisation), save_every,
+        /// 2 x save_every, ... updates, and after the last. A `[models.*]` entry with
+        /// `checkpoints = "<output>/checkpoints"` runs its analyses on every one, with a `step`
+        /// column. At most one of `save_every` and `save_steps`.
+        #[schemars(range(min = 1))]
+        pub save_every: Option<u32>,
+        /// Save checkpoints after exactly these numbers of updates (each at most `steps`; 0 is the
+        /// initialisation), instead of `save_every`.
+        pub save_steps: Option<Vec<u32>>,
     }
 }
 
@@ -224,6 +234,21 @@ impl TrainSpec {
             .unwrap_or_else(|| 20.min(self.n_ctx.saturating_sub(1) / 2).max(1))
     }
 
+    /// The steps checkpoints are saved at, ascending (empty: none).
+    pub fn checkpoint_steps(&self) -> Vec<u32> {
+        let mut steps: Vec<u32> = match (self.save_every, &self.save_steps) {
+            (Some(every), _) if every > 0 => (0..=self.steps)
+                .step_by(every as usize)
+                .chain(std::iter::once(self.steps))
+                .collect(),
+            (_, Some(steps)) => steps.iter().copied().filter(|&s| s <= self.steps).collect(),
+            _ => Vec::new(),
+        };
+        steps.sort_unstable();
+        steps.dedup();
+        steps
+    }
+
     /// MLP width (`4 * d_model` unless given).
     pub fn d_mlp(&self) -> u32 {
         self.d_mlp.unwrap_or(self.d_model.saturating_mul(4))
@@ -299,6 +324,26 @@ impl TrainSpec {
             if !(0.0..=1.0).contains(&value) || (key != "min_lr_ratio" && value >= 1.0) {
                 c.error(key, format!("`{key}` must be in [0, 1), found {value}"));
             }
+        }
+        match (self.save_every, &self.save_steps) {
+            (Some(_), Some(_)) => {
+                c.error(
+                    "save_steps",
+                    "give at most one of `save_every` and `save_steps`",
+                )
+                .hint = Some("save_every = 100 saves steps 0, 100, 200, ... and the last".into());
+            }
+            (Some(every), None) => c.positive("save_every", every),
+            (None, Some(steps)) => {
+                if let Some(bad) = steps.iter().find(|&&s| s > self.steps) {
+                    c.error(
+                        "save_steps",
+                        format!("step {bad} is past the last of steps = {}", self.steps),
+                    );
+                }
+                c.distinct("save_steps", steps);
+            }
+            (None, None) => {}
         }
         if self.warmup_steps > self.steps {
             c.error(

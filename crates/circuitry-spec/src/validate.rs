@@ -317,6 +317,16 @@ impl Checker<'_, '_> {
             Measure::LogitDiff(a, b) => self.token_pair(&format!("{key}.logit_diff"), a, b),
             Measure::Logprob(t) => self.token(&format!("{key}.logprob"), t),
             Measure::Prob(t) => self.token(&format!("{key}.prob"), t),
+            Measure::IclScore { early, late } => {
+                let key = format!("{key}.icl_score");
+                if *early == 0 {
+                    self.error(&key, "the early token of `icl_score` must be 1 or later (token 0 has no prediction)")
+                        .hint = Some("e.g. icl_score = [50, 500] (Olsson et al.), or [10, 30] on short prompts".into());
+                } else if late <= early {
+                    self.error(&key, format!("`icl_score = [{early}, {late}]`: the late token must come after the early one"))
+                        .hint = Some("write icl_score = [EARLY, LATE] with EARLY < LATE".into());
+                }
+            }
             Measure::Loss | Measure::Kl => {}
         }
     }

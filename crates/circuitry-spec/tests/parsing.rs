@@ -249,6 +249,26 @@ steps = 10
         (32, 1e-3, 0, 0.01, 1.0, 100)
     );
     assert!(t.seed.is_some());
+    assert!(
+        t.checkpoint_steps().is_empty(),
+        "no checkpoints unless asked"
+    );
+}
+
+#[test]
+fn checkpoint_steps() {
+    let train = |save: &str| {
+        let e = with(&format!(
+            "[train.tiny]\noutput = \"models/tiny\"\ndataset = \"rep\"\nn_layers = 1\nd_model = 32\n\
+             n_heads = 4\nn_ctx = 16\nd_vocab = 50\nsteps = 250\n{save}\n"
+        ));
+        e.train["tiny"].checkpoint_steps()
+    };
+    // The last step is always saved with save_every.
+    assert_eq!(train("save_every = 100"), [0, 100, 200, 250]);
+    assert_eq!(train("save_every = 125"), [0, 125, 250]);
+    assert_eq!(train("save_every = 1000"), [0, 250]);
+    assert_eq!(train("save_steps = [250, 3, 0]"), [0, 3, 250]);
 }
 
 #[test]

@@ -59,7 +59,7 @@ fn main() {
     println!("{}", serde_json::to_string(&cfg).unwrap());
     let device = Device::flex();
     let t0 = Instant::now();
-    let trained = train(&cfg, &device, |p| {
+    let trained = train(&cfg, &device, None, |p| {
         if let Some(r) = p.eval {
             println!(
                 "step {:5} train {:.4} first {:.4} second {:.4} icl {:+.4} lr {:.2e} gnorm {:.3} t {:.1}s",

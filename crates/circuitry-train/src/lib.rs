@@ -9,7 +9,8 @@
 //! batches from any [`BatchSource`] instead. Training reports progress through a callback and
 //! records a learning curve (train loss, held-out loss on each copy of `[BOS] r r`, the
 //! in-context-learning score) as plain [`CurveRow`]s. [`Trained::save`] writes a Hugging Face
-//! GPT-2 directory that `circuitry_models::load_model` reads back.
+//! GPT-2 directory that `circuitry_models::load_model` reads back, and [`Checkpoints`] the same
+//! along the way.
 //!
 //! What it must not do: it trains from the token batches it is given or generates; it never reads
 //! experiment files, never writes Parquet or other tables (the runner turns the curve rows into
@@ -17,6 +18,7 @@
 //! touches the network.
 
 pub mod config;
+pub mod curve;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -28,9 +30,10 @@ pub mod train;
 pub use config::{
     ArchConfig, BOS_TOKEN, DataConfig, EvalConfig, LrDecay, OptimConfig, TrainConfig,
 };
+pub use curve::CurveRow;
 pub use data::{BatchSource, RepeatedTokenBatches, eval_rows, repeated_rows};
 pub use error::TrainError;
 pub use eval::{HeadScores, RepeatLosses, head_scores, lm_loss, repeat_losses, token_nll};
 pub use init::init_weights;
 pub use output::{save_model_dir, word_level_tokenizer_json};
-pub use train::{CurveRow, TrainProgress, Trained, train, train_with};
+pub use train::{Checkpoints, TrainProgress, Trained, train, train_with};

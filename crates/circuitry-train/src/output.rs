@@ -16,31 +16,8 @@ use circuitry_models::Transformer;
 use circuitry_models::architectures::gpt2::{config_to_json, to_hf_tensors};
 
 use crate::config::{BOS_TOKEN, TrainConfig};
+use crate::curve::CurveRow;
 use crate::error::TrainError;
-use crate::train::{CurveRow, Trained};
-
-impl Trained {
-    /// Writes the model directory (see the module documentation) atomically to `dir`.
-    pub fn save(&self, dir: &Path) -> Result<(), TrainError> {
-        save_model_dir(
-            &self.model,
-            Some((&self.config, self.curve.last())),
-            None,
-            dir,
-        )
-    }
-
-    /// Like [`Trained::save`], shipping `tokenizer` (a `tokenizer.json` document) instead of the
-    /// synthetic word-level one.
-    pub fn save_with_tokenizer(&self, tokenizer: &Value, dir: &Path) -> Result<(), TrainError> {
-        save_model_dir(
-            &self.model,
-            Some((&self.config, self.curve.last())),
-            Some(tokenizer),
-            dir,
-        )
-    }
-}
 
 /// The `tokenizer.json` of a synthetic vocabulary: a `WordLevel` model mapping `t{i}` to `i`
 /// for `i < d_vocab`, split on whitespace (so the text `"t0 t5 t7"` encodes to `[0, 5, 7]`),

@@ -1,41 +1,34 @@
 //! The training loop: next-token cross-entropy on batches from a [`BatchSource`], AdamW on an
 //! autodiff device, and a learning curve evaluated on the fixed `[BOS] r r` set.
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use circuitry_models::Transformer;
 
 use crate::config::TrainConfig;
+use crate::curve::CurveRow;
 use crate::data::{BatchSource, RepeatedTokenBatches, eval_rows};
 use crate::error::TrainError;
 use crate::eval::{lm_loss, repeat_losses};
 use crate::init::init_weights;
 use crate::optim::AdamW;
+use crate::output::save_model_dir;
 
-/// One row of the learning curve. Every value at `step` is measured with the parameters after
-/// `step` updates.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CurveRow {
-    pub step: usize,
-    /// Loss on the training batch of this step (the batch update `step` then trains on; after
-    /// the last update, the batch the source gives for `step == steps`).
-    pub train_loss: f64,
-    /// Mean loss of the held-out `[BOS] r r` set on the first copy of `r`
-    /// (see [`crate::eval::RepeatLosses`]).
-    pub eval_loss_first_repeat: f64,
-    /// Same, on the second copy.
-    pub eval_loss_second_repeat: f64,
-    /// `eval_loss_second_repeat - eval_loss_first_repeat`; negative once the model learns in
-    /// context.
-    pub icl_score: f64,
-    /// Learning rate of update `step` (the end-of-schedule value for the last row).
-    pub lr: f64,
-    /// Wall-clock seconds since training started (not reproducible, unlike everything else).
-    pub elapsed_s: f64,
+/// Where and when a training run saves its model along the way: `dir/step<N>/`
+/// (`circuitry_vocab::checkpoints`) after `N` updates for every `N` in `steps` (0 is the
+/// initialisation; steps past the last update are never reached), each a model directory like
+/// the final one.
+#[derive(Clone, Debug)]
+pub struct Checkpoints {
+    pub steps: BTreeSet<usize>,
+    pub dir: PathBuf,
+    /// The `tokenizer.json` document each ships (`None`: the word-level one).
+    pub tokenizer: Option<serde_json::Value>,
 }
 
 /// Reported after every update, and once more after the final evaluation.
@@ -67,11 +60,12 @@ pub struct Trained {
 pub fn train(
     cfg: &TrainConfig,
     device: &Device,
+    checkpoints: Option<&Checkpoints>,
     progress: impl FnMut(&TrainProgress),
 ) -> Result<Trained, TrainError> {
     cfg.validate()?;
     let mut source = RepeatedTokenBatches::from_config(cfg);
-    train_with(cfg, &mut source, device, progress)
+    train_with(cfg, &mut source, device, checkpoints, progress)
 }
 
 /// Trains on batches from `source` (`cfg.data` and `cfg.optim.batch_size` are then unused, but
@@ -80,6 +74,7 @@ pub fn train_with(
     cfg: &TrainConfig,
     source: &mut dyn BatchSource,
     device: &Device,
+    checkpoints: Option<&Checkpoints>,
     mut progress: impl FnMut(&TrainProgress),
 ) -> Result<Trained, TrainError> {
     cfg.validate()?;
@@ -95,12 +90,23 @@ pub fn train_with(
         check_batch(cfg, step, &rows)?;
         let record = step % cfg.eval.every == 0 || step == steps;
         let lr = cfg.lr_at(step);
+        let checkpoint = checkpoints.filter(|c| c.steps.contains(&step));
+        let save = |c: &Checkpoints, model: &Transformer, curve: &[CurveRow]| {
+            let row = curve.last().filter(|r| r.step == step);
+            let dir = c
+                .dir
+                .join(circuitry_vocab::checkpoints::step_dir_name(step as u64));
+            save_model_dir(model, Some((cfg, row)), c.tokenizer.as_ref(), &dir)
+        };
         if step == steps {
             let valid = model.valid();
             let loss = lm_loss(&valid, &rows).into_scalar::<f32>();
             finite(step, loss)?;
             let row = evaluate(&valid, cfg, &eval, step, loss, lr, &start);
             curve.push(row);
+            if let Some(c) = checkpoint {
+                save(c, &valid, &curve)?;
+            }
             progress(&TrainProgress {
                 step,
                 steps,
@@ -121,6 +127,9 @@ pub fn train_with(
         if record {
             let row = evaluate(&model.valid(), cfg, &eval, step, loss, lr, &start);
             curve.push(row);
+        }
+        if let Some(c) = checkpoint {
+            save(c, &model.valid(), &curve)?;
         }
         let grads = loss_t.backward();
         let (updated, stats) = opt.step(model, grads, lr);
@@ -193,4 +202,31 @@ fn check_batch(cfg: &TrainConfig, step: usize, rows: &[Vec<u32>]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+impl Trained {
+    /// Writes the model directory ([`crate::output`]) atomically to `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), TrainError> {
+        save_model_dir(
+            &self.model,
+            Some((&self.config, self.curve.last())),
+            None,
+            dir,
+        )
+    }
+
+    /// Like [`Trained::save`], shipping `tokenizer` (a `tokenizer.json` document) instead of the
+    /// synthetic word-level one.
+    pub fn save_with_tokenizer(
+        &self,
+        tokenizer: &serde_json::Value,
+        dir: &Path,
+    ) -> Result<(), TrainError> {
+        save_model_dir(
+            &self.model,
+            Some((&self.config, self.curve.last())),
+            Some(tokenizer),
+            dir,
+        )
+    }
 }

@@ -42,7 +42,7 @@ fn config(seed: u64) -> TrainConfig {
 #[test]
 fn induction_head_forms_and_second_repeat_loss_collapses() {
     let cfg = config(1);
-    let trained = train(&cfg, &Device::flex(), |_| {}).unwrap();
+    let trained = train(&cfg, &Device::flex(), None, |_| {}).unwrap();
     let curve = &trained.curve;
     for r in curve {
         eprintln!(

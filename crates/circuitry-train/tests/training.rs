@@ -5,7 +5,8 @@ use std::path::Path;
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{Processing, TokenBatch, load_model};
 use circuitry_train::{
-    ArchConfig, DataConfig, EvalConfig, LrDecay, OptimConfig, TrainConfig, train, train_with,
+    ArchConfig, Checkpoints, DataConfig, EvalConfig, LrDecay, OptimConfig, TrainConfig,
+    init_weights, train, train_with,
 };
 
 /// A tiny 2-layer model with MLPs on short rows, trained by the shipped procedure's optimiser
@@ -59,9 +60,9 @@ fn weights_bits(model: &circuitry_models::Transformer) -> Vec<(String, Vec<u32>)
 #[test]
 fn same_seed_gives_bitwise_identical_weights() {
     let device = Device::flex();
-    let a = train(&tiny(7, 6), &device, |_| {}).unwrap();
-    let b = train(&tiny(7, 6), &device, |_| {}).unwrap();
-    let c = train(&tiny(8, 6), &device, |_| {}).unwrap();
+    let a = train(&tiny(7, 6), &device, None, |_| {}).unwrap();
+    let b = train(&tiny(7, 6), &device, None, |_| {}).unwrap();
+    let c = train(&tiny(8, 6), &device, None, |_| {}).unwrap();
     let (wa, wb, wc) = (
         weights_bits(&a.model),
         weights_bits(&b.model),
@@ -119,6 +120,7 @@ fn loss_falls_when_overfitting_one_batch() {
         &cfg,
         &mut |_step: usize| rows.clone(),
         &Device::flex(),
+        None,
         |p| {
             if p.step <= cfg.optim.steps {
                 losses.push(p.loss)
@@ -151,7 +153,7 @@ fn saved_directory_loads_back_with_same_logits() {
     let device = Device::flex();
     let mut cfg = tiny(3, 3);
     cfg.arch.attn_only = true;
-    let trained = train(&cfg, &device, |_| {}).unwrap();
+    let trained = train(&cfg, &device, None, |_| {}).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("model");
     trained.save(&dir).unwrap();
@@ -200,7 +202,7 @@ fn saved_directory_loads_back_with_same_logits() {
 fn invalid_configs_are_rejected_with_the_field_named() {
     let mut cfg = tiny(0, 4);
     cfg.arch.d_head = 8;
-    let e = train(&cfg, &Device::flex(), |_| {})
+    let e = train(&cfg, &Device::flex(), None, |_| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("arch.d_head"), "{e}");
@@ -238,6 +240,7 @@ fn invalid_configs_are_rejected_with_the_field_named() {
         &cfg,
         &mut |_s: usize| vec![vec![0u32, 99]],
         &Device::flex(),
+        None,
         |_| {},
     );
     assert!(bad.unwrap_err().to_string().contains("token id 99"));
@@ -258,4 +261,52 @@ fn learning_rate_schedule() {
     assert_eq!(lrs[10], 0.0);
     cfg.optim.decay = LrDecay::Cosine;
     assert!((cfg.lr_at(6) - 0.5).abs() < 1e-12);
+}
+
+#[test]
+fn checkpoints_hold_the_weights_after_their_step() {
+    let device = Device::flex();
+    let cfg = tiny(5, 6);
+    let plain = train(&cfg, &device, None, |_| {}).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let checkpoints = Checkpoints {
+        steps: [0, 3, 6, 9].into_iter().collect(),
+        dir: tmp.path().join("checkpoints"),
+        tokenizer: None,
+    };
+    let saving = train(&cfg, &device, Some(&checkpoints), |_| {}).unwrap();
+    // Saving along the way does not change training.
+    assert_eq!(weights_bits(&plain.model), weights_bits(&saving.model));
+    let mut names: Vec<String> = std::fs::read_dir(&checkpoints.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // Step 9 is past the last update: never reached.
+    assert_eq!(names, ["step0", "step3", "step6"]);
+    let load = |step: &str| {
+        let dir = checkpoints.dir.join(step);
+        load_model(
+            dir.to_str().unwrap(),
+            Path::new("."),
+            Processing::none(),
+            &device,
+        )
+        .unwrap()
+        .model
+    };
+    assert_eq!(weights_bits(&load("step6")), weights_bits(&saving.model));
+    let init = circuitry_models::Transformer::from_weights(&init_weights(&cfg), &device).unwrap();
+    assert_eq!(weights_bits(&load("step0")), weights_bits(&init));
+    let mid = weights_bits(&load("step3"));
+    assert_ne!(mid, weights_bits(&init));
+    assert_ne!(mid, weights_bits(&saving.model));
+    // Each checkpoint records its own curve row (eval every 2 steps: step 3 has none).
+    let training = |step: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(checkpoints.dir.join(step).join("training.json"));
+        serde_json::from_str(&text.unwrap()).unwrap()
+    };
+    assert_eq!(training("step6")["final"]["step"], 6);
+    assert_eq!(training("step0")["final"]["step"], 0);
+    assert!(training("step3")["final"].is_null());
 }

@@ -11,12 +11,16 @@
 //! spec's type ends in `Spec` (`PositionSpec`, `TokenSpec`, `MetricSpec`, ...) and the engine's
 //! does not.
 //!
+//! [`checkpoints`](mod@checkpoints) names the directories of a checkpoint series, which
+//! training writes and the runner reads.
+//!
 //! [`limits`] holds the size bounds of a dataset, which the file's checks and the data crate
 //! both apply.
 //!
 //! [`keyword_or_list`](mod@keyword_or_list) is the one serde and schema form ("a keyword, one
 //! item or a non-empty list") that keys here and in the spec share.
 
+pub mod checkpoints;
 mod dataset;
 mod feature;
 mod intervention;

@@ -338,5 +338,8 @@ pub fn analyses(kind: Option<&str>) -> Result<(), Failure> {
         }
         say!();
     }
+    say!(
+        "Every table starts with the runner's columns: one per [sweep] key, `step` (u32, the checkpoint's updates) for an analysis of a model with `checkpoints`, `model`, and `dataset` for kinds that read prompts."
+    );
     Ok(())
 }

@@ -7,6 +7,7 @@ mod bad_runs;
 mod default_and_training;
 mod fixture_tables;
 mod intervention_experiments;
+mod phase_change;
 mod plan_and_sweeps;
 mod smollm2_experiments;
 mod trust;

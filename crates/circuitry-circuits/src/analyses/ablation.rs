@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use circuitry_data::Prompt;
-use circuitry_models::HookPoint;
+use circuitry_models::{ActivationCache, HookPoint};
 use circuitry_spec::{AblationMethodSpec, AblationParams, AblationUnits};
 
 use super::causal;
@@ -20,7 +20,7 @@ use crate::analysis::Prepass;
 use crate::interventions::ablation::AblationRow;
 use crate::interventions::{
     self, AblationConfig, AblationUnit, Component, MeanAccumulator, MeanActivations, PositionSweep,
-    PromptPositions, ablation, ablation_table,
+    PromptPositions, ablation_capturing, ablation_table,
 };
 
 enum Method {
@@ -139,6 +139,11 @@ impl Kind for Ablation {
 }
 
 impl Ablation {
+    /// The swept components, in unit order (one unit per component and position selection).
+    pub(crate) fn components(&self) -> &[Component] {
+        &self.components
+    }
+
     fn units(&self, max_len: usize) -> Vec<AblationUnit> {
         let positions = match causal::position_sweep(&self.params.positions) {
             PositionSweep::All => vec![PromptPositions::All],
@@ -211,6 +216,20 @@ impl Analysis for Ablation {
         batch: &BatchContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
+        let (results, _) = self.run_batch(model, batch, &BTreeSet::new())?;
+        emit(sink, None, ablation_table(&results))
+    }
+}
+
+impl Ablation {
+    /// The sweep over one batch, and per unit the hooks `capture` of the ablated run
+    /// ([`ablation_capturing`]).
+    pub(crate) fn run_batch(
+        &mut self,
+        model: &ModelContext,
+        batch: &BatchContext,
+        capture: &BTreeSet<HookPoint>,
+    ) -> Result<(Vec<interventions::AblationResult>, Vec<ActivationCache>), AnalysisError> {
         let metric = causal::on_first_use(&mut self.metric, || {
             causal::metric(&self.params.metric, &self.params.position, model)
         })?
@@ -246,8 +265,7 @@ impl Analysis for Ablation {
             ),
         };
         let cfg = AblationConfig::new(units, method, metric);
-        let results =
-            ablation(model.model, batch.prompts, pool, padding, &cfg).map_err(causal::error)?;
-        emit(sink, None, ablation_table(&results))
+        ablation_capturing(model.model, batch.prompts, pool, padding, &cfg, capture)
+            .map_err(causal::error)
     }
 }

@@ -59,7 +59,7 @@ impl Analysis for AttentionPattern {
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
         let mut table = Rows::<AttentionRow>::new();
-        let patterns = patterns(batch.clean_output, &self.layers)?;
+        let patterns = patterns(&batch.clean_output.cache, &self.layers)?;
         for (&layer, pattern) in self.layers.iter().zip(&patterns) {
             for (r, prompt) in batch.prompts.iter().enumerate() {
                 if !refs::keep(self.params.prompts.as_deref(), prompt.id as usize) {

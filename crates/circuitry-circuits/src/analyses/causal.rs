@@ -94,6 +94,10 @@ pub(crate) fn metric(
         spec::Measure::Logprob(t) => MetricKind::LogProb(tok("metric.logprob", t)?),
         spec::Measure::Prob(t) => MetricKind::Prob(tok("metric.prob", t)?),
         spec::Measure::Loss => MetricKind::Loss,
+        spec::Measure::IclScore { early, late } => MetricKind::IclScore {
+            early: *early as usize,
+            late: *late as usize,
+        },
         spec::Measure::Kl => MetricKind::Kl,
     };
     Ok(Metric::new(kind, metric_position(position)))

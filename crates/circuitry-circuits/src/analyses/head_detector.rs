@@ -139,7 +139,7 @@ impl Analysis for HeadDetector {
     ) -> Result<(), AnalysisError> {
         let p = &self.params;
         let mut table = Rows::<PromptDetectorScoreRow>::new();
-        let patterns = patterns(batch.clean_output, self.scores.layers())?;
+        let patterns = patterns(&batch.clean_output.cache, self.scores.layers())?;
         let heads = self.scores.heads().to_vec();
         for (r, prompt) in batch.prompts.iter().enumerate() {
             let n = prompt.len();

@@ -133,7 +133,7 @@ impl Analysis for InductionScores {
             .iter()
             .map(repeat_bounds)
             .collect::<Result<Vec<_>, _>>()?;
-        let patterns = patterns(batch.clean_output, self.scores.layers())?;
+        let patterns = patterns(&batch.clean_output.cache, self.scores.layers())?;
         let heads = self.scores.heads().to_vec();
         let mut table = Rows::<PromptInductionScoreRow>::new();
         for (r, (prompt, &(start, repeat))) in batch.prompts.iter().zip(&bounds).enumerate() {

@@ -36,7 +36,8 @@ macro_rules! registry {
         }
 
         /// Every kind's name and the tables it can write, in the spec's listing order (the
-        /// runner adds `model`, `dataset` and sweep columns in front).
+        /// runner adds sweep columns, `step` for a checkpoint series, `model` and `dataset` in
+        /// front).
         pub const KINDS: &[(&str, &[TableDecl])] =
             &[$((stringify!($module), <$module::$variant as Kind>::TABLES),)+];
     };

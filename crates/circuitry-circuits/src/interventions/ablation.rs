@@ -25,7 +25,7 @@ use circuitry_data::{Prompt, Rng};
 use circuitry_models::burn::prelude::*;
 use circuitry_models::{ActivationCache, HookKind, HookPoint, HookTensor, TokenBatch, Transformer};
 
-use super::engine::{CapturedRun, PatchOptions, PatchTarget, PatchUnit, patch_units};
+use super::engine::{CapturedRun, PatchOptions, PatchTarget, PatchUnit, patch_units, unit_edits};
 use super::metric::Metric;
 use super::{
     InterventionError, Padding, PromptPositions, Result, check_hook, make_batch, token_rows,
@@ -582,6 +582,21 @@ pub fn ablation(
     padding: Padding,
     cfg: &AblationConfig,
 ) -> Result<Vec<AblationResult>> {
+    Ok(ablation_capturing(model, prompts, dataset, padding, cfg, &BTreeSet::new())?.0)
+}
+
+/// [`ablation`], and what the ablated model computes beyond the metric: for every unit (in
+/// `cfg.units` order) the hooks `capture` of a forward pass of the batch with that unit
+/// ablated (the same edits as the sweep's; one full pass per unit, none when `capture` is
+/// empty). The batch is padded as [`ablation`] pads it, with `padding`.
+pub fn ablation_capturing(
+    model: &Transformer,
+    prompts: &[Prompt],
+    dataset: &[Prompt],
+    padding: Padding,
+    cfg: &AblationConfig,
+    capture: &BTreeSet<HookPoint>,
+) -> Result<(Vec<AblationResult>, Vec<ActivationCache>)> {
     if prompts.is_empty() {
         return Err(InterventionError::EmptyBatch);
     }
@@ -676,6 +691,13 @@ pub fn ablation(
     }
     let units: Vec<PatchUnit> = cfg.units.iter().map(AblationUnit::patch_unit).collect();
     let metrics = patch_units(model, &dest, prompts, &metric, &units, &values, cfg.options)?;
+    let mut captured = Vec::new();
+    if !capture.is_empty() {
+        for unit in &units {
+            let (edits, _) = unit_edits(&[unit], prompts, &dest.batch, &values)?;
+            captured.push(CapturedRun::with_edits(model, dest.batch.clone(), capture, edits).cache);
+        }
+    }
     let mut out = Vec::new();
     for (u, per_prompt) in cfg.units.iter().zip(metrics) {
         let label = u.label();
@@ -694,7 +716,7 @@ pub fn ablation(
             });
         }
     }
-    Ok(out)
+    Ok((out, captured))
 }
 
 crate::table_row! {

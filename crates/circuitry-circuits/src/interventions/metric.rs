@@ -139,6 +139,11 @@ pub enum MetricKind {
     /// that has a next token (the metric's position is not used). In a corrupt or patched run it
     /// is still the loss of predicting the clean continuation.
     Loss,
+    /// Olsson et al.'s in-context learning score: the loss on token `late` minus the loss on
+    /// token `early` (token indices; the loss on token `t` is `-log p(tokens[t] | tokens[..t])`,
+    /// read from the logits at `t - 1`). Negative when the model predicts later tokens better
+    /// from their context. The metric's position is not used.
+    IclScore { early: usize, late: usize },
     /// `KL(P_clean || P_run)` of the next-token distributions at the position, where `P_clean`
     /// is the clean, unpatched run's. Zero on the clean run itself.
     Kl,
@@ -187,6 +192,7 @@ impl Metric {
             MetricKind::Prob(_) => "prob",
             MetricKind::LogProb(_) => "logprob",
             MetricKind::Loss => "loss",
+            MetricKind::IclScore { .. } => "icl_score",
             MetricKind::Kl => "kl",
         }
     }
@@ -226,6 +232,8 @@ impl Metric {
             MetricKind::Prob(_) => (Kind::Prob, 1),
             MetricKind::LogProb(_) => (Kind::LogProb, 1),
             MetricKind::Kl => (Kind::Kl, 1),
+            // Two weighted token losses per row: +1 at `late`, -1 at `early`.
+            MetricKind::IclScore { .. } => (Kind::Loss, 2),
             MetricKind::Loss => (
                 Kind::Loss,
                 prompts
@@ -241,6 +249,22 @@ impl Metric {
         let mut tok_b = Vec::with_capacity(rows * s);
         let mut weights = Vec::with_capacity(rows * s);
         for (r, p) in prompts.iter().enumerate() {
+            if let MetricKind::IclScore { early, late } = self.kind {
+                for (t, weight) in [(late, 1.0), (early, -1.0)] {
+                    if t == 0 || t >= p.len() {
+                        return Err(InterventionError::Config(format!(
+                            "prompt {} has {} tokens, so it has no token {t} for the ICL score (loss on token {late} minus loss on token {early}); the tokens must be 1 or later and before the prompt's end",
+                            p.id,
+                            p.len()
+                        )));
+                    }
+                    slots.push(batch.slot(r, t - 1));
+                    tok_a.push(check(p, p.tokens[t])?);
+                    tok_b.push(0);
+                    weights.push(weight);
+                }
+                continue;
+            }
             if kind == Kind::Loss {
                 let n = p.len().saturating_sub(1);
                 for i in 0..s {
@@ -295,6 +319,9 @@ impl fmt::Display for Metric {
             MetricKind::Prob(t) => write!(f, "prob({t})")?,
             MetricKind::LogProb(t) => write!(f, "logprob({t})")?,
             MetricKind::Loss => return f.write_str("loss"),
+            MetricKind::IclScore { early, late } => {
+                return write!(f, "icl_score(loss@{late} - loss@{early})");
+            }
             MetricKind::Kl => f.write_str("kl")?,
         }
         write!(f, "@{}", self.position)
@@ -567,6 +594,24 @@ mod tests {
         let want0 = ((lse([0.0, 1.0, 2.0]) - 1.0) + (lse([1.0, 0.5, 0.0]) - 0.0)) / 2.0;
         let want1 = lse([0.0, 2.0, 4.0]) - 2.0;
         assert!(close(&loss, &[want0, want1]), "{loss:?} vs {want0} {want1}");
+        // ICL score of row 0 (tokens 0 1 2): loss on token 2 (read at slot 1) minus loss on
+        // token 1 (slot 0); row 1 has no token 2.
+        let icl = Metric::new(
+            MetricKind::IclScore { early: 1, late: 2 },
+            MetricPosition::Last,
+        );
+        let e = icl.resolve(&prompts, &batch, 3).unwrap_err().to_string();
+        assert!(e.contains("has 2 tokens, so it has no token 2"), "{e}");
+        let one = TokenBatch::new(
+            &[vec![0, 1, 2]],
+            0,
+            circuitry_models::PaddingSide::Left,
+            &device,
+        );
+        let r = icl.resolve(&prompts[..1], &one, 3).unwrap();
+        let got = host_values(&r.values_from_logits(logits.clone().slice([0..1, 0..3, 0..3])));
+        let want = (lse([1.0, 0.5, 0.0]) - 0.0) - (lse([0.0, 1.0, 2.0]) - 1.0);
+        assert!(close(&got, &[want]), "{got:?} vs {want}");
         // KL of a distribution from itself is 0, from another is positive
         let m = Metric::new(MetricKind::Kl, MetricPosition::Last);
         let r = m.resolve(&prompts, &batch, 3).unwrap();

@@ -43,7 +43,7 @@ use circuitry_models::{HookKind, HookPoint, PaddingSide, TokenBatch, Transformer
 
 pub use ablation::{
     AblationConfig, AblationMethod, AblationResult, AblationUnit, Component, MeanAccumulator,
-    MeanActivations, MeanOver, ablation, ablation_table, resample_donors,
+    MeanActivations, MeanOver, ablation, ablation_capturing, ablation_table, resample_donors,
 };
 pub use attribution::{
     AttributionConfig, AttributionResult, attribution_patching, attribution_table,

@@ -86,7 +86,7 @@ impl AnalysisKind for ActivationPatchingParams {
 /// Checks a metric and the position it is read at.
 pub(super) fn check_metric(c: &mut Checker<'_, '_>, metric: &MetricSpec, position: &PositionSpec) {
     c.metric("metric", metric);
-    if metric.measure != Measure::Loss {
+    if !matches!(metric.measure, Measure::Loss | Measure::IclScore { .. }) {
         c.position("position", position);
     }
 }

@@ -31,34 +31,40 @@ impl AnalysisKind for InductionScoresParams {
     fn validate(&self, c: &mut Checker<'_, '_>) {
         c.filter("layers", self.layers.as_deref());
         c.filter("heads", self.heads.as_deref());
-        let Some((name, dataset)) = c.dataset else {
-            return;
-        };
-        match &dataset.source {
-            DatasetSource::RepeatedTokens(r) if r.repeats < 2 => {
-                c.error(
-                    "dataset",
-                    format!(
-                        "induction_scores needs the random sequence repeated: dataset `{name}` has repeats = {}",
-                        r.repeats
-                    ),
-                )
-                .hint = Some(format!("set repeats = 2 (the default) in [datasets.{name}]"));
-            }
-            DatasetSource::RepeatedTokens(_) => {}
-            _ => {
-                let kind = dataset.source_name();
-                c.error(
-                    "dataset",
-                    format!(
-                        "induction_scores needs a repeated_tokens dataset, not {kind} (dataset `{name}`)"
-                    ),
-                )
-                .hint = Some(
-                    "define one with generator = \"repeated_tokens\", n and length (its prompts name the positions seq_start and repeat_start)"
-                        .into(),
-                );
-            }
+        require_repeated_tokens(c, "induction_scores");
+    }
+}
+
+/// The analysis's dataset must be a `repeated_tokens` dataset with the sequence repeated (its
+/// prompts name the positions `seq_start` and `repeat_start`).
+pub(super) fn require_repeated_tokens(c: &mut Checker<'_, '_>, kind: &str) {
+    let Some((name, dataset)) = c.dataset else {
+        return;
+    };
+    match &dataset.source {
+        DatasetSource::RepeatedTokens(r) if r.repeats < 2 => {
+            c.error(
+                "dataset",
+                format!(
+                    "{kind} needs the random sequence repeated: dataset `{name}` has repeats = {}",
+                    r.repeats
+                ),
+            )
+            .hint = Some(format!(
+                "set repeats = 2 (the default) in [datasets.{name}]"
+            ));
+        }
+        DatasetSource::RepeatedTokens(_) => {}
+        _ => {
+            let source = dataset.source_name();
+            c.error(
+                "dataset",
+                format!("{kind} needs a repeated_tokens dataset, not {source} (dataset `{name}`)"),
+            )
+            .hint = Some(
+                "define one with generator = \"repeated_tokens\", n and length (its prompts name the positions seq_start and repeat_start)"
+                    .into(),
+            );
         }
     }
 }

@@ -131,6 +131,8 @@ macro_rules! for_each_analysis_kind {
             qk_circuit => QkCircuit(QkCircuitParams),
             composition_scores => CompositionScores(CompositionScoresParams),
             induction_scores => InductionScores(InductionScoresParams),
+            icl_score => IclScore(IclScoreParams),
+            icl_heads => IclHeads(IclHeadsParams),
             tokens => Tokens(TokensParams),
             activation_patching => ActivationPatching(ActivationPatchingParams),
             ablation => Ablation(AblationParams),
