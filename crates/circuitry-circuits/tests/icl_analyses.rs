@@ -161,10 +161,10 @@ fn icl_score_equals_per_token_losses_by_hand() {
             assert_eq!(ints(&summary, "n_prompts"), [prompts.len()]);
         }
         // A prompt without a token `late` is an error at `late`.
-        let body = "kind = \"icl_score\"\nearly = 3\nlate = 40";
+        let body = "kind = \"icl_score\"\nearly = 3\nlate = 16";
         let mut a = built(&analysis_a(&experiment(body)), &m);
         let e = run_dataset(a.as_mut(), &m, &prompts, 3, PaddingSide::Right).unwrap_err();
-        assert!(e.contains("no token 40"), "{e}");
+        assert!(e.contains("no token 16"), "{e}");
     }
 }
 

@@ -448,8 +448,12 @@ impl Execution<'_> {
         let ready = models::load(name, spec, source, &base, &self.device)
             .map_err(|e| e.located(exp, &crate::plan::model_key(name, spec)))?;
         spinner.finish_and_clear();
+        let which = match v.checkpoint.as_ref().filter(|c| c.model == name) {
+            Some(c) => format!("{name} (checkpoint step {})", c.step),
+            None => name.to_string(),
+        };
         self.progress.status(&format!(
-            "loaded model {name} in {:.1}s",
+            "loaded model {which} in {:.1}s",
             t.elapsed().as_secs_f64()
         ));
         self.models.insert(key.clone(), ready);

@@ -1,6 +1,7 @@
 //! `kind = "icl_score"`.
 
 use super::AnalysisKind;
+use crate::dataset::DatasetSource;
 use crate::validate::Checker;
 
 analysis_params! {
@@ -33,8 +34,26 @@ pub(super) fn five_hundred() -> u32 {
     500
 }
 
-/// `1 <= early < late`.
+/// `1 <= early < late`, and a `repeated_tokens` dataset's prompts have a token `late`.
 pub(super) fn check_early_late(c: &mut Checker<'_, '_>, early: u32, late: u32) {
+    if let Some((name, dataset)) = c.dataset
+        && let DatasetSource::RepeatedTokens(r) = &dataset.source
+    {
+        let tokens = r.length.saturating_mul(r.repeats) + u32::from(dataset.prepend_bos);
+        if late >= tokens {
+            c.error(
+                "late",
+                format!(
+                    "the prompts of dataset `{name}` have {tokens} tokens, so they have no token {late} (late)"
+                ),
+            )
+            .hint = Some(format!(
+                "choose late < {tokens}; on [BOS] r r, a token of the second copy (e.g. late = {}) against one of the first (early = {})",
+                tokens - 1,
+                (r.length / 2).max(1)
+            ));
+        }
+    }
     if early == 0 {
         c.error(
             "early",
