@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use circuitry_spec::checkpoints::{CHECKPOINTS_DIR, parse_step_dir_name, step_dir_name};
-use circuitry_spec::{Experiment, Variant};
+use circuitry_spec::{Experiment, TrainSpec, Variant};
 use serde::Serialize;
 
 use crate::error::RunError;
@@ -27,12 +27,32 @@ pub struct Checkpoint {
     pub step: u32,
 }
 
+/// Where training run `spec` of `exp` saves its checkpoints: `<output>/checkpoints`, normalized.
+fn train_checkpoints_dir(exp: &Experiment, spec: &TrainSpec) -> PathBuf {
+    normalize(&exp.resolve_path(&spec.output).join(CHECKPOINTS_DIR))
+}
+
+/// The `step<N>` subdirectories of a checkpoint directory, by step (any order).
+pub fn step_dirs(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
+        let step = path
+            .file_name()
+            .and_then(|n| parse_step_dir_name(&n.to_string_lossy()));
+        if let (Some(step), true) = (step, path.is_dir()) {
+            out.push((step, path));
+        }
+    }
+    Ok(out)
+}
+
 /// `<output>/checkpoints/step<N>` of every checkpoint the file's training runs save (normalized)
 /// -> (training run, step).
 pub fn trained_checkpoints(exp: &Experiment) -> BTreeMap<PathBuf, (String, u32)> {
     let mut out = BTreeMap::new();
     for (name, spec) in &exp.train {
-        let dir = normalize(&exp.resolve_path(&spec.output).join(CHECKPOINTS_DIR));
+        let dir = train_checkpoints_dir(exp, spec);
         for step in spec.checkpoint_steps() {
             out.insert(dir.join(step_dir_name(step.into())), (name.clone(), step));
         }
@@ -50,9 +70,10 @@ fn located(exp: &Experiment, key: &str, message: String, hint: Option<String>) -
 /// `step<N>` directories in `dir`; only the `steps` asked for, each of which must exist.
 fn series_steps(exp: &Experiment, name: &str, dir: &Path) -> Result<Vec<u32>, RunError> {
     let key = format!("models.{name}.checkpoints");
-    let trained = exp.train.iter().find(|(_, t)| {
-        normalize(&exp.resolve_path(&t.output).join(CHECKPOINTS_DIR)) == normalize(dir)
-    });
+    let trained = exp
+        .train
+        .iter()
+        .find(|(_, t)| train_checkpoints_dir(exp, t) == normalize(dir));
     let available: Vec<u32> = match trained {
         Some((train, spec)) => {
             let steps = spec.checkpoint_steps();
@@ -69,7 +90,7 @@ fn series_steps(exp: &Experiment, name: &str, dir: &Path) -> Result<Vec<u32>, Ru
             steps
         }
         None => {
-            let entries = std::fs::read_dir(dir).map_err(|e| {
+            let found = step_dirs(dir).map_err(|e| {
                 located(
                     exp,
                     &key,
@@ -78,18 +99,14 @@ fn series_steps(exp: &Experiment, name: &str, dir: &Path) -> Result<Vec<u32>, Ru
                 )
             })?;
             let mut steps: Vec<u32> = Vec::new();
-            for e in entries.flatten().filter(|e| e.path().is_dir()) {
-                let file = e.file_name().to_string_lossy().into_owned();
-                let Some(step) = parse_step_dir_name(&file) else {
-                    continue;
-                };
+            for (step, path) in found {
                 steps.push(u32::try_from(step).map_err(|_| {
                     located(
                         exp,
                         &key,
                         format!(
-                            "model `{name}`: checkpoint {file} in {} is past step {}",
-                            dir.display(),
+                            "model `{name}`: checkpoint {} is past step {}",
+                            path.display(),
                             u32::MAX
                         ),
                         None,

@@ -110,19 +110,16 @@ pub fn model_files(source: &ModelSource) -> Vec<PathBuf> {
 }
 
 /// The content hash of every checkpoint a training run saved under `dir` (`step<N>` model
-/// directories), by step; empty when it saved none.
+/// directories), by step; empty when it saved none (no `dir`).
 pub fn checkpoint_hashes(dir: &Path) -> Result<BTreeMap<u64, String>, RunError> {
     let mut out = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(out);
+    let steps = match crate::checkpoints::step_dirs(dir) {
+        Ok(steps) => steps,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(RunError::io(dir, e)),
     };
-    for e in entries {
-        let e = e.map_err(|err| RunError::io(dir, err))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(step) = circuitry_spec::checkpoints::parse_step_dir_name(&name) {
-            let files = model_files(&ModelSource::HfDir(e.path()));
-            out.insert(step, files_hash(&files)?);
-        }
+    for (step, path) in steps {
+        out.insert(step, files_hash(&model_files(&ModelSource::HfDir(path)))?);
     }
     Ok(out)
 }

@@ -312,6 +312,28 @@ impl Checker<'_, '_> {
         self.error(key, format!("no dataset `{name}`")).hint = Some(hint);
     }
 
+    /// The two tokens of an ICL score (`(key, token index)` each): `1 <= early < late`.
+    pub fn icl_tokens(&mut self, (early_key, early): (&str, u32), (late_key, late): (&str, u32)) {
+        if early == 0 {
+            self.error(
+                early_key,
+                "the early token of `icl_score` must be 1 or later (token 0 has no prediction)",
+            )
+            .hint = Some(
+                "e.g. 50 and 500 (Olsson et al.), or 10 and 30 on [BOS] r r with |r| = 20".into(),
+            );
+        } else if late <= early {
+            self.error(
+                late_key,
+                format!("`late = {late}` must come after `early = {early}`"),
+            )
+            .hint = Some(
+                "the ICL score is the loss on the late token minus the loss on the early one, e.g. 50 and 500"
+                    .into(),
+            );
+        }
+    }
+
     pub fn metric(&mut self, key: &str, metric: &MetricSpec) {
         match &metric.measure {
             Measure::LogitDiff(a, b) => self.token_pair(&format!("{key}.logit_diff"), a, b),
@@ -319,13 +341,7 @@ impl Checker<'_, '_> {
             Measure::Prob(t) => self.token(&format!("{key}.prob"), t),
             Measure::IclScore { early, late } => {
                 let key = format!("{key}.icl_score");
-                if *early == 0 {
-                    self.error(&key, "the early token of `icl_score` must be 1 or later (token 0 has no prediction)")
-                        .hint = Some("e.g. icl_score = [50, 500] (Olsson et al.), or [10, 30] on short prompts".into());
-                } else if late <= early {
-                    self.error(&key, format!("`icl_score = [{early}, {late}]`: the late token must come after the early one"))
-                        .hint = Some("write icl_score = [EARLY, LATE] with EARLY < LATE".into());
-                }
+                self.icl_tokens((&key, *early), (&key, *late));
             }
             Measure::Loss | Measure::Kl => {}
         }

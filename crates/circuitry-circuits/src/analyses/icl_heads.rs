@@ -129,26 +129,29 @@ impl IclHeads {
             .map(|l| HookPoint::layer(l, HookKind::Pattern))
             .collect()
     }
+}
 
-    /// Adds every head's `[prefix matching, previous token]` scores on `patterns` (one per
-    /// layer) of every prompt of the batch to `sums`.
-    fn add_scores(
-        &self,
-        batch: &BatchContext,
-        bounds: &[(usize, usize)],
-        patterns: &[HostTensor],
-        mut add: impl FnMut(usize, [f64; 2]),
-    ) {
-        for (r, (prompt, &(start, repeat))) in batch.prompts.iter().zip(bounds).enumerate() {
-            for (layer, pattern) in patterns.iter().enumerate() {
-                for head in 0..self.n_heads {
-                    let attn = |q, k| f64::from(attention(pattern, batch, r, head, q, k));
-                    let s = induction_scores::scores(prompt.len(), start, repeat, attn);
-                    add(layer * self.n_heads + head, [s[0], s[1]]);
-                }
+/// Every head's `[prefix matching, previous token]` scores on `patterns` (one per layer),
+/// summed over the prompts of the batch; indexed `layer * n_heads + head`.
+fn score_sums(
+    batch: &BatchContext,
+    bounds: &[(usize, usize)],
+    patterns: &[HostTensor],
+    n_heads: usize,
+) -> Vec<[f64; 2]> {
+    let mut sums = vec![[0.0; 2]; patterns.len() * n_heads];
+    for (r, (prompt, &(start, repeat))) in batch.prompts.iter().zip(bounds).enumerate() {
+        for (layer, pattern) in patterns.iter().enumerate() {
+            for head in 0..n_heads {
+                let attn = |q, k| f64::from(attention(pattern, batch, r, head, q, k));
+                let s = induction_scores::scores(prompt.len(), start, repeat, attn);
+                let sum = &mut sums[layer * n_heads + head];
+                sum[0] += s[0];
+                sum[1] += s[1];
             }
         }
     }
+    sums
 }
 
 impl Analysis for IclHeads {
@@ -178,12 +181,14 @@ impl Analysis for IclHeads {
             .collect::<Result<Vec<_>, _>>()?;
         let layers: Vec<usize> = (0..self.n_layers).collect();
         let clean = patterns(&batch.clean_output.cache, &layers)?;
-        let mut sums = std::mem::take(&mut self.clean);
-        self.add_scores(batch, &bounds, &clean, |g, s| {
-            sums[g][0] += s[0];
-            sums[g][1] += s[1];
-        });
-        self.clean = sums;
+        for (total, s) in
+            self.clean
+                .iter_mut()
+                .zip(score_sums(batch, &bounds, &clean, self.n_heads))
+        {
+            total[0] += s[0];
+            total[1] += s[1];
+        }
         let (results, captured) = self
             .ablation
             .run_batch(model, batch, &self.pattern_hooks())?;
@@ -203,9 +208,10 @@ impl Analysis for IclHeads {
         }
         for (u, cache) in captured.iter().enumerate() {
             let ablated = patterns(cache, &layers)?;
-            let mut sums = std::mem::take(&mut self.ablated_prefix[u]);
-            self.add_scores(batch, &bounds, &ablated, |g, s| sums[g] += s[0]);
-            self.ablated_prefix[u] = sums;
+            let sums = score_sums(batch, &bounds, &ablated, self.n_heads);
+            for (total, s) in self.ablated_prefix[u].iter_mut().zip(sums) {
+                *total += s[0];
+            }
         }
         self.n_prompts += n as u32;
         Ok(())

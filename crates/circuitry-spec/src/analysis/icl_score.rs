@@ -54,21 +54,7 @@ pub(super) fn check_early_late(c: &mut Checker<'_, '_>, early: u32, late: u32) {
             ));
         }
     }
-    if early == 0 {
-        c.error(
-            "early",
-            "`early` must be 1 or later: token 0 has no prediction",
-        )
-        .hint = Some("e.g. early = 50 (Olsson et al.), or 10 on short prompts".into());
-    } else if late <= early {
-        c.error(
-            "late",
-            format!("`late = {late}` must come after `early = {early}`"),
-        )
-        .hint = Some(
-            "e.g. early = 50, late = 500; on [BOS] r r with |r| = 20, early = 10, late = 30".into(),
-        );
-    }
+    c.icl_tokens(("early", early), ("late", late));
 }
 
 impl AnalysisKind for IclScoreParams {
