@@ -13,6 +13,7 @@ pub mod factored;
 pub mod interventions;
 pub mod matrix;
 pub mod neurons;
+pub mod probes;
 pub mod refs;
 pub mod table;
 pub mod weight_circuits;

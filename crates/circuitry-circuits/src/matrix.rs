@@ -20,6 +20,8 @@ pub enum LinalgError {
     NonFinite,
     #[error("the eigenvalue (QR) iteration did not converge for a {size}x{size} matrix")]
     NoConvergence { size: usize },
+    #[error("matrix is not positive definite")]
+    NotPositiveDefinite,
 }
 
 /// A complex number, as returned by [`Mat::eigenvalues`].
@@ -420,6 +422,23 @@ impl Mat {
             Mat::from_faer(qr.compute_thin_Q().as_ref()),
             Mat::from_faer(qr.thin_R()),
         )
+    }
+
+    /// Solves `self x = b` for a symmetric positive definite `self` (its lower triangle is
+    /// read) by `faer`'s Cholesky factorisation.
+    pub fn solve_spd(&self, b: &[f64]) -> Result<Vec<f64>, LinalgError> {
+        let n = self.square_and_finite()?;
+        assert_eq!(b.len(), n, "one right-hand side value per row");
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let llt = self
+            .as_faer()
+            .llt(faer::Side::Lower)
+            .map_err(|_| LinalgError::NotPositiveDefinite)?;
+        let rhs = faer::Mat::from_fn(n, 1, |i, _| b[i]);
+        let x = faer::linalg::solvers::Solve::solve(&llt, rhs.as_ref());
+        Ok((0..n).map(|i| x[(i, 0)]).collect())
     }
 
     /// The `R` factor of [`Mat::qr`] alone (`p x n`, `p = min(m, n)`): `aᵀa = RᵀR`, and for any

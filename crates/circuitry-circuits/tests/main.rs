@@ -6,6 +6,7 @@ mod iv_common;
 mod iv_smollm2;
 mod wc_common;
 
+mod causal_fixtures;
 mod circuit_analyses;
 mod composition_baseline;
 mod factored_properties;

@@ -6,7 +6,8 @@
 //! (`first`, `last`; IOI adds `IO`, `S1`, `S2`, `END`), named answer tokens and pass-through
 //! string fields, plus a content hash of the whole dataset. Sources ([`Source`]) are inline
 //! lists (texts, records, raw token ids), JSONL/CSV/Parquet files ([`FileSource`]), natural-text
-//! corpora cut into windows of tokens ([`TextConfig`]), and the generators [`RepeatedTokensConfig`] and [`IoiConfig`]. Everything is tokenized with the model's
+//! corpora cut into windows of tokens ([`TextConfig`]), the generators [`RepeatedTokensConfig`] and [`IoiConfig`], and
+//! causal models ([`causal`]: prompts drawn from their inputs, counterfactual pairs). Everything is tokenized with the model's
 //! [`circuitry_models::Tokenizer`].
 //!
 //! What it must not do: it never runs models (no tensors, no forward passes) and never parses
@@ -18,6 +19,7 @@
 //! Randomness comes from the crate's own documented, version-stable generator ([`rng`]), never
 //! from the `rand` crate, so a seed reproduces the same dataset across dependency upgrades.
 
+pub mod causal;
 pub mod dataset;
 pub mod error;
 pub mod files;
@@ -28,6 +30,10 @@ pub mod rng;
 pub mod source;
 pub mod text;
 
+pub use causal::{
+    CausalModel, CausalSampleConfig, PairingConfig, Value, counterfactual_pairs, sample_records,
+    variable_values,
+};
 pub use dataset::{Batch, Dataset, FIRST, LAST, Prompt, content_hash, pad_id};
 pub use error::{DataError, RowIssue, RowLocation};
 pub use files::{FileFormat, FileSource};

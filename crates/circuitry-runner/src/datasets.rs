@@ -4,18 +4,19 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use circuitry_data::{
-    DataError, DatasetOptions, FileSource, IoiConfig, IoiTemplates, Record, Source, TextConfig,
-    TokenRecord, build_dataset,
+    CausalModel, CausalSampleConfig, DataError, DatasetOptions, FileSource, IoiConfig,
+    IoiTemplates, PairingConfig, Record, Source, TextConfig, TokenRecord, build_dataset,
 };
 use circuitry_models::Tokenizer;
-use circuitry_spec::{DatasetSource, DatasetSpec};
+use circuitry_spec::{DatasetSource, DatasetSpec, Experiment};
 
 use crate::error::RunError;
 
-/// The data crate's description of a dataset. Relative file paths are resolved against
-/// `base_dir` (the experiment file's directory).
-pub fn source(spec: &DatasetSpec, base_dir: &Path) -> Source {
-    match &spec.source {
+/// The data crate's description of a dataset of single prompts. Relative file paths are resolved
+/// against `base_dir` (the experiment file's directory). `None` for the sources that need the
+/// rest of the experiment: causal model draws and counterfactual pairs ([`build`] makes them).
+fn source(spec: &DatasetSpec, base_dir: &Path) -> Option<Source> {
+    Some(match &spec.source {
         DatasetSource::RepeatedTokens(r) => {
             let mut g = circuitry_data::RepeatedTokensConfig::new(
                 r.n as usize,
@@ -98,6 +99,24 @@ pub fn source(spec: &DatasetSpec, base_dir: &Path) -> Source {
             c.seed = t.seed.unwrap_or(0);
             Source::Text(c)
         }
+        DatasetSource::CausalModel(_) | DatasetSource::Counterfactuals(_) => return None,
+    })
+}
+
+/// The data crate's form of `[causal_models.NAME]` (which the spec has checked).
+fn causal_model(exp: &Experiment, name: &str) -> CausalModel {
+    let spec = &exp.causal_models[name];
+    CausalModel {
+        name: name.to_string(),
+        inputs: spec.inputs.clone(),
+        values: spec
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        order: spec
+            .evaluation_order()
+            .expect("a checked causal model has an evaluation order"),
     }
 }
 
@@ -111,25 +130,49 @@ fn data_template(template: &str) -> String {
         .replace("{OBJECT}", "[OBJECT]")
 }
 
-/// Builds and tokenizes dataset `name` for a model with context length `n_ctx`.
+/// Builds and tokenizes dataset `name` of `exp` for a model with context length `n_ctx`.
 pub fn build(
+    exp: &Experiment,
     name: &str,
-    spec: &DatasetSpec,
-    base_dir: &Path,
     tokenizer: &Tokenizer,
     n_ctx: usize,
 ) -> Result<circuitry_data::Dataset, RunError> {
+    let spec = &exp.datasets[name];
+    let located = |e: DataError| RunError::DatasetAt {
+        dataset: name.to_string(),
+        key: spec_key(spec, &e),
+        message: e.to_string(),
+    };
     let options = DatasetOptions {
         prepend_bos: spec.prepend_bos,
         n_ctx: Some(n_ctx),
     };
-    build_dataset(name, &source(spec, base_dir), tokenizer, &options).map_err(|e| {
-        RunError::DatasetAt {
-            dataset: name.to_string(),
-            key: spec_key(spec, &e),
-            message: e.to_string(),
+    let source = match &spec.source {
+        DatasetSource::CausalModel(g) => {
+            let model = causal_model(exp, &g.causal_model);
+            let cfg = CausalSampleConfig {
+                n: g.n as usize,
+                template: g.template.clone(),
+                balance: g.balance.clone(),
+                seed: g.seed.unwrap_or(0),
+            };
+            let records = circuitry_data::sample_records(name, &model, &cfg).map_err(located)?;
+            Source::Records(records)
         }
-    })
+        DatasetSource::Counterfactuals(c) => {
+            let base = build(exp, &c.counterfactuals, tokenizer, n_ctx)?;
+            let cfg = PairingConfig {
+                intervene: c.intervene.clone(),
+                changing_only: c.changing_only,
+                seed: c.seed.unwrap_or(0),
+            };
+            let model = causal_model(exp, &c.causal_model);
+            return circuitry_data::counterfactual_pairs(name, &base, &model, &cfg, tokenizer)
+                .map_err(located);
+        }
+        _ => source(spec, &exp.base_dir()).expect("a dataset of single prompts"),
+    };
+    build_dataset(name, &source, tokenizer, &options).map_err(located)
 }
 
 /// The key of `[datasets.NAME]` (relative to the entry) a data error is about: the data crate's
@@ -164,6 +207,8 @@ fn spec_key(spec: &DatasetSpec, e: &DataError) -> String {
             DataError::TooLong { .. } => "templates".to_string(),
             _ => "names".to_string(),
         },
+        (None, DatasetSource::CausalModel(_)) => "template".to_string(),
+        (None, DatasetSource::Counterfactuals(_)) => "counterfactuals".to_string(),
     }
 }
 

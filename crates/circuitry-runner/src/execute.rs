@@ -725,15 +725,9 @@ fn commit_output(
 
 /// Dataset `name` of `exp`, tokenized for `model`.
 fn build_dataset(exp: &Experiment, model: &ReadyModel, name: &str) -> Result<Dataset, RunError> {
-    datasets::build(
-        name,
-        &exp.datasets[name],
-        &exp.base_dir(),
-        &model.tokenizer,
-        model.model.config.n_ctx,
-    )
-    // Data errors name their own key (`datasets.NAME.length`); others point at the section.
-    .map_err(|e| e.located(exp, &format!("datasets.{name}")))
+    datasets::build(exp, name, &model.tokenizer, model.model.config.n_ctx)
+        // Data errors name their own key (`datasets.NAME.length`); others point at the section.
+        .map_err(|e| e.located(exp, &format!("datasets.{name}")))
 }
 
 /// Runs a model over a dataset batch by batch: pads, runs the clean (and optionally corrupt)

@@ -283,14 +283,8 @@ impl Plan {
                 let tokenizer = models::tokenizer(&f.model, spec, &source, &base, config)
                     .map_err(|e| e.located(exp, &key))?;
                 let batches = |dataset: &str| -> Result<Vec<(usize, usize)>, RunError> {
-                    let built = crate::datasets::build(
-                        dataset,
-                        &exp.datasets[dataset],
-                        &base,
-                        &tokenizer,
-                        config.n_ctx,
-                    )
-                    .map_err(|e| e.located(exp, &format!("datasets.{dataset}")))?;
+                    let built = crate::datasets::build(exp, dataset, &tokenizer, config.n_ctx)
+                        .map_err(|e| e.located(exp, &format!("datasets.{dataset}")))?;
                     let batches = built.batches(f.batch_size).map_err(|e| RunError::Dataset {
                         dataset: dataset.to_string(),
                         message: e.to_string(),

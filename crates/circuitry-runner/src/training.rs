@@ -7,7 +7,7 @@ use circuitry_circuits::table::{Rows, Table};
 use circuitry_data::{Rng, derive_seed};
 use circuitry_models::burn::prelude::Device;
 use circuitry_models::{ActFn, ModelConfig, Tokenizer};
-use circuitry_spec::{Decay, Experiment, TrainSpec};
+use circuitry_spec::{Decay, Experiment, TrainRows, TrainSpec};
 use circuitry_train::{
     ArchConfig, Checkpoints, CurveRow, DataConfig, EvalConfig, LrDecay, OptimConfig, TrainConfig,
     Trained, train, train_with, word_level_tokenizer_json,
@@ -136,15 +136,16 @@ pub fn run(
         None => train(&config, device, saving(None).as_ref(), report),
         Some(dataset) => {
             let (tokenizer, json) = tokenizer_for(experiment, name, spec)?;
-            let rows = dataset_tokens(experiment, name, dataset, &tokenizer, spec)?;
-            let mut windows = windows(
-                rows,
-                config.data.seq_len,
-                config.optim.batch_size,
-                config.seed,
-            );
+            let prompts = dataset_prompts(experiment, name, dataset, &tokenizer, spec)?;
+            let (seq_len, batch_size) = (config.data.seq_len, config.optim.batch_size);
+            let mut source: Box<dyn FnMut(usize) -> Vec<Vec<u32>>> = match spec.rows {
+                TrainRows::Windows => {
+                    Box::new(windows(prompts.concat(), seq_len, batch_size, config.seed))
+                }
+                TrainRows::Prompts => Box::new(whole_prompts(prompts, batch_size, config.seed)),
+            };
             let saves = saving(Some(json.clone()));
-            let trained = train_with(&config, &mut windows, device, saves.as_ref(), report);
+            let trained = train_with(&config, &mut source, device, saves.as_ref(), report);
             bar.finish_and_clear();
             let trained =
                 trained.map_err(|e| train_err(experiment, name, "steps", e.to_string()))?;
@@ -232,40 +233,60 @@ fn tokenizer_for(
     Ok((tokenizer, json))
 }
 
-/// Every prompt of the training dataset, tokenized.
-fn dataset_tokens(
+/// Every prompt of the training dataset, tokenized: enough tokens for a row, and with `rows =
+/// "prompts"`, each prompt exactly one row long.
+fn dataset_prompts(
     experiment: &Experiment,
     name: &str,
     dataset: &str,
     tokenizer: &Tokenizer,
     spec: &TrainSpec,
-) -> Result<Vec<u32>, RunError> {
-    let built = crate::datasets::build(
-        dataset,
-        &experiment.datasets[dataset],
-        &experiment.base_dir(),
-        tokenizer,
-        usize::MAX,
-    )
-    .map_err(|e| e.located(experiment, &format!("datasets.{dataset}")))?;
-    let stream: Vec<u32> = built
-        .prompts
-        .iter()
-        .flat_map(|p| p.tokens.iter().copied())
-        .collect();
-    if stream.len() < spec.seq_len() as usize {
+) -> Result<Vec<Vec<u32>>, RunError> {
+    let built = crate::datasets::build(experiment, dataset, tokenizer, usize::MAX)
+        .map_err(|e| e.located(experiment, &format!("datasets.{dataset}")))?;
+    let seq_len = spec.seq_len() as usize;
+    if spec.rows == TrainRows::Prompts
+        && let Some(p) = built.prompts.iter().find(|p| p.len() != seq_len)
+    {
+        return Err(train_err(
+            experiment,
+            name,
+            "rows",
+            format!(
+                "with rows = \"prompts\" every prompt is one training row of seq_len = {seq_len} tokens, but prompt {} of dataset `{dataset}` has {}",
+                p.id,
+                p.len()
+            ),
+        ));
+    }
+    let prompts: Vec<Vec<u32>> = built.prompts.into_iter().map(|p| p.tokens).collect();
+    let total: usize = prompts.iter().map(Vec::len).sum();
+    if total < seq_len {
         return Err(train_err(
             experiment,
             name,
             "seq_len",
             format!(
-                "dataset `{dataset}` has {} tokens in all, fewer than one training row of seq_len = {}",
-                stream.len(),
+                "dataset `{dataset}` has {total} tokens in all, fewer than one training row of seq_len = {}",
                 spec.seq_len()
             ),
         ));
     }
-    Ok(stream)
+    Ok(prompts)
+}
+
+/// Batches of whole prompts drawn uniformly; batch `step` depends only on the seed.
+fn whole_prompts(
+    prompts: Vec<Vec<u32>>,
+    batch_size: usize,
+    seed: u64,
+) -> impl FnMut(usize) -> Vec<Vec<u32>> {
+    move |step| {
+        let mut rng = Rng::new(derive_seed(seed, &format!("train/prompts/{step}")));
+        (0..batch_size)
+            .map(|_| prompts[rng.index(prompts.len())].clone())
+            .collect()
+    }
 }
 
 /// Batches of random windows of the token stream; batch `step` depends only on the seed.

@@ -39,10 +39,14 @@ pub enum DatasetSource {
     File(FileDataset),
     /// `text = "..."`: a corpus cut into windows of tokens.
     Text(TextDataset),
+    /// `generator = "causal_model"`.
+    CausalModel(CausalModelDataset),
+    /// `counterfactuals = "..."`: pairs of another dataset's prompts.
+    Counterfactuals(CounterfactualsDataset),
 }
 
 /// The generators, by `generator` name.
-pub const GENERATORS: &[&str] = &["repeated_tokens", "ioi"];
+pub const GENERATORS: &[&str] = &["repeated_tokens", "ioi", "causal_model"];
 
 /// Keys every dataset may have, besides its source's own.
 #[derive(Deserialize, JsonSchema)]
@@ -55,7 +59,14 @@ pub(crate) struct DatasetCommon {
 }
 
 pub(crate) const COMMON_KEYS: &[&str] = &["prepend_bos"];
-pub(crate) const SOURCE_KEYS: &[&str] = &["generator", "prompts", "tokens", "file", "text"];
+pub(crate) const SOURCE_KEYS: &[&str] = &[
+    "generator",
+    "prompts",
+    "tokens",
+    "file",
+    "text",
+    "counterfactuals",
+];
 
 spec_struct! {
     /// Random token sequences repeated back to back: the standard probe for induction heads.
@@ -138,6 +149,11 @@ pub const IOI_POSITIONS: &[&str] = &["IO", "S1", "S2", "END"];
 /// The named positions of `repeated_tokens` prompts: the first random token, and the first
 /// token of the second repeat.
 pub const REPEATED_POSITIONS: &[&str] = &["seq_start", "repeat_start"];
+/// The answer of `causal_model` prompts: the output's token.
+pub const CAUSAL_OUTPUT_ANSWER: &str = "output";
+/// The answers counterfactual pairs add: the causal model's output on the base and under the
+/// interchange.
+pub const COUNTERFACTUAL_ANSWERS: &[&str] = &["base", "counterfactual"];
 /// The answers of `ioi` prompts.
 pub const IOI_ANSWERS: &[&str] = &["IO", "S"];
 
@@ -307,6 +323,72 @@ spec_struct! {
     }
 }
 
+spec_struct! {
+    /// Prompts drawn from a `[causal_models.*]` entry. Default `prepend_bos`: true.
+    ///
+    /// Prompt `i` draws every input uniformly from the causal model's `values` (in the order of
+    /// `inputs`) with a generator seeded from `seed`; with `balance`, draws are repeated until the
+    /// balanced variables take the `i mod C`-th of their `C` value combinations, so that every
+    /// combination is equally frequent. The text is `template` with `{NAME}` replaced by the value
+    /// of the input, variable or `output` NAME. Each prompt keeps every input, variable and the
+    /// output as fields, and the answer `output` (the output's token).
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct CausalModelDataset {
+        /// The `[causal_models.*]` entry.
+        pub causal_model: String,
+        /// Number of prompts (1 to 1000000).
+        #[schemars(range(min = 1, max = 1_000_000))]
+        pub n: u32,
+        /// The prompt text, e.g. "{a} {b} {c} {d}" (add " {output}" for training rows).
+        pub template: String,
+        /// Variables (inputs, intermediates or `output`) whose value combinations are drawn
+        /// equally often; each combination must be reachable.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub balance: Vec<String>,
+        /// Generator seed. Default: derived from the experiment's `seed` and the dataset's name
+        /// (after loading, always set).
+        pub seed: Option<u64>,
+    }
+}
+
+spec_struct! {
+    /// Counterfactual pairs for interchange interventions: each prompt of the base dataset (the
+    /// `base`) is paired with a `source` prompt of the same dataset, drawn with `seed` among those
+    /// with the same tokens count and named positions (so sites line up). The pair's prompt is the
+    /// base, its counterfactual (corrupt) prompt the source; its answers are the base's, plus
+    /// `base` (the causal model's output on the base) and `counterfactual` (its output when the
+    /// `intervene` variables take their values on the source and everything downstream is
+    /// recomputed). Fields: the base's, plus `source` (the source prompt's index) and
+    /// `counterfactual_output`. `prepend_bos` does not apply: the base's prompts are used as they
+    /// are.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct CounterfactualsDataset {
+        /// The base dataset (a `[datasets.*]` entry that is not itself counterfactuals).
+        pub counterfactuals: String,
+        /// The `[causal_models.*]` entry whose inputs the base's prompts carry as fields.
+        pub causal_model: String,
+        /// The variables taken from the source (inputs or intermediates).
+        pub intervene: Vec<String>,
+        /// Draw each source among those that change the causal model's output (bases without one
+        /// are dropped), so that an intervention that does nothing scores 0.
+        #[serde(default)]
+        pub changing_only: bool,
+        /// Seed of the pairing. Default: derived from the experiment's `seed` and the dataset's
+        /// name (after loading, always set).
+        pub seed: Option<u64>,
+        /// The base dataset, filled in when the experiment is checked (its positions and answers
+        /// are this dataset's).
+        #[serde(skip)]
+        #[schemars(skip)]
+        pub base: ResolvedBase,
+    }
+}
+
+/// A counterfactual dataset's base, once the experiment is checked (`None` before).
+pub type ResolvedBase = Option<Box<DatasetSpec>>;
+
 fn default_text_column() -> String {
     "text".to_string()
 }
@@ -321,6 +403,8 @@ impl DatasetSpec {
             DatasetSource::Tokens(_) => "tokens",
             DatasetSource::File(_) => "file",
             DatasetSource::Text(_) => "text",
+            DatasetSource::CausalModel(_) => "causal_model",
+            DatasetSource::Counterfactuals(_) => "counterfactuals",
         }
     }
 
@@ -337,6 +421,9 @@ impl DatasetSpec {
         match &self.source {
             DatasetSource::Ioi(_) => IOI_POSITIONS,
             DatasetSource::RepeatedTokens(_) => REPEATED_POSITIONS,
+            DatasetSource::Counterfactuals(c) => {
+                c.base.as_ref().map_or(&[], |b| b.named_positions())
+            }
             _ => &[],
         }
     }
@@ -356,6 +443,16 @@ impl DatasetSpec {
                 .map(|p| p.answers.keys().cloned().collect())
                 .unwrap_or_default(),
             DatasetSource::File(f) => f.answer_columns.keys().cloned().collect(),
+            DatasetSource::CausalModel(_) => strings(&[CAUSAL_OUTPUT_ANSWER]),
+            DatasetSource::Counterfactuals(c) => {
+                let mut names = c.base.as_ref().map_or_else(Vec::new, |b| b.answer_names());
+                for extra in COUNTERFACTUAL_ANSWERS {
+                    if !names.iter().any(|n| n == extra) {
+                        names.push(extra.to_string());
+                    }
+                }
+                names
+            }
         }
     }
 
@@ -367,7 +464,8 @@ impl DatasetSpec {
             DatasetSource::Prompts(p) => p.prompts.iter().all(|p| p.corrupt.is_some()),
             DatasetSource::Tokens(t) => t.corrupt_tokens.is_some(),
             DatasetSource::File(f) => f.corrupt_column.is_some(),
-            DatasetSource::Text(_) => false,
+            DatasetSource::Text(_) | DatasetSource::CausalModel(_) => false,
+            DatasetSource::Counterfactuals(_) => true,
         }
     }
 
@@ -381,6 +479,11 @@ impl DatasetSpec {
             DatasetSource::Tokens(t) => Some(t.tokens.len() as u64),
             DatasetSource::File(_) => None,
             DatasetSource::Text(t) => t.n.map(u64::from),
+            DatasetSource::CausalModel(c) => Some(c.n.into()),
+            DatasetSource::Counterfactuals(c) if !c.changing_only => {
+                c.base.as_ref().and_then(|b| b.prompt_count())
+            }
+            DatasetSource::Counterfactuals(_) => None,
         }
     }
 
@@ -391,6 +494,8 @@ impl DatasetSpec {
             DatasetSource::RepeatedTokens(r) => r.seed,
             DatasetSource::Ioi(i) => i.seed,
             DatasetSource::Text(t) => t.seed,
+            DatasetSource::CausalModel(c) => c.seed,
+            DatasetSource::Counterfactuals(c) => c.seed,
             _ => None,
         }
     }
@@ -406,6 +511,8 @@ impl Serialize for DatasetSpec {
             DatasetSource::Tokens(t) => (None, serde_json::to_value(t)),
             DatasetSource::File(f) => (None, serde_json::to_value(f)),
             DatasetSource::Text(t) => (None, serde_json::to_value(t)),
+            DatasetSource::CausalModel(c) => (Some("causal_model"), serde_json::to_value(c)),
+            DatasetSource::Counterfactuals(c) => (None, serde_json::to_value(c)),
         };
         let body = body.map_err(S::Error::custom)?;
         let mut map = serde_json::Map::new();
@@ -434,6 +541,11 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
             "ioi",
             "IOI sentences with counterfactual pairs.",
         ),
+        (
+            CausalModelDataset::json_schema(g),
+            "causal_model",
+            "prompts drawn from a causal model's inputs.",
+        ),
     ];
     let other_sources = [
         (InlinePromptsInput::json_schema(g), "inline prompts"),
@@ -442,6 +554,10 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
         (
             TextDataset::json_schema(g),
             "a text corpus cut into windows of tokens",
+        ),
+        (
+            CounterfactualsDataset::json_schema(g),
+            "counterfactual pairs of another dataset's prompts",
         ),
     ];
     // A generator's branch also requires its `generator` constant.
@@ -460,7 +576,7 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
         )
         .collect();
     json_schema!({
-        "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, inline `tokens = [[...]]`, `file = \"...\"` (.jsonl, .csv, .parquet), or a `text = \"...\"` corpus cut into windows of tokens.",
+        "description": "A dataset of prompts with exactly one source: `generator = \"repeated_tokens\"` or `\"ioi\"`, inline `prompts = [...]`, inline `tokens = [[...]]`, `file = \"...\"` (.jsonl, .csv, .parquet), or a `text = \"...\"` corpus cut into windows of tokens, `generator = \"causal_model\"`, or `counterfactuals = \"DATASET\"` pairs.",
         "oneOf": branches
     })
 }

@@ -7,9 +7,9 @@ use circuitry_vocab::{FileFormat, IoiCorruption};
 use indexmap::IndexMap;
 
 use crate::dataset::{
-    COMMON_KEYS, DatasetCommon, DatasetSource, DatasetSpec, FileDataset, GENERATORS, InlinePrompts,
-    InlinePromptsInput, InlineTokens, Ioi, RepeatedTokensSpec, SOURCE_KEYS, TextDataset,
-    derive_seed,
+    COMMON_KEYS, CausalModelDataset, CounterfactualsDataset, DatasetCommon, DatasetSource,
+    DatasetSpec, FileDataset, GENERATORS, InlinePrompts, InlinePromptsInput, InlineTokens, Ioi,
+    RepeatedTokensSpec, SOURCE_KEYS, TextDataset, derive_seed,
 };
 use crate::de::{from_entries, from_node};
 use crate::diagnostic::{did_you_mean, list};
@@ -93,6 +93,10 @@ pub(crate) fn lower(
                     r.seed.get_or_insert_with(derived_seed);
                     DatasetSource::RepeatedTokens(r)
                 }),
+                "causal_model" => from_node::<CausalModelDataset>(&rest, &path).map(|mut c| {
+                    c.seed.get_or_insert_with(derived_seed);
+                    DatasetSource::CausalModel(c)
+                }),
                 "ioi" => from_node::<Ioi>(&rest, &path).map(|mut i| {
                     i.seed.get_or_insert_with(derived_seed);
                     for words in [&mut i.names, &mut i.places, &mut i.objects]
@@ -122,6 +126,10 @@ pub(crate) fn lower(
             })
         }),
         "tokens" => from_node::<InlineTokens>(&rest, &path).map(DatasetSource::Tokens),
+        "counterfactuals" => from_node::<CounterfactualsDataset>(&rest, &path).map(|mut c| {
+            c.seed.get_or_insert_with(derived_seed);
+            DatasetSource::Counterfactuals(c)
+        }),
         "text" => from_node::<TextDataset>(&rest, &path).map(|mut t| {
             t.seed.get_or_insert_with(derived_seed);
             DatasetSource::Text(t)
@@ -143,8 +151,22 @@ pub(crate) fn lower(
     let common = common?;
     let generated = matches!(
         source,
-        DatasetSource::RepeatedTokens(_) | DatasetSource::Ioi(_) | DatasetSource::Text(_)
+        DatasetSource::RepeatedTokens(_)
+            | DatasetSource::Ioi(_)
+            | DatasetSource::Text(_)
+            | DatasetSource::CausalModel(_)
     );
+    if matches!(source, DatasetSource::Counterfactuals(_))
+        && let Some(e) = entries.iter().find(|e| e.key == "prepend_bos")
+    {
+        ctx.error(
+            &e.key_span,
+            "`prepend_bos` does not apply to counterfactual pairs",
+        )
+        .hint =
+            Some("pairs use the base dataset's prompts as they are: set prepend_bos there".into());
+        return None;
+    }
     let spec = DatasetSpec {
         prepend_bos: common.prepend_bos.unwrap_or(generated),
         source,
@@ -185,6 +207,26 @@ fn validate(spec: &DatasetSpec, c: &mut Checker<'_, '_>) {
             }
         }
         DatasetSource::Ioi(i) => validate_ioi(i, c),
+        DatasetSource::CausalModel(g) => {
+            c.positive("n", g.n);
+            check_prompt_count(c, "n", g.n.into());
+            if g.template.trim().is_empty() {
+                c.error("template", "`template` cannot be empty").hint =
+                    Some("write the prompt with {NAME} placeholders, e.g. \"{a} {b}\"".into());
+            }
+            if !g.balance.is_empty() {
+                c.distinct("balance", &g.balance);
+            }
+        }
+        DatasetSource::Counterfactuals(p) => {
+            if p.intervene.is_empty() {
+                c.error("intervene", "`intervene` names no variable").hint = Some(
+                    "name the variables taken from the source, e.g. intervene = [\"left\"]".into(),
+                );
+            } else {
+                c.distinct("intervene", &p.intervene);
+            }
+        }
         DatasetSource::Prompts(p) => validate_prompts(p, c),
         DatasetSource::Tokens(t) => validate_tokens(t, c),
         DatasetSource::Text(t) => {

@@ -10,6 +10,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::analysis::{self, AnalysisSpec};
+use crate::causal_model::CausalModelSpec;
 use crate::dataset::{DatasetSpec, derive_seed};
 use crate::dataset_lower;
 use crate::de::{from_entries, from_node};
@@ -25,11 +26,19 @@ use crate::train::TrainSpec;
 use crate::validate::Ctx;
 
 /// The sections of an experiment file, besides the top-level keys of [`ExperimentHeader`].
-pub(crate) const SECTIONS: &[&str] = &["models", "datasets", "analyses", "train", "sweep"];
+pub(crate) const SECTIONS: &[&str] = &[
+    "models",
+    "causal_models",
+    "datasets",
+    "analyses",
+    "train",
+    "sweep",
+];
 
 /// The sections whose entries are named (`[models.NAME]`, ...), with what one entry is called.
 const NAMED_SECTIONS: &[(&str, &str)] = &[
     ("models", "model"),
+    ("causal_models", "causal model"),
     ("datasets", "dataset"),
     ("analyses", "analysis"),
     ("train", "training run"),
@@ -291,6 +300,8 @@ pub struct Experiment {
     pub device: Option<Device>,
     /// `[models.*]`, in file order.
     pub models: IndexMap<String, ModelSpec>,
+    /// `[causal_models.*]`, in file order.
+    pub causal_models: IndexMap<String, CausalModelSpec>,
     /// `[datasets.*]`, in file order.
     pub datasets: IndexMap<String, DatasetSpec>,
     /// `[analyses.*]`, in file order.
@@ -339,6 +350,7 @@ struct Fields {
     seed: u64,
     device: Option<Device>,
     models: IndexMap<String, ModelSpec>,
+    causal_models: IndexMap<String, CausalModelSpec>,
     datasets: IndexMap<String, DatasetSpec>,
     analyses: IndexMap<String, AnalysisSpec>,
     train: IndexMap<String, TrainSpec>,
@@ -357,6 +369,7 @@ impl Experiment {
             seed: fields.seed,
             device: fields.device,
             models: fields.models,
+            causal_models: fields.causal_models,
             datasets: fields.datasets,
             analyses: fields.analyses,
             train: fields.train,
@@ -525,6 +538,9 @@ impl Serialize for Experiment {
             m.serialize_entry("device", d)?;
         }
         m.serialize_entry("models", &self.models)?;
+        if !self.causal_models.is_empty() {
+            m.serialize_entry("causal_models", &self.causal_models)?;
+        }
         m.serialize_entry("datasets", &self.datasets)?;
         m.serialize_entry("analyses", &self.analyses)?;
         if !self.train.is_empty() {
@@ -665,6 +681,24 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
         }
     });
 
+    // Causal models.
+    let causal_entries = section(root, "causal_models", ctx);
+    let causal_names: Vec<&str> = causal_entries.iter().map(|e| e.key.as_str()).collect();
+    let mut causal_models = IndexMap::new();
+    for_each_named(ctx, "causal_models", causal_entries, |ctx, e| {
+        let path = join_path("causal_models", &e.key);
+        match from_node::<CausalModelSpec>(&e.node, &path) {
+            Ok(m) => {
+                let before = ctx.diags.len();
+                m.validate(&mut ctx.checker(&e.node, path));
+                if ctx.diags.len() == before {
+                    causal_models.insert(e.key.clone(), m);
+                }
+            }
+            Err(err) => ctx.de_error(err, &[]),
+        }
+    });
+
     // Datasets.
     let dataset_entries = section(root, "datasets", ctx);
     let dataset_names: Vec<&str> = dataset_entries.iter().map(|e| e.key.as_str()).collect();
@@ -674,6 +708,16 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
             datasets.insert(e.key.clone(), d);
         }
     });
+    for e in dataset_entries {
+        let mut c = ctx.checker(&e.node, join_path("datasets", &e.key));
+        crate::causal_model::check_causal_references(
+            &e.key,
+            &mut datasets,
+            &causal_models,
+            &causal_names,
+            &mut c,
+        );
+    }
     // The dataset an analysis or a training run names, for the checks against its contents.
     let named_dataset = |name: &Option<String>| {
         name.as_ref()
@@ -743,6 +787,7 @@ fn lower(root: &Node, ctx: &mut Ctx<'_>) -> Option<Fields> {
         seed,
         device: header.device,
         models,
+        causal_models,
         datasets,
         analyses,
         train,

@@ -58,7 +58,8 @@
 //!
 //! Top-level keys: `name` (default: the file stem; outputs go to `<out>/<name>/`),
 //! `description`, `seed` (default 0), `device` (flex, tch, cuda, cuda:N, wgpu, ndarray), and the
-//! sections `[models.NAME]` ([`ModelSpec`]), `[datasets.NAME]` ([`DatasetSpec`]),
+//! sections `[models.NAME]` ([`ModelSpec`]), `[causal_models.NAME]` ([`CausalModelSpec`]),
+//! `[datasets.NAME]` ([`DatasetSpec`]),
 //! `[analyses.NAME]` ([`AnalysisSpec`], one params struct per kind), `[train.NAME]`
 //! ([`TrainSpec`]) and `[sweep]` ([`Sweep`]). Unknown keys are errors everywhere. Every key is
 //! documented on its type, and the same doc comments make the JSON Schema ([`json_schema`]) and
@@ -71,6 +72,7 @@
 //! the schema with `CIRCUITRY_BLESS=1 cargo test -p circuitry-spec`.
 
 mod analysis;
+mod causal_model;
 mod dataset;
 mod dataset_lower;
 mod de;
@@ -106,19 +108,23 @@ pub use analysis::{
     Composition, CompositionScoresParams, IclHeadsParams, IclScoreParams, InductionScoresParams,
     OvCircuitParams, QkCircuitParams, TokensParams,
 };
+pub use analysis::{DasParams, InterchangeInterventionParams, ProbeMethod, ProbeParams};
 pub use analysis::{
     EffectiveDimensionParams, NeuronLogitEffectParams, NeuronStatsParams, NeuronTopContextsParams,
     SubspaceOverlapParams,
 };
+pub use causal_model::{CausalModelSpec, OUTPUT_VARIABLE};
 /// The types the file shares with the engines (see `circuitry-vocab`).
 pub use circuitry_vocab::checkpoints;
+pub use circuitry_vocab::expr;
 pub use circuitry_vocab::{
     Direction, FeatureSite, FileFormat, HeadInput, HeadSweep, IoiCorruption, MeanOver, PaddingSide,
     Processing, Site,
 };
 pub use dataset::{
+    CAUSAL_OUTPUT_ANSWER, COUNTERFACTUAL_ANSWERS, CausalModelDataset, CounterfactualsDataset,
     DatasetSource, DatasetSpec, FileDataset, GENERATORS, IOI_ANSWERS, IOI_POSITIONS, InlinePrompts,
-    InlineTokens, Ioi, PromptSpec, RepeatedTokensSpec, TextDataset,
+    InlineTokens, Ioi, PromptSpec, RepeatedTokensSpec, ResolvedBase, TextDataset,
 };
 pub use device::{DEVICE_NAMES, Device};
 pub use diagnostic::{Diagnostic, Location, SourceName, SpecError};
@@ -132,4 +138,4 @@ pub use refs::{
 };
 pub use schema::{NAME_PATTERN, json_schema};
 pub use sweep::{MAX_VARIANTS, RESERVED_COLUMNS, Sweep, SweepAxis};
-pub use train::{ActFn, Decay, Repeats, TrainSpec};
+pub use train::{ActFn, Decay, Repeats, TrainRows, TrainSpec};

@@ -439,7 +439,7 @@ impl JsonSchema for Target {
 /// What an intervention measures on the model's output, optionally normalized.
 ///
 /// Forms: `"loss"`, `"kl"`, or a table with exactly one of `logit_diff = [A, B]`,
-/// `logprob = T`, `prob = T`, `loss = true`, `kl = true`, `icl_score = [EARLY, LATE]`, plus `normalize = true|false`
+/// `logprob = T`, `prob = T`, `loss = true`, `kl = true`, `icl_score = [EARLY, LATE]`, `top1 = T`, plus `normalize = true|false`
 /// (default false). Normalized, a metric reads `(m(patched) - m(corrupt)) / (m(clean) -
 /// m(corrupt))`: 1 means the clean behaviour is fully restored, 0 not at all.
 // As written; `circuitry_circuits::interventions::Metric` is the same metric with its tokens
@@ -468,6 +468,10 @@ pub enum Measure {
     IclScore { early: u32, late: u32 },
     /// KL divergence of the intervened model's next-token distribution from the clean one.
     Kl,
+    /// 1 when `T` is the model's top prediction at the measured position, else 0: averaged over
+    /// prompts, accuracy; on counterfactual pairs with `T = "counterfactual"`, interchange
+    /// intervention accuracy.
+    Top1(TokenSpec),
 }
 
 impl Serialize for MetricSpec {
@@ -480,6 +484,7 @@ impl Serialize for MetricSpec {
             Measure::Loss => m.serialize_entry("loss", &true)?,
             Measure::IclScore { early, late } => m.serialize_entry("icl_score", &[early, late])?,
             Measure::Kl => m.serialize_entry("kl", &true)?,
+            Measure::Top1(t) => m.serialize_entry("top1", t)?,
         }
         m.serialize_entry("normalize", &self.normalize)?;
         m.end()
@@ -495,6 +500,7 @@ struct MetricTable {
     loss: Option<bool>,
     kl: Option<bool>,
     icl_score: Option<[u32; 2]>,
+    top1: Option<TokenSpec>,
     #[serde(default)]
     normalize: bool,
 }
@@ -535,6 +541,9 @@ impl<'de> Visitor<'de> for MetricVisitor {
         if let Some([early, late]) = t.icl_score {
             measures.push(Measure::IclScore { early, late });
         }
+        if let Some(tok) = t.top1 {
+            measures.push(Measure::Top1(tok));
+        }
         for (flag, measure, name) in [(t.loss, Measure::Loss, "loss"), (t.kl, Measure::Kl, "kl")] {
             match flag {
                 Some(true) => measures.push(measure),
@@ -548,7 +557,7 @@ impl<'de> Visitor<'de> for MetricVisitor {
         }
         if measures.len() != 1 {
             return Err(de::Error::custom(
-                "a metric table needs exactly one of `logit_diff`, `logprob`, `prob`, `loss`, `kl` or `icl_score`",
+                "a metric table needs exactly one of `logit_diff`, `logprob`, `prob`, `loss`, `kl`, `icl_score` or `top1`",
             ));
         }
         Ok(MetricSpec {
@@ -590,12 +599,13 @@ impl JsonSchema for MetricSpec {
         };
         json_schema!({
             "title": "metric",
-            "description": "What an intervention measures: \"loss\", \"kl\", or a table with exactly one of logit_diff = [A, B], logprob = T, prob = T, loss = true, kl = true, icl_score = [EARLY, LATE], and optionally normalize = true.",
+            "description": "What an intervention measures: \"loss\", \"kl\", or a table with exactly one of logit_diff = [A, B], logprob = T, prob = T, loss = true, kl = true, icl_score = [EARLY, LATE], top1 = T, and optionally normalize = true.",
             "anyOf": [
                 { "enum": ["loss", "kl"] },
                 one("logit_diff", json_schema!({ "type": "array", "items": token.clone(), "minItems": 2, "maxItems": 2 }), "logit(A) - logit(B) at the measured position."),
                 one("logprob", token.clone(), "log p(T) at the measured position."),
-                one("prob", token, "p(T) at the measured position."),
+                one("prob", token.clone(), "p(T) at the measured position."),
+                one("top1", token, "1 when T is the top prediction at the measured position, else 0 (accuracy; interchange intervention accuracy on counterfactual pairs with T = \"counterfactual\")."),
                 one("loss", json_schema!({ "const": true }), "Mean next-token cross-entropy loss."),
                 one("kl", json_schema!({ "const": true }), "KL divergence from the clean next-token distribution."),
                 one("icl_score", json_schema!({ "type": "array", "items": { "type": "integer", "minimum": 1 }, "minItems": 2, "maxItems": 2 }), "In-context learning score (Olsson et al. 2022): the loss on token LATE minus the loss on token EARLY (token indices, 1 <= EARLY < LATE).")

@@ -11,6 +11,7 @@ use schemars::{JsonSchema, Schema};
 use serde_json::{Value, json};
 
 use crate::analysis::analysis_schema;
+use crate::causal_model::CausalModelSpec;
 use crate::dataset::dataset_schema;
 use crate::experiment::ExperimentHeader;
 use crate::model::ModelSpec;
@@ -31,6 +32,7 @@ pub fn json_schema() -> Value {
     let analysis = analysis_schema(&mut g).to_value();
     g.definitions_mut().insert("Analysis".into(), analysis);
     let train = g.subschema_for::<TrainSpec>().to_value();
+    let causal_model = g.subschema_for::<CausalModelSpec>().to_value();
     let sweep = g.subschema_for::<Sweep>().to_value();
     // Not used by any kind yet; defined so that editors and later kinds share one definition.
     let _ = g.subschema_for::<MetricSpec>();
@@ -51,6 +53,10 @@ pub fn json_schema() -> Value {
     properties.insert(
         "models".into(),
         named("Models to analyse, by name: [models.NAME] with `path` (a local Hugging Face directory or .gguf file) or `hub` (ORG/NAME[@REV]).", model),
+    );
+    properties.insert(
+        "causal_models".into(),
+        named("Causal models of tasks, by name: [causal_models.NAME] with `inputs` (prompt fields), `variables` (expressions) and an `output` expression. Datasets draw prompts from them and pair prompts into counterfactuals; probes read their variables.", causal_model),
     );
     properties.insert(
         "datasets".into(),

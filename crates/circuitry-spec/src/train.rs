@@ -100,6 +100,13 @@ spec_struct! {
         /// Train on this `[datasets.*]` entry instead: its prompts, tokenized with `tokenizer`,
         /// concatenated, and cut into random windows of `seq_len` tokens.
         pub dataset: Option<String>,
+        /// How `dataset`'s prompts become training rows: "windows" (concatenated and cut into
+        /// random windows of `seq_len` tokens; the default) or "prompts" (each row one whole prompt,
+        /// drawn uniformly at random per step: for tasks whose prompts are examples, e.g. a
+        /// `causal_model` dataset whose template ends with `{output}`; every prompt must then have
+        /// `seq_len` tokens).
+        #[serde(default)]
+        pub rows: TrainRows,
         /// The tokenizer (`tokenizer.json`) that tokenizes `dataset` and ships with the model.
         /// Default: a word-level vocabulary `t0 .. t{d_vocab-1}` (text `"t5 t7"` is tokens 5, 7).
         pub tokenizer: Option<String>,
@@ -129,6 +136,17 @@ spec_struct! {
         /// initialisation), instead of `save_every`.
         pub save_steps: Option<Vec<u32>>,
     }
+}
+
+/// How a training dataset's prompts become rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainRows {
+    /// Random windows of `seq_len` tokens of the concatenated prompts.
+    #[default]
+    Windows,
+    /// Whole prompts of `seq_len` tokens, drawn uniformly.
+    Prompts,
 }
 
 /// The built-in training distribution: rows of `seq_len` tokens `[BOS] noise r gap r noise`,
@@ -420,6 +438,13 @@ impl TrainSpec {
                 );
             }
         }
+        if self.dataset.is_none() && self.rows != TrainRows::Windows {
+            c.error(
+                "rows",
+                "`rows` says how `dataset` prompts become rows; `repeats` makes its own",
+            )
+            .hint = Some("remove `rows`, or train on a dataset".into());
+        }
         if let Some((name, dataset)) = c.dataset {
             self.validate_dataset(c, name, dataset);
         }
@@ -451,7 +476,15 @@ impl TrainSpec {
             DatasetSource::Prompts(_)
             | DatasetSource::Tokens(_)
             | DatasetSource::File(_)
-            | DatasetSource::Text(_) => {}
+            | DatasetSource::Text(_)
+            | DatasetSource::CausalModel(_) => {}
+            DatasetSource::Counterfactuals(_) => {
+                c.error(
+                    "dataset",
+                    format!("dataset `{name}` is counterfactual pairs, which are for interventions, not training"),
+                )
+                .hint = Some("train on the base dataset, or on a causal_model dataset whose template ends with {output}".into());
+            }
         }
     }
 }

@@ -97,6 +97,25 @@ impl Checker<'_, '_> {
         self.ctx.error(&span, message)
     }
 
+    /// Reports `message` at `len` bytes from byte `offset` of the string `text` written at `key`:
+    /// inside the quotes when the file spells the string plainly (no escapes, one line), else at
+    /// the whole value.
+    pub fn error_in_string(
+        &mut self,
+        key: &str,
+        text: &str,
+        offset: usize,
+        len: usize,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let mut span = self.node.span_at(key).clone();
+        if span.end - span.start == text.len() + 2 && !text.contains('\\') && !text.contains('\n') {
+            span.start += 1 + offset.min(text.len());
+            span.end = (span.start + len.max(1)).min(span.end - 1).max(span.start);
+        }
+        self.ctx.error(&span, message)
+    }
+
     /// `key` as a full dotted path, for messages.
     pub fn full(&self, key: &str) -> String {
         if key.is_empty() {
@@ -339,6 +358,7 @@ impl Checker<'_, '_> {
             Measure::LogitDiff(a, b) => self.token_pair(&format!("{key}.logit_diff"), a, b),
             Measure::Logprob(t) => self.token(&format!("{key}.logprob"), t),
             Measure::Prob(t) => self.token(&format!("{key}.prob"), t),
+            Measure::Top1(t) => self.token(&format!("{key}.top1"), t),
             Measure::IclScore { early, late } => {
                 let key = format!("{key}.icl_score");
                 self.icl_tokens((&key, *early), (&key, *late));

@@ -108,5 +108,6 @@ fn readme_example_is_valid() {
     let e = Experiment::from_str(&readme[start..end], "experiments/readme.toml")
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(e.expand().len(), 6);
-    assert_eq!(e.datasets.len(), 6);
+    assert_eq!(e.datasets.len(), 8);
+    assert_eq!(e.causal_models.len(), 1);
 }

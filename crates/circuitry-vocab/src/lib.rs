@@ -14,6 +14,9 @@
 //! [`checkpoints`](mod@checkpoints) names the directories of a checkpoint series, which
 //! training writes and the runner reads.
 //!
+//! [`expr`] is the expression language of causal models: the spec parses and checks it, the
+//! data crate evaluates it.
+//!
 //! [`limits`] holds the size bounds of a dataset, which the file's checks and the data crate
 //! both apply.
 //!
@@ -22,6 +25,7 @@
 
 pub mod checkpoints;
 mod dataset;
+pub mod expr;
 mod feature;
 mod intervention;
 pub mod keyword_or_list;

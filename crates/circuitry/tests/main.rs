@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_runs;
+mod causal_abstraction;
 mod default_and_training;
 mod fixture_tables;
 mod intervention_experiments;

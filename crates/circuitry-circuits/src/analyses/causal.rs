@@ -48,7 +48,7 @@ pub(crate) fn position_sweep(p: &spec::PositionSweepSpec) -> PositionSweep {
     }
 }
 
-fn metric_position(p: &spec::PositionSpec) -> interventions::MetricPosition {
+pub(crate) fn metric_position(p: &spec::PositionSpec) -> interventions::MetricPosition {
     use interventions::MetricPosition as P;
     match p {
         spec::PositionSpec::First => P::Index(0),
@@ -99,6 +99,7 @@ pub(crate) fn metric(
             late: *late as usize,
         },
         spec::Measure::Kl => MetricKind::Kl,
+        spec::Measure::Top1(t) => MetricKind::Top1(tok("metric.top1", t)?),
     };
     Ok(Metric::new(kind, metric_position(position)))
 }

@@ -147,6 +147,11 @@ pub enum MetricKind {
     /// `KL(P_clean || P_run)` of the next-token distributions at the position, where `P_clean`
     /// is the clean, unpatched run's. Zero on the clean run itself.
     Kl,
+    /// 1 when the token's logit is the largest at the position (the model's top prediction,
+    /// ties counting), else 0. Averaged over prompts: accuracy; over counterfactual pairs
+    /// against their counterfactual answer: interchange intervention accuracy. Not
+    /// differentiable (its gradient is zero).
+    Top1(TokenRef),
 }
 
 /// A metric declared by an analysis: what, and at which position.
@@ -194,6 +199,7 @@ impl Metric {
             MetricKind::Loss => "loss",
             MetricKind::IclScore { .. } => "icl_score",
             MetricKind::Kl => "kl",
+            MetricKind::Top1(_) => "top1",
         }
     }
 
@@ -232,6 +238,7 @@ impl Metric {
             MetricKind::Prob(_) => (Kind::Prob, 1),
             MetricKind::LogProb(_) => (Kind::LogProb, 1),
             MetricKind::Kl => (Kind::Kl, 1),
+            MetricKind::Top1(_) => (Kind::Top1, 1),
             // Two weighted token losses per row: +1 at `late`, -1 at `early`.
             MetricKind::IclScore { .. } => (Kind::Loss, 2),
             MetricKind::Loss => (
@@ -288,9 +295,10 @@ impl Metric {
                 MetricKind::LogitDiff { correct, incorrect } => {
                     (correct.resolve(p)?, incorrect.resolve(p)?)
                 }
-                MetricKind::Logit(t) | MetricKind::Prob(t) | MetricKind::LogProb(t) => {
-                    (t.resolve(p)?, 0)
-                }
+                MetricKind::Logit(t)
+                | MetricKind::Prob(t)
+                | MetricKind::LogProb(t)
+                | MetricKind::Top1(t) => (t.resolve(p)?, 0),
                 _ => (0, 0),
             };
             tok_a.push(check(p, a)?);
@@ -323,6 +331,7 @@ impl fmt::Display for Metric {
                 return write!(f, "icl_score(loss@{late} - loss@{early})");
             }
             MetricKind::Kl => f.write_str("kl")?,
+            MetricKind::Top1(t) => write!(f, "top1({t})")?,
         }
         write!(f, "@{}", self.position)
     }
@@ -336,6 +345,7 @@ enum Kind {
     LogProb,
     Loss,
     Kl,
+    Top1,
 }
 
 /// A metric bound to the rows of one batch.
@@ -439,6 +449,10 @@ impl ResolvedMetric {
                     .gather(2, idx(&self.tok_a))
                     .neg()
                     * w
+            }
+            Kind::Top1 => {
+                let chosen = slot_logits.clone().gather(2, idx(&self.tok_a));
+                chosen.greater_equal(slot_logits.max_dim(2)).float()
             }
             Kind::Kl => {
                 let reference = self
@@ -589,6 +603,16 @@ mod tests {
             MetricPosition::Last,
         ));
         assert!(close(&p, &[lp[0].exp(), lp[1].exp()]));
+        // top1 at the last slots: [3, 0, -1] picks token 0, [-1, 1, 0] token 1
+        let top = |t| {
+            eval(Metric::new(
+                MetricKind::Top1(TokenRef::Id(t)),
+                MetricPosition::Last,
+            ))
+        };
+        assert_eq!(top(0), [1.0, 0.0]);
+        assert_eq!(top(1), [0.0, 1.0]);
+        assert_eq!(top(2), [0.0, 0.0]);
         // loss: row 0 predicts 1 at slot 0 and 2 at slot 1; row 1 predicts 1 at slot 1
         let loss = eval(Metric::new(MetricKind::Loss, MetricPosition::Last));
         let want0 = ((lse([0.0, 1.0, 2.0]) - 1.0) + (lse([1.0, 0.5, 0.0]) - 0.0)) / 2.0;

@@ -2,7 +2,7 @@
 //! family of analyses, as pure functions of a model and a batch of prompts.
 //!
 //! - [`metric`]: what is measured on the logits (logit difference, probability, log-probability,
-//!   loss, KL divergence from the clean distribution), per prompt, differentiable, and the
+//!   loss, KL divergence from the clean distribution, top-1 accuracy), per prompt, differentiable, and the
 //!   normalised patching metric `(patched - corrupt) / (clean - corrupt)`.
 //! - [`ablation`](mod@ablation): zero, mean (means accumulated batch by batch over a declared
 //!   dataset) and resample ablation of heads, MLP layers, neurons and residual positions.
@@ -18,6 +18,8 @@
 //!   patching at every site from one forward and one backward pass.
 //! - [`eap`](mod@eap): edge attribution patching (EAP) and EAP with integrated gradients over
 //!   the graph of embedding, heads, MLPs and logits, and circuit extraction.
+//! - [`subspace`]: interchange interventions in a subspace of the residual stream (pyvene's
+//!   rotated-space interchange) and distributed alignment search, which learns the subspace.
 //!
 //! Every analysis takes one batch of [`Prompt`]s (the runner calls it batch by batch), returns
 //! plain result structs, and has a function that turns results into a tidy
@@ -34,6 +36,7 @@ pub(crate) mod engine;
 pub mod metric;
 pub mod patching;
 pub mod path_patching;
+pub mod subspace;
 
 use std::fmt;
 

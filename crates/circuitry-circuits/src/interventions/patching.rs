@@ -383,12 +383,20 @@ impl PatchingSummary {
     /// One row per patch: [`PATCHING_SUMMARY_COLUMNS`].
     pub fn table(&self) -> Table {
         let mut t = Rows::<PatchingSummaryRow>::new();
-        for key in &self.order {
+        for row in self.rows() {
+            t.push(row);
+        }
+        t.into_table()
+    }
+
+    /// The means of each patch, in order of first appearance.
+    pub fn rows(&self) -> impl Iterator<Item = PatchingSummaryRow> + '_ {
+        self.order.iter().map(|key| {
             let (n, m, c, x) = self.sums[key];
             let nf = f64::from(n);
             let (m, c, x) = (m / nf, c / nf, x / nf);
             let (site, layer, head, position, name, direction) = key.clone();
-            t.push(PatchingSummaryRow {
+            PatchingSummaryRow {
                 site,
                 layer: layer as i32,
                 head: head.map(|h| h as i32),
@@ -400,8 +408,7 @@ impl PatchingSummary {
                 metric_clean: c,
                 metric_corrupt: x,
                 normalized: normalized(m, c, x),
-            });
-        }
-        t.into_table()
+            }
+        })
     }
 }

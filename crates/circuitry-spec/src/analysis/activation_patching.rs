@@ -65,21 +65,25 @@ fn resid_pre() -> Site {
 impl AnalysisKind for ActivationPatchingParams {
     fn validate(&self, c: &mut Checker<'_, '_>) {
         c.filter("layers", self.layers.as_deref());
-        if !self.site.has_heads() && self.heads != HeadSweep::Each {
-            c.error(
-                "heads",
-                format!("site `{}` has no heads, so it takes no `heads`", self.site),
-            )
-            .hint = Some(
-                "remove `heads`, or patch a per-head site: z, q, k, v, pattern or result".into(),
-            );
-        }
-        if let HeadSweep::List(heads) = &self.heads {
-            c.distinct("heads", heads);
-        }
+        check_heads(c, self.site, &self.heads);
         check_patch_positions(c, "positions", &self.positions);
         check_metric(c, &self.metric, &self.position);
         require_corrupt(c, "activation_patching");
+    }
+}
+
+/// Checks a sweep's `heads` against its site.
+pub(super) fn check_heads(c: &mut Checker<'_, '_>, site: Site, heads: &HeadSweep) {
+    if !site.has_heads() && *heads != HeadSweep::Each {
+        c.error(
+            "heads",
+            format!("site `{site}` has no heads, so it takes no `heads`"),
+        )
+        .hint =
+            Some("remove `heads`, or sweep a per-head site: z, q, k, v, pattern or result".into());
+    }
+    if let HeadSweep::List(list) = heads {
+        c.distinct("heads", list);
     }
 }
 

@@ -144,6 +144,9 @@ macro_rules! for_each_analysis_kind {
             neuron_logit_effect => NeuronLogitEffect(NeuronLogitEffectParams),
             effective_dimension => EffectiveDimension(EffectiveDimensionParams),
             subspace_overlap => SubspaceOverlap(SubspaceOverlapParams),
+            probe => Probe(ProbeParams),
+            interchange_intervention => InterchangeIntervention(InterchangeInterventionParams),
+            das => Das(DasParams),
         }
     };
 }
@@ -157,6 +160,7 @@ pub use self::direct_logit_attribution::DlaComponent;
 pub use self::edge_attribution_patching::{DEFAULT_IG_STEPS, DEFAULT_TOP_N, EapMethod};
 pub use self::head_detector::{Detector, ErrorMeasure};
 pub use self::path_patching::{ReceiverRef, Receivers, SenderRef, Senders};
+pub use self::probe::ProbeMethod;
 
 /// The names of every analysis kind.
 pub fn kind_names() -> Vec<&'static str> {
