@@ -143,6 +143,15 @@ impl Analysis for Probe {
         let (train, test) = split(n, p.test_fraction, seed, "prompts")?;
         let labels: Vec<&str> = self.samples.iter().map(|s| s.label.as_str()).collect();
         let targets = Targets::new(p.method, &labels)?;
+        if targets.classes() == Some(1) {
+            return Err(AnalysisError::at(
+                "label",
+                format!(
+                    "every prompt has the label {:?}: a probe needs at least two classes",
+                    labels[0]
+                ),
+            ));
+        }
         let mut rows = Rows::<ProbeRow>::new();
         for (li, &layer) in self.layers.iter().enumerate() {
             for (pi, position) in p.positions.iter().enumerate() {
@@ -242,15 +251,6 @@ impl Targets {
                 for (i, v) in index.values_mut().enumerate() {
                     *v = i;
                 }
-                if index.len() < 2 {
-                    return Err(AnalysisError::at(
-                        "label",
-                        format!(
-                            "every prompt has the label {:?}: a probe needs at least two classes",
-                            labels.first().copied().unwrap_or("")
-                        ),
-                    ));
-                }
                 Ok(Targets::Classes {
                     labels: labels.iter().map(|l| index[l]).collect(),
                     classes: index.len(),
@@ -282,6 +282,9 @@ impl Targets {
     fn fit_score(&self, x: &Features, train: &[usize], test: &[usize], alpha: f64) -> (f64, f64) {
         let xt = x.select(train);
         match self {
+            // One class (a control task at a position whose token never changes): the constant
+            // prediction is always right.
+            Targets::Classes { classes: 1, .. } => (1.0, 1.0),
             Targets::Classes { labels, classes } => {
                 let y: Vec<usize> = train.iter().map(|&i| labels[i]).collect();
                 let fit = logistic(&xt, &y, *classes, alpha);
@@ -342,6 +345,15 @@ mod tests {
         let e = split(1, 0.5, 4, "pairs").unwrap_err().to_string();
         assert!(e.contains("1 pairs split into 0 for training and 1"), "{e}");
         assert_eq!(common_position(&[3, 3]), Some(3));
+    }
+
+    #[test]
+    fn one_class_is_always_predicted_right() {
+        // A control task at a position whose token never changes labels every prompt alike.
+        let x = Features::from_rows(&[vec![1.0], vec![2.0], vec![3.0]]);
+        let t = Targets::new(ProbeMethod::Logistic, &["a", "a", "a"]).unwrap();
+        assert_eq!(t.classes(), Some(1));
+        assert_eq!(t.fit_score(&x, &[0, 1], &[2], 1.0), (1.0, 1.0));
         assert_eq!(common_position(&[3, 4]), None);
     }
 }
