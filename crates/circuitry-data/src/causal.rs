@@ -69,14 +69,6 @@ pub struct CausalModel {
 pub type Assignment = BTreeMap<String, Value>;
 
 impl CausalModel {
-    /// Every variable, inputs first, in evaluation order.
-    pub fn variables(&self) -> impl Iterator<Item = &str> {
-        self.inputs
-            .iter()
-            .map(String::as_str)
-            .chain(self.order.iter().map(|(n, _)| n.as_str()))
-    }
-
     /// Evaluates every variable from the inputs `fields`, with the variables in `fixed` taking
     /// the given values instead of being computed (an interchange).
     pub fn run(
@@ -512,26 +504,6 @@ fn shape(p: &Prompt) -> Shape {
         p.len(),
         p.positions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     )
-}
-
-/// `Prompt` values of `variable` under `model` for each prompt (probe labels).
-pub fn variable_values(
-    model: &CausalModel,
-    prompts: &[Prompt],
-    variable: &str,
-) -> Result<Vec<Value>, String> {
-    prompts
-        .iter()
-        .map(|p| {
-            model
-                .run(&p.fields, &Assignment::new())
-                .map_err(|e| format!("prompt {}: {e}", p.id))?
-                .remove(variable)
-                .ok_or_else(|| {
-                    format!("causal model `{}` has no variable `{variable}`", model.name)
-                })
-        })
-        .collect()
 }
 
 #[cfg(test)]

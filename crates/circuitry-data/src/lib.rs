@@ -32,7 +32,6 @@ pub mod text;
 
 pub use causal::{
     CausalModel, CausalSampleConfig, PairingConfig, Value, counterfactual_pairs, sample_records,
-    variable_values,
 };
 pub use dataset::{Batch, Dataset, FIRST, LAST, Prompt, content_hash, pad_id};
 pub use error::{DataError, RowIssue, RowLocation};

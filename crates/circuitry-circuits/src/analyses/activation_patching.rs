@@ -33,15 +33,7 @@ impl Kind for ActivationPatching {
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         super::check_site(cx.config, params.site, params.site.needs_mlp(), "site")?;
         let layers = causal::layers(cx.config, params.layers.as_deref())?;
-        if let HeadSweep::List(list) = &params.heads {
-            let n = causal::head_count(cx.config, params.site);
-            let what = if n == cx.config.n_heads {
-                "head"
-            } else {
-                "key/value head"
-            };
-            super::indices("heads", what, Some(list), n)?;
-        }
+        causal::check_heads(cx.config, params.site, &params.heads)?;
         let heads = params.heads.clone();
         Ok(ActivationPatching {
             params,

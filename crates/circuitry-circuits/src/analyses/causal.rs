@@ -143,6 +143,25 @@ pub(crate) fn error(e: InterventionError) -> AnalysisError {
     }
 }
 
+/// A sweep's list of heads checked against the model: heads of the site's layer (key/value
+/// heads for `k` and `v` of grouped-query models).
+pub(crate) fn check_heads(
+    config: &ModelConfig,
+    site: Site,
+    heads: &spec::HeadSweep,
+) -> Result<(), AnalysisError> {
+    if let spec::HeadSweep::List(list) = heads {
+        let n = head_count(config, site);
+        let what = if n == config.n_heads {
+            "head"
+        } else {
+            "key/value head"
+        };
+        super::indices("heads", what, Some(list), n)?;
+    }
+    Ok(())
+}
+
 /// Layers `0..n` kept by an optional filter, after checking it against the model.
 pub(crate) fn layers(
     config: &ModelConfig,

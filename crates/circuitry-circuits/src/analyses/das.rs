@@ -160,7 +160,7 @@ impl Analysis for Das {
                     answer: COUNTERFACTUAL_ANSWER.to_string(),
                     position: position.clone(),
                 };
-                let fit = train_das(model.model, start, &train, init.clone(), &cfg, |_, _| {})
+                let fit = train_das(model.model, start, &train, init.clone(), &cfg)
                     .map_err(causal::error)?;
                 let none = Basis {
                     d,

@@ -5,13 +5,12 @@
 
 use circuitry_data::causal::{BASE_ANSWER, COUNTERFACTUAL_ANSWER};
 use circuitry_models::{HookKind, host_values};
-use circuitry_spec::{HeadSweep, InterchangeInterventionParams};
+use circuitry_spec::InterchangeInterventionParams;
 
 use super::causal;
 use super::prelude::*;
 use crate::interventions::{
-    Direction, Metric, MetricKind, PatchOptions, PatchingConfig, PatchingSummary, TokenRef,
-    activation_patching,
+    Direction, Metric, PatchOptions, PatchingConfig, PatchingSummary, activation_patching,
 };
 
 crate::table_row! {
@@ -45,10 +44,7 @@ impl Kind for InterchangeIntervention {
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         super::check_site(cx.config, params.site, params.site.needs_mlp(), "site")?;
         let layers = causal::layers(cx.config, params.layers.as_deref())?;
-        if let HeadSweep::List(list) = &params.heads {
-            let n = causal::head_count(cx.config, params.site);
-            super::indices("heads", "head", Some(list), n)?;
-        }
+        causal::check_heads(cx.config, params.site, &params.heads)?;
         Ok(InterchangeIntervention {
             params,
             layers,
@@ -57,14 +53,6 @@ impl Kind for InterchangeIntervention {
             solved: (0, 0),
         })
     }
-}
-
-/// `top1(answer)` read at `position`.
-fn top1(answer: &str, position: &circuitry_spec::PositionSpec) -> Metric {
-    Metric::new(
-        MetricKind::Top1(TokenRef::Answer(answer.to_string())),
-        causal::metric_position(position),
-    )
 }
 
 impl Analysis for InterchangeIntervention {
@@ -89,13 +77,16 @@ impl Analysis for InterchangeIntervention {
             positions: causal::position_sweep(&p.positions),
             heads: p.heads.clone(),
             direction: Direction::Noising,
-            metric: top1(COUNTERFACTUAL_ANSWER, &p.position),
+            metric: Metric::answer_top1(
+                COUNTERFACTUAL_ANSWER,
+                causal::metric_position(&p.position),
+            ),
             options: PatchOptions::default(),
         });
         let results =
             activation_patching(model.model, batch.prompts, padding, cfg).map_err(causal::error)?;
         self.summary.add(&results);
-        let solved = top1(BASE_ANSWER, &p.position)
+        let solved = Metric::answer_top1(BASE_ANSWER, causal::metric_position(&p.position))
             .resolve(batch.prompts, batch.clean, model.model.config.d_vocab)
             .map_err(causal::error)?;
         let logits = batch

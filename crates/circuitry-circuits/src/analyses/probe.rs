@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use circuitry_data::{Rng, derive_seed};
 use circuitry_models::{HookKind, HookPoint};
-use circuitry_spec::{PositionSpec, ProbeMethod, ProbeParams};
+use circuitry_spec::{ProbeMethod, ProbeParams};
 
 use super::prelude::*;
 use crate::acts;
@@ -178,7 +178,7 @@ impl Analysis for Probe {
                     site: p.site.name().to_string(),
                     layer: layer as i32,
                     position: common_position(&indices),
-                    position_name: position_name(position),
+                    position_name: position.to_string(),
                     method: p.method.name().to_string(),
                     n_train: train.len() as u32,
                     n_test: test.len() as u32,
@@ -193,10 +193,6 @@ impl Analysis for Probe {
         }
         emit(sink, None, rows)
     }
-}
-
-fn position_name(p: &PositionSpec) -> String {
-    p.to_string()
 }
 
 /// A seeded split of `0..n` (`what`: prompts, pairs): the first `ceil(n * fraction)` of a

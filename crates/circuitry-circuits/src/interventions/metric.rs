@@ -174,6 +174,15 @@ impl Metric {
         }
     }
 
+    /// `top1(answer)`: whether the named answer is the top prediction at `position` (on
+    /// counterfactual pairs with the answer `counterfactual`, interchange intervention accuracy).
+    pub fn answer_top1(answer: &str, position: MetricPosition) -> Metric {
+        Metric {
+            kind: MetricKind::Top1(TokenRef::Answer(answer.to_string())),
+            position,
+        }
+    }
+
     /// `logit[a] - logit[b]` for fixed token ids at the last position.
     pub fn logit_diff_ids(a: u32, b: u32) -> Metric {
         Metric {

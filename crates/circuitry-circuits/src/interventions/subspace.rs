@@ -214,19 +214,6 @@ fn run(
     Ok((host, Some(g)))
 }
 
-/// `top1(answer)` or `logprob(answer)` read at `position`.
-fn answer_metric(answer: &str, position: &MetricPosition, top1: bool) -> Metric {
-    let token = TokenRef::Answer(answer.to_string());
-    Metric::new(
-        if top1 {
-            MetricKind::Top1(token)
-        } else {
-            MetricKind::LogProb(token)
-        },
-        position.clone(),
-    )
-}
-
 /// Groups pair indices by prompt length (in first-appearance order), each group cut into
 /// chunks of at most `size`.
 fn chunks(pairs: &[&ResidPair], indices: &[usize], size: usize) -> Vec<Vec<usize>> {
@@ -262,7 +249,7 @@ pub fn accuracy(
     if pairs.is_empty() {
         return Ok(f64::NAN);
     }
-    let metric = answer_metric(answer, position, true);
+    let metric = Metric::answer_top1(answer, position.clone());
     let all: Vec<usize> = (0..pairs.len()).collect();
     let mut right = 0.0;
     for chunk in chunks(pairs, &all, batch) {
@@ -305,12 +292,14 @@ pub fn train_das(
     pairs: &[&ResidPair],
     mut basis: Basis,
     cfg: &DasConfig,
-    mut progress: impl FnMut(usize, f64),
 ) -> Result<DasFit> {
     if pairs.is_empty() {
         return Err(InterventionError::Config("DAS needs training pairs".into()));
     }
-    let metric = answer_metric(&cfg.answer, &cfg.position, false);
+    let metric = Metric::new(
+        MetricKind::LogProb(TokenRef::Answer(cfg.answer.clone())),
+        cfg.position.clone(),
+    );
     let (d, k) = (basis.d, basis.k);
     let (b1, b2, eps) = (0.9, 0.999, 1e-8);
     let mut m = vec![0.0; d * k];
@@ -336,7 +325,6 @@ pub fn train_das(
             loss_initial = loss;
         }
         loss_final = loss;
-        progress(step, loss);
         // dL/dW with L = -mean log p: the metric's gradient, negated and averaged.
         let mut grad_w = vec![0.0; d * k];
         let len = group[0].prompt.len();
