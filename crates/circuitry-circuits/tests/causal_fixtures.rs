@@ -5,7 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use circuitry_circuits::interventions::subspace::{Basis, ResidPair, interchange_logits};
+use circuitry_circuits::interventions::MetricPosition;
+use circuitry_circuits::interventions::subspace::{
+    Basis, DasConfig, ResidPair, gradient_basis, interchange_logits,
+};
 use circuitry_circuits::probes::{Features, logistic, predict_class, r_squared, ridge};
 use circuitry_data::Prompt;
 use circuitry_models::{
@@ -160,12 +163,7 @@ fn subspace_interchange_equals_pyvene() {
         let diff = max_diff(&got, &want);
         assert!(diff < 1e-4, "site {}: {diff}", site["name"]);
         // By hand: k = 0 is the base run itself, and the full space the source's vectors.
-        let none = Basis {
-            d,
-            k: 0,
-            w: Vec::new(),
-        };
-        let base_logits: Vec<f64> = interchange_logits(&model, layer + 1, &refs, &none)
+        let base_logits: Vec<f64> = interchange_logits(&model, layer + 1, &refs, &Basis::none(d))
             .unwrap()
             .into_iter()
             .map(f64::from)
@@ -214,4 +212,82 @@ fn matrix_3(v: &Value) -> Vec<f64> {
         .iter()
         .flat_map(|p| matrix(p).concat())
         .collect()
+}
+
+/// DAS's gradient start: for a source close to the base (`h + eps (s - h)`, where the loss is
+/// quadratic in W), interchanging along it lowers the loss, and more than along any random
+/// direction. A sign error or a wrong curvature matrix fails this.
+#[test]
+fn das_gradient_start_is_the_steepest_direction() {
+    let f = fixture("pyvene_interchange.json");
+    let model = loaded_with("gpt2-tiny", Processing::none()).model;
+    let (d, vocab) = (model.config.d_model, model.config.d_vocab as u32);
+    let ids = |v: &Value| -> Vec<u32> { floats(v).iter().map(|&x| x as u32).collect() };
+    let pairs = f["pairs"].as_array().unwrap();
+    let bases: Vec<Vec<u32>> = pairs.iter().map(|p| ids(&p["base"])).collect();
+    let sources: Vec<Vec<u32>> = pairs.iter().map(|p| ids(&p["source"])).collect();
+    let layer = 0;
+    let (base_resid, source_resid) = (
+        resid_post(&model, &bases, layer),
+        resid_post(&model, &sources, layer),
+    );
+    let len = bases[0].len();
+    let last = len - 1;
+    let eps = 0.01f32;
+    let pairs: Vec<ResidPair> = (0..bases.len())
+        .map(|i| {
+            let mut prompt = Prompt::from_tokens(i as u32, bases[i].clone());
+            prompt
+                .answers
+                .insert("counterfactual".into(), (7 * i as u32 + 3) % vocab);
+            let h = &base_resid[i][last * d..];
+            let s = &source_resid[i][last * d..];
+            ResidPair {
+                prompt,
+                base: base_resid[i].clone(),
+                source: h.iter().zip(s).map(|(h, s)| h + eps * (s - h)).collect(),
+                positions: vec![last],
+            }
+        })
+        .collect();
+    let refs: Vec<&ResidPair> = pairs.iter().collect();
+    let loss = |basis: &Basis| -> f64 {
+        let logits = interchange_logits(&model, layer + 1, &refs, basis).unwrap();
+        let v = vocab as usize;
+        refs.iter()
+            .enumerate()
+            .map(|(r, p)| {
+                let row = &logits[(r * len + last) * v..(r * len + last + 1) * v];
+                let max = row.iter().fold(f32::MIN, |m, &x| m.max(x));
+                let z: f64 = row.iter().map(|&x| f64::from(x - max).exp()).sum();
+                let answer = p.prompt.answers["counterfactual"] as usize;
+                z.ln() - f64::from(row[answer] - max)
+            })
+            .sum::<f64>()
+            / refs.len() as f64
+    };
+    let cfg = DasConfig {
+        steps: 1,
+        lr: 0.01,
+        pairs_per_step: 64,
+        seed: 0,
+        answer: "counterfactual".into(),
+        position: MetricPosition::Last,
+    };
+    let start = gradient_basis(&model, layer + 1, &refs, 1, &cfg).unwrap();
+    let dot: f64 = start.w.iter().map(|x| x * x).sum();
+    assert!((dot - 1.0).abs() < 1e-9, "a unit vector: {dot}");
+    let l0 = loss(&Basis::none(d));
+    let steepest = loss(&start) - l0;
+    assert!(
+        steepest < 0.0,
+        "interchanging along it lowers the loss: {steepest}"
+    );
+    for seed in 0..32 {
+        let random = loss(&Basis::random(d, 1, seed)) - l0;
+        assert!(
+            steepest <= random + 1e-9,
+            "random direction {seed} lowers the loss more: {random} < {steepest}"
+        );
+    }
 }

@@ -108,7 +108,7 @@ pub use analysis::{
     Composition, CompositionScoresParams, IclHeadsParams, IclScoreParams, InductionScoresParams,
     OvCircuitParams, QkCircuitParams, TokensParams,
 };
-pub use analysis::{DasParams, InterchangeInterventionParams, ProbeMethod, ProbeParams};
+pub use analysis::{DasInit, DasParams, InterchangeInterventionParams, ProbeMethod, ProbeParams};
 pub use analysis::{
     EffectiveDimensionParams, NeuronLogitEffectParams, NeuronStatsParams, NeuronTopContextsParams,
     SubspaceOverlapParams,

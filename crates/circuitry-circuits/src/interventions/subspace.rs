@@ -11,7 +11,9 @@
 //! DAS trains `W` by Adam on the cross-entropy of the counterfactual answer: the gradient at
 //! `h'` comes from burn's autodiff through the frozen later blocks, and the gradient at `W` from
 //! `h'`'s formula, `dL/dW = g (W^T d)^T + d (W^T g)^T` with `d = s - h`; after each step `W` is
-//! re-orthonormalised (thin QR).
+//! re-orthonormalised (thin QR). It starts from `gradient_basis` (the subspace along which the
+//! interchange lowers the loss fastest, from the loss's second-order expansion in `W`) or from
+//! a random basis, and keeps the start when training ends worse on the training pairs.
 
 use circuitry_data::{Prompt, Rng, derive_seed};
 use circuitry_models::burn::prelude::*;
@@ -51,6 +53,15 @@ impl Basis {
             .flat_map(|row| row[..k].iter().copied())
             .collect();
         Basis { d, k, w }
+    }
+
+    /// The empty subspace (`k = 0`): the interchange changes nothing.
+    pub fn none(d: usize) -> Basis {
+        Basis {
+            d,
+            k: 0,
+            w: Vec::new(),
+        }
     }
 
     /// The whole space (`W = I`).
@@ -274,8 +285,8 @@ pub struct DasConfig {
     pub position: MetricPosition,
 }
 
-/// A trained basis and the training loss (mean cross-entropy of the answer) at the first and
-/// last step.
+/// A trained basis and the mean cross-entropy of the answer over all training pairs at the start
+/// and for the basis returned (never higher).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DasFit {
     pub basis: Basis,
@@ -283,9 +294,108 @@ pub struct DasFit {
     pub loss_final: f64,
 }
 
+/// What DAS minimises, the cross-entropy of the answer `cfg.answer`, is this metric's negation.
+fn training_metric(pairs: &[&ResidPair], cfg: &DasConfig) -> Result<Metric> {
+    if pairs.is_empty() {
+        return Err(InterventionError::Config("DAS needs training pairs".into()));
+    }
+    Ok(Metric::new(
+        MetricKind::LogProb(TokenRef::Answer(cfg.answer.clone())),
+        cfg.position.clone(),
+    ))
+}
+
+/// For each intervened position of each pair in `group`: the gradient there of the loss
+/// `L = -(sum of log p) / n`, from `g` (the summed metric's gradient at the mixed residual stream,
+/// `[pairs, len, d]`), and the source-minus-base difference `delta` (W moves `W W^T delta`).
+fn loss_gradients(group: &[&ResidPair], g: &[f32], d: usize, n: f64) -> Vec<(Vec<f64>, Vec<f64>)> {
+    let len = group[0].prompt.len();
+    let mut out = Vec::new();
+    for (r, p) in group.iter().enumerate() {
+        for (q, &pos) in p.positions.iter().enumerate() {
+            let gv = g[(r * len + pos) * d..(r * len + pos + 1) * d]
+                .iter()
+                .map(|&x| -f64::from(x) / n)
+                .collect();
+            let delta = (0..d)
+                .map(|i| f64::from(p.source[q * d + i]) - f64::from(p.base[pos * d + i]))
+                .collect();
+            out.push((gv, delta));
+        }
+    }
+    out
+}
+
+/// The `k`-dimensional subspace along which interchanging lowers the training loss fastest
+/// from `W = 0`. To second order in W the loss is `L0 + tr(W^T S W)`, with `S` the symmetric
+/// part of the sum of `delta g^T` over the pairs' intervened positions (`g`: the loss gradient
+/// of the unintervened base run), so the best start is the eigenvectors of `S` with the most
+/// negative eigenvalues. A random basis instead starts nearly orthogonal to any particular
+/// direction, where the loss is flat (W enters it squared), and training can stall there.
+pub fn gradient_basis(
+    model: &Transformer,
+    layer: usize,
+    pairs: &[&ResidPair],
+    k: usize,
+    cfg: &DasConfig,
+) -> Result<Basis> {
+    let metric = training_metric(pairs, cfg)?;
+    let d = model.config.d_model;
+    let unintervened = Basis::none(d);
+    let n = pairs.len() as f64;
+    let mut s = Mat::zeros(d, d);
+    let all: Vec<usize> = (0..pairs.len()).collect();
+    for chunk in chunks(pairs, &all, cfg.pairs_per_step) {
+        let group: Vec<&ResidPair> = chunk.iter().map(|&i| pairs[i]).collect();
+        let (_, g) = run(model, layer, &group, &unintervened, &metric, true)?;
+        let g = g.expect("asked for the gradient");
+        for (gv, delta) in loss_gradients(&group, &g, d, n) {
+            let sym = s.as_mut_slice();
+            for i in 0..d {
+                for j in 0..d {
+                    sym[i * d + j] += 0.5 * (delta[i] * gv[j] + gv[i] * delta[j]);
+                }
+            }
+        }
+    }
+    let (_, vectors) = s
+        .symmetric_eigen()
+        .map_err(|e| InterventionError::Config(format!("DAS's starting subspace: {e}")))?;
+    // Eigenvalues come in decreasing order: the last k columns, most negative first.
+    let w = (0..d)
+        .flat_map(|i| (0..k).map(move |j| (i, d - 1 - j)))
+        .map(|(i, j)| vectors.as_slice()[i * d + j])
+        .collect();
+    Ok(Basis { d, k, w })
+}
+
+/// The mean cross-entropy of `metric`'s answer over `pairs` after interchanging along `basis`,
+/// `batch` pairs at a time.
+fn mean_loss(
+    model: &Transformer,
+    layer: usize,
+    pairs: &[&ResidPair],
+    basis: &Basis,
+    metric: &Metric,
+    batch: usize,
+) -> Result<f64> {
+    let all: Vec<usize> = (0..pairs.len()).collect();
+    let mut total = 0.0;
+    for chunk in chunks(pairs, &all, batch) {
+        let group: Vec<&ResidPair> = chunk.iter().map(|&i| pairs[i]).collect();
+        total -= run(model, layer, &group, basis, metric, false)?
+            .0
+            .iter()
+            .sum::<f64>();
+    }
+    Ok(total / pairs.len() as f64)
+}
+
 /// Trains `basis` on `pairs` (see the module docs). Minibatches hold pairs of one length: each
 /// epoch shuffles the pairs with `derive_seed(seed, "das/epoch<E>")`, groups them by length and
-/// cuts the groups into chunks of `pairs_per_step`; step `s` takes the next chunk.
+/// cuts the groups into chunks of `pairs_per_step`; step `s` takes the next chunk. Returns the
+/// trained basis, or the start where that fits all training pairs better: Adam's steps stay
+/// about `lr` long where the gradient vanishes, so from a start that already fits they wander.
 pub fn train_das(
     model: &Transformer,
     layer: usize,
@@ -293,20 +403,15 @@ pub fn train_das(
     mut basis: Basis,
     cfg: &DasConfig,
 ) -> Result<DasFit> {
-    if pairs.is_empty() {
-        return Err(InterventionError::Config("DAS needs training pairs".into()));
-    }
-    let metric = Metric::new(
-        MetricKind::LogProb(TokenRef::Answer(cfg.answer.clone())),
-        cfg.position.clone(),
-    );
+    let metric = training_metric(pairs, cfg)?;
     let (d, k) = (basis.d, basis.k);
+    let start = basis.clone();
+    let loss_initial = mean_loss(model, layer, pairs, &start, &metric, cfg.pairs_per_step)?;
     let (b1, b2, eps) = (0.9, 0.999, 1e-8);
     let mut m = vec![0.0; d * k];
     let mut v = vec![0.0; d * k];
     let mut queue: Vec<Vec<usize>> = Vec::new();
     let mut epoch = 0;
-    let (mut loss_initial, mut loss_final) = (f64::NAN, f64::NAN);
     for step in 0..cfg.steps {
         if queue.is_empty() {
             let mut order: Vec<usize> = (0..pairs.len()).collect();
@@ -317,31 +422,16 @@ pub fn train_das(
         }
         let chunk = queue.pop().expect("a refilled queue");
         let group: Vec<&ResidPair> = chunk.iter().map(|&i| pairs[i]).collect();
-        let (logp, g) = run(model, layer, &group, &basis, &metric, true)?;
+        let (_, g) = run(model, layer, &group, &basis, &metric, true)?;
         let g = g.expect("asked for the gradient");
         let n = group.len() as f64;
-        let loss = -logp.iter().sum::<f64>() / n;
-        if step == 0 {
-            loss_initial = loss;
-        }
-        loss_final = loss;
-        // dL/dW with L = -mean log p: the metric's gradient, negated and averaged.
+        // dL/dW = sum of (g (W^T delta)^T + delta (W^T g)^T) over intervened positions.
         let mut grad_w = vec![0.0; d * k];
-        let len = group[0].prompt.len();
-        for (r, p) in group.iter().enumerate() {
-            for (q, &pos) in p.positions.iter().enumerate() {
-                let gv: Vec<f64> = g[(r * len + pos) * d..(r * len + pos + 1) * d]
-                    .iter()
-                    .map(|&x| -f64::from(x) / n)
-                    .collect();
-                let delta: Vec<f64> = (0..d)
-                    .map(|i| f64::from(p.source[q * d + i]) - f64::from(p.base[pos * d + i]))
-                    .collect();
-                let (wd, wg) = (basis.project(&delta), basis.project(&gv));
-                for i in 0..d {
-                    for j in 0..k {
-                        grad_w[i * k + j] += gv[i] * wd[j] + delta[i] * wg[j];
-                    }
+        for (gv, delta) in loss_gradients(&group, &g, d, n) {
+            let (wd, wg) = (basis.project(&delta), basis.project(&gv));
+            for i in 0..d {
+                for j in 0..k {
+                    grad_w[i * k + j] += gv[i] * wd[j] + delta[i] * wg[j];
                 }
             }
         }
@@ -355,10 +445,19 @@ pub fn train_das(
         }
         basis.orthonormalize();
     }
-    Ok(DasFit {
-        basis,
-        loss_initial,
-        loss_final,
+    let loss_final = mean_loss(model, layer, pairs, &basis, &metric, cfg.pairs_per_step)?;
+    Ok(if loss_final <= loss_initial {
+        DasFit {
+            basis,
+            loss_initial,
+            loss_final,
+        }
+    } else {
+        DasFit {
+            basis: start,
+            loss_initial,
+            loss_final: loss_initial,
+        }
     })
 }
 

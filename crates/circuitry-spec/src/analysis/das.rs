@@ -1,12 +1,29 @@
 //! `kind = "das"`: distributed alignment search.
 
 use circuitry_vocab::Site;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::AnalysisKind;
 use super::interchange_intervention::{require_pairs, resid_post};
 use super::probe::{check_test_fraction, quarter};
 use crate::refs::PositionSpec;
 use crate::validate::Checker;
+
+/// Where DAS's subspace starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DasInit {
+    /// The k directions along which interchanging lowers the training loss fastest at the
+    /// start (to second order in W: the eigenvectors of the symmetrised sum of
+    /// `(h_source - h_base) dL/dh^T` over the training pairs with the most negative
+    /// eigenvalues). The default: a random start is nearly orthogonal to the variable's
+    /// direction, where the loss is flat, and training can stall there.
+    #[default]
+    Gradient,
+    /// A seeded uniformly random orthonormal basis (as pyvene starts).
+    Random,
+}
 
 analysis_params! {
     /// Distributed alignment search (Geiger, Wu et al., 2023): at each site (layer x position of
@@ -16,13 +33,15 @@ analysis_params! {
     /// counterfactual output; report the held-out interchange intervention accuracy.
     ///
     /// Reads a `counterfactuals` dataset, split into train and test pairs with `seed`. W starts
-    /// from a seeded random orthonormal basis and is trained by Adam on the cross-entropy of the
-    /// counterfactual answer at `position` (gradients through the model's later blocks, which stay
-    /// frozen), re-orthonormalised after every step. Baselines on the same test pairs: the random
-    /// basis W started from (`iia_random`) and the full interchange of the whole residual vector
-    /// (`iia_full`). Columns: site, layer, position, position_name, k, n_train, n_test,
+    /// as `init` says and is trained by Adam on the cross-entropy of the counterfactual answer at
+    /// `position` (gradients through the model's later blocks, which stay frozen),
+    /// re-orthonormalised after every step; the start is kept if training ends with a higher
+    /// training loss. Baselines on the same test pairs: a seeded random
+    /// orthonormal basis of the same size (`iia_random`; the start itself with init = "random")
+    /// and the full interchange of the whole residual vector (`iia_full`). Columns: site, layer, position, position_name, k, n_train, n_test,
     /// iia_train, iia_test, iia_random, iia_full, task_accuracy (top1(base) on the unintervened
-    /// test bases), loss_initial, loss_final (train cross-entropy at the first and last step).
+    /// test bases), loss_initial, loss_final (the training pairs' cross-entropy at the start and
+    /// for the subspace reported: the trained one, or the start where that fits them better).
     pub struct DasParams {
         /// The residual stream read and written: "resid_post" (the default) or "resid_pre".
         #[serde(default = "resid_post")]
@@ -36,6 +55,10 @@ analysis_params! {
         /// Dimension of the learnt subspace (>= 1, at most d_model).
         #[serde(default = "one")]
         pub k: u32,
+        /// Where W starts: "gradient" (the default: the directions along which interchanging
+        /// lowers the loss fastest) or "random" (a seeded random basis).
+        #[serde(default)]
+        pub init: DasInit,
         /// Optimisation steps (> 0).
         #[serde(default = "steps")]
         pub steps: u32,

@@ -156,6 +156,7 @@ crate::for_each_analysis_kind!(analysis_kinds);
 pub use self::ablation::{AblationMethodSpec, AblationUnits};
 pub use self::activation_patching::PositionSweepSpec;
 pub use self::composition_scores::Composition;
+pub use self::das::DasInit;
 pub use self::direct_logit_attribution::DlaComponent;
 pub use self::edge_attribution_patching::{DEFAULT_IG_STEPS, DEFAULT_TOP_N, EapMethod};
 pub use self::head_detector::{Detector, ErrorMeasure};
