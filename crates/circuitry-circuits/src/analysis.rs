@@ -142,11 +142,28 @@ impl TableDecl {
     }
 }
 
+/// Where an analysis reports long work it does after its forward passes (`finish`: DAS's
+/// training, the probes' fits), one step per site, so the runner can draw a bar. This crate
+/// draws nothing itself.
+pub trait WorkProgress {
+    /// `done` of the analysis's `total` steps are complete.
+    fn advance(&self, done: u64, total: u64);
+}
+
+/// Reports nowhere: for callers that draw no progress.
+pub struct NoProgress;
+
+impl WorkProgress for NoProgress {
+    fn advance(&self, _done: u64, _total: u64) {}
+}
+
 /// The model an analysis runs on.
 #[derive(Clone, Copy)]
 pub struct ModelContext<'a> {
     pub model: &'a Transformer,
     pub tokenizer: &'a Tokenizer,
+    /// Where `finish` reports long work.
+    pub progress: &'a dyn WorkProgress,
 }
 
 impl ModelContext<'_> {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use circuitry_circuits::analysis::{Analysis, BatchContext, ModelContext, TableDecl};
+use circuitry_circuits::analysis::{Analysis, BatchContext, ModelContext, NoProgress, TableDecl};
 use circuitry_circuits::table::{Table, TableSink};
 use circuitry_data::{Dataset, pad_id};
 use circuitry_models::burn::prelude::Device;
@@ -23,7 +23,7 @@ use crate::error::{RunError, analysis_failure};
 use crate::manifest::Manifest;
 use crate::models::{self, ReadyModel};
 use crate::plan::{ForwardNode, Plan, VariantPlan, plan};
-use crate::progress::Progress;
+use crate::progress::{Progress, WorkBar};
 use crate::publish::Outputs;
 use crate::sink::TableWriter;
 use crate::{datasets, failpoint, training};
@@ -528,9 +528,11 @@ impl Execution<'_> {
         let mut feed = self.feed(v, name, 1)?;
         let mut out = feed.whole.take().expect("a wanted weight analysis");
         let ready = &self.models[&key];
+        let bar = WorkBar::new(self.progress, format!("{name} ({model} weights)"));
         let ctx = ModelContext {
             model: &ready.model,
             tokenizer: &ready.tokenizer,
+            progress: &bar,
         };
         let spinner = self.progress.spinner(&format!("{name} ({model} weights)"));
         feed.analysis
@@ -661,6 +663,11 @@ impl Execution<'_> {
         self.forward_passes += 1;
         for feed in feeds.iter_mut() {
             if let Some(out) = feed.whole.as_mut() {
+                let bar = WorkBar::new(self.progress, format!("{} ({} sites)", feed.name, f.model));
+                let ctx = ModelContext {
+                    progress: &bar,
+                    ..ctx
+                };
                 feed.analysis
                     .finish(&ctx, &mut out.sink())
                     .map_err(|e| analysis_failure(&exp, &feed.name, e))?;
@@ -745,6 +752,7 @@ impl Stream<'_> {
         ModelContext {
             model: &self.model.model,
             tokenizer: &self.model.tokenizer,
+            progress: &NoProgress,
         }
     }
 

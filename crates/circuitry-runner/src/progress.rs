@@ -1,8 +1,10 @@
 //! Progress bars and status lines on stderr; silent when stderr is not a terminal or with
 //! `--quiet`.
 
+use std::cell::OnceCell;
 use std::io::IsTerminal;
 
+use circuitry_circuits::analysis::WorkProgress;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The run's progress display.
@@ -63,6 +65,42 @@ impl Progress {
             let _ = self.multi.println(line);
         } else {
             eprintln!("{line}");
+        }
+    }
+}
+
+/// An analysis's own work after its forward passes, as a bar drawn from its first report and
+/// cleared when dropped.
+pub struct WorkBar<'a> {
+    progress: &'a Progress,
+    message: String,
+    bar: OnceCell<ProgressBar>,
+}
+
+impl<'a> WorkBar<'a> {
+    pub fn new(progress: &'a Progress, message: String) -> WorkBar<'a> {
+        WorkBar {
+            progress,
+            message,
+            bar: OnceCell::new(),
+        }
+    }
+}
+
+impl WorkProgress for WorkBar<'_> {
+    fn advance(&self, done: u64, total: u64) {
+        let bar = self
+            .bar
+            .get_or_init(|| self.progress.bar(&self.message, total));
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+}
+
+impl Drop for WorkBar<'_> {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.get() {
+            bar.finish_and_clear();
         }
     }
 }

@@ -137,6 +137,7 @@ impl Analysis for Das {
         let d = model.model.config.d_model;
         let position = causal::metric_position(&p.position);
         let mut rows = Rows::<DasRow>::new();
+        let sites = (self.layers.len() * p.positions.len()) as u64;
         for (li, &layer) in self.layers.iter().enumerate() {
             let start = self.start(layer);
             for (pi, written) in p.positions.iter().enumerate() {
@@ -188,6 +189,7 @@ impl Analysis for Das {
                     loss_initial: fit.loss_initial,
                     loss_final: fit.loss_final,
                 });
+                model.progress.advance(rows.len() as u64, sites);
             }
         }
         emit(sink, None, rows)

@@ -134,12 +134,13 @@ impl Analysis for Probe {
 
     fn finish(
         &mut self,
-        _model: &ModelContext,
+        model: &ModelContext,
         sink: &mut dyn TableSink,
     ) -> Result<(), AnalysisError> {
         let p = &self.params;
         let seed = p.seed.unwrap_or(0);
         let n = self.samples.len();
+        let sites = (self.layers.len() * p.positions.len()) as u64;
         let (train, test) = split(n, p.test_fraction, seed, "prompts")?;
         let labels: Vec<&str> = self.samples.iter().map(|s| s.label.as_str()).collect();
         let targets = Targets::new(p.method, &labels)?;
@@ -189,6 +190,7 @@ impl Analysis for Probe {
                     selectivity: control.map(|c| test_score - c),
                     majority: targets.majority(&train, &test),
                 });
+                model.progress.advance(rows.len() as u64, sites);
             }
         }
         emit(sink, None, rows)

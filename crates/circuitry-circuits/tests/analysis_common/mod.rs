@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use circuitry_circuits::analyses::build;
-use circuitry_circuits::analysis::{Analysis, BatchContext, ModelContext};
+use circuitry_circuits::analysis::{Analysis, BatchContext, ModelContext, NoProgress};
 use circuitry_circuits::table::{ColumnData, MemorySink, Table};
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::Device;
@@ -35,6 +35,7 @@ pub fn run_dataset(
     let ctx = ModelContext {
         model: &m.model,
         tokenizer: m.tokenizer.as_ref().expect("fixture tokenizer"),
+        progress: &NoProgress,
     };
     let mut sink = MemorySink::default();
     for chunk in prompts.chunks(batch_size) {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use circuitry_circuits::analysis::ModelContext;
+use circuitry_circuits::analysis::{ModelContext, NoProgress};
 use circuitry_circuits::interventions::{Metric, Padding};
 use circuitry_data::Prompt;
 use circuitry_models::burn::prelude::*;
@@ -43,6 +43,7 @@ pub fn context(m: &LoadedModel) -> ModelContext<'_> {
     ModelContext {
         model: &m.model,
         tokenizer: m.tokenizer.as_ref().expect("fixture tokenizer"),
+        progress: &NoProgress,
     }
 }
 
