@@ -662,5 +662,5 @@ fn induction_scores_need_repeat_positions() {
     let err = Experiment::from_str(text, "t.toml")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("needs a repeated_tokens dataset"), "{err}");
+    assert!(err.contains("needs repeated prompts"), "{err}");
 }

@@ -313,6 +313,7 @@ pub fn sample_records(
                     .iter()
                     .map(|(k, v)| (k.clone(), v.to_string()))
                     .collect(),
+                positions: BTreeMap::new(),
             })
         })
         .collect()

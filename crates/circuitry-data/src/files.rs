@@ -43,6 +43,9 @@ pub struct FileSource {
     pub corrupt_column: Option<String>,
     /// Answer name -> column whose text must tokenize to exactly one token.
     pub answer_columns: BTreeMap<String, String>,
+    /// Position name -> column of integer token indices into the text's tokens (negative from
+    /// the end).
+    pub position_columns: BTreeMap<String, String>,
     /// Columns passed through as string fields (numbers and booleans are written as text; a
     /// null leaves the field out).
     pub field_columns: Vec<String>,
@@ -59,6 +62,7 @@ impl FileSource {
             text_column: "text".to_string(),
             corrupt_column: None,
             answer_columns: BTreeMap::new(),
+            position_columns: BTreeMap::new(),
             field_columns: Vec::new(),
             limit: None,
         }
@@ -83,6 +87,9 @@ impl FileSource {
         for (name, col) in &self.answer_columns {
             cols.push((Role::Answer(name.clone()), col.clone()));
         }
+        for (name, col) in &self.position_columns {
+            cols.push((Role::Position(name.clone()), col.clone()));
+        }
         for col in &self.field_columns {
             cols.push((Role::Field, col.clone()));
         }
@@ -95,12 +102,19 @@ enum Role {
     Text,
     Corrupt,
     Answer(String),
+    Position(String),
     Field,
 }
 
 impl Role {
-    fn wants_text(&self) -> bool {
-        !matches!(self, Role::Field)
+    /// Whether a number (or boolean) cell is read, as its text.
+    fn allows_numbers(&self) -> bool {
+        matches!(self, Role::Field | Role::Position(_))
+    }
+
+    /// Whether a null cell is allowed (and leaves the value out).
+    fn allows_null(&self) -> bool {
+        matches!(self, Role::Field)
     }
 }
 
@@ -217,7 +231,7 @@ impl Ctx<'_> {
         for ((role, col), cell) in self.columns.iter().zip(cells) {
             let value = match cell {
                 Some(v) => v,
-                None if role.wants_text() => {
+                None if !role.allows_null() => {
                     return Err(self.bad(location, col, "null value".to_string()));
                 }
                 None => continue,
@@ -227,6 +241,18 @@ impl Ctx<'_> {
                 Role::Corrupt => record.corrupt = Some(value),
                 Role::Answer(name) => {
                     record.answers.insert(name.clone(), value);
+                }
+                Role::Position(name) => {
+                    let index = value.trim().parse::<i64>().map_err(|_| {
+                        self.bad(
+                            location.clone(),
+                            col,
+                            format!(
+                                "position `{name}` must be an integer token index, not {value:?}"
+                            ),
+                        )
+                    })?;
+                    record.positions.insert(name.clone(), index);
                 }
                 Role::Field => {
                     record.fields.insert(col.clone(), value);
@@ -300,7 +326,7 @@ fn read_jsonl(ctx: &Ctx, file: File) -> Result<Vec<RawRecord>, DataError> {
                 Some(serde_json::Value::Null) => None,
                 Some(serde_json::Value::String(s)) => Some(s.clone()),
                 Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)))
-                    if !role.wants_text() =>
+                    if role.allows_numbers() =>
                 {
                     Some(v.to_string())
                 }
@@ -517,7 +543,7 @@ fn arrow_cell(
         }
         return Ok(Some(t));
     }
-    if !role.wants_text() {
+    if role.allows_numbers() {
         use arrow_array::types::*;
         let v = match array.data_type() {
             DataType::Boolean => Some(array.as_boolean().value(r).to_string()),

@@ -40,5 +40,5 @@ pub use ioi::{IoiConfig, IoiCorruption, IoiTemplates};
 pub use record::Record;
 pub use repeated::{RepeatedTokensConfig, special_token_ids};
 pub use rng::{Rng, SplitMix64, derive_seed};
-pub use source::{DatasetOptions, Source, TokenRecord, build_dataset};
+pub use source::{AnswerToken, DatasetOptions, Source, TokenRecord, build_dataset};
 pub use text::TextConfig;

@@ -22,6 +22,10 @@ pub struct Record {
     /// Pass-through metadata.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// Named positions: token indices into the text's tokens (negative from the end); see
+    /// [`name_positions`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub positions: BTreeMap<String, i64>,
 }
 
 impl Record {
@@ -108,4 +112,30 @@ pub(crate) fn pieces(tokenizer: &Tokenizer, ids: &[u32]) -> String {
         .map(|&id| format!("{:?}", tokenizer.token_text(id)))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Gives `prompt` the named `positions`, written as token indices into the `written` tokens
+/// after the `bos_len` BOS tokens (negative counts from the end of them: -1 is the last), so a
+/// prepended BOS moves each along with its token. The first index outside the tokens is the
+/// error.
+pub(crate) fn name_positions(
+    prompt: &mut crate::Prompt,
+    positions: &BTreeMap<String, i64>,
+    bos_len: usize,
+    written: usize,
+) -> Result<(), String> {
+    for (name, &index) in positions {
+        let at = if index < 0 {
+            written.checked_sub(index.unsigned_abs() as usize)
+        } else {
+            Some(index as usize).filter(|&i| i < written)
+        };
+        let Some(at) = at else {
+            return Err(format!(
+                "position `{name}` = {index} is outside its {written} tokens"
+            ));
+        };
+        prompt.positions.insert(name.clone(), bos_len + at);
+    }
+    Ok(())
 }

@@ -6,13 +6,49 @@ use circuitry_models::Tokenizer;
 use circuitry_vocab::limits::{MAX_PROMPTS, MAX_TOKENS};
 
 use crate::dataset::Prompt;
-use crate::error::DataError;
+use crate::error::{DataError, RowCheck, RowIssue};
 use crate::rng::Rng;
 
 /// Position name of the first random token (0, or 1 after a BOS).
 pub const SEQ_START: &str = "seq_start";
 /// Position name of the first token of the second repetition (present when `repeats >= 2`).
 pub const REPEAT_START: &str = "repeat_start";
+
+/// Gives prompts that a dataset declares to be `repeats` copies of one sequence after the
+/// `bos_len` BOS tokens (`[BOS?] r r ...`) the positions `seq_start` and `repeat_start`, as the
+/// generator's prompts have them; every prompt that is not such copies is reported at once.
+pub(crate) fn mark_repeats(
+    dataset: &str,
+    prompts: &mut [(Prompt, String)],
+    bos_len: usize,
+    repeats: usize,
+) -> Result<(), DataError> {
+    let mut bad = Vec::new();
+    for (prompt, origin) in prompts.iter_mut() {
+        let body = &prompt.tokens[bos_len.min(prompt.tokens.len())..];
+        let length = body.len() / repeats.max(1);
+        let copies = repeats >= 2
+            && length >= 1
+            && body.len() == length * repeats
+            && body.chunks(length).all(|c| c == &body[..length]);
+        if !copies {
+            bad.push(RowIssue {
+                id: prompt.id,
+                origin: origin.clone(),
+                detail: format!(
+                    "its {} tokens after the BOS are not {repeats} copies of one sequence",
+                    body.len()
+                ),
+            });
+            continue;
+        }
+        prompt.positions.insert(SEQ_START.to_string(), bos_len);
+        prompt
+            .positions
+            .insert(REPEAT_START.to_string(), bos_len + length);
+    }
+    RowCheck::Invalid.result(dataset, bad)
+}
 
 /// `n` prompts of `[BOS?] r r ... r`: `r` is `length` tokens drawn independently and uniformly
 /// (with replacement) from the candidate tokens, repeated `repeats` times.

@@ -1,5 +1,7 @@
 //! What a dataset is built from, the options every dataset takes, and [`build_dataset`].
 
+use std::collections::BTreeMap;
+
 use circuitry_models::Tokenizer;
 use circuitry_vocab::limits::MAX_TOKENS;
 use serde::{Deserialize, Serialize};
@@ -8,7 +10,7 @@ use crate::dataset::{Dataset, Prompt};
 use crate::error::{DataError, RowCheck, RowIssue};
 use crate::files::{FileSource, read_file};
 use crate::ioi::{IoiConfig, generate_ioi};
-use crate::record::{RawRecord, Record, encode_checked, pieces, unknown_pieces};
+use crate::record::{RawRecord, Record, encode_checked, name_positions, pieces, unknown_pieces};
 use crate::repeated::{self, RepeatedTokensConfig, generate_repeated};
 use crate::text::{TextConfig, generate_text};
 
@@ -20,6 +22,10 @@ pub struct DatasetOptions {
     pub prepend_bos: bool,
     /// The model's context length: every prompt longer than this is reported (all in one error).
     pub n_ctx: Option<usize>,
+    /// The prompts (after the BOS, if prepended) are this many copies of one sequence, `r r ...`:
+    /// each is checked, and gets the positions `seq_start` and `repeat_start` as the
+    /// `repeated_tokens` generator's prompts do.
+    pub repeats: Option<usize>,
 }
 
 /// One prompt given as token ids.
@@ -28,13 +34,26 @@ pub struct TokenRecord {
     pub tokens: Vec<u32>,
     /// Counterfactual token ids (as many as `tokens`).
     pub corrupt: Option<Vec<u32>>,
+    /// Named answer tokens: an id, or a text that must be one token.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub answers: BTreeMap<String, AnswerToken>,
+    /// Named positions: indices into `tokens` (negative from the end).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub positions: BTreeMap<String, i64>,
+}
+
+/// An answer of a [`TokenRecord`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnswerToken {
+    Id(u32),
+    Text(String),
 }
 
 impl From<Vec<u32>> for TokenRecord {
     fn from(tokens: Vec<u32>) -> Self {
         TokenRecord {
             tokens,
-            corrupt: None,
+            ..TokenRecord::default()
         }
     }
 }
@@ -77,7 +96,7 @@ pub fn build_dataset(
     options: &DatasetOptions,
 ) -> Result<Dataset, DataError> {
     let bos = bos_prefix(name, tokenizer, options)?;
-    let prompts = match source {
+    let mut prompts = match source {
         Source::Texts(texts) => {
             let records = texts
                 .iter()
@@ -107,6 +126,9 @@ pub fn build_dataset(
             })
             .collect(),
     };
+    if let Some(repeats) = options.repeats {
+        repeated::mark_repeats(name, &mut prompts, bos.len(), repeats)?;
+    }
     finish(name, prompts, options)
 }
 
@@ -250,6 +272,11 @@ fn prompts_from_records(
             }
         }
         prompt.fields = record.fields;
+        let written = prompt.tokens.len() - bos.len();
+        if let Err(e) = name_positions(&mut prompt, &record.positions, bos.len(), written) {
+            invalid.push(issue(e));
+            continue;
+        }
         prompts.push((prompt, origin));
     }
     RowCheck::Invalid.result(dataset, invalid)?;
@@ -267,6 +294,7 @@ fn prompts_from_ids(
     let vocab = tokenizer.vocab_size();
     let mut total = TokenTotal::default();
     let mut invalid = Vec::new();
+    let mut bad_answers = Vec::new();
     let mut prompts = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let issue = |detail: String| RowIssue {
@@ -308,9 +336,35 @@ fn prompts_from_ids(
             .corrupt
             .as_ref()
             .map(|c| bos.iter().chain(c).copied().collect());
+        if let Err(e) = name_positions(&mut prompt, &row.positions, bos.len(), row.tokens.len()) {
+            invalid.push(issue(e));
+            continue;
+        }
+        for (name, answer) in &row.answers {
+            match answer {
+                AnswerToken::Id(id) if (*id as usize) < vocab => {
+                    prompt.answers.insert(name.clone(), *id);
+                }
+                AnswerToken::Id(id) => bad_answers.push(issue(format!(
+                    "answer `{name}` = {id} is out of range for a vocabulary of {vocab}"
+                ))),
+                AnswerToken::Text(text) => {
+                    let encoded = encode_checked(dataset, tokenizer, text, "inline")?;
+                    if encoded.unknown.is_empty() && encoded.ids.len() == 1 {
+                        prompt.answers.insert(name.clone(), encoded.ids[0]);
+                    } else {
+                        bad_answers.push(issue(format!(
+                            "answer `{name}` = {text:?} is not one token: [{}]",
+                            pieces(tokenizer, &encoded.ids)
+                        )));
+                    }
+                }
+            }
+        }
         prompts.push((prompt, "inline".to_string()));
     }
     RowCheck::Invalid.result(dataset, invalid)?;
+    RowCheck::AnswerTokens.result(dataset, bad_answers)?;
     Ok(prompts)
 }
 

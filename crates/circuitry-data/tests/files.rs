@@ -30,6 +30,7 @@ fn build(s: FileSource) -> Result<Dataset, DataError> {
         &DatasetOptions {
             prepend_bos: true,
             n_ctx: None,
+            repeats: None,
         },
     )
 }

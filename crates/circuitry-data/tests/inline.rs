@@ -10,7 +10,11 @@ use circuitry_models::Tokenizer;
 use common::{bpe, bpe_plain, tiny};
 
 fn opts(prepend_bos: bool, n_ctx: Option<usize>) -> DatasetOptions {
-    DatasetOptions { prepend_bos, n_ctx }
+    DatasetOptions {
+        prepend_bos,
+        n_ctx,
+        repeats: None,
+    }
 }
 
 #[test]
@@ -342,6 +346,7 @@ fn token_id_prompts_carry_their_counterfactuals() {
     let rows = vec![TokenRecord {
         tokens: vec![5, 6, 7],
         corrupt: Some(vec![5, 9, 7]),
+        ..TokenRecord::default()
     }];
     let ds = build_dataset("pairs", &Source::TokenIds(rows), &tiny(), &opts(true, None)).unwrap();
     assert_eq!(ds.prompts[0].tokens, vec![0, 5, 6, 7]);
@@ -350,8 +355,196 @@ fn token_id_prompts_carry_their_counterfactuals() {
     let bad = vec![TokenRecord {
         tokens: vec![5, 6, 7],
         corrupt: Some(vec![5, 9]),
+        ..TokenRecord::default()
     }];
     let err =
         build_dataset("pairs", &Source::TokenIds(bad), &tiny(), &opts(false, None)).unwrap_err();
     assert!(err.to_string().contains("corrupt has 2 token ids"), "{err}");
+}
+
+/// A dataset that declares `repeats` gets the generator's repeat positions, after the BOS;
+/// prompts that are not copies of one sequence are all reported.
+#[test]
+fn declared_repeats_name_the_repeat_positions() {
+    let rows = vec![vec![5, 6, 7, 5, 6, 7], vec![9, 9], vec![4, 8, 4, 8, 4, 8]];
+    let with = |prepend_bos, repeats| DatasetOptions {
+        prepend_bos,
+        n_ctx: None,
+        repeats: Some(repeats),
+    };
+    let ds = build_dataset(
+        "r",
+        &Source::token_ids(rows.clone()),
+        &tiny(),
+        &with(true, 2),
+    );
+    let err = ds.unwrap_err().to_string();
+    assert!(
+        err.contains("prompt 2") && err.contains("its 6 tokens after the BOS are not 2 copies"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("prompt 0") && !err.contains("prompt 1"),
+        "{err}"
+    );
+
+    let ds = build_dataset(
+        "r",
+        &Source::token_ids(rows[..2].to_vec()),
+        &tiny(),
+        &with(true, 2),
+    )
+    .unwrap();
+    let at = |i: usize, name: &str| ds.prompts[i].position(name);
+    assert_eq!(
+        (at(0, "seq_start"), at(0, "repeat_start")),
+        (Some(1), Some(4))
+    );
+    assert_eq!(
+        (at(1, "seq_start"), at(1, "repeat_start")),
+        (Some(1), Some(2))
+    );
+    let plain = build_dataset(
+        "r",
+        &Source::token_ids(rows[..2].to_vec()),
+        &tiny(),
+        &with(false, 2),
+    )
+    .unwrap();
+    assert_eq!(plain.prompts[0].position("repeat_start"), Some(3));
+    let three = build_dataset(
+        "r",
+        &Source::token_ids(vec![rows[2].clone()]),
+        &tiny(),
+        &with(false, 3),
+    )
+    .unwrap();
+    assert_eq!(three.prompts[0].position("repeat_start"), Some(2));
+    let err = build_dataset(
+        "r",
+        &Source::token_ids(vec![vec![1, 2, 1]]),
+        &tiny(),
+        &with(false, 2),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("its 3 tokens after the BOS are not 2 copies"),
+        "{err}"
+    );
+}
+
+/// Token-id records and text records carry named positions (indices as written, moved along by
+/// a prepended BOS; negative from the end) and token-id records answers (ids or one-token
+/// texts); every bad one is reported.
+#[test]
+fn user_records_name_their_positions_and_answers() {
+    use circuitry_data::{AnswerToken, TokenRecord};
+    let tok = bpe();
+    let word = tok.encode(" Mary").unwrap();
+    assert_eq!(word.len(), 1);
+    let record =
+        |tokens: Vec<u32>, answers: Vec<(&str, AnswerToken)>, positions: Vec<(&str, i64)>| {
+            TokenRecord {
+                tokens,
+                corrupt: None,
+                answers: answers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                positions: positions
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            }
+        };
+    let rows = vec![
+        record(
+            vec![5, 6, 7, 8],
+            vec![
+                ("A", AnswerToken::Id(9)),
+                ("B", AnswerToken::Text(" Mary".into())),
+            ],
+            vec![("END", -1), ("S", 1)],
+        ),
+        record(
+            vec![5, 6],
+            vec![("A", AnswerToken::Id(3))],
+            vec![("END", -2)],
+        ),
+    ];
+    for (bos, shift) in [(false, 0), (true, 1)] {
+        let ds =
+            build_dataset("r", &Source::TokenIds(rows.clone()), &tok, &opts(bos, None)).unwrap();
+        let (p, q) = (&ds.prompts[0], &ds.prompts[1]);
+        assert_eq!(
+            (p.position("END"), p.position("S")),
+            (Some(3 + shift), Some(1 + shift))
+        );
+        assert_eq!(p.tokens[p.position("S").unwrap()], 6);
+        assert_eq!(q.position("END"), Some(shift));
+        assert_eq!(
+            (p.answers["A"], p.answers["B"], q.answers["A"]),
+            (9, word[0], 3)
+        );
+    }
+    let bad = [
+        record(vec![5, 6], vec![], vec![("END", 2)]),
+        record(vec![5, 6], vec![], vec![("END", -3)]),
+        record(
+            vec![5, 6],
+            vec![("A", AnswerToken::Text(" Mary Mary".into()))],
+            vec![],
+        ),
+    ];
+    let err = build_dataset(
+        "r",
+        &Source::TokenIds(bad[..2].to_vec()),
+        &tok,
+        &opts(true, None),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("prompt 0") && err.contains("position `END` = 2 is outside its 2 tokens"),
+        "{err}"
+    );
+    assert!(
+        err.contains("prompt 1") && err.contains("position `END` = -3 is outside"),
+        "{err}"
+    );
+    let err = build_dataset(
+        "r",
+        &Source::TokenIds(bad[2..].to_vec()),
+        &tok,
+        &opts(true, None),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("answer `A` = \" Mary Mary\" is not one token"),
+        "{err}"
+    );
+
+    // Text records: indices into the text's tokens.
+    let text = "When Mary and John went to the store";
+    let ids = tok.encode(text).unwrap();
+    let mut r = Record::new(text);
+    r.positions.insert("last_word".into(), -1);
+    r.positions.insert("second".into(), 1);
+    let ds = build_dataset(
+        "t",
+        &Source::Records(vec![r.clone()]),
+        &tok,
+        &opts(true, None),
+    )
+    .unwrap();
+    let p = &ds.prompts[0];
+    assert_eq!(p.position("last_word"), Some(ids.len()));
+    assert_eq!(p.tokens[p.position("second").unwrap()], ids[1]);
+    r.positions.insert("beyond".into(), ids.len() as i64);
+    let err = build_dataset("t", &Source::Records(vec![r]), &tok, &opts(false, None))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("position `beyond`"), "{err}");
 }

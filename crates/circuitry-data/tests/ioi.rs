@@ -12,6 +12,7 @@ fn bos() -> DatasetOptions {
     DatasetOptions {
         prepend_bos: true,
         n_ctx: None,
+        repeats: None,
     }
 }
 
@@ -316,6 +317,7 @@ fn too_long_prompts_are_all_listed() {
     let options = DatasetOptions {
         prepend_bos: true,
         n_ctx: Some(16),
+        repeats: None,
     };
     let all = ioi(IoiConfig::new(20, 3), &bos()).unwrap();
     let long: Vec<(u32, usize)> = all

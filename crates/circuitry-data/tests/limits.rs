@@ -24,6 +24,7 @@ fn build(source: Source, n_ctx: Option<usize>) -> Result<Dataset, DataError> {
     let options = DatasetOptions {
         prepend_bos: true,
         n_ctx,
+        repeats: None,
     };
     build_dataset("d", &source, &tokenizer, &options)
 }

@@ -17,7 +17,11 @@ fn build_for(
     prepend_bos: bool,
     n_ctx: Option<usize>,
 ) -> Result<circuitry_data::Dataset, DataError> {
-    let options = DatasetOptions { prepend_bos, n_ctx };
+    let options = DatasetOptions {
+        prepend_bos,
+        n_ctx,
+        repeats: None,
+    };
     build_dataset("rep", &Source::RepeatedTokens(cfg), &tiny(), &options)
 }
 

@@ -13,6 +13,7 @@ fn opts(prepend_bos: bool) -> DatasetOptions {
     DatasetOptions {
         prepend_bos,
         n_ctx: Some(64),
+        repeats: None,
     }
 }
 

@@ -13,6 +13,7 @@ fn opts() -> DatasetOptions {
     DatasetOptions {
         prepend_bos: false,
         n_ctx: None,
+        repeats: None,
     }
 }
 

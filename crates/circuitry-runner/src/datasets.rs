@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use circuitry_data::{
-    CausalModel, CausalSampleConfig, DataError, DatasetOptions, FileSource, IoiConfig,
+    AnswerToken, CausalModel, CausalSampleConfig, DataError, DatasetOptions, FileSource, IoiConfig,
     IoiTemplates, PairingConfig, Record, Source, TextConfig, TokenRecord, build_dataset,
 };
 use circuitry_models::Tokenizer;
@@ -43,7 +43,7 @@ fn source(spec: &DatasetSpec, base_dir: &Path) -> Option<Source> {
         DatasetSource::Prompts(p) => {
             if p.prompts
                 .iter()
-                .all(|r| r.corrupt.is_none() && r.answers.is_empty())
+                .all(|r| r.corrupt.is_none() && r.answers.is_empty() && r.positions.is_empty())
             {
                 Source::Texts(p.prompts.iter().map(|r| r.text.clone()).collect())
             } else {
@@ -59,6 +59,7 @@ fn source(spec: &DatasetSpec, base_dir: &Path) -> Option<Source> {
                                 .map(|(k, v)| (k.clone(), v.clone()))
                                 .collect(),
                             fields: BTreeMap::new(),
+                            positions: r.positions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
                         })
                         .collect(),
                 )
@@ -69,8 +70,25 @@ fn source(spec: &DatasetSpec, base_dir: &Path) -> Option<Source> {
                 .iter()
                 .enumerate()
                 .map(|(i, row)| TokenRecord {
-                    tokens: row.clone(),
-                    corrupt: t.corrupt_tokens.as_ref().and_then(|c| c.get(i).cloned()),
+                    tokens: row.ids.clone(),
+                    corrupt: row
+                        .corrupt
+                        .clone()
+                        .or_else(|| t.corrupt_tokens.as_ref().and_then(|c| c.get(i).cloned())),
+                    answers: row
+                        .answers
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                circuitry_spec::AnswerToken::Id(id) => AnswerToken::Id(*id),
+                                circuitry_spec::AnswerToken::Text(t) => {
+                                    AnswerToken::Text(t.clone())
+                                }
+                            };
+                            (k.clone(), v)
+                        })
+                        .collect(),
+                    positions: row.positions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
                 })
                 .collect(),
         ),
@@ -81,6 +99,11 @@ fn source(spec: &DatasetSpec, base_dir: &Path) -> Option<Source> {
             s.corrupt_column = f.corrupt_column.clone();
             s.answer_columns = f
                 .answer_columns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            s.position_columns = f
+                .position_columns
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
@@ -146,6 +169,7 @@ pub fn build(
     let options = DatasetOptions {
         prepend_bos: spec.prepend_bos,
         n_ctx: Some(n_ctx),
+        repeats: spec.declared_repeats().map(|r| r as usize),
     };
     let source = match &spec.source {
         DatasetSource::CausalModel(g) => {
@@ -224,6 +248,13 @@ fn file_column_key(f: &circuitry_spec::FileDataset, column: &str) -> String {
         .find_map(|(answer, c)| (c == column).then_some(answer))
     {
         return format!("answer_columns.{answer}");
+    }
+    if let Some(position) = f
+        .position_columns
+        .iter()
+        .find_map(|(position, c)| (c == column).then_some(position))
+    {
+        return format!("position_columns.{position}");
     }
     "file".to_string()
 }

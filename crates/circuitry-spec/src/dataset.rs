@@ -168,6 +168,12 @@ pub struct InlinePrompts {
     /// The prompts: plain strings, or records `{ text, corrupt, answers }`. Records with answers
     /// must all name the same answers; analyses that use answers need every prompt to have them.
     pub prompts: Vec<PromptSpec>,
+    /// Declares that every prompt (after the BOS, if prepended) is this many copies of one
+    /// sequence, `r r ...` (at least 2): each prompt is checked when the dataset is built and
+    /// gets the positions `seq_start` and `repeat_start`, as `repeated_tokens` prompts do, so
+    /// `induction_scores` and `icl_heads` read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u32>,
 }
 
 spec_struct! {
@@ -177,10 +183,141 @@ spec_struct! {
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct InlineTokens {
-        /// One list of token ids per prompt (each list non-empty).
-        pub tokens: Vec<Vec<u32>>,
+        /// The prompts: each a list of token ids (non-empty), or a record `{ ids, corrupt,
+        /// answers, positions }`.
+        pub tokens: Vec<TokenRow>,
         /// Counterfactual token ids: one list per prompt, each as long as its prompt.
         pub corrupt_tokens: Option<Vec<Vec<u32>>>,
+        /// Declares that every prompt (after the BOS, if prepended) is this many copies of one
+        /// sequence, `r r ...` (at least 2): each prompt is checked when the dataset is built and
+        /// gets the positions `seq_start` and `repeat_start`, as `repeated_tokens` prompts do, so
+        /// `induction_scores` and `icl_heads` read it.
+        pub repeats: Option<u32>,
+    }
+}
+
+/// An answer token written in a `tokens` record: its id, or a text that is one token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AnswerToken {
+    Id(u32),
+    Text(String),
+}
+
+spec_struct! {
+    /// One prompt of token ids, with what a plain list cannot say.
+    #[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(rename = "TokenRecord")]
+    pub struct TokenRow {
+        /// The token ids (non-empty).
+        pub ids: Vec<u32>,
+        /// Counterfactual token ids, as many as `ids`.
+        pub corrupt: Option<Vec<u32>>,
+        /// Named answer tokens: an id, or a text that must be one token, e.g.
+        /// `{ IO = 5335, S = " John" }`. Analyses refer to them by name.
+        #[serde(default)]
+        pub answers: IndexMap<String, AnswerToken>,
+        /// Named positions: token indices into `ids` as written (a prepended BOS moves them along
+        /// with their tokens; negative counts from the end, -1 the last), e.g. `{ END = -1 }`.
+        #[serde(default)]
+        pub positions: IndexMap<String, i64>,
+    }
+}
+
+impl TokenRow {
+    /// A plain list of ids.
+    pub fn ids(ids: Vec<u32>) -> TokenRow {
+        TokenRow {
+            ids,
+            corrupt: None,
+            answers: IndexMap::new(),
+            positions: IndexMap::new(),
+        }
+    }
+
+    fn is_plain(&self) -> bool {
+        self.corrupt.is_none() && self.answers.is_empty() && self.positions.is_empty()
+    }
+}
+
+/// A plain row is written back as its list of ids (so resolved files and hashes read as written);
+/// a record as a table of its keys that are set.
+impl Serialize for TokenRow {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.is_plain() {
+            return self.ids.serialize(s);
+        }
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("ids", &self.ids)?;
+        if let Some(c) = &self.corrupt {
+            map.serialize_entry("corrupt", c)?;
+        }
+        if !self.answers.is_empty() {
+            map.serialize_entry("answers", &self.answers)?;
+        }
+        if !self.positions.is_empty() {
+            map.serialize_entry("positions", &self.positions)?;
+        }
+        map.end()
+    }
+}
+
+/// A `tokens` entry as written: a list of ids or a record (see [`TokenRow`]).
+pub(crate) struct TokenRowInput(pub TokenRow);
+
+impl<'de> Deserialize<'de> for TokenRowInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TokenRow;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of token ids or a { ids, corrupt, answers, positions } table")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<TokenRow, A::Error> {
+                Vec::<u32>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(TokenRow::ids)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TokenRow, A::Error> {
+                TokenRow::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_any(V).map(TokenRowInput)
+    }
+}
+
+impl JsonSchema for TokenRowInput {
+    fn schema_name() -> Cow<'static, str> {
+        "TokenPrompt".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let record = g.subschema_for::<TokenRow>();
+        json_schema!({
+            "description": "A prompt of token ids: a list, or a record { ids, corrupt, answers, positions }.",
+            "anyOf": [ { "type": "array", "items": { "type": "integer", "minimum": 0 } }, record ]
+        })
+    }
+}
+
+spec_struct! {
+    // `tokens` as written (lists or records); parsing turns it into `InlineTokens`.
+    /// Prompts given directly as token ids (no tokenizer involved), e.g. for models whose
+    /// tokenizer has no text form or to reproduce exact inputs. Default `prepend_bos`: false.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(rename = "InlineTokens")]
+    pub(crate) struct InlineTokensInput {
+        /// The prompts: each a list of token ids (non-empty), or a record `{ ids, corrupt,
+        /// answers, positions }`.
+        pub tokens: Vec<TokenRowInput>,
+        /// Counterfactual token ids: one list per prompt, each as long as its prompt.
+        pub corrupt_tokens: Option<Vec<Vec<u32>>>,
+        /// Declares that every prompt (after the BOS, if prepended) is this many copies of one
+        /// sequence, `r r ...` (at least 2): each prompt is checked when the dataset is built and
+        /// gets the positions `seq_start` and `repeat_start`, as `repeated_tokens` prompts do, so
+        /// `induction_scores` and `icl_heads` read it.
+        pub repeats: Option<u32>,
     }
 }
 
@@ -198,6 +335,11 @@ spec_struct! {
         /// Analyses refer to them by name (`target = { diff = ["IO", "S"] }`).
         #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
         pub answers: IndexMap<String, String>,
+        /// Named positions: token indices into the text's tokens (a prepended BOS moves them
+        /// along with their tokens; negative counts from the end, -1 the last), e.g.
+        /// `{ S2 = 9, END = -1 }`.
+        #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+        pub positions: IndexMap<String, i64>,
     }
 }
 
@@ -206,13 +348,14 @@ fn prompt_from_string_or_table<'de, D: Deserializer<'de>>(d: D) -> Result<Prompt
     impl<'de> Visitor<'de> for V {
         type Value = PromptSpec;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a prompt string or a { text, corrupt, answers } table")
+            f.write_str("a prompt string or a { text, corrupt, answers, positions } table")
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<PromptSpec, E> {
             Ok(PromptSpec {
                 text: v.to_string(),
                 corrupt: None,
                 answers: IndexMap::new(),
+                positions: IndexMap::new(),
             })
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PromptSpec, A::Error> {
@@ -238,7 +381,7 @@ impl JsonSchema for PromptInput {
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let record = g.subschema_for::<PromptSpec>();
         json_schema!({
-            "description": "A prompt: a plain string, or a record { text, corrupt, answers }.",
+            "description": "A prompt: a plain string, or a record { text, corrupt, answers, positions }.",
             "anyOf": [ { "type": "string" }, record ]
         })
     }
@@ -253,6 +396,12 @@ pub(crate) struct InlinePromptsInput {
     /// The prompts: plain strings, or records `{ text, corrupt, answers }`. Records with answers
     /// must all name the same answers; analyses that use answers need every prompt to have them.
     pub prompts: Vec<PromptInput>,
+    /// Declares that every prompt (after the BOS, if prepended) is this many copies of one
+    /// sequence, `r r ...` (at least 2): each prompt is checked when the dataset is built and
+    /// gets the positions `seq_start` and `repeat_start`, as `repeated_tokens` prompts do, so
+    /// `induction_scores` and `icl_heads` read it.
+    #[serde(default)]
+    pub repeats: Option<u32>,
 }
 
 spec_struct! {
@@ -273,11 +422,21 @@ spec_struct! {
         /// Named answer tokens: answer name -> column, e.g. `{ IO = "io", S = "s" }`.
         #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
         pub answer_columns: IndexMap<String, String>,
+        /// Named positions: position name -> column of integer token indices into the text's
+        /// tokens (a prepended BOS moves them along; negative counts from the end), e.g.
+        /// `{ END = "end" }`.
+        #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+        pub position_columns: IndexMap<String, String>,
         /// Read only the first N rows (1 to 1000000). Without it every row is read; a file may give
         /// at most 1000000 rows, lines (JSONL, CSV) and cells (Parquet) of at most 1 MiB, and at
         /// most 1 GiB is read.
         #[schemars(range(min = 1, max = 1_000_000))]
         pub limit: Option<u64>,
+        /// Declares that every prompt (after the BOS, if prepended) is this many copies of one
+        /// sequence, `r r ...` (at least 2): each prompt is checked when the dataset is built and
+        /// gets the positions `seq_start` and `repeat_start`, as `repeated_tokens` prompts do, so
+        /// `induction_scores` and `icl_heads` read it.
+        pub repeats: Option<u32>,
     }
 }
 
@@ -395,6 +554,16 @@ fn default_text_column() -> String {
 
 impl DatasetSpec {
     /// The source's name: `repeated_tokens`, `ioi`, `prompts` or `file`.
+    /// The `repeats` a `tokens`, `prompts` or `file` dataset declares its prompts to have.
+    pub fn declared_repeats(&self) -> Option<u32> {
+        match &self.source {
+            DatasetSource::Tokens(t) => t.repeats,
+            DatasetSource::Prompts(p) => p.repeats,
+            DatasetSource::File(f) => f.repeats,
+            _ => None,
+        }
+    }
+
     pub fn source_name(&self) -> &'static str {
         match &self.source {
             DatasetSource::RepeatedTokens(_) => "repeated_tokens",
@@ -416,16 +585,35 @@ impl DatasetSpec {
         )
     }
 
-    /// Named positions analyses may refer to (`position = "END"`).
-    pub fn named_positions(&self) -> &'static [&'static str] {
-        match &self.source {
-            DatasetSource::Ioi(_) => IOI_POSITIONS,
-            DatasetSource::RepeatedTokens(_) => REPEATED_POSITIONS,
-            DatasetSource::Counterfactuals(c) => {
-                c.base.as_ref().map_or(&[], |b| b.named_positions())
-            }
-            _ => &[],
+    /// Named positions analyses may refer to (`position = "END"`): a generator's, the repeat
+    /// positions of a dataset that declares `repeats`, and those its records or columns name.
+    pub fn named_positions(&self) -> Vec<String> {
+        let mut names = match &self.source {
+            DatasetSource::Ioi(_) => strings(IOI_POSITIONS),
+            DatasetSource::RepeatedTokens(_) => strings(REPEATED_POSITIONS),
+            DatasetSource::Counterfactuals(c) => c
+                .base
+                .as_ref()
+                .map_or_else(Vec::new, |b| b.named_positions()),
+            DatasetSource::Tokens(t) => t
+                .tokens
+                .iter()
+                .flat_map(|r| r.positions.keys().cloned())
+                .collect(),
+            DatasetSource::Prompts(p) => p
+                .prompts
+                .iter()
+                .flat_map(|r| r.positions.keys().cloned())
+                .collect(),
+            DatasetSource::File(f) => f.position_columns.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        if self.declared_repeats().is_some() {
+            names.extend(strings(REPEATED_POSITIONS));
         }
+        let mut seen = std::collections::BTreeSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        names
     }
 
     /// Answer names analyses may refer to (`target = { token = "IO" }`). For inline prompts, the
@@ -433,9 +621,13 @@ impl DatasetSpec {
     pub fn answer_names(&self) -> Vec<String> {
         match &self.source {
             DatasetSource::Ioi(_) => strings(IOI_ANSWERS),
-            DatasetSource::RepeatedTokens(_)
-            | DatasetSource::Tokens(_)
-            | DatasetSource::Text(_) => Vec::new(),
+            DatasetSource::RepeatedTokens(_) | DatasetSource::Text(_) => Vec::new(),
+            DatasetSource::Tokens(t) => t
+                .tokens
+                .iter()
+                .find(|r| !r.answers.is_empty())
+                .map(|r| r.answers.keys().cloned().collect())
+                .unwrap_or_default(),
             DatasetSource::Prompts(p) => p
                 .prompts
                 .iter()
@@ -462,7 +654,9 @@ impl DatasetSpec {
             DatasetSource::RepeatedTokens(_) => false,
             DatasetSource::Ioi(i) => i.corrupt != IoiCorruption::NoCorruption,
             DatasetSource::Prompts(p) => p.prompts.iter().all(|p| p.corrupt.is_some()),
-            DatasetSource::Tokens(t) => t.corrupt_tokens.is_some(),
+            DatasetSource::Tokens(t) => {
+                t.corrupt_tokens.is_some() || t.tokens.iter().all(|r| r.corrupt.is_some())
+            }
             DatasetSource::File(f) => f.corrupt_column.is_some(),
             DatasetSource::Text(_) | DatasetSource::CausalModel(_) => false,
             DatasetSource::Counterfactuals(_) => true,
@@ -522,7 +716,10 @@ impl Serialize for DatasetSpec {
         if let serde_json::Value::Object(fields) = body {
             map.extend(fields);
         }
-        map.insert("prepend_bos".into(), self.prepend_bos.into());
+        // Pairs take their tokens from their base dataset, BOS included: the key is not theirs.
+        if !matches!(self.source, DatasetSource::Counterfactuals(_)) {
+            map.insert("prepend_bos".into(), self.prepend_bos.into());
+        }
         map.serialize(s)
     }
 }

@@ -8,8 +8,8 @@ use indexmap::IndexMap;
 
 use crate::dataset::{
     COMMON_KEYS, CausalModelDataset, CounterfactualsDataset, DatasetCommon, DatasetSource,
-    DatasetSpec, FileDataset, GENERATORS, InlinePrompts, InlinePromptsInput, InlineTokens, Ioi,
-    RepeatedTokensSpec, SOURCE_KEYS, TextDataset, derive_seed,
+    DatasetSpec, FileDataset, GENERATORS, InlinePrompts, InlinePromptsInput, InlineTokens,
+    InlineTokensInput, Ioi, RepeatedTokensSpec, SOURCE_KEYS, TextDataset, derive_seed,
 };
 use crate::de::{from_entries, from_node};
 use crate::diagnostic::{did_you_mean, list};
@@ -123,9 +123,16 @@ pub(crate) fn lower(
         "prompts" => from_node::<InlinePromptsInput>(&rest, &path).map(|p| {
             DatasetSource::Prompts(InlinePrompts {
                 prompts: p.prompts.into_iter().map(|p| p.0).collect(),
+                repeats: p.repeats,
             })
         }),
-        "tokens" => from_node::<InlineTokens>(&rest, &path).map(DatasetSource::Tokens),
+        "tokens" => from_node::<InlineTokensInput>(&rest, &path).map(|t| {
+            DatasetSource::Tokens(InlineTokens {
+                tokens: t.tokens.into_iter().map(|r| r.0).collect(),
+                corrupt_tokens: t.corrupt_tokens,
+                repeats: t.repeats,
+            })
+        }),
         "counterfactuals" => from_node::<CounterfactualsDataset>(&rest, &path).map(|mut c| {
             c.seed.get_or_insert_with(derived_seed);
             DatasetSource::Counterfactuals(c)
@@ -188,6 +195,15 @@ fn normalize_words(words: &mut [String]) {
 
 /// The checks of one dataset beyond its types (ranges, templates, consistent records).
 fn validate(spec: &DatasetSpec, c: &mut Checker<'_, '_>) {
+    if let Some(repeats) = spec.declared_repeats()
+        && repeats < 2
+    {
+        c.error(
+            "repeats",
+            format!("`repeats = {repeats}` declares no repeat: it must be at least 2"),
+        )
+        .hint = Some("write repeats = 2 for prompts laid out as r r".into());
+    }
     match &spec.source {
         DatasetSource::RepeatedTokens(r) => {
             c.positive("n", r.n);
@@ -281,6 +297,15 @@ fn validate(spec: &DatasetSpec, c: &mut Checker<'_, '_>) {
                     );
                 }
             }
+            for (position, column) in &f.position_columns {
+                if column.is_empty() {
+                    c.error(
+                        &format!("position_columns.{position}"),
+                        format!("the column for position `{position}` is empty"),
+                    );
+                }
+            }
+            check_named_positions(c, "position_columns", f.position_columns.keys());
         }
     }
 }
@@ -290,9 +315,42 @@ fn validate_tokens(t: &InlineTokens, c: &mut Checker<'_, '_>) {
         c.error("tokens", "`tokens` needs at least one prompt");
     }
     for (i, row) in t.tokens.iter().enumerate() {
-        if row.is_empty() {
+        if row.ids.is_empty() {
             c.error("tokens", format!("prompt {i} of `tokens` is empty"));
         }
+        if let Some(corrupt) = &row.corrupt {
+            if t.corrupt_tokens.is_some() {
+                c.error(
+                    &format!("tokens.{i}.corrupt"),
+                    "this prompt's counterfactual is also given by `corrupt_tokens`",
+                )
+                .hint = Some(
+                    "give counterfactuals one way: `corrupt_tokens` or each record's `corrupt`"
+                        .into(),
+                );
+            } else if corrupt.len() != row.ids.len() {
+                c.error(
+                    &format!("tokens.{i}.corrupt"),
+                    format!(
+                        "corrupt prompt {i} has {} tokens but prompt {i} has {}",
+                        corrupt.len(),
+                        row.ids.len()
+                    ),
+                )
+                .hint = Some("a counterfactual must line up token by token with its prompt".into());
+            }
+        }
+        check_named_positions(c, &format!("tokens.{i}.positions"), row.positions.keys());
+    }
+    if t.corrupt_tokens.is_none()
+        && let Some(with) = t.tokens.iter().position(|r| r.corrupt.is_some())
+        && let Some(without) = t.tokens.iter().position(|r| r.corrupt.is_none())
+    {
+        c.error(
+            &format!("tokens.{without}"),
+            format!("prompt {without} has no counterfactual but prompt {with} has one"),
+        )
+        .hint = Some("give every record a `corrupt`, or none".into());
     }
     if let Some(corrupt) = &t.corrupt_tokens {
         if corrupt.len() != t.tokens.len() {
@@ -307,6 +365,7 @@ fn validate_tokens(t: &InlineTokens, c: &mut Checker<'_, '_>) {
             .hint = Some("give one counterfactual per prompt, in the same order".into());
         }
         for (i, (a, b)) in t.tokens.iter().zip(corrupt).enumerate() {
+            let a = &a.ids;
             if a.len() != b.len() {
                 c.error(
                     "corrupt_tokens",
@@ -318,6 +377,26 @@ fn validate_tokens(t: &InlineTokens, c: &mut Checker<'_, '_>) {
                 )
                 .hint = Some("a counterfactual must line up token by token with its prompt".into());
             }
+        }
+    }
+}
+
+/// Position names a dataset's records or columns declare must not be the ones every prompt
+/// has (`first`, `last`) or those `repeats` gives.
+fn check_named_positions<'a>(
+    c: &mut Checker<'_, '_>,
+    key: &str,
+    names: impl Iterator<Item = &'a String>,
+) {
+    for name in names {
+        if name.is_empty() {
+            c.error(key, "a named position needs a name");
+        } else if ["first", "last"].contains(&name.as_str()) {
+            c.error(
+                &format!("{key}.{name}"),
+                format!("`{name}` is a position every prompt has already"),
+            )
+            .hint = Some("name the position something else".into());
         }
     }
 }
@@ -470,6 +549,7 @@ fn validate_prompts(p: &InlinePrompts, c: &mut Checker<'_, '_>) {
                 format!("the corrupt prompt of prompt {k} is empty"),
             );
         }
+        check_named_positions(c, &format!("{key}.positions"), prompt.positions.keys());
         let answers: Vec<&String> = prompt.answers.keys().collect();
         let mut sorted = answers.clone();
         sorted.sort();

@@ -122,9 +122,10 @@ pub use circuitry_vocab::{
     Processing, Site,
 };
 pub use dataset::{
-    CAUSAL_OUTPUT_ANSWER, COUNTERFACTUAL_ANSWERS, CausalModelDataset, CounterfactualsDataset,
-    DatasetSource, DatasetSpec, FileDataset, GENERATORS, IOI_ANSWERS, IOI_POSITIONS, InlinePrompts,
-    InlineTokens, Ioi, PromptSpec, RepeatedTokensSpec, ResolvedBase, TextDataset,
+    AnswerToken, CAUSAL_OUTPUT_ANSWER, COUNTERFACTUAL_ANSWERS, CausalModelDataset,
+    CounterfactualsDataset, DatasetSource, DatasetSpec, FileDataset, GENERATORS, IOI_ANSWERS,
+    IOI_POSITIONS, InlinePrompts, InlineTokens, Ioi, PromptSpec, RepeatedTokensSpec, ResolvedBase,
+    TextDataset, TokenRow,
 };
 pub use device::{DEVICE_NAMES, Device};
 pub use diagnostic::{Diagnostic, Location, SourceName, SpecError};

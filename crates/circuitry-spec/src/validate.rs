@@ -219,7 +219,7 @@ impl Checker<'_, '_> {
             return;
         };
         let named = dataset.named_positions();
-        if named.contains(&name.as_str()) {
+        if named.iter().any(|n| n == name) {
             return;
         }
         let kind = dataset.source_name();
@@ -230,7 +230,7 @@ impl Checker<'_, '_> {
         d.hint = Some(if named.is_empty() {
             "this dataset names no positions (the ioi generator names IO, S1, S2 and END); use \"first\", \"last\" or an integer index (negative counts from the end)".to_string()
         } else {
-            match did_you_mean(name, named) {
+            match did_you_mean(name, &named) {
                 Some(s) => format!("did you mean `{s}`? named positions: {}", list(named)),
                 None => format!(
                     "named positions: {}; or use \"first\", \"last\" or an integer index",

@@ -123,15 +123,28 @@ fn induction_scores_need_repeated_tokens() {
     let e =
         error("[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"texts\"\n");
     assert!(
-        e.contains("needs a repeated_tokens dataset, not prompts (dataset `texts`)"),
+        e.contains(
+            "needs repeated prompts: dataset `texts` (prompts) declares no repeat structure"
+        ),
         "{e}"
     );
-    assert!(e.contains("generator = \"repeated_tokens\""), "{e}");
+    assert!(e.contains("repeats = 2 in [datasets.texts]"), "{e}");
     // An undefined dataset is reported once, as for every kind.
     let e =
         error("[analyses.i]\nkind = \"induction_scores\"\nmodel = \"toy\"\ndataset = \"nope\"\n");
     assert!(e.contains("no dataset `nope`"), "{e}");
-    assert!(!e.contains("repeated_tokens dataset"), "{e}");
+    assert!(!e.contains("repeated prompts"), "{e}");
+    // A dataset of the user's own that declares its repeats is accepted, and names the
+    // generator's repeat positions.
+    let text = "[models.m]\npath = \"m\"\n[datasets.mine]\ntokens = [[5, 6, 5, 6]]\nrepeats = 2\n\
+                [analyses.i]\nkind = \"induction_scores\"\nmodel = \"m\"\ndataset = \"mine\"\n\
+                [analyses.n]\nkind = \"next_token\"\nmodel = \"m\"\ndataset = \"mine\"\n\
+                positions = [\"repeat_start\"]\n";
+    let e = Experiment::from_str(text, "mine.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        e.datasets["mine"].named_positions(),
+        ["seq_start", "repeat_start"]
+    );
 }
 
 #[test]

@@ -108,6 +108,16 @@ fn readme_example_is_valid() {
     let e = Experiment::from_str(&readme[start..end], "experiments/readme.toml")
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(e.expand().len(), 6);
-    assert_eq!(e.datasets.len(), 8);
+    assert_eq!(e.datasets.len(), 10);
+    assert_eq!(e.datasets["id_records"].named_positions(), ["END", "S2"]);
+    assert_eq!(e.datasets["id_records"].answer_names(), ["IO", "S"]);
+    assert!(e.datasets["id_records"].has_corrupt());
+    assert_eq!(e.datasets["file"].named_positions(), ["END"]);
+    // Written back and read again (records, plain lists and positions included): the same.
+    let again = Experiment::from_str(&e.resolved_toml(), "experiments/readme.toml")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.hashes(), e.hashes());
+    assert_eq!(again.datasets["id_records"], e.datasets["id_records"]);
+    assert_eq!(e.datasets["my_repeats"].declared_repeats(), Some(2));
     assert_eq!(e.causal_models.len(), 1);
 }

@@ -17,6 +17,24 @@ fn run_fixture(model: &str, dir: &std::path::Path) -> std::path::PathBuf {
     let clean = id_rows(&r["processed.patch_clean_ids"]);
     let corrupt = id_rows(&r["processed.patch_corrupt_ids"]);
     let metric = "metric = { logit_diff = [{ id = 5 }, { id = 7 }] }";
+    // END is the last token, written once from the end and once from the start.
+    let records: Vec<String> = clean
+        .iter()
+        .zip(&corrupt)
+        .enumerate()
+        .map(|(i, (c, x))| {
+            let end = if i % 2 == 0 { -1 } else { c.len() as i64 - 1 };
+            let list = |r: &Vec<u32>| {
+                let ids: Vec<String> = r.iter().map(u32::to_string).collect();
+                format!("[{}]", ids.join(", "))
+            };
+            format!(
+                "{{ ids = {}, corrupt = {}, answers = {{ A = 5, B = 7 }}, positions = {{ END = {end} }} }}",
+                list(c),
+                list(x),
+            )
+        })
+        .collect();
     let toml = format!(
         r#"
 name = "fixture-interventions"
@@ -31,6 +49,19 @@ corrupt_tokens = {corrupt}
 
 [datasets.others]
 tokens = [[3, 9, 27, 81, 15, 45, 7], [2, 4, 8, 16, 32, 64, 1]]
+
+# The same pairs as records that name their answers and the metric's position.
+[datasets.records]
+tokens = [{records}]
+
+[analyses.resid_records]
+kind = "activation_patching"
+model = "m"
+dataset = "records"
+site = "resid_pre"
+positions = "each"
+position = "END"
+metric = {{ logit_diff = ["A", "B"] }}
 
 [analyses.resid]
 kind = "activation_patching"
@@ -93,6 +124,7 @@ top_n = 5
         path = fixture(model).display(),
         clean = toml_rows(&clean),
         corrupt = toml_rows(&corrupt),
+        records = records.join(", "),
     );
     run_text(dir, &toml, "fixture-interventions")
 }
@@ -141,6 +173,13 @@ fn check_fixture(model: &str) {
             .iter()
             .all(|m| (m - corrupt).abs() < ATOL)
     );
+    // Records with named answers and position give the same table.
+    let records = read_table(&out.join("resid_records.parquet"));
+    assert_eq!(records.rows(), resid.rows());
+    for column in ["metric", "metric_clean", "metric_corrupt"] {
+        assert_eq!(records.f64(column), resid.f64(column), "{model} {column}");
+    }
+    assert_eq!(records.i32("position"), resid.i32("position"));
     let summary = read_table(&out.join("resid.summary.parquet"));
     assert_eq!(summary.rows(), n_layers * t);
 

@@ -85,6 +85,41 @@ fn induction_head_ranking_agrees_with_transformer_lens() {
         pairs[0].0
     );
 
+    // The same tokens as a user's own dataset (the ids after the BOS, declared `repeats = 2`):
+    // the same scores, with no generator involved.
+    let rows: Vec<String> = ours
+        .iter()
+        .map(|r| {
+            let ids: Vec<String> = r[1..].iter().map(u64::to_string).collect();
+            format!("[{}]", ids.join(", "))
+        })
+        .collect();
+    let user = tmp.path().join("user-repeats.toml");
+    std::fs::write(
+        &user,
+        format!(
+            "name = \"user-repeats\"\n[models.smollm2]\npath = {:?}\n\
+             [datasets.mine]\ntokens = [{}]\nrepeats = 2\nprepend_bos = true\n\
+             [analyses.induction]\nkind = \"induction_scores\"\nmodel = \"smollm2\"\ndataset = \"mine\"\n",
+            smollm2().display().to_string(),
+            rows.join(", ")
+        ),
+    )
+    .unwrap();
+    run_ok(&user, tmp.path(), &[]);
+    let mine = read_table(&tmp.path().join("user-repeats/induction.parquet"));
+    assert_eq!(
+        (mine.i32("layer"), mine.i32("head")),
+        (table.i32("layer"), table.i32("head"))
+    );
+    for column in [
+        "induction_score",
+        "previous_token_score",
+        "duplicate_token_score",
+    ] {
+        assert_eq!(mine.f64(column), table.f64(column), "{column}");
+    }
+
     // TransformerLens's own detect_head agrees with circuitry's head_detector.
     let det = read_table(&out.join("detectors.parquet"));
     let (dk, dl, dh, ds) = (

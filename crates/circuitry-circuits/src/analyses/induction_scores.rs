@@ -1,6 +1,6 @@
 //! `induction_scores`: induction, previous-token and duplicate-token scores per head on repeated
-//! random tokens (`[BOS] r r ...`, the `repeated_tokens` generator), as in Olsson et al. (2022)
-//! and the TransformerLens demos.
+//! tokens (`[BOS] r r ...`: the `repeated_tokens` generator, or a dataset that declares
+//! `repeats`), as in Olsson et al. (2022) and the TransformerLens demos.
 //!
 //! With `L` the length of `r` (`repeat_start - seq_start`), per prompt and head:
 //! - `induction_score`: mean over positions `i >= repeat_start` of `attn[i, i - L + 1]`, the
@@ -56,7 +56,7 @@ pub fn repeat_bounds(prompt: &Prompt) -> Result<(usize, usize), AnalysisError> {
     let named = |name: &str| {
         prompt.position(name).ok_or_else(|| {
             AnalysisError::new(format!(
-                "prompt {} has no position named `{name}`: induction_scores needs prompts of a repeated_tokens dataset with repeats >= 2",
+                "prompt {} has no position named `{name}`: induction_scores needs repeated prompts (a repeated_tokens dataset, or one that declares repeats >= 2)",
                 prompt.id
             ))
         })

@@ -49,6 +49,7 @@ pub fn ioi_prompts(loaded: &LoadedModel, n: usize, seed: u64) -> Vec<Prompt> {
     let options = DatasetOptions {
         prepend_bos: true,
         n_ctx: None,
+        repeats: None,
     };
     build_dataset("ioi", &Source::Ioi(cfg), tokenizer, &options)
         .expect("IOI dataset")

@@ -12,8 +12,8 @@ analysis_params! {
     /// The heads that carry in-context learning: each head ablated alone, the change in the ICL
     /// score and in the other heads' induction scores, beside its own prefix-matching score.
     ///
-    /// Needs a `repeated_tokens` dataset (`[BOS] r r`, whose second copy only an induction circuit
-    /// predicts). Per head, averaged over prompts: its prefix-matching score (attention from the
+    /// Needs repeated prompts (`[BOS] r r`, whose second copy only an induction circuit predicts):
+    /// a `repeated_tokens` dataset, or one that declares `repeats = 2`. Per head, averaged over prompts: its prefix-matching score (attention from the
     /// second copy to the token after the earlier occurrence, `induction_scores`'s
     /// induction_score) and previous-token score on the clean run; the ICL score (loss on token
     /// `late` minus loss on token `early`, as `icl_score`) of the clean run and with the head

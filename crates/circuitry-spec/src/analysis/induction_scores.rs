@@ -7,8 +7,9 @@ use crate::validate::Checker;
 analysis_params! {
     /// Induction, previous-token and duplicate-token scores of every head on repeated random tokens.
     ///
-    /// Needs a `repeated_tokens` dataset with `repeats >= 2` (prompts `[BOS] r r ...`; `L` = the
-    /// length of `r`) and reads `blocks.L.attn.hook_pattern`. Per head and prompt, as in Olsson et
+    /// Needs repeated prompts (`[BOS] r r ...`; `L` = the length of `r`): a `repeated_tokens`
+    /// dataset with `repeats >= 2`, or a `tokens`, `prompts` or `file` dataset that declares
+    /// `repeats = N`. Reads `blocks.L.attn.hook_pattern`. Per head and prompt, as in Olsson et
     /// al. (2022) and the TransformerLens demos: induction_score = mean attention from each position
     /// `i` of the second and later repeats to `i - L + 1` (the token after the earlier occurrence of
     /// token `i`); previous_token_score = mean attention from each position `i >= 1` to `i - 1`;
@@ -35,8 +36,9 @@ impl AnalysisKind for InductionScoresParams {
     }
 }
 
-/// The analysis's dataset must be a `repeated_tokens` dataset with the sequence repeated (its
-/// prompts name the positions `seq_start` and `repeat_start`).
+/// The analysis's dataset must hold repeated prompts: a `repeated_tokens` dataset with the
+/// sequence repeated, or one that declares `repeats` (either way its prompts name the positions
+/// `seq_start` and `repeat_start`).
 pub(super) fn require_repeated_tokens(c: &mut Checker<'_, '_>, kind: &str) {
     let Some((name, dataset)) = c.dataset else {
         return;
@@ -55,15 +57,27 @@ pub(super) fn require_repeated_tokens(c: &mut Checker<'_, '_>, kind: &str) {
             ));
         }
         DatasetSource::RepeatedTokens(_) => {}
-        _ => {
-            let source = dataset.source_name();
-            c.error(
+        DatasetSource::Tokens(_) | DatasetSource::Prompts(_) | DatasetSource::File(_)
+            if dataset.declared_repeats().is_some() => {}
+        source => {
+            let what = dataset.source_name();
+            let d = c.error(
                 "dataset",
-                format!("{kind} needs a repeated_tokens dataset, not {source} (dataset `{name}`)"),
-            )
-            .hint = Some(
-                "define one with generator = \"repeated_tokens\", n and length (its prompts name the positions seq_start and repeat_start)"
-                    .into(),
+                format!(
+                    "{kind} needs repeated prompts: dataset `{name}` ({what}) declares no repeat structure"
+                ),
+            );
+            d.hint = Some(
+                if matches!(
+                    source,
+                    DatasetSource::Tokens(_) | DatasetSource::Prompts(_) | DatasetSource::File(_)
+                ) {
+                    format!(
+                        "if its prompts are laid out as r r, declare it: repeats = 2 in [datasets.{name}]"
+                    )
+                } else {
+                    "use generator = \"repeated_tokens\", or a tokens, prompts or file dataset with repeats = 2".into()
+                },
             );
         }
     }
