@@ -60,8 +60,84 @@ pub enum Positional {
     /// A learned table `W_pos [n_ctx, d_model]` added to the token embedding.
     Learned,
     /// Rotary embeddings on queries and keys (Hugging Face `rotate_half` layout), applied to the
-    /// first `dim` features of each head.
-    Rotary { theta: f64, dim: usize },
+    /// first `dim` features of each head, with frequencies scaled as `scaling` says.
+    Rotary {
+        theta: f64,
+        dim: usize,
+        #[serde(default)]
+        scaling: RopeScaling,
+    },
+}
+
+/// How rotary frequencies are rescaled for long contexts, exactly as Hugging Face transformers
+/// 4.48 defines each `rope_type` (`modeling_rope_utils.py`); `components::rotary` computes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum RopeScaling {
+    /// The plain frequencies `theta^(-2i/dim)`.
+    #[default]
+    None,
+    /// Every frequency divided by `factor` (positions interpolated).
+    Linear { factor: f64 },
+    /// NTK-aware: for a prompt longer than `max_positions`, the base becomes
+    /// `theta * (factor * len / max_positions - (factor - 1))^(dim / (dim - 2))` with `len` the
+    /// prompt's length (Hugging Face reads the batch's longest prompt instead, the same for one
+    /// prompt or prompts of one length; here a prompt's result never depends on its batch).
+    Dynamic { factor: f64, max_positions: usize },
+    /// Llama 3.x: wavelengths longer than `original_max / low_freq_factor` divided by `factor`,
+    /// shorter than `original_max / high_freq_factor` kept, smoothly blended between.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max: usize,
+    },
+    /// YaRN: interpolated (divided by `factor`) and extrapolated frequencies blended by a linear
+    /// ramp over the dimensions whose rotations over `max_positions` lie between `beta_slow` and
+    /// `beta_fast`; cosines and sines multiplied by `attention_factor`.
+    Yarn {
+        factor: f64,
+        max_positions: usize,
+        beta_fast: f64,
+        beta_slow: f64,
+        attention_factor: f64,
+    },
+}
+
+/// How `circuitry inspect` describes the scaling.
+impl std::fmt::Display for RopeScaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            RopeScaling::None => write!(f, "no scaling"),
+            RopeScaling::Linear { factor } => write!(f, "linear scaling x{factor}"),
+            RopeScaling::Dynamic {
+                factor,
+                max_positions,
+            } => write!(
+                f,
+                "dynamic NTK scaling x{factor} beyond {max_positions} tokens"
+            ),
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max,
+            } => write!(
+                f,
+                "llama3 scaling x{factor} (low/high frequency factors {low_freq_factor}/{high_freq_factor}, original context {original_max})"
+            ),
+            RopeScaling::Yarn {
+                factor,
+                max_positions,
+                beta_fast,
+                beta_slow,
+                attention_factor,
+            } => write!(
+                f,
+                "yarn scaling x{factor} (context {max_positions}, beta {beta_fast}/{beta_slow}, attention factor {attention_factor:.4})"
+            ),
+        }
+    }
 }
 
 /// MLP nonlinearity.
@@ -208,7 +284,7 @@ impl ModelConfig {
                 ),
             ));
         }
-        if let Positional::Rotary { dim, theta } = self.positional {
+        if let Positional::Rotary { dim, theta, .. } = self.positional {
             if dim == 0 || dim > self.d_head || !dim.is_multiple_of(2) {
                 return Err(ConfigIssue::new(
                     "rotary_dim",

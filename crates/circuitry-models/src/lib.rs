@@ -25,7 +25,9 @@ pub mod weights;
 pub use batch::{PaddingSide, TokenBatch};
 pub use cache::{ActivationCache, Intervention};
 pub use components::attention::LayerKv;
-pub use config::{ActFn, Architecture, ConfigIssue, ModelConfig, NormKind, Positional};
+pub use config::{
+    ActFn, Architecture, ConfigIssue, ModelConfig, NormKind, Positional, RopeScaling,
+};
 pub use device::{DeviceKind, parse_device};
 pub use edits::{BatchPositions, Edit, EditOp, HookError, HookRank, HookTensor, Selection};
 pub use error::{LoadError, TokenTextError};

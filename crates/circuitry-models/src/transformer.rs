@@ -219,11 +219,17 @@ impl Transformer {
         let last = span.stop_before.unwrap_or(cfg.n_layers).min(cfg.n_layers);
         let mask = AttentionMask::new(b, offset, t, batch.key_mask.as_ref(), &device);
         let rotary = match cfg.positional {
-            Positional::Rotary { theta, dim } if first < last => Some(RotaryTables::new(
+            Positional::Rotary {
+                theta,
+                dim,
+                scaling,
+            } if first < last => Some(RotaryTables::new(
                 &slots_from(&batch.positions, offset),
                 batch.max_len(),
+                &batch.rows.iter().map(Vec::len).collect::<Vec<_>>(),
                 dim,
                 theta,
+                scaling,
             )),
             _ => None,
         };

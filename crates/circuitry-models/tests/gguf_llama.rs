@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 
 use circuitry_models::burn::prelude::*;
-use circuitry_models::{LoadError, ModelSource, Positional, Transformer, load_weights};
+use circuitry_models::{
+    LoadError, ModelSource, Positional, RopeScaling, Transformer, load_weights,
+};
 use circuitry_testkit::fixture_dir;
 
 fn fixture(name: &str) -> PathBuf {
@@ -65,7 +67,8 @@ fn gguf_and_hugging_face_layouts_give_identical_weights() {
         cfg.positional,
         Positional::Rotary {
             theta: 5000.0,
-            dim: 8
+            dim: 8,
+            scaling: RopeScaling::None,
         }
     );
     // The file stores eps as f32.

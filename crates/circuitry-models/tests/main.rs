@@ -11,4 +11,5 @@ mod gguf_reader;
 mod gguf_tokenizer;
 mod hf_layouts;
 mod processing_and_padding;
+mod rope_scaling;
 mod smollm2_reference;

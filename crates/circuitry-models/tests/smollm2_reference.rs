@@ -18,7 +18,7 @@ use circuitry_models::{
     HookPoint, HostTensor, Intervention, LoadedModel, Processing, Span, TokenBatch, Transformer,
     Weights, load_model, load_weights,
 };
-use circuitry_models::{ModelSource, Positional};
+use circuitry_models::{ModelSource, Positional, RopeScaling};
 use circuitry_testkit::fixture_dir;
 use serde_json::Value;
 
@@ -87,7 +87,8 @@ fn configuration_from_metadata() {
         cfg.positional,
         Positional::Rotary {
             theta: 100000.0,
-            dim: 64
+            dim: 64,
+            scaling: RopeScaling::None,
         }
     );
     assert!(cfg.tied_embeddings && !cfg.qkv_bias && !cfg.attn_out_bias && !cfg.mlp_bias);

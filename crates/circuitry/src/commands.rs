@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use circuitry_circuits::analyses::declared_tables;
-use circuitry_models::{HookLayout, ModelSource, Positional};
+use circuitry_models::{HookLayout, ModelSource, Positional, RopeScaling};
 use circuitry_runner::{PlanFormat, RunError, RunOptions};
 use circuitry_spec::{Experiment, SpecError};
 
@@ -269,8 +269,16 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
     say!("  norm           {:?} (eps {})", c.norm, c.norm_eps as f32);
     match c.positional {
         Positional::Learned => say!("  positions      learned"),
-        Positional::Rotary { theta, dim } => {
-            say!("  positions      rotary (theta {theta}, {dim} dims)")
+        Positional::Rotary {
+            theta,
+            dim,
+            scaling,
+        } => {
+            let scaled = match scaling {
+                RopeScaling::None => String::new(),
+                other => format!(", {other}"),
+            };
+            say!("  positions      rotary (theta {theta}, {dim} dims{scaled})")
         }
     }
     say!(

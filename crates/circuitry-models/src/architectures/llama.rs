@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::{JsonConfig, Mapper};
-use crate::config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
+use crate::config::{ActFn, Architecture, ModelConfig, NormKind, Positional, RopeScaling};
 use crate::error::LoadError;
 use crate::loading::TensorSource;
 use crate::loading::gguf::GgufMetadata;
@@ -19,6 +19,89 @@ use crate::weights::{BlockNames, HostTensor, Weights, names as canonical};
 
 /// Buffers some checkpoints carry that are not weights.
 const IGNORED: &[&str] = &[".rotary_emb.inv_freq"];
+
+/// The rotary scaling a config's `rope_scaling` / `rope_parameters` table (`r`, at `section`)
+/// asks for, read as transformers 4.48 reads each `rope_type`; `n_ctx` is the config's
+/// `max_position_embeddings`.
+fn rope_scaling(
+    cfg: &JsonConfig,
+    section: &str,
+    r: &serde_json::Value,
+    n_ctx: usize,
+) -> Result<RopeScaling, LoadError> {
+    let kind = r
+        .get("rope_type")
+        .or_else(|| r.get("type"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("default");
+    let number = |key: &str| r.get(key).and_then(serde_json::Value::as_f64);
+    let required = |key: &str| {
+        number(key)
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .ok_or_else(|| {
+                cfg.unsupported(
+                    &format!("{section}.{key}"),
+                    format!("rope type `{kind}` needs a positive number `{key}`"),
+                )
+            })
+    };
+    Ok(match kind {
+        "default" => RopeScaling::None,
+        "linear" => RopeScaling::Linear {
+            factor: required("factor")?,
+        },
+        "dynamic" => RopeScaling::Dynamic {
+            factor: required("factor")?,
+            max_positions: n_ctx,
+        },
+        "llama3" => RopeScaling::Llama3 {
+            factor: required("factor")?,
+            low_freq_factor: required("low_freq_factor")?,
+            high_freq_factor: required("high_freq_factor")?,
+            original_max: required("original_max_position_embeddings")? as usize,
+        },
+        "yarn" => {
+            // transformers before 4.50 ignore `original_max_position_embeddings` here and later
+            // ones derive the factor from it: the same config means two things unless it equals
+            // `max_position_embeddings`.
+            if let Some(original) = number("original_max_position_embeddings")
+                && original != n_ctx as f64
+            {
+                return Err(cfg.unsupported(
+                    &format!("{section}.original_max_position_embeddings"),
+                    format!(
+                        "yarn with original_max_position_embeddings = {original} and max_position_embeddings = {n_ctx} is read differently by different transformers versions"
+                    ),
+                ));
+            }
+            for key in ["mscale", "mscale_all_dim"] {
+                if r.get(key).is_some() {
+                    return Err(cfg.unsupported(
+                        &format!("{section}.{key}"),
+                        format!("yarn's `{key}` is not supported"),
+                    ));
+                }
+            }
+            let factor = required("factor")?;
+            RopeScaling::Yarn {
+                factor,
+                max_positions: n_ctx,
+                beta_fast: number("beta_fast").unwrap_or(32.0),
+                beta_slow: number("beta_slow").unwrap_or(1.0),
+                attention_factor: number("attention_factor")
+                    .unwrap_or_else(|| 0.1 * factor.ln() + 1.0),
+            }
+        }
+        other => {
+            return Err(cfg.unsupported(
+                section,
+                format!(
+                    "rope type `{other}` is not supported (default, linear, dynamic, llama3 and yarn are)"
+                ),
+            ));
+        }
+    })
+}
 
 pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadError> {
     let model_type = cfg.str("model_type").unwrap_or("llama");
@@ -37,27 +120,17 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
     let mut theta = cfg.opt_f64("rope_theta")?;
     // Where the base was read, for errors.
     let mut theta_key = "rope_theta".to_string();
+    let n_ctx = cfg.opt_usize("max_position_embeddings")?.unwrap_or(2048);
+    let mut scaling = RopeScaling::None;
     if let Some(r) = rope {
-        let kind = r
-            .get("rope_type")
-            .or_else(|| r.get("type"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("default");
-        if kind != "default" {
-            return Err(cfg.unsupported(
-                "rope_parameters",
-                format!(
-                    "rope type `{kind}` is not supported (only the default rotary embedding is)"
-                ),
-            ));
-        }
+        let section = if cfg.get("rope_parameters").is_some() {
+            "rope_parameters"
+        } else {
+            "rope_scaling"
+        };
+        scaling = rope_scaling(cfg, section, r, n_ctx)?;
         if let Some(t) = r.get("rope_theta").and_then(|v| v.as_f64()) {
             theta = Some(t);
-            let section = if cfg.get("rope_parameters").is_some() {
-                "rope_parameters"
-            } else {
-                "rope_scaling"
-            };
             theta_key = format!("{section}.rope_theta");
         }
     }
@@ -83,12 +156,13 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         d_head,
         d_mlp: cfg.usize("intermediate_size")?,
         d_vocab: cfg.usize("vocab_size")?,
-        n_ctx: cfg.opt_usize("max_position_embeddings")?.unwrap_or(2048),
+        n_ctx,
         norm: NormKind::RmsNorm,
         norm_eps: cfg.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
         positional: Positional::Rotary {
             theta: theta.unwrap_or(10000.0),
             dim: rotary_dim,
+            scaling,
         },
         act_fn,
         gated_mlp: true,
@@ -344,6 +418,21 @@ pub(crate) fn config_from_gguf(
         }
     }
     let has = |name: &str| tensors.contains_key(name);
+    // Scaled rotary frequencies would otherwise be read as plain ones, silently.
+    if let Some(kind) = meta.opt_str("llama.rope.scaling.type")?
+        && kind != "none"
+    {
+        return Err(meta.error(
+            "llama.rope.scaling.type",
+            format!("rope scaling `{kind}` in GGUF files is not supported yet; load the Hugging Face checkpoint, whose config.json describes it"),
+        ));
+    }
+    if has("rope_freqs.weight") {
+        return Err(meta.error(
+            "rope_freqs.weight",
+            "Llama 3 rope frequency factors in GGUF files are not supported yet; load the Hugging Face checkpoint",
+        ));
+    }
     let config = ModelConfig {
         architecture: Architecture::Llama,
         d_model,
@@ -363,6 +452,7 @@ pub(crate) fn config_from_gguf(
             dim: meta
                 .opt_usize("llama.rope.dimension_count")?
                 .unwrap_or(d_head),
+            scaling: RopeScaling::None,
         },
         act_fn: ActFn::Silu,
         gated_mlp: true,
