@@ -227,6 +227,10 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
     pub pad_token_id: Option<u32>,
+    /// Sliding-window attention (Mistral): a query sees only the `w` keys ending at its own
+    /// position. `None`: every earlier key.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
 }
 
 impl ModelConfig {
@@ -282,6 +286,12 @@ impl ModelConfig {
                         "RMSNorm"
                     }
                 ),
+            ));
+        }
+        if self.sliding_window == Some(0) {
+            return Err(ConfigIssue::new(
+                "sliding_window",
+                "a sliding window of 0 keys lets no query attend to anything".to_string(),
             ));
         }
         if let Positional::Rotary { dim, theta, .. } = self.positional {

@@ -217,7 +217,14 @@ impl Transformer {
             None => (0, self.embed(batch, offset, &mut hooks)),
         };
         let last = span.stop_before.unwrap_or(cfg.n_layers).min(cfg.n_layers);
-        let mask = AttentionMask::new(b, offset, t, batch.key_mask.as_ref(), &device);
+        let mask = AttentionMask::new(
+            b,
+            offset,
+            t,
+            batch.key_mask.as_ref(),
+            cfg.sliding_window,
+            &device,
+        );
         let rotary = match cfg.positional {
             Positional::Rotary {
                 theta,

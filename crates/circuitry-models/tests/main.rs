@@ -10,6 +10,6 @@ mod gguf_llama;
 mod gguf_reader;
 mod gguf_tokenizer;
 mod hf_layouts;
+mod long_context;
 mod processing_and_padding;
-mod rope_scaling;
 mod smollm2_reference;

@@ -315,6 +315,7 @@ impl TrainConfig {
             bos_token_id: Some(BOS_TOKEN),
             eos_token_id: Some(BOS_TOKEN),
             pad_token_id: None,
+            sliding_window: None,
         }
     }
 

@@ -65,6 +65,7 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         bos_token_id: cfg.opt_u32("bos_token_id")?,
         eos_token_id: cfg.opt_u32("eos_token_id")?,
         pad_token_id: cfg.opt_u32("pad_token_id")?,
+        sliding_window: None,
     };
     config.validate().map_err(|issue| {
         let key = match issue.field {

@@ -147,6 +147,18 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
             (b, b)
         }
     };
+    // Mistral attends within `sliding_window`; Qwen2 configs carry one too but use it only with
+    // `use_sliding_window`, and then only from layer `max_window_layers` on.
+    let sliding_window = match model_type {
+        "mistral" => cfg.opt_usize("sliding_window")?,
+        "qwen2" if cfg.bool_or("use_sliding_window", false)? => {
+            return Err(cfg.unsupported(
+                "use_sliding_window",
+                "Qwen2's per-layer sliding window is not supported",
+            ));
+        }
+        _ => None,
+    };
     let config = ModelConfig {
         architecture: Architecture::Llama,
         d_model,
@@ -175,6 +187,7 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         bos_token_id: cfg.opt_u32("bos_token_id")?,
         eos_token_id: cfg.opt_u32("eos_token_id")?,
         pad_token_id: cfg.opt_u32("pad_token_id")?,
+        sliding_window,
     };
     config.validate().map_err(|issue| {
         let key = match issue.field {
@@ -466,6 +479,7 @@ pub(crate) fn config_from_gguf(
         bos_token_id: meta.opt_u32("tokenizer.ggml.bos_token_id")?,
         eos_token_id: meta.opt_u32("tokenizer.ggml.eos_token_id")?,
         pad_token_id: meta.opt_u32("tokenizer.ggml.padding_token_id")?,
+        sliding_window: None,
     };
     config.validate().map_err(|issue| {
         let key = match issue.field {

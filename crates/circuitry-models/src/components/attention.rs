@@ -55,12 +55,14 @@ impl AttentionMask {
     /// Masks for the queries at slots `offset..key_len` against the keys at slots `0..key_len`
     /// (`offset` is the length of a key/value prefix; 0 without one). `key_mask` is
     /// `[batch, key_len]`, true on real tokens. A query sees the keys at or before its own slot
-    /// that are real tokens.
+    /// that are real tokens, and with a sliding `window`, only the `window` slots ending at its
+    /// own (a row's real tokens are contiguous, so slots count positions).
     pub fn new(
         batch: usize,
         offset: usize,
         key_len: usize,
         key_mask: Option<&Tensor<2, Bool>>,
+        window: Option<usize>,
         device: &Device,
     ) -> Self {
         assert!(
@@ -69,11 +71,17 @@ impl AttentionMask {
         );
         let q_len = key_len - offset;
         // Query `i` (slot `offset + i`) may not see key `j` when `j - i > offset`.
-        let causal = Tensor::<2, Int>::ones([q_len, key_len], device)
+        let mut causal = Tensor::<2, Int>::ones([q_len, key_len], device)
             .triu(offset as i64 + 1)
-            .bool()
-            .unsqueeze::<4>()
-            .expand([batch, 1, q_len, key_len]);
+            .bool();
+        if let Some(w) = window {
+            // ...nor key `j` when `j <= i + offset - w` (Hugging Face Mistral's mask).
+            let outside = Tensor::<2, Int>::ones([q_len, key_len], device)
+                .tril(offset as i64 - w as i64)
+                .bool();
+            causal = causal.bool_or(outside);
+        }
+        let causal = causal.unsqueeze::<4>().expand([batch, 1, q_len, key_len]);
         let padding = key_mask.map(|m| {
             let pad = m
                 .clone()

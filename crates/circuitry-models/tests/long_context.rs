@@ -1,7 +1,9 @@
-//! Rotary scaling (`rope_scaling` of Hugging Face configs: linear, dynamic, llama3, yarn) against
+//! The attention settings of long-context models against Hugging Face. Rotary scaling
+//! (`rope_scaling` of Hugging Face configs: linear, dynamic, llama3, yarn) against
 //! transformers 4.48.3 on tiny random Llama checkpoints (`scripts/reference/rope_scaling.py`):
 //! the frequencies, the cosine/sine factor and the logits of 40-token prompts, past each
-//! checkpoint's original context, where the scaling moves the logits by whole units.
+//! checkpoint's original context, where the scaling moves the logits by whole units; and
+//! Mistral's sliding-window attention, the other position-dependent attention setting.
 
 use crate::common;
 
@@ -22,6 +24,15 @@ fn floats(v: &Value) -> Vec<f32> {
         Value::Array(items) => items.iter().flat_map(floats).collect(),
         other => vec![other.as_f64().unwrap() as f32],
     }
+}
+
+fn input_ids(r: &Value) -> Vec<Vec<u32>> {
+    r["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| floats(row).iter().map(|&x| x as u32).collect())
+        .collect()
 }
 
 #[test]
@@ -169,4 +180,40 @@ fn scaled_rotary_results_do_not_depend_on_the_batch() {
             );
         }
     }
+}
+
+/// Mistral's sliding window (8 keys) on 20-token prompts against transformers 4.48.3 (eager
+/// attention; `scripts/reference/sliding_window.py`), where the window moves the logits by
+/// whole units; and a prompt's logits are the same alone and padded into a batch.
+#[test]
+fn sliding_window_attention_equals_transformers() {
+    use circuitry_models::PaddingSide;
+    let path = fixture_dir("mistral-window").join("reference.json");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let model = load_fixture("mistral-window", Processing::none());
+    assert_eq!(model.config.sliding_window, Some(8));
+    let ids = input_ids(&r);
+    let logits = tensor_values(&model.logits(&TokenBatch::unpadded(&ids, &Device::flex())));
+    let diff = max_abs_diff(&logits, &floats(&r["logits"]), |_| false);
+    assert!(diff < 1e-4, "logits differ by {diff}");
+    assert!(r["max_abs_diff_vs_no_window"].as_f64().unwrap() > 1.0);
+    let v = model.config.d_vocab;
+    let short = ids[1][..12].to_vec();
+    let alone = tensor_values(&model.logits(&TokenBatch::unpadded(
+        std::slice::from_ref(&short),
+        &Device::flex(),
+    )));
+    let batch = TokenBatch::new(
+        &[ids[0].clone(), short.clone()],
+        0,
+        PaddingSide::Left,
+        &Device::flex(),
+    );
+    let padded = tensor_values(&model.logits(&batch));
+    let start = (ids[0].len() + ids[0].len() - short.len()) * v;
+    let diff = max_abs_diff(&padded[start..start + short.len() * v], &alone, |_| false);
+    assert!(
+        diff < 1e-4,
+        "left padding moved the windowed prompt by {diff}"
+    );
 }
