@@ -177,9 +177,8 @@ pub struct InlinePrompts {
 }
 
 spec_struct! {
-    /// One inline prompt. A plain string is a prompt with no counterfactual and no answers.
-    /// Prompts given directly as token ids (no tokenizer involved), e.g. for models whose tokenizer
-    /// has no text form or to reproduce exact inputs.
+    /// Prompts given directly as token ids (no tokenizer involved), e.g. for models whose
+    /// tokenizer has no text form or to reproduce exact inputs. Default `prepend_bos`: false.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct InlineTokens {
@@ -746,7 +745,7 @@ pub(crate) fn dataset_schema(g: &mut SchemaGenerator) -> Schema {
     ];
     let other_sources = [
         (InlinePromptsInput::json_schema(g), "inline prompts"),
-        (InlineTokens::json_schema(g), "inline token ids"),
+        (InlineTokensInput::json_schema(g), "inline token ids"),
         (FileDataset::json_schema(g), "prompts from a file"),
         (
             TextDataset::json_schema(g),

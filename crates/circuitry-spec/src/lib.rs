@@ -131,7 +131,7 @@ pub use device::{DEVICE_NAMES, Device};
 pub use diagnostic::{Diagnostic, Location, SourceName, SpecError};
 pub use experiment::{Experiment, ExperimentFile, Variant};
 pub use hash::{HASH_VERSION, Hashes, canonical_json};
-pub use listing::{KindInfo, ParamInfo, analysis_kind, analysis_kinds};
+pub use listing::{KindInfo, ParamInfo, analysis_kind, analysis_kinds, dataset_sources};
 pub use model::{ModelLocation, ModelSpec};
 pub use paths::resolve_path;
 pub use refs::{

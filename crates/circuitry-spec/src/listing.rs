@@ -38,6 +38,9 @@ pub struct ParamInfo {
     pub description: String,
     /// Whether every kind has it (model, dataset, batch_size).
     pub common: bool,
+    /// The keys of the record the value (or each item of it) may be written as, e.g. a `tokens`
+    /// record's `ids`, `corrupt`, `answers`, `positions` (listed for dataset sources).
+    pub fields: Vec<ParamInfo>,
 }
 
 const COMMON: &[&str] = &["model", "dataset", "batch_size"];
@@ -50,6 +53,62 @@ pub fn analysis_kinds() -> Vec<KindInfo> {
         return Vec::new();
     };
     branches.iter().map(|b| kind_info(b, defs)).collect()
+}
+
+/// Every source a `[datasets.NAME]` table may have (one branch of the schema each: the
+/// generators, inline prompts and tokens, files, corpora, counterfactual pairs), named by its
+/// title, with its keys and the keys of the records its values may be.
+pub fn dataset_sources() -> Vec<KindInfo> {
+    let schema = json_schema();
+    let defs = &schema["definitions"];
+    let Some(branches) = defs["Dataset"]["oneOf"].as_array() else {
+        return Vec::new();
+    };
+    branches
+        .iter()
+        .map(|b| {
+            let mut info = kind_info(b, defs);
+            info.name = b["title"].as_str().unwrap_or_default().to_string();
+            for p in &mut info.params {
+                p.fields = record_fields(&b["properties"][&p.name], defs);
+            }
+            info
+        })
+        .collect()
+}
+
+/// The keys of the record a value may be (itself, its items, or one of its alternatives).
+fn record_fields(schema: &Value, defs: &Value) -> Vec<ParamInfo> {
+    let candidates = [schema, &schema["items"], &schema["additionalProperties"]];
+    for candidate in candidates {
+        let resolved = resolve(candidate, defs).map_or(candidate, |(_, d)| d);
+        let alternatives: Vec<&Value> = match resolved["anyOf"].as_array() {
+            Some(items) => items.iter().collect(),
+            None => vec![resolved],
+        };
+        for alternative in alternatives {
+            let record = resolve(alternative, defs).map_or(alternative, |(_, d)| d);
+            if let Some(props) = record["properties"].as_object() {
+                let required: Vec<&str> = record["required"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                return props
+                    .iter()
+                    .map(|(k, p)| ParamInfo {
+                        name: k.clone(),
+                        type_name: type_name(p, defs, 0),
+                        required: required.contains(&k.as_str()),
+                        default: p.get("default").map(toml_inline),
+                        description: describe(p, defs),
+                        common: false,
+                        fields: Vec::new(),
+                    })
+                    .collect();
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// One analysis kind by name.
@@ -88,6 +147,7 @@ fn kind_info(branch: &Value, defs: &Value) -> KindInfo {
                     default: p.get("default").map(toml_inline),
                     description: describe(p, defs),
                     common: COMMON.contains(&k.as_str()),
+                    fields: Vec::new(),
                 })
                 .collect()
         })
@@ -214,6 +274,22 @@ impl fmt::Display for KindInfo {
             };
             writeln!(f, "  {} ({}; {default})", p.name, p.type_name)?;
             writeln!(f, "      {}", p.description.replace("\n\n", "\n      "))?;
+            if !p.fields.is_empty() {
+                writeln!(f, "      as a record:")?;
+            }
+            for field in &p.fields {
+                let need = if field.required {
+                    "required"
+                } else {
+                    "optional"
+                };
+                writeln!(f, "        {} ({}; {need})", field.name, field.type_name)?;
+                writeln!(
+                    f,
+                    "            {}",
+                    field.description.replace("\n\n", "\n            ")
+                )?;
+            }
         }
         Ok(())
     }
@@ -243,6 +319,60 @@ mod tests {
                 assert_ne!(p.type_name, "any", "{}.{}", k.name, p.name);
             }
         }
+    }
+
+    #[test]
+    fn lists_every_dataset_source_with_its_keys_and_records() {
+        let sources = dataset_sources();
+        let find = |title: &str| {
+            sources
+                .iter()
+                .find(|s| s.name.contains(title))
+                .unwrap_or_else(|| panic!("no source titled {title}"))
+        };
+        for s in &sources {
+            assert!(!s.summary.is_empty(), "{} has no summary", s.name);
+            for p in &s.params {
+                assert!(
+                    !p.description.is_empty(),
+                    "{}.{} undocumented",
+                    s.name,
+                    p.name
+                );
+            }
+        }
+        let tokens = find("token ids");
+        let key = |info: &KindInfo, name: &str| {
+            info.params
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap_or_else(|| panic!("{} has no key {name}", info.name))
+                .clone()
+        };
+        let record: Vec<String> = key(tokens, "tokens")
+            .fields
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        assert_eq!(record, ["ids", "corrupt", "answers", "positions"]);
+        assert!(key(tokens, "repeats").description.contains("seq_start"));
+        let prompts = find("inline prompts");
+        let record: Vec<String> = key(prompts, "prompts")
+            .fields
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        assert!(record.contains(&"positions".to_string()), "{record:?}");
+        assert!(
+            key(find("file"), "position_columns")
+                .description
+                .contains("integer")
+        );
+        let text = tokens.to_string();
+        assert!(
+            text.contains("as a record:") && text.contains("positions ("),
+            "{text}"
+        );
     }
 
     #[test]

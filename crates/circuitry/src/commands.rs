@@ -349,5 +349,13 @@ pub fn analyses(kind: Option<&str>) -> Result<(), Failure> {
     say!(
         "Every table starts with the runner's columns: one per [sweep] key, `step` (u32, the checkpoint's updates) for an analysis of a model with `checkpoints`, `model`, and `dataset` for kinds that read prompts."
     );
+    if kind.is_none() {
+        say!();
+        say!("Datasets: each [datasets.NAME] has exactly one of these sources, with its keys.");
+        say!();
+        for source in circuitry_spec::dataset_sources() {
+            say!("{source}");
+        }
+    }
     Ok(())
 }
