@@ -15,6 +15,7 @@ pub mod device;
 pub mod edits;
 pub mod error;
 pub mod hooks;
+mod host;
 pub mod load;
 pub mod loading;
 pub mod processing;
@@ -32,12 +33,13 @@ pub use device::{DeviceKind, parse_device};
 pub use edits::{BatchPositions, Edit, EditOp, HookError, HookRank, HookTensor, Selection};
 pub use error::{LoadError, TokenTextError};
 pub use hooks::{HookKind, HookLayout, HookPoint, hook_position_shape};
+pub use host::{host_ints, host_values};
 pub use load::{LoadedModel, load_model, load_weights};
 pub use loading::ModelSource;
 pub use processing::Processing;
 pub use tokenizer::{Encoded, Tokenizer};
 pub use transformer::{KvCache, Output, Span, Transformer};
-pub use weights::{HostTensor, Weights, host_ints, host_values};
+pub use weights::{HostTensor, Weights};
 
 pub(crate) use transformer::linear;
 

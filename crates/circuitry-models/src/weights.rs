@@ -19,6 +19,7 @@ use crate::components::mlp::Mlp;
 use crate::components::norm::Norm;
 use crate::config::{ModelConfig, NormKind, Positional};
 use crate::error::LoadError;
+use crate::host::host_values;
 use crate::transformer::{Block, Transformer};
 
 /// A dense f32 tensor in host memory.
@@ -77,22 +78,6 @@ impl HostTensor {
     pub fn from_tensor<const D: usize>(t: &Tensor<D>) -> HostTensor {
         HostTensor::new(t.dims().to_vec(), host_values(t))
     }
-}
-
-/// Host copy of a float tensor's values, row-major.
-pub fn host_values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.to_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("float tensor data")
-}
-
-/// Host copy of an integer tensor's values, row-major.
-pub fn host_ints<const D: usize>(t: &Tensor<D, Int>) -> Vec<i64> {
-    t.to_data()
-        .convert::<i64>()
-        .try_into_vec::<i64>()
-        .expect("int tensor data")
 }
 
 /// Weights under canonical names, with the configuration they belong to and their source file.

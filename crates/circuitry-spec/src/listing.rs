@@ -88,23 +88,8 @@ fn record_fields(schema: &Value, defs: &Value) -> Vec<ParamInfo> {
         };
         for alternative in alternatives {
             let record = resolve(alternative, defs).map_or(alternative, |(_, d)| d);
-            if let Some(props) = record["properties"].as_object() {
-                let required: Vec<&str> = record["required"]
-                    .as_array()
-                    .map(|r| r.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                return props
-                    .iter()
-                    .map(|(k, p)| ParamInfo {
-                        name: k.clone(),
-                        type_name: type_name(p, defs, 0),
-                        required: required.contains(&k.as_str()),
-                        default: p.get("default").map(toml_inline),
-                        description: describe(p, defs),
-                        common: false,
-                        fields: Vec::new(),
-                    })
-                    .collect();
+            if record["properties"].is_object() {
+                return params_of(record, defs);
             }
         }
     }
@@ -130,11 +115,24 @@ fn kind_info(branch: &Value, defs: &Value) -> KindInfo {
         .next()
         .unwrap_or_default()
         .to_string();
-    let required: Vec<&str> = branch["required"]
+    let mut params = params_of(branch, defs);
+    params.sort_by_key(|p| !p.common);
+    KindInfo {
+        name,
+        summary,
+        description,
+        params,
+    }
+}
+
+/// The keys of an object schema (an analysis branch, a dataset source, a record), except
+/// `kind`, in schema order.
+fn params_of(object: &Value, defs: &Value) -> Vec<ParamInfo> {
+    let required: Vec<&str> = object["required"]
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let mut params: Vec<ParamInfo> = branch["properties"]
+    object["properties"]
         .as_object()
         .map(|props| {
             props
@@ -151,14 +149,7 @@ fn kind_info(branch: &Value, defs: &Value) -> KindInfo {
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    params.sort_by_key(|p| !p.common);
-    KindInfo {
-        name,
-        summary,
-        description,
-        params,
-    }
+        .unwrap_or_default()
 }
 
 fn resolve<'a>(schema: &'a Value, defs: &'a Value) -> Option<(&'a str, &'a Value)> {

@@ -151,11 +151,7 @@ impl RotaryTables {
     ) -> Self {
         let device = positions.device();
         let [b, t] = positions.dims();
-        let host: Vec<i64> = positions
-            .to_data()
-            .convert::<i64>()
-            .try_into_vec()
-            .expect("int tensor data");
+        let host = crate::host::host_ints(positions);
         let half = dim / 2;
         let mut cos = vec![0f32; b * t * dim];
         let mut sin = vec![0f32; b * t * dim];
