@@ -29,7 +29,7 @@ pub fn select_features(
     sample: Option<u32>,
     seed: Option<u64>,
 ) -> Result<FeatureSelection, AnalysisError> {
-    analyses::check_site(config, site, site.needs_mlp(), "site")?;
+    analyses::check_site(config, site, circuitry_models::HookKind::from(site), "site")?;
     analyses::check_filters(config, layers, None)?;
     let (_, width) = hook_position_shape(config, HookKind::from(site));
     let kind = if matches!(site, FeatureSite::MlpPost | FeatureSite::MlpPre) {

@@ -1,7 +1,8 @@
 //! The architecture-independent description of a decoder-only transformer.
 //!
-//! Every supported family (GPT-2, Llama and its Qwen2/Mistral-style variants) is expressed as a
-//! [`ModelConfig`]; the forward pass in [`crate::transformer`] switches on these fields only.
+//! Every supported family (GPT-2; Llama and its Qwen2/Qwen3/Mistral/Phi-3 variants; GPT-NeoX;
+//! Gemma 1/2/3; OLMo-2) is expressed as a [`ModelConfig`]; the forward pass in
+//! [`crate::transformer`] switches on these fields only.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum Architecture {
     Gpt2,
     Llama,
+    GptNeox,
+    Gemma,
 }
 
 impl Architecture {
@@ -18,6 +21,8 @@ impl Architecture {
         match self {
             Architecture::Gpt2 => "gpt2",
             Architecture::Llama => "llama",
+            Architecture::GptNeox => "gpt_neox",
+            Architecture::Gemma => "gemma",
         }
     }
 }
@@ -51,6 +56,73 @@ impl NormKind {
             NormKind::RmsNorm | NormKind::RmsNormPre => NormKind::RmsNormPre,
         }
     }
+    /// The kind with its learned parameters: what the norms that are never folded (post-norms,
+    /// query/key norms) are, whatever folding did to the others.
+    pub fn unfolded(self) -> NormKind {
+        match self {
+            NormKind::LayerNorm | NormKind::LayerNormPre => NormKind::LayerNorm,
+            NormKind::RmsNorm | NormKind::RmsNormPre => NormKind::RmsNorm,
+        }
+    }
+}
+
+/// Where a block normalises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockNorms {
+    /// Before attention and the MLP (`ln1`, `ln2`): GPT-2, Llama, GPT-NeoX, Gemma 1.
+    #[default]
+    Pre,
+    /// On attention's and the MLP's outputs before they join the residual stream (`ln1_post`,
+    /// `ln2_post`): OLMo-2.
+    Post,
+    /// Both (Gemma 2 and 3).
+    PreAndPost,
+}
+
+impl BlockNorms {
+    pub fn pre(self) -> bool {
+        matches!(self, BlockNorms::Pre | BlockNorms::PreAndPost)
+    }
+    pub fn post(self) -> bool {
+        matches!(self, BlockNorms::Post | BlockNorms::PreAndPost)
+    }
+}
+
+/// Normalisation of queries and keys before the rotary embedding (RMSNorm with a learned scale,
+/// `attn.hook_q_normed` / `attn.hook_k_normed`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QkNorm {
+    #[default]
+    None,
+    /// Each head's `d_head` features (Qwen3, Gemma 3).
+    PerHead,
+    /// All heads' features together, `n_heads * d_head` for queries (OLMo-2).
+    Whole,
+}
+
+/// Sliding-window attention: a query sees only the `size` keys ending at its own position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlidingWindow {
+    pub size: usize,
+    /// The layers that attend within the window (Gemma 2 and 3 alternate); `None`: every layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<usize>>,
+}
+
+impl SlidingWindow {
+    /// The window layer `l` attends within, if it is one of the window's layers.
+    pub fn at(&self, l: usize) -> Option<usize> {
+        match &self.layers {
+            Some(layers) if !layers.contains(&l) => None,
+            _ => Some(self.size),
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// How position enters the model.
@@ -66,6 +138,10 @@ pub enum Positional {
         dim: usize,
         #[serde(default)]
         scaling: RopeScaling,
+        /// The base of the sliding-window layers, which rotate without scaling (Gemma 3's
+        /// `rope_local_base_freq`); `None`: every layer uses `theta` and `scaling`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local_theta: Option<f64>,
     },
 }
 
@@ -227,16 +303,73 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
     pub pad_token_id: Option<u32>,
-    /// Sliding-window attention (Mistral): a query sees only the `w` keys ending at its own
-    /// position. `None`: every earlier key.
+    /// Sliding-window attention (Mistral, Phi-3; Gemma 2 and 3 in alternate layers). `None`:
+    /// every earlier key.
     #[serde(default)]
-    pub sliding_window: Option<usize>,
+    pub sliding_window: Option<SlidingWindow>,
+    /// Attention and the MLP both read the block's input and add to it together (GPT-NeoX's
+    /// `use_parallel_residual`): `resid_post = resid_pre + attn(ln1(resid_pre)) +
+    /// mlp(ln2(resid_pre))`, with no `hook_resid_mid`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub parallel_attn_mlp: bool,
+    /// Where blocks normalise. Post-norms keep their learned scale under weight processing (they
+    /// write to the residual stream, so there is nothing to fold them into).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub block_norms: BlockNorms,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub qk_norm: QkNorm,
+    /// Attention scores are `q . k / attn_scale`; `None`: `sqrt(d_head)` (Gemma 2 and 3 use
+    /// `sqrt(query_pre_attn_scalar)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attn_scale: Option<f64>,
+    /// Attention scores soft-capped to `cap * tanh(score / cap)` before the mask (Gemma 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attn_softcap: Option<f64>,
+    /// Logits soft-capped to `cap * tanh(logit / cap)` (Gemma 2). Adding a constant to the
+    /// logits then changes probabilities, so weight processing leaves the unembedding uncentred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_softcap: Option<f64>,
+}
+
+fn is_default<T: Default + PartialEq>(x: &T) -> bool {
+    *x == T::default()
 }
 
 impl ModelConfig {
     /// Query heads per key/value head.
     pub fn kv_group(&self) -> usize {
         self.n_heads / self.n_kv_heads
+    }
+
+    /// The sliding window block `l` attends within, if any.
+    pub fn window(&self, l: usize) -> Option<usize> {
+        self.sliding_window.as_ref().and_then(|w| w.at(l))
+    }
+
+    /// What attention scores are divided by.
+    pub fn attn_divisor(&self) -> f64 {
+        self.attn_scale.unwrap_or((self.d_head as f64).sqrt())
+    }
+
+    /// Why the blocks are not the sequential pre-norm blocks whose outputs sum linearly into
+    /// the residual stream (as analyses that decompose it, or differentiate through its norms
+    /// by hand, assume), or `None` when they are.
+    pub fn nonstandard_blocks(&self) -> Option<&'static str> {
+        if self.parallel_attn_mlp {
+            Some("its attention and MLP read the same residual stream in parallel")
+        } else if self.block_norms.post() {
+            Some(
+                "it normalises attention and MLP outputs before they join the residual stream, so a head's output is not its share of hook_attn_out",
+            )
+        } else if !self.block_norms.pre() {
+            Some("it has no norms before attention and the MLP")
+        } else if self.qk_norm != QkNorm::None {
+            Some("it normalises queries and keys")
+        } else if self.attn_softcap.is_some() || self.logit_softcap.is_some() {
+            Some("it soft-caps attention scores or logits")
+        } else {
+            None
+        }
     }
 
     /// Checks the sizes and numbers a forward pass depends on: every size positive, heads that
@@ -288,10 +421,46 @@ impl ModelConfig {
                 ),
             ));
         }
-        if self.sliding_window == Some(0) {
+        if self.sliding_window.as_ref().is_some_and(|w| w.size == 0) {
             return Err(ConfigIssue::new(
                 "sliding_window",
                 "a sliding window of 0 keys lets no query attend to anything".to_string(),
+            ));
+        }
+        for (field, value) in [
+            ("attn_scale", self.attn_scale),
+            ("attn_softcap", self.attn_softcap),
+            ("logit_softcap", self.logit_softcap),
+        ] {
+            if let Some(v) = value
+                && !positive_f32(v)
+            {
+                return Err(ConfigIssue::new(
+                    field,
+                    format!("must be a positive finite number, found {v}"),
+                ));
+            }
+        }
+        if let Some(layers) = self.sliding_window.as_ref().and_then(|w| w.layers.as_ref())
+            && let Some(bad) = layers.iter().find(|&&l| l >= self.n_layers)
+        {
+            return Err(ConfigIssue::new(
+                "sliding_window",
+                format!(
+                    "layer {bad} of the sliding window does not exist ({} layers)",
+                    self.n_layers
+                ),
+            ));
+        }
+        if let Positional::Rotary {
+            local_theta: Some(local),
+            ..
+        } = self.positional
+            && !positive_f32(local)
+        {
+            return Err(ConfigIssue::new(
+                "rotary_local_theta",
+                format!("the local rotary base must be a positive finite number, found {local}"),
             ));
         }
         if let Positional::Rotary { dim, theta, .. } = self.positional {

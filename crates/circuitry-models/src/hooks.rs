@@ -13,18 +13,22 @@ pub enum HookKind {
     Q,
     K,
     V,
+    QNormed,
+    KNormed,
     RotQ,
     RotK,
     AttnScores,
     Pattern,
     Z,
     Result,
+    Ln1PostScale,
     AttnOut,
     ResidMid,
     Ln2Scale,
     MlpPre,
     MlpPreLinear,
     MlpPost,
+    Ln2PostScale,
     MlpOut,
     ResidPost,
     LnFinalScale,
@@ -91,7 +95,7 @@ pub enum HookLayout {
 }
 
 impl HookKind {
-    pub const ALL: [HookKind; 23] = [
+    pub const ALL: [HookKind; 27] = [
         HookKind::Embed,
         HookKind::PosEmbed,
         HookKind::ResidPre,
@@ -99,18 +103,22 @@ impl HookKind {
         HookKind::Q,
         HookKind::K,
         HookKind::V,
+        HookKind::QNormed,
+        HookKind::KNormed,
         HookKind::RotQ,
         HookKind::RotK,
         HookKind::AttnScores,
         HookKind::Pattern,
         HookKind::Z,
         HookKind::Result,
+        HookKind::Ln1PostScale,
         HookKind::AttnOut,
         HookKind::ResidMid,
         HookKind::Ln2Scale,
         HookKind::MlpPre,
         HookKind::MlpPreLinear,
         HookKind::MlpPost,
+        HookKind::Ln2PostScale,
         HookKind::MlpOut,
         HookKind::ResidPost,
         HookKind::LnFinalScale,
@@ -127,18 +135,22 @@ impl HookKind {
             HookKind::Q => "attn.hook_q",
             HookKind::K => "attn.hook_k",
             HookKind::V => "attn.hook_v",
+            HookKind::QNormed => "attn.hook_q_normed",
+            HookKind::KNormed => "attn.hook_k_normed",
             HookKind::RotQ => "attn.hook_rot_q",
             HookKind::RotK => "attn.hook_rot_k",
             HookKind::AttnScores => "attn.hook_attn_scores",
             HookKind::Pattern => "attn.hook_pattern",
             HookKind::Z => "attn.hook_z",
             HookKind::Result => "attn.hook_result",
+            HookKind::Ln1PostScale => "ln1_post.hook_scale",
             HookKind::AttnOut => "hook_attn_out",
             HookKind::ResidMid => "hook_resid_mid",
             HookKind::Ln2Scale => "ln2.hook_scale",
             HookKind::MlpPre => "mlp.hook_pre",
             HookKind::MlpPreLinear => "mlp.hook_pre_linear",
             HookKind::MlpPost => "mlp.hook_post",
+            HookKind::Ln2PostScale => "ln2_post.hook_scale",
             HookKind::MlpOut => "hook_mlp_out",
             HookKind::ResidPost => "hook_resid_post",
             HookKind::LnFinalScale => "ln_final.hook_scale",
@@ -159,6 +171,8 @@ impl HookKind {
             HookKind::Q
             | HookKind::K
             | HookKind::V
+            | HookKind::QNormed
+            | HookKind::KNormed
             | HookKind::RotQ
             | HookKind::RotK
             | HookKind::Z
@@ -183,6 +197,8 @@ impl HookKind {
         match self {
             HookKind::Ln1Scale => "ln1_scale",
             HookKind::Ln2Scale => "ln2_scale",
+            HookKind::Ln1PostScale => "ln1_post_scale",
+            HookKind::Ln2PostScale => "ln2_post_scale",
             HookKind::LnFinalScale => "ln_final_scale",
             _ => s.strip_prefix("hook_").unwrap_or(s),
         }
@@ -205,7 +221,7 @@ pub fn hook_position_shape(config: &crate::ModelConfig, kind: HookKind) -> (usiz
     match kind.layout() {
         HookLayout::BatchPosD => {
             let width = match kind {
-                Ln1Scale | Ln2Scale | LnFinalScale => 1,
+                Ln1Scale | Ln2Scale | Ln1PostScale | Ln2PostScale | LnFinalScale => 1,
                 MlpPre | MlpPreLinear | MlpPost => config.d_mlp,
                 Logits => config.d_vocab,
                 _ => config.d_model,
@@ -213,7 +229,7 @@ pub fn hook_position_shape(config: &crate::ModelConfig, kind: HookKind) -> (usiz
             (1, width)
         }
         HookLayout::BatchPosHeadD => {
-            let heads = if matches!(kind, K | V) {
+            let heads = if matches!(kind, K | V | KNormed | RotK) {
                 config.n_kv_heads
             } else {
                 config.n_heads

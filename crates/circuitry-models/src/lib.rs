@@ -1,4 +1,5 @@
-//! Transformer language models for circuitry: GPT-2 and Llama families as burn modules with every
+//! Transformer language models for circuitry: GPT-2, Llama (with Mistral, Qwen2/3, Phi-3 and
+//! OLMo-2), GPT-NeoX and Gemma 1/2/3 families as burn modules with every
 //! TransformerLens hook point, interventions at those hooks, weight loading (Hugging Face
 //! safetensors directories, the local hub cache, GGUF), tokenizers, and TransformerLens-style
 //! weight processing.
@@ -27,7 +28,8 @@ pub use batch::{PaddingSide, TokenBatch};
 pub use cache::{ActivationCache, Intervention};
 pub use components::attention::LayerKv;
 pub use config::{
-    ActFn, Architecture, ConfigIssue, ModelConfig, NormKind, Positional, RopeScaling,
+    ActFn, Architecture, BlockNorms, ConfigIssue, ModelConfig, NormKind, Positional, QkNorm,
+    RopeScaling, SlidingWindow,
 };
 pub use device::{DeviceKind, parse_device};
 pub use edits::{BatchPositions, Edit, EditOp, HookError, HookRank, HookTensor, Selection};

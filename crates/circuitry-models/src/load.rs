@@ -29,6 +29,8 @@ pub struct LoadedModel {
 enum Family {
     Gpt2,
     Llama,
+    GptNeox,
+    Gemma,
 }
 
 /// Which family a Hugging Face `config.json` describes.
@@ -41,8 +43,12 @@ fn hf_family(path: &Path, json: &serde_json::Value) -> Result<Family, LoadError>
         .unwrap_or("<none>");
     match arch {
         "GPT2LMHeadModel" | "GPT2Model" | "gpt2" => Ok(Family::Gpt2),
-        "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "llama" | "mistral"
-        | "qwen2" => Ok(Family::Llama),
+        "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM"
+        | "Phi3ForCausalLM" | "Olmo2ForCausalLM" | "llama" | "mistral" | "qwen2" | "qwen3"
+        | "phi3" | "olmo2" => Ok(Family::Llama),
+        "GPTNeoXForCausalLM" | "gpt_neox" => Ok(Family::GptNeox),
+        "GemmaForCausalLM" | "Gemma2ForCausalLM" | "Gemma3ForCausalLM" | "gemma" | "gemma2"
+        | "gemma3_text" => Ok(Family::Gemma),
         other => Err(LoadError::UnsupportedArchitecture {
             path: path.to_path_buf(),
             found: other.to_string(),
@@ -73,6 +79,8 @@ pub fn read_config(source: &ModelSource) -> Result<ModelConfig, LoadError> {
             match hf_family(&path, &json)? {
                 Family::Gpt2 => architectures::gpt2::config_from_json(&cfg),
                 Family::Llama => architectures::llama::config_from_json(&cfg),
+                Family::GptNeox => architectures::gpt_neox::config_from_json(&cfg),
+                Family::Gemma => architectures::gemma::config_from_json(&cfg),
             }
         }
         ModelSource::Gguf(path) => {
@@ -92,6 +100,8 @@ pub fn load_weights(source: &ModelSource) -> Result<Weights, LoadError> {
             match config.architecture {
                 Architecture::Gpt2 => architectures::gpt2::load_weights(config, &tensors),
                 Architecture::Llama => architectures::llama::load_weights(config, &tensors),
+                Architecture::GptNeox => architectures::gpt_neox::load_weights(config, &tensors),
+                Architecture::Gemma => architectures::gemma::load_weights(config, &tensors),
             }
         }
         ModelSource::Gguf(path) => {

@@ -3,6 +3,11 @@
 //! maps, centre the weights that write to the residual stream (LayerNorm models only), centre the
 //! unembedding, and fold value biases into the output bias. Logits change only by a constant per
 //! position (so probabilities are unchanged).
+//!
+//! What cannot be folded stays: post-norms (they write to the residual stream) and query/key
+//! norms keep their scales; writing weights are centred only where every reader of the residual
+//! stream centres (LayerNorm models without post-norms); the unembedding stays uncentred under a
+//! logit soft-cap, which a constant shift would change (as in TransformerLens).
 
 use crate::config::NormKind;
 use crate::weights::{BlockNames, HostTensor, Weights, names};
@@ -15,11 +20,12 @@ pub fn process(mut weights: Weights, processing: Processing) -> Weights {
     if processing.fold_ln && weights.config.norm.has_weight() {
         fold_norms(&mut weights);
     }
-    let center_writing = processing.center_writing_weights && layer_norm;
+    let center_writing =
+        processing.center_writing_weights && layer_norm && !weights.config.block_norms.post();
     if center_writing {
         center_writing_weights(&mut weights);
     }
-    if processing.center_unembed {
+    if processing.center_unembed && weights.config.logit_softcap.is_none() {
         let w_u = weights
             .tensors
             .get_mut("unembed.W_U")
@@ -66,7 +72,7 @@ fn fold_norms(weights: &mut Weights) {
             t.insert(w_name.to_string(), mat);
         }
     };
-    for l in 0..cfg.n_layers {
+    for l in (0..cfg.n_layers).filter(|_| cfg.block_norms.pre()) {
         let n = BlockNames::new(l);
         fold(t, (&n.ln1_w, &n.ln1_b), &n.qkv());
         if !cfg.attn_only {

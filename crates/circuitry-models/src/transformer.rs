@@ -10,23 +10,40 @@ use crate::components::attention::{Attention, AttentionInputs, AttentionMask, La
 use crate::components::mlp::Mlp;
 use crate::components::norm::Norm;
 use crate::components::rotary::RotaryTables;
-use crate::config::{ModelConfig, Positional};
+use crate::config::{ModelConfig, Positional, QkNorm, RopeScaling};
 use crate::hooks::{HookKind, HookPoint};
 
 /// One residual block: `resid_mid = resid_pre + attn(ln1(resid_pre))`,
-/// `resid_post = resid_mid + mlp(ln2(resid_mid))`.
+/// `resid_post = resid_mid + mlp(ln2(resid_mid))`; with post-norms each output is normalised
+/// (`ln1_post`, `ln2_post`) before it is added, and with parallel attention and MLP both read
+/// `resid_pre`.
 #[derive(Module, Debug)]
 pub struct Block {
-    pub(crate) ln1: Norm,
+    /// Absent without pre-norms (OLMo-2).
+    pub(crate) ln1: Option<Norm>,
     pub(crate) attn: Attention,
-    /// Absent in attention-only models, with `mlp`.
+    pub(crate) ln1_post: Option<Norm>,
+    /// Absent in attention-only models and without pre-norms.
     pub(crate) ln2: Option<Norm>,
+    /// Absent in attention-only models, with `ln2` and `ln2_post`.
     pub(crate) mlp: Option<Mlp>,
+    pub(crate) ln2_post: Option<Norm>,
+    #[module(skip)]
+    pub(crate) parallel: bool,
 }
 
 impl Block {
-    pub fn ln1(&self) -> &Norm {
-        &self.ln1
+    /// `None` in models without pre-norms.
+    pub fn ln1(&self) -> Option<&Norm> {
+        self.ln1.as_ref()
+    }
+    /// The norm of attention's output (models with post-norms).
+    pub fn ln1_post(&self) -> Option<&Norm> {
+        self.ln1_post.as_ref()
+    }
+    /// The norm of the MLP's output (models with post-norms).
+    pub fn ln2_post(&self) -> Option<&Norm> {
+        self.ln2_post.as_ref()
     }
     pub fn attn(&self) -> &Attention {
         &self.attn
@@ -217,28 +234,39 @@ impl Transformer {
             None => (0, self.embed(batch, offset, &mut hooks)),
         };
         let last = span.stop_before.unwrap_or(cfg.n_layers).min(cfg.n_layers);
-        let mask = AttentionMask::new(
-            b,
-            offset,
-            t,
-            batch.key_mask.as_ref(),
-            cfg.sliding_window,
-            &device,
-        );
-        let rotary = match cfg.positional {
-            Positional::Rotary {
-                theta,
-                dim,
-                scaling,
-            } if first < last => Some(RotaryTables::new(
+        // The masks and rotary tables of the blocks run, built once each: global attention's
+        // and the sliding window's (some models alternate), the scaled rotation and the local
+        // one (Gemma 3's window layers).
+        let windows: Vec<Option<usize>> = (first..last).map(|l| cfg.window(l)).collect();
+        let any_global = windows.iter().any(Option::is_none);
+        let mask =
+            |window| AttentionMask::new(b, offset, t, batch.key_mask.as_ref(), window, &device);
+        let global_mask = any_global.then(|| mask(None));
+        let window_mask = windows.iter().flatten().next().map(|&w| mask(Some(w)));
+        let rotary_table = |dim, theta, scaling| {
+            RotaryTables::new(
                 &slots_from(&batch.positions, offset),
                 batch.max_len(),
                 &batch.rows.iter().map(Vec::len).collect::<Vec<_>>(),
                 dim,
                 theta,
                 scaling,
-            )),
-            _ => None,
+            )
+        };
+        let (rotary, local_rotary) = match cfg.positional {
+            Positional::Rotary {
+                theta,
+                dim,
+                scaling,
+                local_theta,
+            } if first < last => {
+                let local = local_theta.filter(|_| window_mask.is_some());
+                let global =
+                    (local.is_none() || any_global).then(|| rotary_table(dim, theta, scaling));
+                let local = local.map(|lt| rotary_table(dim, lt, RopeScaling::None));
+                (global, local)
+            }
+            _ => (None, None),
         };
         let mut kept = span.keep_kv.then(|| KvCache {
             layers: vec![None; cfg.n_layers],
@@ -251,9 +279,15 @@ impl Transformer {
                 assert_eq!(kv.k.dims()[0], b, "key/value prefix for another batch");
                 kv
             });
+            let windowed = cfg.window(l).is_some();
+            let mask = if windowed { &window_mask } else { &global_mask };
+            let rotary = match &local_rotary {
+                Some(local) if windowed => Some(local),
+                _ => rotary.as_ref(),
+            };
             let inputs = AttentionInputs {
-                mask: &mask,
-                rotary: rotary.as_ref(),
+                mask: mask.as_ref().expect("a mask for every block run"),
+                rotary,
                 past,
                 keep_kv: kept.is_some(),
             };
@@ -275,10 +309,29 @@ impl Transformer {
                 kv: kept,
             };
         }
-        let t = t - offset;
         let scale = self.ln_final.scale(&resid);
         let scale = hooks.h3(HookPoint::model(HookKind::LnFinalScale), scale);
         let normed = self.ln_final.apply(resid.clone(), scale);
+        let logits = hooks.h3(HookPoint::model(HookKind::Logits), self.unembed(normed));
+        Output {
+            logits: Some(logits),
+            resid,
+            cache: hooks.cache,
+            kv: kept,
+        }
+    }
+
+    /// Logits of residual-stream vectors after the last block (`[batch, pos, d_model]`): the
+    /// final norm, then [`Transformer::unembed`], as the forward pass computes them.
+    pub fn decode(&self, resid: Tensor<3>) -> Tensor<3> {
+        let scale = self.ln_final.scale(&resid);
+        self.unembed(self.ln_final.apply(resid, scale))
+    }
+
+    /// Logits from the final norm's output (`[batch, pos, d_model]`): the unembedding, its bias
+    /// and the logit soft-cap where the model has one.
+    pub fn unembed(&self, normed: Tensor<3>) -> Tensor<3> {
+        let [b, t, _] = normed.dims();
         let logits = normed
             .reshape([(b * t) as i64, -1])
             .matmul(self.w_u.val())
@@ -287,12 +340,9 @@ impl Transformer {
             Some(b_u) => logits + b_u.val().unsqueeze::<3>(),
             None => logits,
         };
-        let logits = hooks.h3(HookPoint::model(HookKind::Logits), logits);
-        Output {
-            logits: Some(logits),
-            resid,
-            cache: hooks.cache,
-            kv: kept,
+        match self.config.logit_softcap {
+            Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
+            None => logits,
         }
     }
 
@@ -325,19 +375,36 @@ impl Transformer {
     ) -> (Tensor<3>, Option<LayerKv>) {
         let hp = |k| HookPoint::layer(l, k);
         let resid = hooks.h3(hp(HookKind::ResidPre), resid);
-        let scale = hooks.h3(hp(HookKind::Ln1Scale), block.ln1.scale(&resid));
-        let x = block.ln1.apply(resid.clone(), scale);
+        let x = normed(block.ln1.as_ref(), &resid, hp(HookKind::Ln1Scale), hooks);
         let (attn_out, kv) = block.attn.forward(x, l, inputs, hooks);
+        let attn_out = normed(
+            block.ln1_post.as_ref(),
+            &attn_out,
+            hp(HookKind::Ln1PostScale),
+            hooks,
+        );
         let attn_out = hooks.h3(hp(HookKind::AttnOut), attn_out);
-        let (Some(ln2), Some(mlp)) = (&block.ln2, &block.mlp) else {
+        let Some(mlp) = &block.mlp else {
             return (hooks.h3(hp(HookKind::ResidPost), resid + attn_out), kv);
         };
-        let resid = hooks.h3(hp(HookKind::ResidMid), resid + attn_out);
-        let scale = hooks.h3(hp(HookKind::Ln2Scale), ln2.scale(&resid));
-        let x = ln2.apply(resid.clone(), scale);
+        // The stream the MLP reads, and the one its output is added to: the block's input and
+        // that plus attention's output (parallel), or both the stream after attention.
+        let (mlp_in, base) = if block.parallel {
+            (resid.clone(), resid + attn_out)
+        } else {
+            let mid = hooks.h3(hp(HookKind::ResidMid), resid + attn_out);
+            (mid.clone(), mid)
+        };
+        let x = normed(block.ln2.as_ref(), &mlp_in, hp(HookKind::Ln2Scale), hooks);
         let mlp_out = mlp.forward(x, l, hooks);
+        let mlp_out = normed(
+            block.ln2_post.as_ref(),
+            &mlp_out,
+            hp(HookKind::Ln2PostScale),
+            hooks,
+        );
         let mlp_out = hooks.h3(hp(HookKind::MlpOut), mlp_out);
-        (hooks.h3(hp(HookKind::ResidPost), resid + mlp_out), kv)
+        (hooks.h3(hp(HookKind::ResidPost), base + mlp_out), kv)
     }
 
     /// `W_E`, `[d_vocab, d_model]`.
@@ -374,18 +441,38 @@ impl Transformer {
 
 /// Whether models of this configuration have hooks of `kind`: no `hook_pos_embed` without
 /// learned positions, no rotary hooks without rotary embeddings, no `mlp.hook_pre_linear`
-/// without a gated MLP, no MLP-side hooks in attention-only models.
+/// without a gated MLP, no MLP-side hooks in attention-only models, no `hook_resid_mid` when
+/// attention and MLP run in parallel, no hooks of norms the model does not have.
 pub fn has_hook(cfg: &ModelConfig, kind: HookKind) -> bool {
+    let mlp = !cfg.attn_only;
     match kind {
         HookKind::PosEmbed => cfg.positional == Positional::Learned,
         HookKind::RotQ | HookKind::RotK => cfg.positional != Positional::Learned,
-        HookKind::MlpPreLinear => cfg.gated_mlp && !cfg.attn_only,
-        HookKind::ResidMid
-        | HookKind::Ln2Scale
-        | HookKind::MlpPre
-        | HookKind::MlpPost
-        | HookKind::MlpOut => !cfg.attn_only,
+        HookKind::QNormed | HookKind::KNormed => cfg.qk_norm != QkNorm::None,
+        HookKind::Ln1Scale => cfg.block_norms.pre(),
+        HookKind::Ln1PostScale => cfg.block_norms.post(),
+        HookKind::MlpPreLinear => cfg.gated_mlp && mlp,
+        HookKind::ResidMid => mlp && !cfg.parallel_attn_mlp,
+        HookKind::Ln2Scale => mlp && cfg.block_norms.pre(),
+        HookKind::Ln2PostScale => mlp && cfg.block_norms.post(),
+        HookKind::MlpPre | HookKind::MlpPost | HookKind::MlpOut => mlp,
         _ => true,
+    }
+}
+
+/// `x` through `norm` (its scale at hook `scale_hook`), or `x` itself without one.
+fn normed(
+    norm: Option<&Norm>,
+    x: &Tensor<3>,
+    scale_hook: HookPoint,
+    hooks: &mut HookContext,
+) -> Tensor<3> {
+    match norm {
+        Some(norm) => {
+            let scale = hooks.h3(scale_hook, norm.scale(x));
+            norm.apply(x.clone(), scale)
+        }
+        None => x.clone(),
     }
 }
 

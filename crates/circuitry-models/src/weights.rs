@@ -5,7 +5,11 @@
 //! `blocks.L.ln1.w|b [d_model]`, `blocks.L.attn.W_Q [d_model, n_heads*d_head]`, `b_Q`,
 //! `W_K`/`W_V [d_model, n_kv_heads*d_head]`, `b_K`/`b_V`, `W_O [n_heads*d_head, d_model]`, `b_O`,
 //! `blocks.L.ln2.w|b`, `blocks.L.mlp.W_in|W_gate [d_model, d_mlp]`, `b_in|b_gate [d_mlp]`,
-//! `W_out [d_mlp, d_model]`, `b_out`, `ln_final.w|b`, `unembed.W_U [d_model, d_vocab]`, `b_U`.
+//! `W_out [d_mlp, d_model]`, `b_out`, `ln_final.w|b`, `unembed.W_U [d_model, d_vocab]`, `b_U`;
+//! post-norms `blocks.L.ln1_post.w|b`, `blocks.L.ln2_post.w|b` and query/key norms
+//! `blocks.L.attn.q_norm.w`, `k_norm.w` (`[d_head]` per head, or all heads' width) where the
+//! model has them. Norm weights are the factors the forward pass multiplies by (Gemma's
+//! `1 + w` already added).
 //! Architecture files translate checkpoint names into these; nothing else knows checkpoint names.
 
 use std::collections::BTreeMap;
@@ -17,7 +21,7 @@ use burn::prelude::*;
 use crate::components::attention::Attention;
 use crate::components::mlp::Mlp;
 use crate::components::norm::Norm;
-use crate::config::{ModelConfig, NormKind, Positional};
+use crate::config::{ModelConfig, NormKind, Positional, QkNorm};
 use crate::error::LoadError;
 use crate::host::host_values;
 use crate::transformer::{Block, Transformer};
@@ -56,6 +60,12 @@ impl HostTensor {
             }
         }
         HostTensor::new(vec![c, r], out)
+    }
+
+    /// Rows `[from, to)` of a matrix (one part of a fused projection stored `[out, in]`).
+    pub fn rows(&self, from: usize, to: usize) -> HostTensor {
+        let c = self.shape[1];
+        HostTensor::new(vec![to - from, c], self.data[from * c..to * c].to_vec())
     }
 
     /// Columns `[from, to)` of a matrix.
@@ -114,8 +124,14 @@ pub struct BlockNames {
     pub b_v: String,
     pub w_o: String,
     pub b_o: String,
+    pub ln1_post_w: String,
+    pub ln1_post_b: String,
+    pub q_norm_w: String,
+    pub k_norm_w: String,
     pub ln2_w: String,
     pub ln2_b: String,
+    pub ln2_post_w: String,
+    pub ln2_post_b: String,
     pub w_in: String,
     pub b_in: String,
     pub w_gate: String,
@@ -138,8 +154,14 @@ impl BlockNames {
             b_v: n("attn.b_V"),
             w_o: n("attn.W_O"),
             b_o: n("attn.b_O"),
+            ln1_post_w: n("ln1_post.w"),
+            ln1_post_b: n("ln1_post.b"),
+            q_norm_w: n("attn.q_norm.w"),
+            k_norm_w: n("attn.k_norm.w"),
             ln2_w: n("ln2.w"),
             ln2_b: n("ln2.b"),
+            ln2_post_w: n("ln2_post.w"),
+            ln2_post_b: n("ln2_post.b"),
             w_in: n("mlp.W_in"),
             b_in: n("mlp.b_in"),
             w_gate: n("mlp.W_gate"),
@@ -176,9 +198,27 @@ pub fn expected_tensors(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
             out.push((b.to_string(), vec![d]));
         }
     };
+    let (pre, post) = (cfg.block_norms.pre(), cfg.block_norms.post());
+    let kept = cfg.norm.unfolded();
     for l in 0..cfg.n_layers {
         let n = BlockNames::new(l);
-        norm(&mut out, &n.ln1_w, &n.ln1_b, cfg.norm);
+        if pre {
+            norm(&mut out, &n.ln1_w, &n.ln1_b, cfg.norm);
+        }
+        match cfg.qk_norm {
+            QkNorm::None => {}
+            QkNorm::PerHead => {
+                out.push((n.q_norm_w.clone(), vec![cfg.d_head]));
+                out.push((n.k_norm_w.clone(), vec![cfg.d_head]));
+            }
+            QkNorm::Whole => {
+                out.push((n.q_norm_w.clone(), vec![qd]));
+                out.push((n.k_norm_w.clone(), vec![kvd]));
+            }
+        }
+        if post {
+            norm(&mut out, &n.ln1_post_w, &n.ln1_post_b, kept);
+        }
         out.push((n.w_q.clone(), vec![d, qd]));
         out.push((n.w_k.clone(), vec![d, kvd]));
         out.push((n.w_v.clone(), vec![d, kvd]));
@@ -194,7 +234,12 @@ pub fn expected_tensors(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         if cfg.attn_only {
             continue;
         }
-        norm(&mut out, &n.ln2_w, &n.ln2_b, cfg.norm);
+        if pre {
+            norm(&mut out, &n.ln2_w, &n.ln2_b, cfg.norm);
+        }
+        if post {
+            norm(&mut out, &n.ln2_post_w, &n.ln2_post_b, kept);
+        }
         out.push((n.w_in.clone(), vec![d, cfg.d_mlp]));
         if cfg.gated_mlp {
             out.push((n.w_gate.clone(), vec![d, cfg.d_mlp]));
@@ -270,17 +315,26 @@ impl Transformer {
         let p2 =
             |name: &str| Param::from_tensor(get(name).expect("checked").to_tensor::<2>(device));
         let opt2 = |name: &str| get(name).map(|t| Param::from_tensor(t.to_tensor::<2>(device)));
-        let norm = |w: &str, b: &str| Norm {
+        let norm_of = |kind: NormKind, w: &str, b: &str| Norm {
             w: p1(w),
             b: p1(b),
-            kind: cfg.norm,
+            kind,
             eps: cfg.norm_eps,
         };
+        let norm = |w: &str, b: &str| norm_of(cfg.norm, w, b);
+        let kept = cfg.norm.unfolded();
+        let (pre, post, mlp) = (
+            cfg.block_norms.pre(),
+            cfg.block_norms.post(),
+            !cfg.attn_only,
+        );
+        let qk = cfg.qk_norm != QkNorm::None;
         let blocks = (0..cfg.n_layers)
             .map(|l| {
                 let n = BlockNames::new(l);
                 Block {
-                    ln1: norm(&n.ln1_w, &n.ln1_b),
+                    ln1: pre.then(|| norm(&n.ln1_w, &n.ln1_b)),
+                    ln1_post: post.then(|| norm_of(kept, &n.ln1_post_w, &n.ln1_post_b)),
                     attn: Attention {
                         w_q: p2(&n.w_q),
                         b_q: p1(&n.b_q),
@@ -290,12 +344,19 @@ impl Transformer {
                         b_v: p1(&n.b_v),
                         w_o: p2(&n.w_o),
                         b_o: p1(&n.b_o),
+                        q_norm: qk.then(|| norm_of(NormKind::RmsNorm, &n.q_norm_w, "")),
+                        k_norm: qk.then(|| norm_of(NormKind::RmsNorm, &n.k_norm_w, "")),
+                        qk_norm: cfg.qk_norm,
+                        divisor: cfg.attn_divisor(),
+                        softcap: cfg.attn_softcap,
                         n_heads: cfg.n_heads,
                         n_kv_heads: cfg.n_kv_heads,
                         d_head: cfg.d_head,
                     },
-                    ln2: (!cfg.attn_only).then(|| norm(&n.ln2_w, &n.ln2_b)),
-                    mlp: (!cfg.attn_only).then(|| Mlp {
+                    ln2: (mlp && pre).then(|| norm(&n.ln2_w, &n.ln2_b)),
+                    ln2_post: (mlp && post).then(|| norm_of(kept, &n.ln2_post_w, &n.ln2_post_b)),
+                    parallel: cfg.parallel_attn_mlp,
+                    mlp: mlp.then(|| Mlp {
                         w_in: p2(&n.w_in),
                         b_in: p1(&n.b_in),
                         w_gate: opt2(&n.w_gate),
@@ -332,9 +393,22 @@ impl Transformer {
         }
         for (l, block) in self.blocks.iter().enumerate() {
             let n = BlockNames::new(l);
-            put1(&n.ln1_w, &block.ln1.w);
-            put1(&n.ln1_b, &block.ln1.b);
+            for (norm, w, b) in [
+                (&block.ln1, &n.ln1_w, &n.ln1_b),
+                (&block.ln1_post, &n.ln1_post_w, &n.ln1_post_b),
+                (&block.ln2, &n.ln2_w, &n.ln2_b),
+                (&block.ln2_post, &n.ln2_post_w, &n.ln2_post_b),
+            ] {
+                if let Some(norm) = norm {
+                    put1(w, &norm.w);
+                    put1(b, &norm.b);
+                }
+            }
             let a = &block.attn;
+            if let (Some(q), Some(k)) = (&a.q_norm, &a.k_norm) {
+                put1(&n.q_norm_w, &q.w);
+                put1(&n.k_norm_w, &k.w);
+            }
             put1(&n.b_q, &a.b_q);
             put1(&n.b_k, &a.b_k);
             put1(&n.b_v, &a.b_v);
@@ -345,11 +419,9 @@ impl Transformer {
                 (n.w_v.clone(), &a.w_v),
                 (n.w_o.clone(), &a.w_o),
             ]);
-            let (Some(ln2), Some(m)) = (&block.ln2, &block.mlp) else {
+            let Some(m) = &block.mlp else {
                 continue;
             };
-            put1(&n.ln2_w, &ln2.w);
-            put1(&n.ln2_b, &ln2.b);
             put1(&n.b_in, &m.b_in);
             put1(&n.b_gate, &m.b_gate);
             put1(&n.b_out, &m.b_out);

@@ -42,10 +42,22 @@ fn check_model(name: &str) {
             assert_eq!(got.dims(), expected.shape, "{name} {key} shape");
             let values = got.to_vec();
             let t = expected.shape.last().copied().unwrap();
-            let causal_only = hook.kind == HookKind::AttnScores;
-            // Attention scores: compare only causal entries (key <= query).
-            let skip = |i: usize| causal_only && (i % t) > (i / t) % t;
-            let diff = max_abs_diff(&values, &expected.f32, skip);
+            let scores = hook.kind == HookKind::AttnScores;
+            // Attention scores: compare only the entries the mask allows (key <= query, within
+            // a sliding window); the references write -inf at the others, where ours must be
+            // masked too.
+            let masked =
+                |i: usize| scores && ((i % t) > (i / t) % t || !expected.f32[i].is_finite());
+            if scores {
+                let leaked = (0..values.len())
+                    .filter(|&i| !expected.f32[i].is_finite() && values[i] > -1e30)
+                    .count();
+                assert_eq!(
+                    leaked, 0,
+                    "{name} {key}: entries the reference masks are not masked"
+                );
+            }
+            let diff = max_abs_diff(&values, &expected.f32, masked);
             assert!(diff < ATOL, "{name} {key}: max abs diff {diff}");
             compared += 1;
         }
@@ -85,10 +97,40 @@ fn llama_tiny_matches_reference_at_every_hook() {
     check_model("llama-tiny");
 }
 
+/// The other architectures against Hugging Face transformers 4.57.1 (`scripts/reference/
+/// architectures.py`: every hook from the modules' inputs and outputs), with their norms' and
+/// biases' weights randomised so that the norms' `1 + w`, folding and post-norms show.
+#[test]
+fn every_architecture_matches_transformers_at_every_hook() {
+    for name in [
+        "gptneox-tiny",
+        "gemma-tiny",
+        "gemma2-tiny",
+        "gemma3-tiny",
+        "qwen3-tiny",
+        "olmo2-tiny",
+        "phi3-tiny",
+    ] {
+        check_model(name);
+        // Each fixture exercises what sets its architecture apart: turning the feature off in
+        // transformers (parallel residual, soft-caps, sliding windows, Gemma 3's rope scaling)
+        // moves its logits by more than the tolerance, many times over.
+        let path = fixture_dir(name).join("reference.json");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for (key, value) in json.as_object().unwrap() {
+            if key.starts_with("max_abs_diff_vs_") {
+                let moved = value.as_f64().unwrap();
+                assert!(moved > 0.5, "{name}: {key} is only {moved}");
+            }
+        }
+    }
+}
+
 #[test]
 fn stop_and_start_at_layer_reproduce_the_full_pass() {
     let device = Device::flex();
-    for name in ["gpt2-tiny", "llama-tiny"] {
+    for &name in FIXTURE_MODELS {
         let model = load_fixture(name, Processing::all());
         let reference = load_reference(name);
         let batch = TokenBatch::unpadded(&rows(&reference["plain.input_ids"]), &device);
@@ -132,7 +174,7 @@ fn max_kv_diff(a: &LayerKv, c: &LayerKv) -> f32 {
 #[test]
 fn kv_prefix_reproduces_the_full_pass() {
     let device = Device::flex();
-    for name in ["gpt2-tiny", "llama-tiny"] {
+    for &name in FIXTURE_MODELS {
         let model = load_fixture(name, Processing::all());
         let cfg = model.config.clone();
         let (n, d, v, h) = (cfg.n_layers, cfg.d_model, cfg.d_vocab, cfg.n_heads);

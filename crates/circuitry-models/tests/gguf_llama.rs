@@ -69,6 +69,7 @@ fn gguf_and_hugging_face_layouts_give_identical_weights() {
             theta: 5000.0,
             dim: 8,
             scaling: RopeScaling::None,
+            local_theta: None,
         }
     );
     // The file stores eps as f32.

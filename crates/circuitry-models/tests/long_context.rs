@@ -44,6 +44,7 @@ fn rotary_scaling_equals_transformers() {
             theta,
             dim,
             scaling,
+            ..
         } = model.config.positional
         else {
             panic!("{kind}: a rotary model");
@@ -191,7 +192,8 @@ fn sliding_window_attention_equals_transformers() {
     let path = fixture_dir("mistral-window").join("reference.json");
     let r: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let model = load_fixture("mistral-window", Processing::none());
-    assert_eq!(model.config.sliding_window, Some(8));
+    assert_eq!(model.config.window(0), Some(8));
+    assert_eq!(model.config.window(1), Some(8));
     let ids = input_ids(&r);
     let logits = tensor_values(&model.logits(&TokenBatch::unpadded(&ids, &Device::flex())));
     let diff = max_abs_diff(&logits, &floats(&r["logits"]), |_| false);

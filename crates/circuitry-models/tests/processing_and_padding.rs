@@ -11,7 +11,7 @@ use common::*;
 #[test]
 fn processing_changes_logits_only_by_a_per_position_constant() {
     let device = Device::flex();
-    for name in ["gpt2-tiny", "llama-tiny"] {
+    for &name in FIXTURE_MODELS {
         let raw = load_fixture(name, Processing::none());
         let processed = load_fixture(name, Processing::all());
         let reference = load_reference(name);
@@ -40,16 +40,28 @@ fn processing_changes_logits_only_by_a_per_position_constant() {
             "{name}: processing changed nothing"
         );
         assert!(
-            processed.blocks()[0].ln1().w().is_none(),
-            "{name}: ln1 not folded"
+            processed.ln_final().w().is_none()
+                && processed.blocks()[0].ln1().is_none_or(|n| n.w().is_none()),
+            "{name}: norms not folded"
         );
+        // Post-norms and query/key norms cannot be folded: they keep their scales.
+        let block = &processed.blocks()[0];
+        for norm in [block.ln1_post(), block.ln2_post(), block.attn().q_norm()]
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                norm.w().is_some(),
+                "{name}: a post- or q/k norm lost its scale"
+            );
+        }
     }
 }
 
 #[test]
 fn padded_batches_match_prompts_run_alone() {
     let device = Device::flex();
-    for name in ["gpt2-tiny", "llama-tiny"] {
+    for &name in FIXTURE_MODELS {
         let model = load_fixture(name, Processing::all());
         let reference = load_reference(name);
         let all = rows(&reference["plain.input_ids"]);

@@ -89,6 +89,7 @@ fn configuration_from_metadata() {
             theta: 100000.0,
             dim: 64,
             scaling: RopeScaling::None,
+            local_theta: None,
         }
     );
     assert!(cfg.tied_embeddings && !cfg.qkv_bias && !cfg.attn_out_bias && !cfg.mlp_bias);

@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use circuitry_models::{ActFn, Architecture, ModelConfig, NormKind, Positional};
+use circuitry_models::{
+    ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm,
+};
 
 use crate::error::TrainError;
 
@@ -316,6 +318,12 @@ impl TrainConfig {
             eos_token_id: Some(BOS_TOKEN),
             pad_token_id: None,
             sliding_window: None,
+            parallel_attn_mlp: false,
+            block_norms: BlockNorms::Pre,
+            qk_norm: QkNorm::None,
+            attn_scale: None,
+            attn_softcap: None,
+            logit_softcap: None,
         }
     }
 

@@ -55,17 +55,6 @@ impl FeatureSite {
             FeatureSite::MlpOut => "mlp_out",
         }
     }
-
-    /// Whether the site exists only in models with MLPs.
-    pub fn needs_mlp(self) -> bool {
-        matches!(
-            self,
-            FeatureSite::MlpPost
-                | FeatureSite::MlpPre
-                | FeatureSite::ResidMid
-                | FeatureSite::MlpOut
-        )
-    }
 }
 
 impl fmt::Display for FeatureSite {

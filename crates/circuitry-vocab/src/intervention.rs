@@ -77,11 +77,6 @@ impl Site {
             Site::Z | Site::Q | Site::K | Site::V | Site::Pattern | Site::Result
         )
     }
-
-    /// Whether the site exists only in models with MLPs.
-    pub fn needs_mlp(self) -> bool {
-        matches!(self, Site::ResidMid | Site::MlpOut)
-    }
 }
 
 impl fmt::Display for Site {

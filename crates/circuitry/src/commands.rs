@@ -273,13 +273,22 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
             theta,
             dim,
             scaling,
+            local_theta,
         } => {
             let scaled = match scaling {
                 RopeScaling::None => String::new(),
                 other => format!(", {other}"),
             };
-            say!("  positions      rotary (theta {theta}, {dim} dims{scaled})")
+            let local = local_theta.map_or(String::new(), |t| {
+                format!("; sliding-window layers theta {t}, unscaled")
+            });
+            say!("  positions      rotary (theta {theta}, {dim} dims{scaled}{local})")
         }
+    }
+    say!("  blocks         {}", block_layout(&c));
+    say!("  attention      {}", attention_layout(&c));
+    if let Some(cap) = c.logit_softcap {
+        say!("  logits         soft-capped at {cap}");
     }
     say!(
         "  unembedding    {}",
@@ -318,6 +327,59 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// How `circuitry inspect` describes a block: where it normalises, whether attention and MLP
+/// run in parallel.
+fn block_layout(c: &circuitry_models::ModelConfig) -> String {
+    use circuitry_models::BlockNorms;
+    let norms = match c.block_norms {
+        BlockNorms::Pre => "pre-norms (ln1, ln2)",
+        BlockNorms::Post => "post-norms (ln1_post, ln2_post)",
+        BlockNorms::PreAndPost => "pre- and post-norms (ln1, ln1_post, ln2, ln2_post)",
+    };
+    let order = if c.attn_only {
+        "attention only"
+    } else if c.parallel_attn_mlp {
+        "attention and MLP in parallel"
+    } else {
+        "attention then MLP"
+    };
+    format!("{order}, {norms}")
+}
+
+/// How `circuitry inspect` describes attention: the score scale, soft-cap, query/key norms and
+/// sliding window.
+fn attention_layout(c: &circuitry_models::ModelConfig) -> String {
+    use circuitry_models::QkNorm;
+    let mut parts = vec![match c.attn_scale {
+        None => "scores / sqrt(d_head)".to_string(),
+        Some(s) => format!("scores / {s}"),
+    }];
+    if let Some(cap) = c.attn_softcap {
+        parts.push(format!("soft-capped at {cap}"));
+    }
+    match c.qk_norm {
+        QkNorm::None => {}
+        QkNorm::PerHead => parts.push("query/key norms per head".to_string()),
+        QkNorm::Whole => parts.push("query/key norms over all heads".to_string()),
+    }
+    match &c.sliding_window {
+        None => parts.push("every earlier key".to_string()),
+        Some(w) => parts.push(match &w.layers {
+            None => format!("sliding window of {} keys", w.size),
+            Some(layers) => format!(
+                "sliding window of {} keys in layers {}",
+                w.size,
+                layers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+    parts.join(", ")
 }
 
 pub fn analyses(kind: Option<&str>) -> Result<(), Failure> {

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod architectures;
 mod bad_runs;
 mod causal_abstraction;
 mod default_and_training;

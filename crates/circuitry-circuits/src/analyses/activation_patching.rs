@@ -31,7 +31,12 @@ impl Kind for ActivationPatching {
     const TABLES: &'static [TableDecl] = &[PATCHES, SUMMARY_TABLE];
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
-        super::check_site(cx.config, params.site, params.site.needs_mlp(), "site")?;
+        super::check_site(
+            cx.config,
+            params.site,
+            circuitry_models::HookKind::from(params.site),
+            "site",
+        )?;
         let layers = causal::layers(cx.config, params.layers.as_deref())?;
         causal::check_heads(cx.config, params.site, &params.heads)?;
         let heads = params.heads.clone();

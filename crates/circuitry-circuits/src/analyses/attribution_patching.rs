@@ -22,7 +22,12 @@ impl Kind for AttributionPatching {
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         for &site in &params.sites {
-            super::check_site(cx.config, site, site.needs_mlp(), "sites")?;
+            super::check_site(
+                cx.config,
+                site,
+                circuitry_models::HookKind::from(site),
+                "sites",
+            )?;
         }
         let layers = causal::layers(cx.config, params.layers.as_deref())?;
         Ok(AttributionPatching {

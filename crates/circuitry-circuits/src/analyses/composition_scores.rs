@@ -40,7 +40,8 @@ impl Kind for CompositionScores {
     type Params = CompositionScoresParams;
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<CompositionRow>()];
 
-    fn build(params: Self::Params, _: BuildContext) -> Result<Self, AnalysisError> {
+    fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        super::check_linear_paths(cx.config, true, true, false)?;
         if params.baseline_samples == 1 {
             return Err(AnalysisError::new(
                 "baseline_samples must be 0 (no baseline) or at least 2",

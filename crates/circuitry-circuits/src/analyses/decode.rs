@@ -6,18 +6,12 @@ use circuitry_models::burn::tensor::activation::log_softmax;
 use circuitry_models::{Transformer, host_ints, host_values};
 
 /// Log-probabilities `[n, d_vocab]` of residual vectors `x` (`[n, d_model]`) decoded through
-/// the final norm (its scale recomputed for each vector) and the unembedding.
+/// the final norm (its scale recomputed for each vector) and the unembedding
+/// ([`Transformer::decode`]).
 pub fn log_probs(model: &Transformer, x: Tensor<2>) -> Tensor<2> {
     let [n, d] = x.dims();
-    let x3 = x.reshape([1, n, d]);
-    let scale = model.ln_final().scale(&x3);
-    let normed = model.ln_final().apply(x3, scale).reshape([n, d]);
-    let logits = normed.matmul(model.w_u());
-    let logits = match model.b_u() {
-        Some(b) => logits + b.unsqueeze::<2>(),
-        None => logits,
-    };
-    log_softmax(logits, 1)
+    let logits = model.decode(x.reshape([1, n, d]));
+    log_softmax(logits.reshape([n as i64, -1]), 1)
 }
 
 /// Log-prob and rank (0 = most likely) of `targets[i][j]` under row `i` of `log_probs`.

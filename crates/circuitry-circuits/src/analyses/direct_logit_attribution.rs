@@ -4,6 +4,8 @@
 //! position, scaled by the norm weight (if not folded) and projected on the unembedding
 //! direction. The rows of one prompt sum to the model's actual logit (difference): the `bias`
 //! row carries the attention output biases, the final norm's shift and the unembedding bias.
+//! Models where that sum cannot hold are refused: a logit soft-cap bends the logits after the
+//! sum, and post-norms bend attention's output after its heads' results and bias are summed.
 
 use circuitry_models::{HookKind, HookPoint, Positional, Transformer, host_values};
 use circuitry_spec::{DirectLogitAttributionParams, DlaComponent};
@@ -44,6 +46,16 @@ impl Kind for DirectLogitAttribution {
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         let (layers, heads) =
             selected_layers_heads(cx.config, params.layers.as_deref(), params.heads.as_deref())?;
+        if let Some(cap) = cx.config.logit_softcap {
+            return Err(AnalysisError::new(format!(
+                "the model soft-caps its logits (at {cap}), so no sum of direct contributions equals a logit; patch or ablate components instead"
+            )));
+        }
+        if cx.config.block_norms.post() {
+            return Err(AnalysisError::new(
+                "the model normalises attention's output before it joins the residual stream (post-norms), so neither a head's result nor an output bias is its share of it; patch or ablate components instead",
+            ));
+        }
         Ok(DirectLogitAttribution {
             layers,
             heads,

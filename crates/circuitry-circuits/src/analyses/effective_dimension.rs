@@ -84,7 +84,12 @@ impl Kind for EffectiveDimension {
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
         let cfg = cx.config;
-        check_site(cfg, params.site, params.site.needs_mlp(), "site")?;
+        check_site(
+            cfg,
+            params.site,
+            circuitry_models::HookKind::from(params.site),
+            "site",
+        )?;
         let (layers, heads) =
             selected_layers_heads(cfg, params.layers.as_deref(), params.heads.as_deref())?;
         let heads = if params.head_outputs {

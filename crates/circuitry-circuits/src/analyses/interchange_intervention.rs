@@ -42,7 +42,12 @@ impl Kind for InterchangeIntervention {
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<InterchangeRow>()];
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
-        super::check_site(cx.config, params.site, params.site.needs_mlp(), "site")?;
+        super::check_site(
+            cx.config,
+            params.site,
+            circuitry_models::HookKind::from(params.site),
+            "site",
+        )?;
         let layers = causal::layers(cx.config, params.layers.as_deref())?;
         causal::check_heads(cx.config, params.site, &params.heads)?;
         Ok(InterchangeIntervention {

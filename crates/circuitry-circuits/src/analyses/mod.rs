@@ -121,18 +121,55 @@ pub(crate) fn indices(
     })
 }
 
-/// A hook site must exist in the model: no MLP site (`needs_mlp`: an intervention `Site` or a
-/// `FeatureSite` that says so) in an attention-only model.
+/// Weight circuits read a head as linear maps between the residual stream and the logits or
+/// other heads (`W_Q W_K^T`, `W_V W_O`, `W_out W_U`). Refuses models where the path `what` reads
+/// is not linear: query/key norms for QK paths (`qk`), post-norms for paths out of a block (`out`),
+/// a logit soft-cap for paths into the logits (`logits`).
+pub(crate) fn check_linear_paths(
+    config: &ModelConfig,
+    qk: bool,
+    out: bool,
+    logits: bool,
+) -> Result<(), AnalysisError> {
+    let why = if qk && config.qk_norm != circuitry_models::QkNorm::None {
+        Some("it normalises queries and keys, so W_Q W_K^T does not give its attention scores")
+    } else if out && config.block_norms.post() {
+        Some(
+            "it normalises attention's and the MLPs' outputs (post-norms), so W_O and W_out do not give what they write",
+        )
+    } else if logits && config.logit_softcap.is_some() {
+        Some("it soft-caps its logits, so W_U does not give them")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(AnalysisError::new(format!(
+            "weight circuits do not describe this model: {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A hook site must exist in the model (see `circuitry_models::transformer::has_hook`): no MLP
+/// site in an attention-only model, no `resid_mid` where attention and MLP run in parallel.
 pub(crate) fn check_site(
     config: &ModelConfig,
     site: impl std::fmt::Display,
-    needs_mlp: bool,
+    kind: circuitry_models::HookKind,
     key: &str,
 ) -> Result<(), AnalysisError> {
-    if needs_mlp && config.attn_only {
+    use circuitry_models::HookKind;
+    if !circuitry_models::transformer::has_hook(config, kind) {
+        let why = match kind {
+            HookKind::ResidMid if !config.attn_only => {
+                "the model's attention and MLP read the same residual stream in parallel, so there is no stream between them"
+            }
+            _ if config.attn_only => "the model is attention-only (it has no MLPs)",
+            _ => "the model has no such hook",
+        };
         return Err(AnalysisError::at(
             key,
-            format!("site `{site}` does not exist: the model is attention-only (it has no MLPs)"),
+            format!("site `{site}` does not exist: {why}"),
         ));
     }
     Ok(())

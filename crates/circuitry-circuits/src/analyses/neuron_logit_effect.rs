@@ -34,6 +34,7 @@ impl Kind for NeuronLogitEffect {
     const TABLES: &'static [TableDecl] = &[TableDecl::main::<NeuronLogitEffectRow>()];
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        super::check_linear_paths(cx.config, false, true, true)?;
         Ok(NeuronLogitEffect {
             top_k: (params.top_k as usize).min(cx.config.d_vocab),
             selection: select_features(

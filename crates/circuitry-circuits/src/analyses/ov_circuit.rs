@@ -34,6 +34,7 @@ impl Kind for OvCircuit {
     const TABLES: &'static [TableDecl] = &[SCORES, TOP_PAIRS, SINGULAR_VALUES];
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        super::check_linear_paths(cx.config, false, true, true)?;
         let heads = selected_heads(cx.config, params.layers.as_deref(), params.heads.as_deref())?;
         Ok(OvCircuit { params, heads })
     }

@@ -54,7 +54,7 @@ impl Kind for Probe {
         super::check_site(
             cx.config,
             params.site.name(),
-            params.site.needs_mlp(),
+            circuitry_models::HookKind::from(params.site),
             "site",
         )?;
         let kind = HookKind::from(params.site);

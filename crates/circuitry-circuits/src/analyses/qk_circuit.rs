@@ -83,6 +83,7 @@ impl Kind for QkCircuit {
     const TABLES: &'static [TableDecl] = &[SCORES, TOP_PAIRS, POSITIONAL, SINGULAR_VALUES];
 
     fn build(params: Self::Params, cx: BuildContext) -> Result<Self, AnalysisError> {
+        super::check_linear_paths(cx.config, true, false, false)?;
         let heads = selected_heads(cx.config, params.layers.as_deref(), params.heads.as_deref())?;
         let positional = cx.config.positional == Positional::Learned && params.max_positions > 0;
         Ok(QkCircuit {

@@ -587,7 +587,8 @@ fn receiver_grads(model: &Transformer, run: &GradRun) -> Result<Tensor<4>> {
             let g = g.r4().map_err(|e| e.at(hook))?.swap_dims(1, 2); // [b, heads, t, dh]
             ln_grads.push(g.matmul(wt)); // [b, heads, t, d]
         }
-        parts.push(norm_vjp(block.ln1(), resid_pre, Tensor::cat(ln_grads, 1)));
+        let ln1 = block.ln1().expect("pre-norm blocks (checked by run)");
+        parts.push(norm_vjp(ln1, resid_pre, Tensor::cat(ln_grads, 1)));
         if let (Some(ln2), Some(mlp)) = (block.ln2(), block.mlp()) {
             let resid_mid = act(HookPoint::layer(l, HookKind::ResidMid))?;
             let g_pre = grad3(l, HookKind::MlpPre)?;
@@ -619,6 +620,10 @@ fn run(
         "edge attribution patching"
     };
     check_pairs(prompts, analysis)?;
+    // The receivers' gradients are taken by hand through pre-norm sequential blocks.
+    if let Some(reason) = model.config.nonstandard_blocks() {
+        return Err(InterventionError::UnsupportedModel { analysis, reason });
+    }
     let graph = Graph::new(model);
     let c = &model.config;
     let device = model.device();

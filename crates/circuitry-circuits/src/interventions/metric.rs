@@ -516,19 +516,7 @@ pub fn select_slots(x: Tensor<3>, slots: &[usize], s: usize) -> Tensor<3> {
 /// Logits at chosen slots of the residual stream after the last block: the model's final norm
 /// and unembedding, as in `Transformer::forward`, on `[rows, s]` positions only.
 pub fn logits_at(model: &Transformer, resid: Tensor<3>, slots: &[usize], s: usize) -> Tensor<3> {
-    let x = select_slots(resid, slots, s);
-    let [rows, s, d] = x.dims();
-    let scale = model.ln_final().scale(&x);
-    let normed = model.ln_final().apply(x, scale);
-    let logits =
-        normed
-            .reshape([rows * s, d])
-            .matmul(model.w_u())
-            .reshape([rows as i64, s as i64, -1]);
-    match model.b_u() {
-        Some(b_u) => logits + b_u.unsqueeze::<3>(),
-        None => logits,
-    }
+    model.decode(select_slots(resid, slots, s))
 }
 
 /// The normalised patching metric `(patched - corrupt) / (clean - corrupt)`: 1 where the patched

@@ -104,6 +104,11 @@ pub enum InterventionError {
     },
     #[error("empty batch: no prompts to run")]
     EmptyBatch,
+    #[error("{analysis} does not support this model: {reason}")]
+    UnsupportedModel {
+        analysis: &'static str,
+        reason: &'static str,
+    },
     #[error("{0}")]
     Config(String),
     /// A hook tensor missing or of the wrong rank (a bug in the caller).

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{JsonConfig, Mapper};
-use crate::config::{ActFn, Architecture, ModelConfig, NormKind, Positional};
+use crate::config::{ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm};
 use crate::error::LoadError;
 use crate::loading::TensorSource;
 use crate::weights::{BlockNames, HostTensor, Weights, names};
@@ -66,6 +66,12 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         eos_token_id: cfg.opt_u32("eos_token_id")?,
         pad_token_id: cfg.opt_u32("pad_token_id")?,
         sliding_window: None,
+        parallel_attn_mlp: false,
+        block_norms: BlockNorms::Pre,
+        qk_norm: QkNorm::None,
+        attn_scale: None,
+        attn_softcap: None,
+        logit_softcap: None,
     };
     config.validate().map_err(|issue| {
         let key = match issue.field {

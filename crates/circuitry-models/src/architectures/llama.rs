@@ -1,7 +1,10 @@
-//! Llama family (`LlamaForCausalLM`, and `MistralForCausalLM` / `Qwen2ForCausalLM` as
-//! configuration variants): RMSNorm, rotary embeddings, SwiGLU MLP, grouped-query attention,
-//! optional biases, tied or separate unembedding. Hugging Face `nn.Linear` weights are
-//! `[out, in]` and are transposed to `x @ W`.
+//! Llama family (`LlamaForCausalLM`, with `MistralForCausalLM`, `Qwen2ForCausalLM`,
+//! `Qwen3ForCausalLM`, `Phi3ForCausalLM` and `Olmo2ForCausalLM` as configuration variants):
+//! RMSNorm, rotary embeddings, SwiGLU MLP, grouped-query attention, optional biases, tied or
+//! separate unembedding; Mistral's and Phi-3's sliding window, Qwen3's per-head and OLMo-2's
+//! whole query/key norms, OLMo-2's post-norms, Phi-3's fused `qkv_proj` and `gate_up_proj`.
+//! Hugging Face `nn.Linear` weights are `[out, in]` and are transposed to `x @ W`. Gemma's
+//! checkpoints share this layout ([`super::gemma`] maps them with [`map_weights`]).
 //!
 //! Two checkpoint layouts: Hugging Face (`config.json`, `model.layers.N.*`) and GGUF
 //! (`llama.*` metadata, `blk.N.*` tensors, whose row-major shapes equal Hugging Face's), where
@@ -11,7 +14,10 @@
 use std::collections::BTreeMap;
 
 use super::{JsonConfig, Mapper};
-use crate::config::{ActFn, Architecture, ModelConfig, NormKind, Positional, RopeScaling};
+use crate::config::{
+    ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm, RopeScaling,
+    SlidingWindow,
+};
 use crate::error::LoadError;
 use crate::loading::TensorSource;
 use crate::loading::gguf::GgufMetadata;
@@ -23,7 +29,7 @@ const IGNORED: &[&str] = &[".rotary_emb.inv_freq"];
 /// The rotary scaling a config's `rope_scaling` / `rope_parameters` table (`r`, at `section`)
 /// asks for, read as transformers 4.48 reads each `rope_type`; `n_ctx` is the config's
 /// `max_position_embeddings`.
-fn rope_scaling(
+pub(crate) fn rope_scaling(
     cfg: &JsonConfig,
     section: &str,
     r: &serde_json::Value,
@@ -103,24 +109,20 @@ fn rope_scaling(
     })
 }
 
-pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadError> {
-    let model_type = cfg.str("model_type").unwrap_or("llama");
-    let d_model = cfg.usize("hidden_size")?;
-    let n_heads = cfg.usize("num_attention_heads")?;
-    if n_heads == 0 {
-        return Err(cfg.unsupported("num_attention_heads", "must be positive, found 0"));
-    }
-    let n_kv_heads = cfg.opt_usize("num_key_value_heads")?.unwrap_or(n_heads);
-    let d_head = cfg.opt_usize("head_dim")?.unwrap_or(d_model / n_heads);
+/// The rotary settings of a Llama-layout config: base, rotated features and scaling, and the
+/// key the base was read from (for errors). `n_ctx` is `max_position_embeddings`.
+pub(crate) fn rotary_from_json(
+    cfg: &JsonConfig,
+    d_head: usize,
+    n_ctx: usize,
+) -> Result<(f64, usize, RopeScaling, String), LoadError> {
     // transformers >= 5 nests rope settings in `rope_parameters`; older configs have `rope_theta`
     // and `rope_scaling`.
     let rope = cfg
         .get("rope_parameters")
         .or_else(|| cfg.get("rope_scaling"));
     let mut theta = cfg.opt_f64("rope_theta")?;
-    // Where the base was read, for errors.
     let mut theta_key = "rope_theta".to_string();
-    let n_ctx = cfg.opt_usize("max_position_embeddings")?.unwrap_or(2048);
     let mut scaling = RopeScaling::None;
     if let Some(r) = rope {
         let section = if cfg.get("rope_parameters").is_some() {
@@ -135,13 +137,58 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         }
     }
     let partial = cfg.opt_f64("partial_rotary_factor")?.unwrap_or(1.0);
-    let rotary_dim = ((d_head as f64) * partial).round() as usize;
+    // Truncated, as transformers computes `int(head_dim * partial_rotary_factor)`.
+    let dim = ((d_head as f64) * partial) as usize;
+    Ok((theta.unwrap_or(10000.0), dim, scaling, theta_key))
+}
+
+/// A [`ModelConfig::validate`] issue as an error at the Hugging Face key of the field.
+pub(crate) fn validate_json(
+    cfg: &JsonConfig,
+    config: &ModelConfig,
+    theta_key: &str,
+) -> Result<(), LoadError> {
+    config.validate().map_err(|issue| {
+        let key = match issue.field {
+            "d_model" => "hidden_size",
+            "n_layers" => "num_hidden_layers",
+            "n_heads" => "num_attention_heads",
+            "n_kv_heads" => "num_key_value_heads",
+            "d_head" => "head_dim",
+            "d_mlp" => "intermediate_size",
+            "d_vocab" => "vocab_size",
+            "n_ctx" => "max_position_embeddings",
+            "norm_eps" => "rms_norm_eps",
+            "rotary_dim" => "partial_rotary_factor",
+            "rotary_theta" => theta_key,
+            "rotary_local_theta" => "rope_local_base_freq",
+            "attn_scale" => "query_pre_attn_scalar",
+            "attn_softcap" => "attn_logit_softcapping",
+            "logit_softcap" => "final_logit_softcapping",
+            _ => issue.field,
+        };
+        cfg.unsupported(key, issue.message)
+    })
+}
+
+pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadError> {
+    let model_type = cfg.str("model_type").unwrap_or("llama");
+    let d_model = cfg.usize("hidden_size")?;
+    let n_heads = cfg.usize("num_attention_heads")?;
+    if n_heads == 0 {
+        return Err(cfg.unsupported("num_attention_heads", "must be positive, found 0"));
+    }
+    let n_kv_heads = cfg.opt_usize("num_key_value_heads")?.unwrap_or(n_heads);
+    let d_head = cfg.opt_usize("head_dim")?.unwrap_or(d_model / n_heads);
+    let n_ctx = cfg.opt_usize("max_position_embeddings")?.unwrap_or(2048);
+    let (theta, rotary_dim, scaling, theta_key) = rotary_from_json(cfg, d_head, n_ctx)?;
     let act_name = cfg.str("hidden_act").unwrap_or("silu");
     let act_fn = ActFn::from_hf_name(act_name)
         .ok_or_else(|| cfg.unsupported("hidden_act", format!("`{act_name}` is not supported")))?;
     // Qwen2 has biases on q/k/v only; Llama's `attention_bias` covers o_proj too.
     let (qkv_bias, attn_out_bias) = match model_type {
         "qwen2" => (true, false),
+        "phi3" => (false, false),
         _ => {
             let b = cfg.bool_or("attention_bias", false)?;
             (b, b)
@@ -150,14 +197,25 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
     // Mistral attends within `sliding_window`; Qwen2 configs carry one too but use it only with
     // `use_sliding_window`, and then only from layer `max_window_layers` on.
     let sliding_window = match model_type {
-        "mistral" => cfg.opt_usize("sliding_window")?,
+        "mistral" | "phi3" => cfg.opt_usize("sliding_window")?,
         "qwen2" if cfg.bool_or("use_sliding_window", false)? => {
             return Err(cfg.unsupported(
                 "use_sliding_window",
                 "Qwen2's per-layer sliding window is not supported",
             ));
         }
+        "qwen3" if cfg.bool_or("use_sliding_window", false)? => {
+            return Err(cfg.unsupported(
+                "use_sliding_window",
+                "Qwen3's per-layer sliding window is not supported",
+            ));
+        }
         _ => None,
+    };
+    let (block_norms, qk_norm) = match model_type {
+        "qwen3" => (BlockNorms::Pre, QkNorm::PerHead),
+        "olmo2" => (BlockNorms::Post, QkNorm::Whole),
+        _ => (BlockNorms::Pre, QkNorm::None),
     };
     let config = ModelConfig {
         architecture: Architecture::Llama,
@@ -172,9 +230,10 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         norm: NormKind::RmsNorm,
         norm_eps: cfg.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
         positional: Positional::Rotary {
-            theta: theta.unwrap_or(10000.0),
+            theta,
             dim: rotary_dim,
             scaling,
+            local_theta: None,
         },
         act_fn,
         gated_mlp: true,
@@ -187,62 +246,72 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         bos_token_id: cfg.opt_u32("bos_token_id")?,
         eos_token_id: cfg.opt_u32("eos_token_id")?,
         pad_token_id: cfg.opt_u32("pad_token_id")?,
-        sliding_window,
+        sliding_window: sliding_window.map(|size| SlidingWindow { size, layers: None }),
+        parallel_attn_mlp: false,
+        block_norms,
+        qk_norm,
+        attn_scale: None,
+        attn_softcap: None,
+        logit_softcap: None,
     };
-    config.validate().map_err(|issue| {
-        let key = match issue.field {
-            "d_model" => "hidden_size",
-            "n_layers" => "num_hidden_layers",
-            "n_heads" => "num_attention_heads",
-            "n_kv_heads" => "num_key_value_heads",
-            "d_head" => "head_dim",
-            "d_mlp" => "intermediate_size",
-            "d_vocab" => "vocab_size",
-            "n_ctx" => "max_position_embeddings",
-            "norm_eps" => "rms_norm_eps",
-            "rotary_dim" => "partial_rotary_factor",
-            "rotary_theta" => theta_key.as_str(),
-            _ => issue.field,
-        };
-        cfg.unsupported(key, issue.message)
-    })?;
+    validate_json(cfg, &config, &theta_key)?;
     Ok(config)
 }
 
-/// Where a checkpoint format keeps each Llama tensor. Hugging Face and GGUF differ only in
-/// names and in GGUF's row permutation of the query and key projections.
-struct NameScheme {
+/// Where a checkpoint format keeps each Llama-layout tensor. Hugging Face and GGUF differ only
+/// in names and in GGUF's row permutation of the query and key projections.
+pub(crate) struct NameScheme {
     embed: &'static str,
     final_norm: &'static str,
     lm_head: &'static str,
     /// Block prefix, e.g. `model.layers.` or `blk.`.
     block: &'static str,
-    ln1: &'static str,
-    ln2: &'static str,
+    /// The norms before attention and the MLP, for pre-norm models.
+    pre_norms: [&'static str; 2],
+    /// The norms of a block that has both pre- and post-norms: before attention, after it,
+    /// before the MLP, after it (Gemma 2 and 3).
+    pre_and_post_norms: [&'static str; 4],
+    /// The norms after attention and the MLP, for post-norm models (OLMo-2).
+    post_norms: [&'static str; 2],
+    /// Query and key norms.
+    qk_norms: [&'static str; 2],
     /// Query, key, value and output projections.
     attn: [&'static str; 4],
+    /// The fused query-key-value projection some checkpoints have instead (Phi-3).
+    fused_qkv: &'static str,
     /// Gate, up and down projections.
     mlp: [&'static str; 3],
+    /// The fused gate-up projection some checkpoints have instead (Phi-3).
+    fused_gate_up: &'static str,
     /// Query and key rows are permuted for llama.cpp's rotary layout (GGUF).
     permuted_qk: bool,
     /// Checkpoint tensors that are not weights.
-    ignored: &'static [&'static str],
+    pub(crate) ignored: &'static [&'static str],
 }
 
-const HF_NAMES: NameScheme = NameScheme {
+pub(crate) const HF_NAMES: NameScheme = NameScheme {
     embed: "model.embed_tokens.weight",
     final_norm: "model.norm.weight",
     lm_head: "lm_head.weight",
     block: "model.layers.",
-    ln1: "input_layernorm",
-    ln2: "post_attention_layernorm",
+    pre_norms: ["input_layernorm", "post_attention_layernorm"],
+    pre_and_post_norms: [
+        "input_layernorm",
+        "post_attention_layernorm",
+        "pre_feedforward_layernorm",
+        "post_feedforward_layernorm",
+    ],
+    post_norms: ["post_attention_layernorm", "post_feedforward_layernorm"],
+    qk_norms: ["self_attn.q_norm", "self_attn.k_norm"],
     attn: [
         "self_attn.q_proj",
         "self_attn.k_proj",
         "self_attn.v_proj",
         "self_attn.o_proj",
     ],
+    fused_qkv: "self_attn.qkv_proj",
     mlp: ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"],
+    fused_gate_up: "mlp.gate_up_proj",
     permuted_qk: false,
     ignored: IGNORED,
 };
@@ -252,10 +321,19 @@ const GGUF_NAMES: NameScheme = NameScheme {
     final_norm: "output_norm.weight",
     lm_head: "output.weight",
     block: "blk.",
-    ln1: "attn_norm",
-    ln2: "ffn_norm",
+    pre_norms: ["attn_norm", "ffn_norm"],
+    pre_and_post_norms: [
+        "attn_norm",
+        "post_attention_norm",
+        "ffn_norm",
+        "post_ffw_norm",
+    ],
+    post_norms: ["post_attention_norm", "post_ffw_norm"],
+    qk_norms: ["attn_q_norm", "attn_k_norm"],
     attn: ["attn_q", "attn_k", "attn_v", "attn_output"],
+    fused_qkv: "attn_qkv",
     mlp: ["ffn_gate", "ffn_up", "ffn_down"],
+    fused_gate_up: "ffn_up",
     permuted_qk: true,
     ignored: &[],
 };
@@ -266,7 +344,9 @@ pub(crate) fn load_weights(
     config: ModelConfig,
     source: &dyn TensorSource,
 ) -> Result<Weights, LoadError> {
-    map_weights(config, source, &HF_NAMES)
+    let mut m = Mapper::new(source);
+    map_weights(&mut m, &config, source, &HF_NAMES)?;
+    m.finish(config, "llama", HF_NAMES.ignored)
 }
 
 /// Maps the tensors of a llama GGUF file to canonical weights. GGUF `blk.N.*` names, shapes as
@@ -276,15 +356,18 @@ pub(crate) fn load_gguf_weights(
     config: ModelConfig,
     source: &dyn TensorSource,
 ) -> Result<Weights, LoadError> {
-    map_weights(config, source, &GGUF_NAMES)
+    let mut m = Mapper::new(source);
+    map_weights(&mut m, &config, source, &GGUF_NAMES)?;
+    m.finish(config, "llama", GGUF_NAMES.ignored)
 }
 
-fn map_weights(
-    config: ModelConfig,
+/// Reads every tensor of a Llama-layout checkpoint into `m` under canonical names.
+pub(crate) fn map_weights(
+    m: &mut Mapper,
+    config: &ModelConfig,
     source: &dyn TensorSource,
     names: &NameScheme,
-) -> Result<Weights, LoadError> {
-    let mut m = Mapper::new(source);
+) -> Result<(), LoadError> {
     let (d, v, mlp) = (config.d_model, config.d_vocab, config.d_mlp);
     let qd = config.n_heads * config.d_head;
     let kvd = config.n_kv_heads * config.d_head;
@@ -292,17 +375,63 @@ fn map_weights(
     for l in 0..config.n_layers {
         let n = |part: &str, kind: &str| format!("{}{l}.{part}.{kind}", names.block);
         let c = BlockNames::new(l);
-        let t = m.read(&n(names.ln1, "weight"), &[d])?;
-        m.put(&c.ln1_w, t);
+        let norms: Vec<(&str, &String)> = match config.block_norms {
+            BlockNorms::Pre => vec![
+                (names.pre_norms[0], &c.ln1_w),
+                (names.pre_norms[1], &c.ln2_w),
+            ],
+            BlockNorms::PreAndPost => names
+                .pre_and_post_norms
+                .into_iter()
+                .zip([&c.ln1_w, &c.ln1_post_w, &c.ln2_w, &c.ln2_post_w])
+                .collect(),
+            BlockNorms::Post => vec![
+                (names.post_norms[0], &c.ln1_post_w),
+                (names.post_norms[1], &c.ln2_post_w),
+            ],
+        };
+        for (name, ours) in norms {
+            let t = m.read(&n(name, "weight"), &[d])?;
+            m.put(ours, t);
+        }
+        let (q_width, k_width) = match config.qk_norm {
+            QkNorm::None => (0, 0),
+            QkNorm::PerHead => (config.d_head, config.d_head),
+            QkNorm::Whole => (qd, kvd),
+        };
+        if config.qk_norm != QkNorm::None {
+            for (name, ours, width) in [
+                (names.qk_norms[0], &c.q_norm_w, q_width),
+                (names.qk_norms[1], &c.k_norm_w, k_width),
+            ] {
+                let t = m.read(&n(name, "weight"), &[width])?;
+                m.put(ours, t);
+            }
+        }
         let permuted = |heads: usize| names.permuted_qk.then_some(heads);
         let [c_q, c_k, c_v] = c.qkv();
-        for (part, (ours_w, ours_b), out_dim, permuted_heads) in [
+        // Phi-3 keeps the three projections in one `[q; k; v]` matrix.
+        let fused = m.has(&n(names.fused_qkv, "weight")).then(|| {
+            let name = n(names.fused_qkv, "weight");
+            m.read(&name, &[qd + 2 * kvd, d])
+        });
+        let fused = fused.transpose()?;
+        for (i, (part, (ours_w, ours_b), out_dim, permuted_heads)) in [
             (names.attn[0], c_q, qd, permuted(config.n_heads)),
             (names.attn[1], c_k, kvd, permuted(config.n_kv_heads)),
             (names.attn[2], c_v, kvd, None),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let name = n(part, "weight");
-            let mut t = m.read(&name, &[out_dim, d])?;
+            let mut t = match &fused {
+                Some(all) => {
+                    let from = [0, qd, qd + kvd][i];
+                    all.rows(from, from + out_dim)
+                }
+                None => m.read(&name, &[out_dim, d])?,
+            };
             if let Some(heads) = permuted_heads {
                 t = unpermute_rows(&t, heads, source, &name)?;
             }
@@ -322,14 +451,23 @@ fn map_weights(
             let t = m.read(&n(names.attn[3], "bias"), &[d])?;
             m.put(&c.b_o, t);
         }
-        let t = m.read(&n(names.ln2, "weight"), &[d])?;
-        m.put(&c.ln2_w, t);
-        for (part, (ours_w, ours_b), shape) in [
+        // Phi-3 keeps gate and up in one `[gate; up]` matrix.
+        let gate_up = n(names.fused_gate_up, "weight");
+        let fused = (!m.has(&n(names.mlp[0], "weight")) && m.has(&gate_up))
+            .then(|| m.read(&gate_up, &[2 * mlp, d]))
+            .transpose()?;
+        for (i, (part, (ours_w, ours_b), shape)) in [
             (names.mlp[0], (&c.w_gate, &c.b_gate), [mlp, d]),
             (names.mlp[1], (&c.w_in, &c.b_in), [mlp, d]),
             (names.mlp[2], (&c.w_out, &c.b_out), [d, mlp]),
-        ] {
-            let t = m.read(&n(part, "weight"), &shape)?;
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = match &fused {
+                Some(all) if i < 2 => all.rows(i * mlp, (i + 1) * mlp),
+                _ => m.read(&n(part, "weight"), &shape)?,
+            };
             m.put(ours_w, t.transposed());
             if config.mlp_bias {
                 let t = m.read(&n(part, "bias"), &[shape[0]])?;
@@ -339,10 +477,10 @@ fn map_weights(
     }
     let t = m.read(names.final_norm, &[d])?;
     m.put(canonical::LN_FINAL_W, t);
-    let w_u = m.unembedding(names.lm_head, &w_e, &config)?;
+    let w_u = m.unembedding(names.lm_head, &w_e, config)?;
     m.put(canonical::W_E, w_e);
     m.put(canonical::W_U, w_u);
-    m.finish(config, "llama", names.ignored)
+    Ok(())
 }
 
 /// The configuration of a `general.architecture = llama` GGUF file, from its `llama.*` metadata
@@ -466,6 +604,7 @@ pub(crate) fn config_from_gguf(
                 .opt_usize("llama.rope.dimension_count")?
                 .unwrap_or(d_head),
             scaling: RopeScaling::None,
+            local_theta: None,
         },
         act_fn: ActFn::Silu,
         gated_mlp: true,
@@ -480,6 +619,12 @@ pub(crate) fn config_from_gguf(
         eos_token_id: meta.opt_u32("tokenizer.ggml.eos_token_id")?,
         pad_token_id: meta.opt_u32("tokenizer.ggml.padding_token_id")?,
         sliding_window: None,
+        parallel_attn_mlp: false,
+        block_norms: BlockNorms::Pre,
+        qk_norm: QkNorm::None,
+        attn_scale: None,
+        attn_softcap: None,
+        logit_softcap: None,
     };
     config.validate().map_err(|issue| {
         let key = match issue.field {

@@ -1,7 +1,9 @@
 //! Checkpoint families. Each file translates one family's configuration and tensor names into
 //! [`ModelConfig`] and canonical [`Weights`]; this is the only place checkpoint names appear.
 
+pub mod gemma;
 pub mod gpt2;
+pub mod gpt_neox;
 pub mod llama;
 
 use std::collections::{BTreeMap, BTreeSet};

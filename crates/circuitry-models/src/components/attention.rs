@@ -5,7 +5,9 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use crate::cache::HookContext;
+use crate::components::norm::Norm;
 use crate::components::rotary::RotaryTables;
+use crate::config::QkNorm;
 use crate::hooks::{HookKind, HookPoint};
 use crate::linear;
 
@@ -25,6 +27,16 @@ pub struct Attention {
     pub(crate) b_v: Option<Param<Tensor<1>>>,
     pub(crate) w_o: Param<Tensor<2>>,
     pub(crate) b_o: Option<Param<Tensor<1>>>,
+    /// Query and key norms, with `qk_norm`.
+    pub(crate) q_norm: Option<Norm>,
+    pub(crate) k_norm: Option<Norm>,
+    #[module(skip)]
+    pub(crate) qk_norm: QkNorm,
+    /// What scores are divided by (`sqrt(d_head)` unless the model says otherwise).
+    #[module(skip)]
+    pub(crate) divisor: f64,
+    #[module(skip)]
+    pub(crate) softcap: Option<f64>,
     #[module(skip)]
     pub(crate) n_heads: usize,
     #[module(skip)]
@@ -130,6 +142,10 @@ impl Attention {
         let mut q = hooks.h4(hp(HookKind::Q), q);
         let mut k = hooks.h4(hp(HookKind::K), k);
         let v = hooks.h4(hp(HookKind::V), v);
+        if let (Some(q_norm), Some(k_norm)) = (&self.q_norm, &self.k_norm) {
+            q = hooks.h4(hp(HookKind::QNormed), self.normalise(q_norm, q));
+            k = hooks.h4(hp(HookKind::KNormed), self.normalise(k_norm, k));
+        }
         if let Some(rot) = rotary {
             q = hooks.h4(hp(HookKind::RotQ), rot.apply(q));
             k = hooks.h4(hp(HookKind::RotK), rot.apply(k));
@@ -152,7 +168,10 @@ impl Attention {
         let q = q.swap_dims(1, 2);
         let k = k.swap_dims(1, 2);
         let v = v.swap_dims(1, 2);
-        let scores = q.matmul(k.transpose()) / (dh as f64).sqrt();
+        let mut scores = q.matmul(k.transpose()) / self.divisor;
+        if let Some(cap) = self.softcap {
+            scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+        }
         let mut scores =
             scores.mask_fill(mask.causal.clone().expand([b, h, t, tk]), f32::NEG_INFINITY);
         if let Some(pad) = &mask.padding {
@@ -177,6 +196,31 @@ impl Attention {
             None => out,
         };
         (out, kv)
+    }
+
+    /// `x` (`[batch, pos, heads, d_head]`) through a query or key norm: over each head's
+    /// features, or over all heads' together.
+    fn normalise(&self, norm: &Norm, x: Tensor<4>) -> Tensor<4> {
+        let [b, t, h, dh] = x.dims();
+        let x = match self.qk_norm {
+            QkNorm::Whole => x.reshape([b, t, h * dh]),
+            QkNorm::PerHead | QkNorm::None => x.reshape([b, t * h, dh]),
+        };
+        let scale = norm.scale(&x);
+        norm.apply(x, scale).reshape([b, t, h, dh])
+    }
+
+    /// The query norm (models with `qk_norm`): over `d_head` or `n_heads * d_head` features.
+    pub fn q_norm(&self) -> Option<&Norm> {
+        self.q_norm.as_ref()
+    }
+    /// The key norm (models with `qk_norm`).
+    pub fn k_norm(&self) -> Option<&Norm> {
+        self.k_norm.as_ref()
+    }
+    /// What attention scores are divided by.
+    pub fn divisor(&self) -> f64 {
+        self.divisor
     }
 
     /// `W_Q`, `[d_model, n_heads * d_head]`.

@@ -9,6 +9,21 @@ use circuitry_models::{Processing, Transformer, load_model};
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use circuitry_testkit::{RefTensor, fixture_dir, load_reference};
 
+/// Every tiny fixture model with reference activations: one per architecture and variant
+/// (GPT-2, Llama; GPT-NeoX, Gemma 1/2/3, Qwen3, OLMo-2 and Phi-3 from
+/// `scripts/reference/architectures.py`).
+pub const FIXTURE_MODELS: &[&str] = &[
+    "gpt2-tiny",
+    "llama-tiny",
+    "gptneox-tiny",
+    "gemma-tiny",
+    "gemma2-tiny",
+    "gemma3-tiny",
+    "qwen3-tiny",
+    "olmo2-tiny",
+    "phi3-tiny",
+];
+
 /// The model in directory `dir` (a fixture or a checkpoint a test wrote), with `processing`.
 pub fn load_dir(dir: &Path, processing: Processing) -> Transformer {
     load_model(

@@ -1,0 +1,171 @@
+//! Every architecture through the binary, on the tiny Hugging Face fixtures
+//! (`scripts/reference/architectures.py`): `circuitry inspect` describes what sets each apart,
+//! and an experiment of patching, attribution patching and attention patterns runs on each and
+//! behaves as patching must (restoring the one corrupted token's embedding restores the clean
+//! run; patching a position both runs share changes nothing).
+
+use crate::common;
+
+use common::*;
+
+/// Each fixture with lines `circuitry inspect` must print for it.
+const MODELS: &[(&str, &[&str])] = &[
+    (
+        "gptneox-tiny",
+        &[
+            "architecture   gpt_neox",
+            "attention and MLP in parallel",
+            "4 dims",
+        ],
+    ),
+    (
+        "gemma-tiny",
+        &["architecture   gemma", "key/value heads 1", "d_head 24"],
+    ),
+    (
+        "gemma2-tiny",
+        &[
+            "pre- and post-norms",
+            "scores / 5.65",
+            "soft-capped at 5",
+            "sliding window of 4 keys in layers 0",
+            "logits         soft-capped at 3",
+        ],
+    ),
+    (
+        "gemma3-tiny",
+        &[
+            "query/key norms per head",
+            "sliding window of 4 keys in layers 0, 2",
+            "linear scaling x4; sliding-window layers theta 10000, unscaled",
+        ],
+    ),
+    (
+        "qwen3-tiny",
+        &["query/key norms per head", "attn.hook_q_normed"],
+    ),
+    (
+        "olmo2-tiny",
+        &[
+            "post-norms (ln1_post, ln2_post)",
+            "query/key norms over all heads",
+        ],
+    ),
+    ("phi3-tiny", &["sliding window of 6 keys", "8 dims"]),
+];
+
+#[test]
+fn inspect_describes_every_architecture() {
+    for (name, lines) in MODELS {
+        let o = circuitry(&["inspect", fixture(name).to_str().unwrap(), "--hooks"]);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for line in *lines {
+            assert!(stdout.contains(line), "{name}: no `{line}` in\n{stdout}");
+        }
+        // Parallel blocks have no stream between attention and MLP.
+        assert_eq!(
+            stdout.contains("hook_resid_mid"),
+            *name != "gptneox-tiny",
+            "{name}:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn patching_runs_and_behaves_on_every_architecture() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, _) in MODELS {
+        let toml = format!(
+            r#"
+name = "architectures"
+[models.m]
+path = "{path}"
+tokenizer = "{tokenizer}"
+[datasets.pair]
+tokens = [
+  {{ ids = [5, 6, 7, 8, 9, 10, 11, 12], corrupt = [5, 40, 7, 8, 9, 10, 11, 12], answers = {{ A = 20, B = 21 }} }},
+  {{ ids = [30, 31, 32, 33, 34, 35], corrupt = [30, 50, 32, 33, 34, 35], answers = {{ A = 22, B = 23 }} }},
+]
+[analyses.resid]
+kind = "activation_patching"
+model = "m"
+dataset = "pair"
+site = "resid_pre"
+positions = "each"
+metric = {{ logit_diff = ["A", "B"] }}
+[analyses.attribution]
+kind = "attribution_patching"
+model = "m"
+dataset = "pair"
+metric = {{ logit_diff = ["A", "B"] }}
+[analyses.patterns]
+kind = "attention_pattern"
+model = "m"
+dataset = "pair"
+"#,
+            path = fixture(name).display(),
+            tokenizer = fixture("llama-tiny").join("tokenizer.json").display(),
+        );
+        let file = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&file, toml).unwrap();
+        let out = tmp.path().join(name);
+        run_ok(&file, &out, &[]);
+        let out = out.join("architectures");
+        let resid = read_table(&out.join("resid.parquet"));
+        let (prompt, layer, pos) = (
+            resid.u32("prompt"),
+            resid.i32("layer"),
+            resid.i32("position"),
+        );
+        let (metric, clean, corrupt) = (
+            resid.f64("metric"),
+            resid.f64("metric_clean"),
+            resid.f64("metric_corrupt"),
+        );
+        let mut checked = 0;
+        for i in 0..resid.rows() {
+            assert!(metric[i].is_finite(), "{name}: row {i}");
+            assert!(
+                (clean[i] - corrupt[i]).abs() > 1e-3,
+                "{name}: clean and corrupt agree, the test shows nothing"
+            );
+            let want = match (layer[i], pos[i]) {
+                // The corrupted token's embedding, restored: the clean run.
+                (Some(0), Some(1)) => clean[i],
+                // A token both prompts share, at any layer before attention mixed the runs: the
+                // corrupt run.
+                (Some(0), Some(0)) => corrupt[i],
+                _ => continue,
+            };
+            assert!(
+                (metric[i] - want).abs() < 1e-4,
+                "{name} prompt {} layer 0 position {:?}: {} vs {want}",
+                prompt[i],
+                pos[i],
+                metric[i]
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 4, "{name}");
+        let attribution = read_table(&out.join("attribution.parquet"));
+        assert!(attribution.rows() > 0, "{name}");
+        let columns = attribution.columns();
+        let value = columns
+            .iter()
+            .find(|c| *c == "attribution")
+            .unwrap_or_else(|| panic!("{name}: columns {columns:?}"));
+        assert!(
+            attribution.f64(value).iter().all(|x| x.is_finite()),
+            "{name}: non-finite attribution"
+        );
+        assert!(
+            read_table(&out.join("patterns.parquet")).rows() > 0,
+            "{name}"
+        );
+    }
+}
