@@ -151,7 +151,7 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         attn_softcap: cfg.opt_f64("attn_logit_softcapping")?,
         logit_softcap: cfg.opt_f64("final_logit_softcapping")?,
     };
-    validate_json(cfg, &config, &theta_key)?;
+    validate_json(cfg, &config, &[("rotary_theta", &theta_key)])?;
     Ok(config)
 }
 

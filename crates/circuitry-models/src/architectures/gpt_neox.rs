@@ -4,7 +4,7 @@
 //! attention and MLP in parallel (`use_parallel_residual`, the default) or in sequence, and a
 //! separate unembedding `embed_out`. `nn.Linear` weights are `[out, in]`, transposed to `x @ W`.
 
-use super::llama::rope_scaling;
+use super::llama::{rope_scaling, validate_json};
 use super::{JsonConfig, Mapper};
 use crate::config::{
     ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm, RopeScaling,
@@ -91,21 +91,17 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         attn_softcap: None,
         logit_softcap: None,
     };
-    config.validate().map_err(|issue| {
-        let key = match issue.field {
-            "d_model" => "hidden_size",
-            "n_layers" => "num_hidden_layers",
-            "n_heads" | "n_kv_heads" | "d_head" => "num_attention_heads",
-            "d_mlp" => "intermediate_size",
-            "d_vocab" => "vocab_size",
-            "n_ctx" => "max_position_embeddings",
-            "norm_eps" => "layer_norm_eps",
-            "rotary_dim" => pct_key,
-            "rotary_theta" => theta_key,
-            _ => issue.field,
-        };
-        cfg.unsupported(key, issue.message)
-    })?;
+    validate_json(
+        cfg,
+        &config,
+        &[
+            ("n_kv_heads", "num_attention_heads"),
+            ("d_head", "num_attention_heads"),
+            ("norm_eps", "layer_norm_eps"),
+            ("rotary_dim", pct_key),
+            ("rotary_theta", theta_key),
+        ],
+    )?;
     Ok(config)
 }
 

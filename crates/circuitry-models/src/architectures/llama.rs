@@ -142,14 +142,17 @@ pub(crate) fn rotary_from_json(
     Ok((theta.unwrap_or(10000.0), dim, scaling, theta_key))
 }
 
-/// A [`ModelConfig::validate`] issue as an error at the Hugging Face key of the field.
+/// A [`ModelConfig::validate`] issue as an error at the Hugging Face key of the field: the
+/// family's own key where `keys` (field, key) names one, Llama's otherwise.
 pub(crate) fn validate_json(
     cfg: &JsonConfig,
     config: &ModelConfig,
-    theta_key: &str,
+    keys: &[(&str, &str)],
 ) -> Result<(), LoadError> {
     config.validate().map_err(|issue| {
+        let own = keys.iter().find(|(field, _)| *field == issue.field);
         let key = match issue.field {
+            _ if own.is_some() => own.expect("just found").1,
             "d_model" => "hidden_size",
             "n_layers" => "num_hidden_layers",
             "n_heads" => "num_attention_heads",
@@ -160,7 +163,7 @@ pub(crate) fn validate_json(
             "n_ctx" => "max_position_embeddings",
             "norm_eps" => "rms_norm_eps",
             "rotary_dim" => "partial_rotary_factor",
-            "rotary_theta" => theta_key,
+            "rotary_theta" => "rope_theta",
             "rotary_local_theta" => "rope_local_base_freq",
             "attn_scale" => "query_pre_attn_scalar",
             "attn_softcap" => "attn_logit_softcapping",
@@ -254,7 +257,7 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
         attn_softcap: None,
         logit_softcap: None,
     };
-    validate_json(cfg, &config, &theta_key)?;
+    validate_json(cfg, &config, &[("rotary_theta", &theta_key)])?;
     Ok(config)
 }
 
