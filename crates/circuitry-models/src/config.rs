@@ -126,7 +126,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// How position enters the model.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Positional {
     /// A learned table `W_pos [n_ctx, d_model]` added to the token embedding.
@@ -147,7 +147,7 @@ pub enum Positional {
 
 /// How rotary frequencies are rescaled for long contexts, exactly as Hugging Face transformers
 /// 4.48 defines each `rope_type` (`modeling_rope_utils.py`); `components::rotary` computes them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum RopeScaling {
     /// The plain frequencies `theta^(-2i/dim)`.
@@ -178,12 +178,28 @@ pub enum RopeScaling {
         beta_slow: f64,
         attention_factor: f64,
     },
+    /// Every frequency divided by its own factor, one per rotated pair: llama.cpp's
+    /// `rope_freqs` tensor, which its converter computes from Llama 3's `rope_scaling` (GGUF
+    /// files carry the factors, not the parameters).
+    Factors { factors: Vec<f64> },
 }
 
 /// How `circuitry inspect` describes the scaling.
 impl std::fmt::Display for RopeScaling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
+            RopeScaling::Factors { ref factors } => {
+                let (lo, hi) = factors
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                        (lo.min(x), hi.max(x))
+                    });
+                write!(
+                    f,
+                    "per-frequency factors {lo}..{hi} ({} frequencies, from the file's rope_freqs)",
+                    factors.len()
+                )
+            }
             RopeScaling::None => write!(f, "no scaling"),
             RopeScaling::Linear { factor } => write!(f, "linear scaling x{factor}"),
             RopeScaling::Dynamic {

@@ -27,8 +27,14 @@ pub enum LoadError {
         "{path}: unsupported architecture `{found}`; supported: GPT2LMHeadModel (gpt2), LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM (llama)"
     )]
     UnsupportedArchitecture { path: PathBuf, found: String },
-    #[error("{path}: GGUF `general.architecture` is `{found}`; supported in GGUF files: llama")]
-    UnsupportedGgufArchitecture { path: PathBuf, found: String },
+    #[error(
+        "{path}: GGUF `general.architecture` is `{found}`; supported in GGUF files: {supported} (for the others, load the Hugging Face checkpoint)"
+    )]
+    UnsupportedGgufArchitecture {
+        path: PathBuf,
+        found: String,
+        supported: String,
+    },
     #[error("{path}: tensor `{name}` is missing (expected shape {expected:?})")]
     MissingTensor {
         path: PathBuf,

@@ -4,12 +4,13 @@ use std::path::Path;
 
 use burn::prelude::Device;
 
+use crate::architectures::llama::GgufArch;
 use crate::architectures::{self, JsonConfig};
 use crate::config::{Architecture, ModelConfig};
 use crate::error::LoadError;
+use crate::loading::ModelSource;
 use crate::loading::gguf::GgufFile;
 use crate::loading::safetensors_dir::SafetensorsDir;
-use crate::loading::{ModelSource, TensorSource};
 use crate::processing::{Processing, process};
 use crate::tokenizer::Tokenizer;
 use crate::transformer::Transformer;
@@ -56,15 +57,33 @@ fn hf_family(path: &Path, json: &serde_json::Value) -> Result<Family, LoadError>
     }
 }
 
-/// Which family a GGUF file describes (only `llama` is read).
-fn gguf_family(path: &Path, file: &GgufFile) -> Result<Family, LoadError> {
-    match file.architecture()? {
-        "llama" => Ok(Family::Llama),
-        other => Err(LoadError::UnsupportedGgufArchitecture {
-            path: path.to_path_buf(),
-            found: other.to_string(),
-        }),
+/// The architectures read from GGUF files: GPT-NeoX, or one read through the Llama layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GgufFamily {
+    GptNeox,
+    LlamaLayout(GgufArch),
+}
+
+/// llama.cpp's name for GPT-NeoX.
+const GGUF_GPT_NEOX: &str = "gptneox";
+
+/// Which architecture a GGUF file describes.
+fn gguf_family(path: &Path, file: &GgufFile) -> Result<GgufFamily, LoadError> {
+    let found = file.architecture()?;
+    if found == GGUF_GPT_NEOX {
+        return Ok(GgufFamily::GptNeox);
     }
+    GgufArch::from_name(found)
+        .map(GgufFamily::LlamaLayout)
+        .ok_or_else(|| {
+            let mut supported: Vec<&str> = GgufArch::ALL.map(GgufArch::name).to_vec();
+            supported.push(GGUF_GPT_NEOX);
+            LoadError::UnsupportedGgufArchitecture {
+                path: path.to_path_buf(),
+                found: found.to_string(),
+                supported: supported.join(", "),
+            }
+        })
 }
 
 /// The configuration of a model, read from its metadata without loading the weights.
@@ -85,8 +104,12 @@ pub fn read_config(source: &ModelSource) -> Result<ModelConfig, LoadError> {
         }
         ModelSource::Gguf(path) => {
             let file = GgufFile::open(path)?;
-            gguf_family(path, &file)?;
-            architectures::llama::config_from_gguf(file.metadata(), &file.shapes())
+            match gguf_family(path, &file)? {
+                GgufFamily::GptNeox => architectures::gpt_neox::config_from_gguf(&file),
+                GgufFamily::LlamaLayout(arch) => {
+                    architectures::llama::config_from_gguf(arch, &file)
+                }
+            }
         }
     }
 }
@@ -106,7 +129,15 @@ pub fn load_weights(source: &ModelSource) -> Result<Weights, LoadError> {
         }
         ModelSource::Gguf(path) => {
             let file = GgufFile::open(path)?;
-            architectures::llama::load_gguf_weights(config, &file)
+            match gguf_family(path, &file)? {
+                GgufFamily::GptNeox => architectures::gpt_neox::load_gguf_weights(config, &file),
+                GgufFamily::LlamaLayout(arch) if arch.is_gemma() => {
+                    architectures::gemma::load_gguf_weights(config, arch, &file)
+                }
+                GgufFamily::LlamaLayout(arch) => {
+                    architectures::llama::load_gguf_weights(config, arch, &file)
+                }
+            }
         }
     }
 }

@@ -253,17 +253,17 @@ impl Transformer {
                 scaling,
             )
         };
-        let (rotary, local_rotary) = match cfg.positional {
-            Positional::Rotary {
+        let (rotary, local_rotary) = match &cfg.positional {
+            &Positional::Rotary {
                 theta,
                 dim,
-                scaling,
+                ref scaling,
                 local_theta,
             } if first < last => {
                 let local = local_theta.filter(|_| window_mask.is_some());
                 let global =
                     (local.is_none() || any_global).then(|| rotary_table(dim, theta, scaling));
-                let local = local.map(|lt| rotary_table(dim, lt, RopeScaling::None));
+                let local = local.map(|lt| rotary_table(dim, lt, &RopeScaling::None));
                 (global, local)
             }
             _ => (None, None),

@@ -16,6 +16,16 @@ fn fixture(name: &str) -> PathBuf {
     fixture_dir("gguf").join(name)
 }
 
+/// The `ids` of an expected case.
+fn expected_ids(case: &Value) -> Vec<u32> {
+    case["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect()
+}
+
 #[test]
 fn token_ids_and_decoding_match_transformers() {
     let expected: Value =
@@ -37,12 +47,7 @@ fn token_ids_and_decoding_match_transformers() {
         );
         for case in file["cases"].as_array().unwrap() {
             let text = case["text"].as_str().unwrap();
-            let want: Vec<u32> = case["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
+            let want = expected_ids(case);
             let got = tokenizer.encode(text).unwrap();
             assert_eq!(got, want, "{name}: {text:?}");
             assert_eq!(
@@ -87,4 +92,42 @@ fn unsupported_tokenizer_model_is_an_error_naming_file_and_key() {
         err.contains("quants.gguf") && err.contains("tokenizer.ggml.model"),
         "{err}"
     );
+}
+
+/// A sentencepiece BPE vocabulary (`tokenizer.ggml.model = "llama"`) encodes and decodes as
+/// sentencepiece itself does (`scripts/reference/gguf_sentencepiece.py` trained the model and
+/// recorded its ids): merges by score, the dummy prefix, spaces as `▁`, byte fallback for
+/// characters outside the vocabulary, a user-defined piece matched whole.
+#[test]
+fn sentencepiece_ids_and_decoding_match_sentencepiece() {
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tokenizer-spm.expected.json")).unwrap(),
+    )
+    .unwrap();
+    let tokenizer =
+        Tokenizer::from_gguf(&GgufFile::open(&fixture("tokenizer-spm.gguf")).unwrap()).unwrap();
+    assert_eq!(tokenizer.bos_token_id, Some(1));
+    let cases = expected["cases"].as_array().unwrap();
+    assert!(cases.len() >= 8);
+    let mut bytes_seen = false;
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let want = expected_ids(case);
+        let got = tokenizer.encode(text).unwrap();
+        assert_eq!(
+            got,
+            want,
+            "{text:?}: {} vs {}",
+            tokenizer.pieces(&got),
+            tokenizer.pieces(&want)
+        );
+        assert_eq!(
+            tokenizer.decode(&got),
+            case["decoded"].as_str().unwrap(),
+            "decoding {text:?}"
+        );
+        bytes_seen |= got.iter().any(|&id| (3..259).contains(&id));
+    }
+    // The texts reach the byte pieces (ids 3.. after unk, bos, eos... and the user piece).
+    assert!(bytes_seen);
 }

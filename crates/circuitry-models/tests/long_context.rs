@@ -45,7 +45,7 @@ fn rotary_scaling_equals_transformers() {
             dim,
             scaling,
             ..
-        } = model.config.positional
+        } = model.config.positional.clone()
         else {
             panic!("{kind}: a rotary model");
         };
@@ -57,7 +57,7 @@ fn rotary_scaling_equals_transformers() {
             .collect();
         let len = ids[0].len();
 
-        let (inv_freq, factor) = frequencies(dim, theta, scaling, len);
+        let (inv_freq, factor) = frequencies(dim, theta, &scaling, len);
         let want = floats(&r["inv_freq"]);
         for (got, want) in inv_freq.iter().zip(&want) {
             assert!(

@@ -5,6 +5,7 @@ mod common;
 
 mod config_and_vocabulary;
 mod fixtures_forward;
+mod gguf_architectures;
 mod gguf_corrupt;
 mod gguf_llama;
 mod gguf_reader;

@@ -267,7 +267,7 @@ pub fn inspect(location: &str, hooks: bool) -> Result<(), Failure> {
     say!("  vocabulary     {}", c.d_vocab);
     say!("  context        {}", c.n_ctx);
     say!("  norm           {:?} (eps {})", c.norm, c.norm_eps as f32);
-    match c.positional {
+    match &c.positional {
         Positional::Learned => say!("  positions      learned"),
         Positional::Rotary {
             theta,
@@ -354,7 +354,8 @@ fn attention_layout(c: &circuitry_models::ModelConfig) -> String {
     use circuitry_models::QkNorm;
     let mut parts = vec![match c.attn_scale {
         None => "scores / sqrt(d_head)".to_string(),
-        Some(s) => format!("scores / {s}"),
+        // To four decimals, so that a GGUF file's f32 scale and a config's f64 one read the same.
+        Some(s) => format!("scores / {}", (s * 1e4).round() / 1e4),
     }];
     if let Some(cap) = c.attn_softcap {
         parts.push(format!("soft-capped at {cap}"));

@@ -169,3 +169,36 @@ dataset = "pair"
         );
     }
 }
+
+#[test]
+fn inspect_describes_a_converted_gguf_file_as_its_hugging_face_checkpoint() {
+    // (GGUF file under tests/fixtures/gguf, the Hugging Face fixture it was converted from).
+    for (gguf, hf) in [
+        ("arch-qwen3.gguf", "qwen3-tiny"),
+        ("arch-olmo2.gguf", "olmo2-tiny"),
+        ("arch-phi3.gguf", "phi3-tiny"),
+        ("arch-gemma.gguf", "gemma-tiny"),
+        ("arch-gemma2.gguf", "gemma2-tiny"),
+        ("arch-gemma3.gguf", "gemma3-tiny"),
+        ("arch-gptneox.gguf", "gptneox-tiny"),
+        ("arch-llama-rope-linear.gguf", "rope-linear"),
+    ] {
+        let describe = |path: std::path::PathBuf| {
+            let o = circuitry(&["inspect", path.to_str().unwrap(), "--hooks"]);
+            assert!(
+                o.status.success(),
+                "{gguf}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            // Everything but the first line, which names the file.
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let from_gguf = describe(fixture("gguf").join(gguf));
+        assert!(from_gguf.contains("hook points"), "{gguf}:\n{from_gguf}");
+        assert_eq!(from_gguf, describe(fixture(hf)), "{gguf} vs {hf}");
+    }
+}

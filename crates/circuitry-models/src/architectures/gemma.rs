@@ -5,8 +5,9 @@
 //! transpose). Gemma 2 adds post-norms, attention scaled by `query_pre_attn_scalar`, attention
 //! and logit soft-capping, and a sliding window in alternate layers; Gemma 3 adds per-head
 //! query/key norms, its own layer pattern, and a separate rotary base for its window layers.
+//! All three are also read from GGUF files (`general.architecture` gemma, gemma2, gemma3).
 
-use super::llama::{HF_NAMES, map_weights, rotary_from_json, validate_json};
+use super::llama::{GgufArch, HF_NAMES, map_weights, rotary_from_json, validate_json};
 use super::{JsonConfig, Mapper};
 use crate::config::{
     ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm, SlidingWindow,
@@ -180,10 +181,29 @@ pub(crate) fn load_weights(
             t.data.iter_mut().for_each(|w| *w += 1.0);
         }
     }
-    // In f32, as transformers' `normalizer` (a tensor of the hidden states' dtype).
+    scale_embedding(&mut m, &config);
+    m.finish(config, "gemma", HF_NAMES.ignored)
+}
+
+/// Maps a `gemma`, `gemma2` or `gemma3` GGUF file to canonical weights: llama.cpp's converter
+/// already stored every norm as `1 + w`, and leaves the embedding unscaled, as Hugging Face does.
+pub(crate) fn load_gguf_weights(
+    config: ModelConfig,
+    arch: GgufArch,
+    source: &dyn TensorSource,
+) -> Result<Weights, LoadError> {
+    let names = arch.names();
+    let mut m = Mapper::new(source);
+    map_weights(&mut m, &config, source, names)?;
+    scale_embedding(&mut m, &config);
+    m.finish(config, arch.name(), names.ignored)
+}
+
+/// Folds Gemma's `sqrt(d_model)` input scaling into `W_E` (after the tied unembedding was
+/// taken from it), in f32 as transformers' `normalizer` (a tensor of the hidden states' dtype).
+fn scale_embedding(m: &mut Mapper, config: &ModelConfig) {
     let scale = (config.d_model as f64).sqrt() as f32;
     if let Some(w_e) = m.out.get_mut(canonical::W_E) {
         w_e.data.iter_mut().for_each(|x| *x *= scale);
     }
-    m.finish(config, "gemma", HF_NAMES.ignored)
 }

@@ -11,8 +11,6 @@
 //! llama.cpp's converter has permuted the rows of the query and key projections for its
 //! interleaved rotary layout; loading undoes that permutation as transformers does.
 
-use std::collections::BTreeMap;
-
 use super::{JsonConfig, Mapper};
 use crate::config::{
     ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm, RopeScaling,
@@ -20,7 +18,7 @@ use crate::config::{
 };
 use crate::error::LoadError;
 use crate::loading::TensorSource;
-use crate::loading::gguf::GgufMetadata;
+use crate::loading::gguf::{GgufFile, GgufMetadata};
 use crate::weights::{BlockNames, HostTensor, Weights, names as canonical};
 
 /// Buffers some checkpoints carry that are not weights.
@@ -338,7 +336,14 @@ const GGUF_NAMES: NameScheme = NameScheme {
     mlp: ["ffn_gate", "ffn_up", "ffn_down"],
     fused_gate_up: "ffn_up",
     permuted_qk: true,
-    ignored: &[],
+    // Read into the configuration, not the weights.
+    ignored: &[ROPE_FREQS],
+};
+
+/// llama.cpp's names for the architectures it runs with the NEOX rotary layout (no permutation).
+const GGUF_NEOX_NAMES: NameScheme = NameScheme {
+    permuted_qk: false,
+    ..GGUF_NAMES
 };
 
 /// Maps a Hugging Face Llama checkpoint to canonical weights (`nn.Linear` weights are
@@ -352,16 +357,17 @@ pub(crate) fn load_weights(
     m.finish(config, "llama", HF_NAMES.ignored)
 }
 
-/// Maps the tensors of a llama GGUF file to canonical weights. GGUF `blk.N.*` names, shapes as
-/// Hugging Face's (`[out, in]`, transposed here to `x @ W`); query and key rows (and biases) are
-/// un-permuted per head.
+/// Maps the tensors of a Llama-layout GGUF file to canonical weights. GGUF `blk.N.*` names,
+/// shapes as Hugging Face's (`[out, in]`, transposed here to `x @ W`); in `llama` files the query
+/// and key rows (and biases) are un-permuted per head.
 pub(crate) fn load_gguf_weights(
     config: ModelConfig,
+    arch: GgufArch,
     source: &dyn TensorSource,
 ) -> Result<Weights, LoadError> {
     let mut m = Mapper::new(source);
-    map_weights(&mut m, &config, source, &GGUF_NAMES)?;
-    m.finish(config, "llama", GGUF_NAMES.ignored)
+    map_weights(&mut m, &config, source, arch.names())?;
+    m.finish(config, arch.name(), arch.names().ignored)
 }
 
 /// Reads every tensor of a Llama-layout checkpoint into `m` under canonical names.
@@ -486,109 +492,201 @@ pub(crate) fn map_weights(
     Ok(())
 }
 
-/// The configuration of a `general.architecture = llama` GGUF file, from its `llama.*` metadata
-/// (key names as in transformers' `GGUF_CONFIG_MAPPING["llama"]`) and its tensor names (biases
-/// present or not; no `output.weight` means tied embeddings). Defaults where a key is absent are
-/// transformers' `LlamaConfig` defaults.
-pub(crate) fn config_from_gguf(
-    meta: &GgufMetadata,
-    tensors: &BTreeMap<String, Vec<usize>>,
-) -> Result<ModelConfig, LoadError> {
-    let d_model = meta.usize("llama.embedding_length")?;
-    let n_heads = meta.usize("llama.attention.head_count")?;
+/// The GGUF architectures read through the Llama layout (llama.cpp's `general.architecture`
+/// names), each with what llama.cpp's converter and runtime imply beyond the metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GgufArch {
+    Llama,
+    Qwen2,
+    Qwen3,
+    Olmo2,
+    Phi3,
+    Gemma,
+    Gemma2,
+    Gemma3,
+}
+
+impl GgufArch {
+    /// Every architecture read, in the order error messages list them.
+    pub(crate) const ALL: [GgufArch; 8] = [
+        GgufArch::Llama,
+        GgufArch::Qwen2,
+        GgufArch::Qwen3,
+        GgufArch::Olmo2,
+        GgufArch::Phi3,
+        GgufArch::Gemma,
+        GgufArch::Gemma2,
+        GgufArch::Gemma3,
+    ];
+
+    /// Gemma 1, 2 or 3: norms stored as `1 + w`, the embedding scaled on the way in.
+    pub(crate) fn is_gemma(self) -> bool {
+        matches!(self, GgufArch::Gemma | GgufArch::Gemma2 | GgufArch::Gemma3)
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            GgufArch::Llama => "llama",
+            GgufArch::Qwen2 => "qwen2",
+            GgufArch::Qwen3 => "qwen3",
+            GgufArch::Olmo2 => "olmo2",
+            GgufArch::Phi3 => "phi3",
+            GgufArch::Gemma => "gemma",
+            GgufArch::Gemma2 => "gemma2",
+            GgufArch::Gemma3 => "gemma3",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<GgufArch> {
+        GgufArch::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The tensor names: only `llama` files have the query and key rows permuted (llama.cpp
+    /// runs the others with its NEOX rotary layout, which is Hugging Face's).
+    pub(crate) fn names(self) -> &'static NameScheme {
+        match self {
+            GgufArch::Llama => &GGUF_NAMES,
+            _ => &GGUF_NEOX_NAMES,
+        }
+    }
+}
+
+/// The configuration of a GGUF file of one of the [`GgufArch`] architectures, from its
+/// `{arch}.*` metadata (key names as in transformers' `GGUF_CONFIG_MAPPING`) and its tensor
+/// names (biases present or not; no `output.weight` means tied embeddings) and `rope_freqs`
+/// (Llama 3's frequency factors). Defaults where a key
+/// is absent are transformers' config defaults; what the metadata cannot say (activation, norm
+/// layout) is what llama.cpp assumes for the architecture.
+pub(crate) fn config_from_gguf(arch: GgufArch, file: &GgufFile) -> Result<ModelConfig, LoadError> {
+    let meta = file.metadata();
+    let tensors = &file.shapes();
+    let prefix = arch.name();
+    let key = |k: &str| format!("{prefix}.{k}");
+    let d_model = meta.usize(&key("embedding_length"))?;
+    let n_heads = meta.usize(&key("attention.head_count"))?;
     if n_heads == 0 {
-        return Err(meta.error("llama.attention.head_count", "must be positive"));
+        return Err(meta.error(&key("attention.head_count"), "must be positive"));
     }
     let n_kv_heads = meta
-        .opt_usize("llama.attention.head_count_kv")?
+        .opt_usize(&key("attention.head_count_kv"))?
         .unwrap_or(n_heads);
-    let d_head = match meta.opt_usize("llama.attention.key_length")? {
+    let d_head = match meta.opt_usize(&key("attention.key_length"))? {
         Some(k) => k,
         None if d_model.is_multiple_of(n_heads) => d_model / n_heads,
         None => {
             return Err(meta.error(
-                "llama.attention.head_count",
+                &key("attention.head_count"),
                 format!("embedding length {d_model} is not a multiple of the head count {n_heads}"),
             ));
         }
     };
     if let Some(v) = meta
-        .opt_usize("llama.attention.value_length")?
+        .opt_usize(&key("attention.value_length"))?
         .filter(|&v| v != d_head)
     {
         return Err(meta.error(
-            "llama.attention.value_length",
+            &key("attention.value_length"),
             format!("{v} differs from the key length {d_head}; not supported"),
         ));
     }
-    if meta.opt_usize("llama.expert_count")?.unwrap_or(0) > 0 {
+    if meta.opt_usize(&key("expert_count"))?.unwrap_or(0) > 0 {
         return Err(meta.error(
-            "llama.expert_count",
+            &key("expert_count"),
             "mixture-of-experts models are not supported",
         ));
     }
-    if let Some(kind) = meta
-        .opt_str("llama.rope.scaling.type")?
-        .filter(|k| *k != "none")
-    {
-        return Err(meta.error(
-            "llama.rope.scaling.type",
-            format!(
-                "rope scaling `{kind}` is not supported (only the default rotary embedding is)"
-            ),
-        ));
-    }
-    let d_vocab = match meta.opt_usize("llama.vocab_size")? {
+    let d_vocab = match meta.opt_usize(&key("vocab_size"))? {
         Some(v) => v,
         None => meta
             .opt_strings("tokenizer.ggml.tokens")?
             .map(|t| t.len())
             .ok_or_else(|| {
                 meta.error(
-                    "llama.vocab_size",
+                    &key("vocab_size"),
                     "missing, and there is no `tokenizer.ggml.tokens` to count",
                 )
             })?,
     };
-    let n_layers = meta.usize("llama.block_count")?;
-    let d_mlp = meta.usize("llama.feed_forward_length")?;
-    let n_ctx = meta.opt_usize("llama.context_length")?.unwrap_or(2048);
+    let n_layers = meta.usize(&key("block_count"))?;
+    let d_mlp = meta.usize(&key("feed_forward_length"))?;
+    let n_ctx = meta.opt_usize(&key("context_length"))?.unwrap_or(2048);
     // Sizes from a corrupt file must not overflow the products computed from them (such as
     // n_heads * d_head) before the tensors' real shapes are checked.
     const MAX_SIZE: usize = 1 << 24;
-    for (key, value) in [
-        ("llama.embedding_length", d_model),
-        ("llama.block_count", n_layers),
-        ("llama.feed_forward_length", d_mlp),
-        ("llama.attention.head_count", n_heads),
-        ("llama.attention.head_count_kv", n_kv_heads),
-        ("llama.attention.key_length", d_head),
-        ("llama.vocab_size", d_vocab),
-        ("llama.context_length", n_ctx),
+    for (k, value) in [
+        ("embedding_length", d_model),
+        ("block_count", n_layers),
+        ("feed_forward_length", d_mlp),
+        ("attention.head_count", n_heads),
+        ("attention.head_count_kv", n_kv_heads),
+        ("attention.key_length", d_head),
+        ("vocab_size", d_vocab),
+        ("context_length", n_ctx),
     ] {
         if value > MAX_SIZE {
             let message = format!("{value} is implausibly large (over {MAX_SIZE})");
-            return Err(meta.error(key, message));
+            return Err(meta.error(&key(k), message));
         }
     }
     let has = |name: &str| tensors.contains_key(name);
-    // Scaled rotary frequencies would otherwise be read as plain ones, silently.
-    if let Some(kind) = meta.opt_str("llama.rope.scaling.type")?
-        && kind != "none"
-    {
+    // Scaled rotary frequencies must not be read as plain ones, silently.
+    let scaling = match meta.opt_str(&key("rope.scaling.type"))? {
+        None | Some("none") => RopeScaling::None,
+        Some("linear") => {
+            let factor = meta
+                .opt_f64(&key("rope.scaling.factor"))?
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .ok_or_else(|| {
+                    meta.error(
+                        &key("rope.scaling.factor"),
+                        "linear rope scaling needs a positive factor",
+                    )
+                })?;
+            RopeScaling::Linear { factor }
+        }
+        Some(kind) => {
+            return Err(meta.error(
+                &key("rope.scaling.type"),
+                format!("rope scaling `{kind}` in GGUF files is not supported (none and linear are); load the Hugging Face checkpoint, whose config.json describes it"),
+            ));
+        }
+    };
+    if has("rope_factors_long.weight") {
         return Err(meta.error(
-            "llama.rope.scaling.type",
-            format!("rope scaling `{kind}` in GGUF files is not supported yet; load the Hugging Face checkpoint, whose config.json describes it"),
+            "rope_factors_long.weight",
+            "Phi-3 long-context rope factors in GGUF files are not supported yet; load the Hugging Face checkpoint",
         ));
     }
-    if has("rope_freqs.weight") {
-        return Err(meta.error(
-            "rope_freqs.weight",
-            "Llama 3 rope frequency factors in GGUF files are not supported yet; load the Hugging Face checkpoint",
-        ));
-    }
+    let rotary_dim = meta
+        .opt_usize(&key("rope.dimension_count"))?
+        .unwrap_or(d_head);
+    let scaling = match (scaling, has(ROPE_FREQS)) {
+        (scaling, false) => scaling,
+        (RopeScaling::None, true) => rope_freq_factors(file, rotary_dim)?,
+        (_, true) => {
+            return Err(meta.error(
+                &key("rope.scaling.type"),
+                format!("the file has both rope scaling and `{ROPE_FREQS}` factors; not supported"),
+            ));
+        }
+    };
+    let gemma = arch.is_gemma();
+    let gemma_2_or_3 = matches!(arch, GgufArch::Gemma2 | GgufArch::Gemma3);
+    let sliding_window = match arch {
+        GgufArch::Phi3 => meta
+            .opt_usize(&key("attention.sliding_window"))?
+            .map(|size| SlidingWindow { size, layers: None }),
+        _ if gemma_2_or_3 => gemma_window(arch, meta, n_layers)?,
+        // llama.cpp applies no window to the others (Qwen2's needs `use_sliding_window`, which
+        // GGUF does not carry).
+        _ => None,
+    };
     let config = ModelConfig {
-        architecture: Architecture::Llama,
+        architecture: if gemma {
+            Architecture::Gemma
+        } else {
+            Architecture::Llama
+        },
         d_model,
         n_layers,
         n_heads,
@@ -599,17 +697,22 @@ pub(crate) fn config_from_gguf(
         n_ctx,
         norm: NormKind::RmsNorm,
         norm_eps: meta
-            .opt_f64("llama.attention.layer_norm_rms_epsilon")?
+            .opt_f64(&key("attention.layer_norm_rms_epsilon"))?
             .unwrap_or(1e-6),
         positional: Positional::Rotary {
-            theta: meta.opt_f64("llama.rope.freq_base")?.unwrap_or(10000.0),
-            dim: meta
-                .opt_usize("llama.rope.dimension_count")?
-                .unwrap_or(d_head),
-            scaling: RopeScaling::None,
-            local_theta: None,
+            theta: meta.opt_f64(&key("rope.freq_base"))?.unwrap_or(10000.0),
+            dim: rotary_dim,
+            scaling,
+            // llama.cpp rotates Gemma 3's window layers with their own, unscaled base.
+            local_theta: match arch {
+                GgufArch::Gemma3 => {
+                    Some(meta.opt_f64(&key("rope.freq_base_swa"))?.unwrap_or(10000.0))
+                }
+                _ => None,
+            },
         },
-        act_fn: ActFn::Silu,
+        // llama.cpp runs Gemma's MLP with the tanh GELU whatever its config said.
+        act_fn: if gemma { ActFn::GeluTanh } else { ActFn::Silu },
         gated_mlp: true,
         attn_only: false,
         // llama.cpp loads these biases when present (Qwen2-style files converted as llama).
@@ -621,32 +724,159 @@ pub(crate) fn config_from_gguf(
         bos_token_id: meta.opt_u32("tokenizer.ggml.bos_token_id")?,
         eos_token_id: meta.opt_u32("tokenizer.ggml.eos_token_id")?,
         pad_token_id: meta.opt_u32("tokenizer.ggml.padding_token_id")?,
-        sliding_window: None,
+        sliding_window,
         parallel_attn_mlp: false,
-        block_norms: BlockNorms::Pre,
-        qk_norm: QkNorm::None,
-        attn_scale: None,
-        attn_softcap: None,
-        logit_softcap: None,
+        block_norms: match arch {
+            GgufArch::Olmo2 => BlockNorms::Post,
+            GgufArch::Gemma2 | GgufArch::Gemma3 => BlockNorms::PreAndPost,
+            _ => BlockNorms::Pre,
+        },
+        qk_norm: match arch {
+            GgufArch::Qwen3 | GgufArch::Gemma3 => QkNorm::PerHead,
+            GgufArch::Olmo2 => QkNorm::Whole,
+            _ => QkNorm::None,
+        },
+        attn_scale: match gemma_2_or_3 {
+            true => Some(gemma_attn_divisor(
+                arch,
+                meta,
+                n_layers,
+                d_model / n_heads,
+                d_head,
+            )?),
+            false => None,
+        },
+        attn_softcap: match gemma_2_or_3 {
+            true => meta.opt_f64(&key("attn_logit_softcapping"))?,
+            false => None,
+        },
+        logit_softcap: match gemma_2_or_3 {
+            true => meta.opt_f64(&key("final_logit_softcapping"))?,
+            false => None,
+        },
     };
     config.validate().map_err(|issue| {
-        let key = match issue.field {
-            "d_model" => "llama.embedding_length",
-            "n_layers" => "llama.block_count",
-            "n_heads" => "llama.attention.head_count",
-            "n_kv_heads" => "llama.attention.head_count_kv",
-            "d_head" => "llama.attention.key_length",
-            "d_mlp" => "llama.feed_forward_length",
-            "d_vocab" => "llama.vocab_size",
-            "n_ctx" => "llama.context_length",
-            "norm_eps" => "llama.attention.layer_norm_rms_epsilon",
-            "rotary_dim" => "llama.rope.dimension_count",
-            "rotary_theta" => "llama.rope.freq_base",
-            _ => issue.field,
+        let k = match issue.field {
+            "d_model" => "embedding_length",
+            "n_layers" => "block_count",
+            "n_heads" => "attention.head_count",
+            "n_kv_heads" => "attention.head_count_kv",
+            "d_head" => "attention.key_length",
+            "d_mlp" => "feed_forward_length",
+            "d_vocab" => "vocab_size",
+            "n_ctx" => "context_length",
+            "norm_eps" => "attention.layer_norm_rms_epsilon",
+            "rotary_dim" => "rope.dimension_count",
+            "rotary_theta" => "rope.freq_base",
+            "sliding_window" => "attention.sliding_window",
+            "attn_scale" => "attention.scale",
+            "attn_softcap" => "attn_logit_softcapping",
+            "logit_softcap" => "final_logit_softcapping",
+            "rotary_local_theta" => "rope.freq_base_swa",
+            other => return meta.error(other, issue.message.clone()),
         };
-        meta.error(key, issue.message)
+        meta.error(&key(k), issue.message)
     })?;
     Ok(config)
+}
+
+/// The sliding window of a Gemma 2 or 3 file: `attention.sliding_window` keys (llama.cpp's
+/// default 4096 where absent) in the layers `attention.sliding_window_pattern` names (a period
+/// `n`: every layer but each `n`-th; or one flag per layer), by default llama.cpp's pattern for
+/// the generation (every other layer for Gemma 2, five of six for Gemma 3).
+fn gemma_window(
+    arch: GgufArch,
+    meta: &GgufMetadata,
+    n_layers: usize,
+) -> Result<Option<SlidingWindow>, LoadError> {
+    let key = |k: &str| format!("{}.{k}", arch.name());
+    let size = meta
+        .opt_usize(&key("attention.sliding_window"))?
+        .unwrap_or(4096);
+    let pattern_key = key("attention.sliding_window_pattern");
+    let period = |n: usize| (0..n_layers).filter(|l| l % n < n - 1).collect::<Vec<_>>();
+    let layers = match meta.get(&pattern_key) {
+        None => period(if arch == GgufArch::Gemma2 { 2 } else { 6 }),
+        Some(v) => match (v.as_u64(), v.as_array()) {
+            (Some(n), _) if n > 0 => period(n as usize),
+            (_, Some(flags)) if flags.len() == n_layers => {
+                let mut layers = Vec::new();
+                for (l, flag) in flags.iter().enumerate() {
+                    match flag.as_bool() {
+                        Some(true) => layers.push(l),
+                        Some(false) => {}
+                        None => {
+                            return Err(
+                                meta.error(&pattern_key, format!("entry {l} is not true or false"))
+                            );
+                        }
+                    }
+                }
+                layers
+            }
+            _ => {
+                return Err(meta.error(
+                    &pattern_key,
+                    format!("expected a positive period or one flag per layer ({n_layers})"),
+                ));
+            }
+        },
+    };
+    Ok((!layers.is_empty()).then_some(SlidingWindow {
+        size,
+        layers: Some(layers),
+    }))
+}
+
+/// What Gemma 2 or 3 divides its attention scores by: `1 / attention.scale` where the file
+/// says, else llama.cpp's rule (the 27B models scale by `d_model / n_heads`, as their
+/// `query_pre_attn_scalar` says; the others by `d_head`).
+fn gemma_attn_divisor(
+    arch: GgufArch,
+    meta: &GgufMetadata,
+    n_layers: usize,
+    d_model_per_head: usize,
+    d_head: usize,
+) -> Result<f64, LoadError> {
+    let key = format!("{}.attention.scale", arch.name());
+    if let Some(scale) = meta.opt_f64(&key)? {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(meta.error(&key, format!("{scale} is not a positive number")));
+        }
+        return Ok(1.0 / scale);
+    }
+    let is_27b = match arch {
+        GgufArch::Gemma2 => n_layers == 46,
+        _ => n_layers == 62,
+    };
+    let per_head = if is_27b { d_model_per_head } else { d_head };
+    Ok((per_head as f64).sqrt())
+}
+
+/// llama.cpp's tensor of per-frequency rotary divisors.
+const ROPE_FREQS: &str = "rope_freqs.weight";
+
+/// The `rope_freqs` factors of a file whose rotation covers `rotary_dim` features: one positive
+/// number per rotated pair.
+fn rope_freq_factors(file: &GgufFile, rotary_dim: usize) -> Result<RopeScaling, LoadError> {
+    let t = file.read(ROPE_FREQS)?;
+    let meta = file.metadata();
+    if t.shape != [rotary_dim / 2] {
+        return Err(meta.error(
+            ROPE_FREQS,
+            format!(
+                "shape {:?}, expected [{}] (one factor per rotated pair of the {rotary_dim} rotary dimensions)",
+                t.shape,
+                rotary_dim / 2
+            ),
+        ));
+    }
+    if let Some(bad) = t.data.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+        return Err(meta.error(ROPE_FREQS, format!("factor {bad} is not a positive number")));
+    }
+    Ok(RopeScaling::Factors {
+        factors: t.data.iter().map(|&f| f64::from(f)).collect(),
+    })
 }
 
 /// Undoes llama.cpp's `permute` of query/key rows (transformers' `reverse_permute_weights`):
@@ -687,7 +917,10 @@ fn unpermute_rows(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::loading::gguf::GgufValue;
 
     /// llama.cpp's `permute` from `convert_hf_to_gguf.py`:
     /// `w.reshape(n_head, 2, rows // n_head // 2, *rest).swapaxes(1, 2).reshape(w.shape)`.
@@ -720,6 +953,51 @@ mod tests {
         fn read(&self, _: &str) -> Result<HostTensor, LoadError> {
             unreachable!()
         }
+    }
+
+    fn metadata(values: &[(&str, GgufValue)]) -> GgufMetadata {
+        let values = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        GgufMetadata::new(std::path::Path::new("test.gguf"), values)
+    }
+
+    #[test]
+    fn gemma_files_without_window_or_scale_keys_get_llama_cpp_defaults() {
+        let none = metadata(&[]);
+        let layers = |arch, meta: &GgufMetadata, n| {
+            gemma_window(arch, meta, n)
+                .unwrap()
+                .and_then(|w| w.layers)
+                .unwrap()
+        };
+        // Gemma 2 slides in every other layer, Gemma 3 in five of six; 4096 keys.
+        assert_eq!(layers(GgufArch::Gemma2, &none, 5), [0, 2, 4]);
+        assert_eq!(
+            layers(GgufArch::Gemma3, &none, 13),
+            [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12]
+        );
+        let w = gemma_window(GgufArch::Gemma2, &none, 2).unwrap().unwrap();
+        assert_eq!(w.size, 4096);
+        let period = metadata(&[("gemma3.attention.sliding_window_pattern", GgufValue::U32(3))]);
+        assert_eq!(layers(GgufArch::Gemma3, &period, 6), [0, 1, 3, 4]);
+        let flags = metadata(&[(
+            "gemma2.attention.sliding_window_pattern",
+            GgufValue::Array(vec![GgufValue::Bool(false), GgufValue::U8(2)]),
+        )]);
+        assert!(gemma_window(GgufArch::Gemma2, &flags, 2).is_err());
+
+        // 27B models scale by d_model / n_heads, the others by d_head.
+        let divisor = |arch, n_layers| gemma_attn_divisor(arch, &none, n_layers, 144, 128).unwrap();
+        assert_eq!(divisor(GgufArch::Gemma2, 46), 12.0);
+        assert_eq!(divisor(GgufArch::Gemma2, 42), 128f64.sqrt());
+        assert_eq!(divisor(GgufArch::Gemma3, 62), 12.0);
+        let scaled = metadata(&[("gemma2.attention.scale", GgufValue::F32(0.25))]);
+        assert_eq!(
+            gemma_attn_divisor(GgufArch::Gemma2, &scaled, 2, 16, 24).unwrap(),
+            4.0
+        );
     }
 
     #[test]

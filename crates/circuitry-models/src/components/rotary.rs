@@ -10,7 +10,7 @@ use crate::config::RopeScaling;
 /// and sines are multiplied by, for a batch whose longest prompt has `len` tokens: Hugging Face's
 /// `ROPE_INIT_FUNCTIONS` (transformers 4.48). The plain frequencies are computed in f32 as there;
 /// the scalings in f64 from them, rounded once (which reproduces Hugging Face's values).
-pub fn frequencies(dim: usize, theta: f64, scaling: RopeScaling, len: usize) -> (Vec<f32>, f32) {
+pub fn frequencies(dim: usize, theta: f64, scaling: &RopeScaling, len: usize) -> (Vec<f32>, f32) {
     let half = dim / 2;
     let exponent = |i: usize| (2 * i) as f32 / dim as f32;
     let plain: Vec<f32> = (0..half)
@@ -23,9 +23,10 @@ pub fn frequencies(dim: usize, theta: f64, scaling: RopeScaling, len: usize) -> 
             .map(|(i, &p)| f(i, f64::from(p)) as f32)
             .collect()
     };
-    match scaling {
+    match *scaling {
         RopeScaling::None => (plain, 1.0),
         RopeScaling::Linear { factor } => (scaled(&|_, p| p / factor), 1.0),
+        RopeScaling::Factors { ref factors } => (scaled(&|i, p| p / factors[i]), 1.0),
         RopeScaling::Dynamic {
             factor,
             max_positions,
@@ -107,7 +108,7 @@ impl RotaryTables {
         row_lens: &[usize],
         dim: usize,
         theta: f64,
-        scaling: RopeScaling,
+        scaling: &RopeScaling,
     ) -> Self {
         if matches!(scaling, RopeScaling::Dynamic { .. }) {
             return Self::per_row(positions, row_lens, dim, theta, scaling);
@@ -147,7 +148,7 @@ impl RotaryTables {
         row_lens: &[usize],
         dim: usize,
         theta: f64,
-        scaling: RopeScaling,
+        scaling: &RopeScaling,
     ) -> Self {
         let device = positions.device();
         let [b, t] = positions.dims();

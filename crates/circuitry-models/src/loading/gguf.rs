@@ -15,6 +15,8 @@ mod dequant;
 mod dequant_k;
 mod ggml_type;
 mod metadata;
+mod sentencepiece;
+mod token_type;
 pub mod tokenizer;
 
 use std::collections::{BTreeMap, HashSet};

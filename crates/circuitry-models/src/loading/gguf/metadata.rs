@@ -204,7 +204,7 @@ pub struct GgufMetadata {
 }
 
 impl GgufMetadata {
-    pub(super) fn new(path: &Path, values: BTreeMap<String, GgufValue>) -> GgufMetadata {
+    pub(crate) fn new(path: &Path, values: BTreeMap<String, GgufValue>) -> GgufMetadata {
         GgufMetadata {
             path: path.to_path_buf(),
             values,
@@ -326,6 +326,13 @@ impl GgufMetadata {
     pub fn opt_ints(&self, key: &str) -> Result<Option<Vec<i64>>, LoadError> {
         self.typed(key, "an array of integers", |v| {
             v.as_array()?.iter().map(GgufValue::as_i64).collect()
+        })
+    }
+
+    /// An array of numbers (`tokenizer.ggml.scores`).
+    pub fn opt_f64s(&self, key: &str) -> Result<Option<Vec<f64>>, LoadError> {
+        self.typed(key, "an array of numbers", |v| {
+            v.as_array()?.iter().map(GgufValue::as_f64).collect()
         })
     }
 }

@@ -2,11 +2,12 @@
 //! way Hugging Face transformers builds it from the same file (`integrations/gguf/
 //! gguf_tokenizer_mapping.py` and `GPT2Tokenizer`), so that both give the same token ids.
 //!
-//! Only byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`: GPT-2, Llama 3, Qwen2,
-//! SmolLM, ...) are supported; sentencepiece (`llama`), unigram (`t5`) and other models are
-//! rejected with an error naming the key.
+//! Byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`: GPT-2, Llama 3, Qwen2, SmolLM,
+//! ...) are built here, sentencepiece ones (`llama`) in [`super::sentencepiece`]; unigram (`t5`)
+//! and other models are rejected with an error naming the key. Both share steps 4 (its named
+//! tokens) and 5.
 //!
-//! What transformers does, step by step, and so what this file does:
+//! What transformers does for byte-level BPE, step by step, and so what this file does:
 //! 1. BPE over the vocabulary and merges, no unknown token, no subword prefix or suffix. Tokens
 //!    spelled outside the byte-level alphabet are re-spelled as the alphabet characters of their
 //!    UTF-8 bytes (a later token with the same spelling wins, as in a Python dict).
@@ -32,12 +33,8 @@ use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
 
 use super::GgufMetadata;
+use super::token_type::{CONTROL, USER_DEFINED};
 use crate::error::LoadError;
-
-/// `token_type` of tokens that are special (llama.cpp's `LLAMA_TOKEN_TYPE_CONTROL`).
-const CONTROL: i64 = 3;
-/// `token_type` of added tokens that are matched whole but not special (`USER_DEFINED`).
-const USER_DEFINED: i64 = 4;
 
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const TEKKEN_SPLIT: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -101,22 +98,89 @@ fn bytes_to_unicode() -> [char; 256] {
 /// Builds the tokenizer described by `meta` (see the module documentation).
 pub fn build(meta: &GgufMetadata) -> Result<Tokenizer, LoadError> {
     let model = meta.str("tokenizer.ggml.model")?;
-    if model != "gpt2" {
-        let what = match model {
-            "llama" => "sentencepiece (`llama`) tokenizers are not supported yet",
-            _ => "this tokenizer model is not supported",
-        };
-        return Err(meta.error(
-            "tokenizer.ggml.model",
-            format!("`{model}`: {what}; supported: `gpt2` (byte-level BPE)"),
-        ));
-    }
     let tokens = meta
         .opt_strings("tokenizer.ggml.tokens")?
         .ok_or_else(|| meta.error("tokenizer.ggml.tokens", "missing"))?;
     let token_types = meta
         .opt_ints("tokenizer.ggml.token_type")?
         .unwrap_or_default();
+    let mut tokenizer = match model {
+        "gpt2" => byte_level_bpe(meta, &tokens, &token_types)?,
+        "llama" => super::sentencepiece::build(meta, &tokens, &token_types)?,
+        _ => {
+            return Err(meta.error(
+                "tokenizer.ggml.model",
+                format!("`{model}`: this tokenizer model is not supported; supported: `gpt2` (byte-level BPE) and `llama` (sentencepiece BPE)"),
+            ));
+        }
+    };
+    let tokenizer_error = |message: String| LoadError::Tokenizer {
+        path: meta.path().to_path_buf(),
+        message,
+    };
+
+    // The named special tokens, spelled as the file spells them.
+    let named = |key: &str| -> Result<Option<String>, LoadError> {
+        match meta.opt_u32(key)? {
+            None => Ok(None),
+            Some(id) => tokens
+                .get(id as usize)
+                .map(|t| Some(t.to_string()))
+                .ok_or_else(|| {
+                    meta.error(
+                        key,
+                        format!(
+                            "token id {id} is beyond the vocabulary ({} tokens)",
+                            tokens.len()
+                        ),
+                    )
+                }),
+        }
+    };
+    let bos = named("tokenizer.ggml.bos_token_id")?;
+    let eos = named("tokenizer.ggml.eos_token_id")?;
+    let unk = named("tokenizer.ggml.unknown_token_id")?;
+    let pad = named("tokenizer.ggml.padding_token_id")?;
+    let added: HashSet<String> = tokenizer
+        .get_added_tokens_decoder()
+        .values()
+        .map(|t| t.content.clone())
+        .collect();
+    let mut missing: Vec<AddedToken> = Vec::new();
+    for t in [&bos, &eos, &unk, &pad].into_iter().flatten() {
+        if !added.contains(t) && !missing.iter().any(|m| &m.content == t) {
+            missing.push(AddedToken::from(t.as_str(), true));
+        }
+    }
+    tokenizer
+        .add_tokens(missing)
+        .map_err(|e| tokenizer_error(format!("bos/eos/unk/pad tokens: {e}")))?;
+
+    let add_bos = meta
+        .opt_bool("tokenizer.ggml.add_bos_token")?
+        .unwrap_or(false)
+        && bos.is_some();
+    let add_eos = meta
+        .opt_bool("tokenizer.ggml.add_eos_token")?
+        .unwrap_or(false)
+        && eos.is_some();
+    let post = post_processor(
+        &tokenizer,
+        bos.as_deref().filter(|_| add_bos),
+        eos.as_deref().filter(|_| add_eos),
+    )
+    .map_err(|e| tokenizer_error(format!("post-processor: {e}")))?;
+    tokenizer.with_post_processor(Some(post));
+    Ok(tokenizer)
+}
+
+/// The byte-level BPE model with its pre-tokenizer, decoder, control and user-defined tokens
+/// (steps 1 to 4 of the module documentation, before the named tokens).
+fn byte_level_bpe(
+    meta: &GgufMetadata,
+    tokens: &[&str],
+    token_types: &[i64],
+) -> Result<Tokenizer, LoadError> {
     let merges = meta.opt_strings("tokenizer.ggml.merges")?.ok_or_else(|| {
         meta.error(
             "tokenizer.ggml.merges",
@@ -188,7 +252,7 @@ pub fn build(meta: &GgufMetadata) -> Result<Tokenizer, LoadError> {
     let typed = |kind: i64| {
         tokens
             .iter()
-            .zip(&token_types)
+            .zip(token_types)
             .filter(move |(_, t)| **t == kind)
             .map(|(token, _)| *token)
     };
@@ -208,58 +272,6 @@ pub fn build(meta: &GgufMetadata) -> Result<Tokenizer, LoadError> {
         .add_tokens(user_defined)
         .map_err(|e| tokenizer_error(format!("user-defined tokens: {e}")))?;
 
-    // The named special tokens, spelled as the file spells them.
-    let named = |key: &str| -> Result<Option<String>, LoadError> {
-        match meta.opt_u32(key)? {
-            None => Ok(None),
-            Some(id) => tokens
-                .get(id as usize)
-                .map(|t| Some(t.to_string()))
-                .ok_or_else(|| {
-                    meta.error(
-                        key,
-                        format!(
-                            "token id {id} is beyond the vocabulary ({} tokens)",
-                            tokens.len()
-                        ),
-                    )
-                }),
-        }
-    };
-    let bos = named("tokenizer.ggml.bos_token_id")?;
-    let eos = named("tokenizer.ggml.eos_token_id")?;
-    let unk = named("tokenizer.ggml.unknown_token_id")?;
-    let pad = named("tokenizer.ggml.padding_token_id")?;
-    let added: HashSet<String> = tokenizer
-        .get_added_tokens_decoder()
-        .values()
-        .map(|t| t.content.clone())
-        .collect();
-    let mut missing: Vec<AddedToken> = Vec::new();
-    for t in [&bos, &eos, &unk, &pad].into_iter().flatten() {
-        if !added.contains(t) && !missing.iter().any(|m| &m.content == t) {
-            missing.push(AddedToken::from(t.as_str(), true));
-        }
-    }
-    tokenizer
-        .add_tokens(missing)
-        .map_err(|e| tokenizer_error(format!("bos/eos/unk/pad tokens: {e}")))?;
-
-    let add_bos = meta
-        .opt_bool("tokenizer.ggml.add_bos_token")?
-        .unwrap_or(false)
-        && bos.is_some();
-    let add_eos = meta
-        .opt_bool("tokenizer.ggml.add_eos_token")?
-        .unwrap_or(false)
-        && eos.is_some();
-    let post = post_processor(
-        &tokenizer,
-        bos.as_deref().filter(|_| add_bos),
-        eos.as_deref().filter(|_| add_eos),
-    )
-    .map_err(|e| tokenizer_error(format!("post-processor: {e}")))?;
-    tokenizer.with_post_processor(Some(post));
     Ok(tokenizer)
 }
 
