@@ -6,7 +6,7 @@
 //! Also read from GGUF files (`general.architecture = gptneox`), whose fused projection llama.cpp's
 //! converter has reordered to `[q; k; v]`.
 
-use super::llama::{rope_scaling, validate_json};
+use super::llama::{rope_scaling, validate_gguf, validate_json};
 use super::{JsonConfig, Mapper};
 use crate::config::{
     ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm, RopeScaling,
@@ -318,19 +318,12 @@ pub(crate) fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig, LoadError
         attn_softcap: None,
         logit_softcap: None,
     };
-    config.validate().map_err(|issue| {
-        let key = match issue.field {
-            "d_model" => "gptneox.embedding_length",
-            "n_layers" => "gptneox.block_count",
-            "d_mlp" => "gptneox.feed_forward_length",
-            "n_ctx" => "gptneox.context_length",
-            "norm_eps" => "gptneox.attention.layer_norm_epsilon",
-            "rotary_dim" => "gptneox.rope.dimension_count",
-            "rotary_theta" => "gptneox.rope.freq_base",
-            other => other,
-        };
-        meta.error(key, issue.message)
-    })?;
+    validate_gguf(
+        meta,
+        &config,
+        "gptneox",
+        &[("norm_eps", "attention.layer_norm_epsilon")],
+    )?;
     Ok(config)
 }
 

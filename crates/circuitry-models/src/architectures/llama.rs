@@ -755,8 +755,23 @@ pub(crate) fn config_from_gguf(arch: GgufArch, file: &GgufFile) -> Result<ModelC
             false => None,
         },
     };
+    validate_gguf(meta, &config, prefix, &[])?;
+    Ok(config)
+}
+
+/// A [`ModelConfig::validate`] issue as an error at the GGUF key of the field:
+/// `{arch}.` + the family's own key suffix where `keys` (field, suffix) names one, the
+/// Llama-layout one otherwise (llama.cpp spells them alike across architectures).
+pub(crate) fn validate_gguf(
+    meta: &GgufMetadata,
+    config: &ModelConfig,
+    arch: &str,
+    keys: &[(&str, &str)],
+) -> Result<(), LoadError> {
     config.validate().map_err(|issue| {
-        let k = match issue.field {
+        let own = keys.iter().find(|(field, _)| *field == issue.field);
+        let suffix = match issue.field {
+            _ if own.is_some() => own.expect("just found").1,
             "d_model" => "embedding_length",
             "n_layers" => "block_count",
             "n_heads" => "attention.head_count",
@@ -775,9 +790,8 @@ pub(crate) fn config_from_gguf(arch: GgufArch, file: &GgufFile) -> Result<ModelC
             "rotary_local_theta" => "rope.freq_base_swa",
             other => return meta.error(other, issue.message.clone()),
         };
-        meta.error(&key(k), issue.message)
-    })?;
-    Ok(config)
+        meta.error(&format!("{arch}.{suffix}"), issue.message)
+    })
 }
 
 /// The sliding window of a Gemma 2 or 3 file: `attention.sliding_window` keys (llama.cpp's
