@@ -18,6 +18,11 @@ pub fn cached(cache: &ActivationCache, hook: HookPoint) -> Result<HostTensor, An
     Ok(HostTensor::new(t.dims(), t.to_vec()))
 }
 
+/// The values of a captured activation (always f32).
+pub fn dense(t: &HostTensor) -> &[f32] {
+    t.as_f32().expect("activations are captured as f32")
+}
+
 /// Row-major offset of `index` in a tensor of shape `dims`.
 pub fn offset(dims: &[usize], index: &[usize]) -> usize {
     debug_assert_eq!(dims.len(), index.len());
@@ -30,7 +35,7 @@ pub fn vector<'a>(t: &'a HostTensor, index: &[usize]) -> &'a [f32] {
     let mut full = index.to_vec();
     full.push(0);
     let start = offset(&t.shape, &full);
-    &t.data[start..start + last]
+    &dense(t)[start..start + last]
 }
 
 /// Host copies of `blocks.L.attn.hook_pattern` for each of `layers`.
@@ -54,7 +59,7 @@ pub fn attention(
     q: usize,
     k: usize,
 ) -> f32 {
-    pattern.data[offset(
+    dense(pattern)[offset(
         &pattern.shape,
         &[r, head, batch.slot(r, q), batch.slot(r, k)],
     )]

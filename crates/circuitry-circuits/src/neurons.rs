@@ -136,7 +136,7 @@ impl FeatureReader {
             for (r, prompt) in batch.prompts.iter().enumerate() {
                 for i in counted_positions(prompt, self.include_bos, bos) {
                     let base = (r * t + batch.slot(r, i)) * d;
-                    f(li, prompt, i, &acts.data[base..base + d]);
+                    f(li, prompt, i, &acts::dense(&acts)[base..base + d]);
                 }
             }
         }

@@ -26,6 +26,7 @@ pub mod weights;
 
 pub use batch::{PaddingSide, TokenBatch};
 pub use cache::{ActivationCache, Intervention};
+pub use circuitry_vocab::WeightDtype;
 pub use components::attention::LayerKv;
 pub use config::{
     ActFn, Architecture, BlockNorms, ConfigIssue, ModelConfig, NormKind, Positional, QkNorm,
@@ -36,14 +37,14 @@ pub use edits::{BatchPositions, Edit, EditOp, HookError, HookRank, HookTensor, S
 pub use error::{LoadError, TokenTextError};
 pub use hooks::{HookKind, HookLayout, HookPoint, hook_position_shape};
 pub use host::{host_ints, host_values};
-pub use load::{LoadedModel, load_model, load_weights};
+pub use load::{LoadedModel, load_model, load_weights, load_weights_as};
 pub use loading::ModelSource;
 pub use processing::Processing;
 pub use tokenizer::{Encoded, Tokenizer};
 pub use transformer::{KvCache, Output, Span, Transformer};
 pub use weights::{HostTensor, Weights};
 
-pub(crate) use transformer::linear;
+pub(crate) use transformer::{linear, weight};
 
 /// Re-exported so that downstream crates use the same burn as the models.
 pub use burn;

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use burn::prelude::Device;
+use circuitry_vocab::WeightDtype;
 
 use crate::architectures::llama::GgufArch;
 use crate::architectures::{self, JsonConfig};
@@ -114,28 +115,39 @@ pub fn read_config(source: &ModelSource) -> Result<ModelConfig, LoadError> {
     }
 }
 
-/// Reads the unprocessed weights (and configuration) of a model.
+/// Reads the unprocessed weights (and configuration) of a model, in f32.
 pub fn load_weights(source: &ModelSource) -> Result<Weights, LoadError> {
+    load_weights_as(source, WeightDtype::F32)
+}
+
+/// Reads the unprocessed weights (and configuration) of a model, its matrices held as `dtype`
+/// as each is read ([`crate::HostTensor::held_as`]), so a half-precision model never sits whole
+/// in f32.
+pub fn load_weights_as(source: &ModelSource, dtype: WeightDtype) -> Result<Weights, LoadError> {
     let config = read_config(source)?;
     match source {
         ModelSource::HfDir(dir) => {
             let tensors = SafetensorsDir::open(dir)?;
             match config.architecture {
-                Architecture::Gpt2 => architectures::gpt2::load_weights(config, &tensors),
-                Architecture::Llama => architectures::llama::load_weights(config, &tensors),
-                Architecture::GptNeox => architectures::gpt_neox::load_weights(config, &tensors),
-                Architecture::Gemma => architectures::gemma::load_weights(config, &tensors),
+                Architecture::Gpt2 => architectures::gpt2::load_weights(config, &tensors, dtype),
+                Architecture::Llama => architectures::llama::load_weights(config, &tensors, dtype),
+                Architecture::GptNeox => {
+                    architectures::gpt_neox::load_weights(config, &tensors, dtype)
+                }
+                Architecture::Gemma => architectures::gemma::load_weights(config, &tensors, dtype),
             }
         }
         ModelSource::Gguf(path) => {
             let file = GgufFile::open(path)?;
             match gguf_family(path, &file)? {
-                GgufFamily::GptNeox => architectures::gpt_neox::load_gguf_weights(config, &file),
+                GgufFamily::GptNeox => {
+                    architectures::gpt_neox::load_gguf_weights(config, &file, dtype)
+                }
                 GgufFamily::LlamaLayout(arch) if arch.is_gemma() => {
-                    architectures::gemma::load_gguf_weights(config, arch, &file)
+                    architectures::gemma::load_gguf_weights(config, arch, &file, dtype)
                 }
                 GgufFamily::LlamaLayout(arch) => {
-                    architectures::llama::load_gguf_weights(config, arch, &file)
+                    architectures::llama::load_gguf_weights(config, arch, &file, dtype)
                 }
             }
         }
@@ -177,7 +189,7 @@ pub fn load_model(
     let weights = load_weights(&source)?;
     let tokenizer = load_tokenizer(&source, &weights.config)?;
     let weights = process(weights, processing);
-    let model = Transformer::from_weights(&weights, device)?;
+    let model = Transformer::from_weights(weights, device)?;
     Ok(LoadedModel {
         model,
         tokenizer,

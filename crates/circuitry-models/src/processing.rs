@@ -8,6 +8,9 @@
 //! norms keep their scales; writing weights are centred only where every reader of the residual
 //! stream centres (LayerNorm models without post-norms); the unembedding stays uncentred under a
 //! logit soft-cap, which a constant shift would change (as in TransformerLens).
+//!
+//! Matrices held at half precision ([`HostTensor::held_as`]) are changed one at a time in f32
+//! and rounded back after each step, so processing never holds the model in f32.
 
 use crate::config::NormKind;
 use crate::weights::{BlockNames, HostTensor, Weights, names};
@@ -30,7 +33,7 @@ pub fn process(mut weights: Weights, processing: Processing) -> Weights {
             .tensors
             .get_mut("unembed.W_U")
             .expect("checked weights");
-        subtract_row_means(w_u);
+        w_u.update(subtract_row_means);
         if let Some(b_u) = weights.tensors.get_mut("unembed.b_U") {
             subtract_mean(b_u);
         }
@@ -54,21 +57,23 @@ fn fold_norms(weights: &mut Weights) {
         let w = t.remove(norm_w).expect("norm weight");
         let b = t.remove(norm_b);
         for (w_name, b_name) in readers {
-            let mat = t.get(*w_name).expect("reader weight").clone();
+            let mut mat = t.remove(*w_name).expect("reader weight");
             if let Some(b) = &b {
-                let shift = vec_mat(&b.data, &mat);
+                let shift = vec_mat(&b.data(), &mat);
                 let bias = t.entry(b_name.to_string()).or_insert_with(|| {
                     HostTensor::new(vec![mat.shape[1]], vec![0.0; mat.shape[1]])
                 });
-                for (x, s) in bias.data.iter_mut().zip(shift) {
+                for (x, s) in bias.data_mut().iter_mut().zip(shift) {
                     *x += s;
                 }
             }
-            let mut mat = mat;
-            scale_rows(&mut mat, &w.data);
-            if centre {
-                subtract_column_means(&mut mat);
-            }
+            // One update, so a half-precision matrix is rounded once.
+            mat.update(|mat| {
+                scale_rows(mat, &w.data());
+                if centre {
+                    subtract_column_means(mat);
+                }
+            });
             t.insert(w_name.to_string(), mat);
         }
     };
@@ -109,7 +114,7 @@ fn center_writing_weights(weights: &mut Weights) {
     }
     for name in writers {
         if let Some(w) = t.get_mut(&name) {
-            subtract_row_means(w);
+            w.update(subtract_row_means);
         }
     }
     for l in 0..cfg.n_layers {
@@ -137,7 +142,7 @@ fn fold_value_biases(weights: &mut Weights, center_writing: bool) {
         any = true;
         // b_V per query head (key/value heads repeated under GQA), concatenated: [h * dh].
         let b_v_heads: Vec<f32> = (0..h)
-            .flat_map(|head| b_v.data[(head / group) * dh..(head / group + 1) * dh].to_vec())
+            .flat_map(|head| b_v.data()[(head / group) * dh..(head / group + 1) * dh].to_vec())
             .collect();
         let w_o = &weights.tensors[&n.w_o];
         let shift = vec_mat(&b_v_heads, w_o);
@@ -145,7 +150,7 @@ fn fold_value_biases(weights: &mut Weights, center_writing: bool) {
             .tensors
             .entry(n.b_o.clone())
             .or_insert_with(|| HostTensor::new(vec![d], vec![0.0; d]));
-        for (x, s) in b_o.data.iter_mut().zip(shift) {
+        for (x, s) in b_o.data_mut().iter_mut().zip(shift) {
             *x += s;
         }
         if center_writing {
@@ -155,7 +160,7 @@ fn fold_value_biases(weights: &mut Weights, center_writing: bool) {
             .tensors
             .get_mut(&n.b_v)
             .expect("present")
-            .data
+            .data_mut()
             .fill(0.0);
     }
     if any {
@@ -166,10 +171,11 @@ fn fold_value_biases(weights: &mut Weights, center_writing: bool) {
 /// `v @ m` for a vector of length `m.shape[0]`.
 fn vec_mat(v: &[f32], m: &HostTensor) -> Vec<f32> {
     let (r, c) = (m.shape[0], m.shape[1]);
+    let data = m.data();
     let mut out = vec![0f64; c];
     for (i, &vi) in v.iter().enumerate().take(r) {
         let vi = vi as f64;
-        for (o, x) in out.iter_mut().zip(&m.data[i * c..(i + 1) * c]) {
+        for (o, x) in out.iter_mut().zip(&data[i * c..(i + 1) * c]) {
             *o += vi * *x as f64;
         }
     }
@@ -179,7 +185,7 @@ fn vec_mat(v: &[f32], m: &HostTensor) -> Vec<f32> {
 /// Multiplies row `i` by `s[i]`.
 fn scale_rows(m: &mut HostTensor, s: &[f32]) {
     let c = m.shape[1];
-    for (i, row) in m.data.chunks_mut(c).enumerate() {
+    for (i, row) in m.data_mut().chunks_mut(c).enumerate() {
         row.iter_mut().for_each(|x| *x *= s[i]);
     }
 }
@@ -188,13 +194,13 @@ fn scale_rows(m: &mut HostTensor, s: &[f32]) {
 fn subtract_column_means(m: &mut HostTensor) {
     let (r, c) = (m.shape[0], m.shape[1]);
     let mut mean = vec![0f64; c];
-    for row in m.data.chunks(c) {
+    for row in m.data().chunks(c) {
         for (s, x) in mean.iter_mut().zip(row) {
             *s += *x as f64;
         }
     }
     mean.iter_mut().for_each(|s| *s /= r as f64);
-    for row in m.data.chunks_mut(c) {
+    for row in m.data_mut().chunks_mut(c) {
         for (x, s) in row.iter_mut().zip(&mean) {
             *x -= *s as f32;
         }
@@ -204,13 +210,14 @@ fn subtract_column_means(m: &mut HostTensor) {
 /// Subtracts from each row its mean (centring along the last axis, e.g. `d_model` of `W_O`).
 fn subtract_row_means(m: &mut HostTensor) {
     let c = *m.shape.last().expect("matrix");
-    for row in m.data.chunks_mut(c) {
+    for row in m.data_mut().chunks_mut(c) {
         let mean = row.iter().map(|x| *x as f64).sum::<f64>() / c as f64;
         row.iter_mut().for_each(|x| *x -= mean as f32);
     }
 }
 
 fn subtract_mean(v: &mut HostTensor) {
-    let mean = v.data.iter().map(|x| *x as f64).sum::<f64>() / v.data.len() as f64;
-    v.data.iter_mut().for_each(|x| *x -= mean as f32);
+    let data = v.data_mut();
+    let mean = data.iter().map(|x| *x as f64).sum::<f64>() / data.len() as f64;
+    data.iter_mut().for_each(|x| *x -= mean as f32);
 }

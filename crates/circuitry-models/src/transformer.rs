@@ -3,6 +3,8 @@
 
 use burn::module::Param;
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
+use circuitry_vocab::WeightDtype;
 
 use crate::batch::TokenBatch;
 use crate::cache::{ActivationCache, HookContext, Intervention};
@@ -201,6 +203,15 @@ impl Transformer {
         self.w_e.val().device()
     }
 
+    /// The precision the weight matrices are held in (computation is f32 whatever it is).
+    pub fn weight_dtype(&self) -> WeightDtype {
+        match self.w_e.val().dtype() {
+            DType::BF16 => WeightDtype::Bf16,
+            DType::F16 => WeightDtype::F16,
+            _ => WeightDtype::F32,
+        }
+    }
+
     /// Logits for a batch, with no hooks.
     pub fn logits(&self, batch: &TokenBatch) -> Tensor<3> {
         self.forward(batch, &Intervention::default(), Span::default())
@@ -334,7 +345,7 @@ impl Transformer {
         let [b, t, _] = normed.dims();
         let logits = normed
             .reshape([(b * t) as i64, -1])
-            .matmul(self.w_u.val())
+            .matmul(weight(&self.w_u))
             .reshape([b as i64, t as i64, -1]);
         let logits = match &self.b_u {
             Some(b_u) => logits + b_u.val().unsqueeze::<3>(),
@@ -351,15 +362,12 @@ impl Transformer {
         let ids = slots_from(&batch.ids, offset);
         let [b, t] = ids.dims();
         let ids = ids.reshape([b * t]);
-        let embed = self
-            .w_e
-            .val()
-            .select(0, ids)
-            .reshape([b as i64, t as i64, -1]);
+        // Rows are picked before widening: a half-precision table stays narrow.
+        let embed = widened(self.w_e.val().select(0, ids)).reshape([b as i64, t as i64, -1]);
         let mut resid = hooks.h3(HookPoint::model(HookKind::Embed), embed);
         if let Some(w_pos) = &self.w_pos {
             let pos = slots_from(&batch.positions, offset).reshape([b * t]);
-            let pos_embed = w_pos.val().select(0, pos).reshape([b as i64, t as i64, -1]);
+            let pos_embed = widened(w_pos.val().select(0, pos)).reshape([b as i64, t as i64, -1]);
             resid = resid + hooks.h3(HookPoint::model(HookKind::PosEmbed), pos_embed);
         }
         resid
@@ -409,11 +417,11 @@ impl Transformer {
 
     /// `W_E`, `[d_vocab, d_model]`.
     pub fn w_e(&self) -> Tensor<2> {
-        self.w_e.val()
+        weight(&self.w_e)
     }
     /// `W_pos`, `[n_ctx, d_model]`, for learned positions.
     pub fn w_pos(&self) -> Option<Tensor<2>> {
-        self.w_pos.as_ref().map(Param::val)
+        self.w_pos.as_ref().map(weight)
     }
     pub fn blocks(&self) -> &[Block] {
         &self.blocks
@@ -423,7 +431,7 @@ impl Transformer {
     }
     /// `W_U`, `[d_model, d_vocab]`.
     pub fn w_u(&self) -> Tensor<2> {
-        self.w_u.val()
+        weight(&self.w_u)
     }
     /// `b_U`, `[d_vocab]`.
     pub fn b_u(&self) -> Option<Tensor<1>> {
@@ -485,6 +493,21 @@ fn slots_from(x: &Tensor<2, Int>, offset: usize) -> Tensor<2, Int> {
     x.clone().slice([0..b, offset..t])
 }
 
+/// A weight as the forward pass and the analyses compute with it: f32, widened from the
+/// precision it is held in (bf16 or f16 models keep their matrices narrow in memory).
+pub(crate) fn weight<const D: usize>(p: &Param<Tensor<D>>) -> Tensor<D> {
+    widened(p.val())
+}
+
+/// `t` as f32 (a no-op when it is).
+pub(crate) fn widened<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    if t.dtype() == DType::F32 {
+        t
+    } else {
+        t.cast(FloatDType::F32)
+    }
+}
+
 /// `x @ w + b` over the last axis of a `[batch, seq, in]` tensor, as one matrix product.
 pub(crate) fn linear(
     x: Tensor<3>,
@@ -492,7 +515,7 @@ pub(crate) fn linear(
     b: Option<&Param<Tensor<1>>>,
 ) -> Tensor<3> {
     let [bs, t, d] = x.dims();
-    let y = x.reshape([bs * t, d]).matmul(w.val());
+    let y = x.reshape([bs * t, d]).matmul(weight(w));
     let y = match b {
         Some(b) => y + b.val().unsqueeze::<2>(),
         None => y,

@@ -12,11 +12,14 @@
 //! `1 + w` already added).
 //! Architecture files translate checkpoint names into these; nothing else knows checkpoint names.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::prelude::*;
+use burn::tensor::{DType, TensorCreationOptions, bf16, f16};
+use circuitry_vocab::WeightDtype;
 
 use crate::components::attention::Attention;
 use crate::components::mlp::Mlp;
@@ -26,11 +29,19 @@ use crate::error::LoadError;
 use crate::host::host_values;
 use crate::transformer::{Block, Transformer};
 
-/// A dense f32 tensor in host memory.
+/// A dense tensor in host memory: f32 values, or a weight matrix held at half precision
+/// ([`HostTensor::held_as`]). Values are read and changed as f32 whatever the storage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
     pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    values: Values,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Values {
+    F32(Vec<f32>),
+    Bf16(Vec<bf16>),
+    F16(Vec<f16>),
 }
 
 impl HostTensor {
@@ -40,54 +51,178 @@ impl HostTensor {
             data.len(),
             "shape {shape:?}"
         );
-        HostTensor { shape, data }
+        HostTensor {
+            shape,
+            values: Values::F32(data),
+        }
     }
 
-    /// Transposes a matrix (Hugging Face `nn.Linear` `[out, in]` to `x @ W` `[in, out]`).
+    /// The precision the values are held in.
+    pub fn dtype(&self) -> WeightDtype {
+        match self.values {
+            Values::F32(_) => WeightDtype::F32,
+            Values::Bf16(_) => WeightDtype::Bf16,
+            Values::F16(_) => WeightDtype::F16,
+        }
+    }
+
+    /// The values, row-major, as f32 (borrowed when held as f32).
+    pub fn data(&self) -> Cow<'_, [f32]> {
+        match &self.values {
+            Values::F32(v) => Cow::Borrowed(v),
+            Values::Bf16(v) => Cow::Owned(v.iter().map(|x| x.to_f32()).collect()),
+            Values::F16(v) => Cow::Owned(v.iter().map(|x| x.to_f32()).collect()),
+        }
+    }
+
+    /// The values when held as f32 (activations always are; weight matrices of a half-precision
+    /// model are not), borrowed for the tensor's lifetime.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.values {
+            Values::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The values as f32, to change in place: a half-precision tensor is widened to f32 first
+    /// (and stays f32; [`HostTensor::update`] changes values and keeps the precision).
+    pub fn data_mut(&mut self) -> &mut Vec<f32> {
+        if !matches!(self.values, Values::F32(_)) {
+            self.values = Values::F32(self.data().into_owned());
+        }
+        match &mut self.values {
+            Values::F32(v) => v,
+            _ => unreachable!("widened above"),
+        }
+    }
+
+    /// The values as f32, consuming the tensor.
+    pub fn into_data(self) -> Vec<f32> {
+        match self.values {
+            Values::F32(v) => v,
+            _ => self.data().into_owned(),
+        }
+    }
+
+    /// Changes the tensor through its f32 form and stores the result back at its precision, so
+    /// that a half-precision weight is wide only while it changes.
+    pub fn update(&mut self, f: impl FnOnce(&mut HostTensor)) {
+        let dtype = self.dtype();
+        let mut wide = HostTensor::new(self.shape.clone(), std::mem::take(self.data_mut()));
+        f(&mut wide);
+        *self = wide.held_as(dtype);
+    }
+
+    /// The tensor as a model of precision `dtype` holds it: matrices (embeddings, unembedding,
+    /// attention and MLP weights) rounded to `dtype`; vectors (norm weights and biases) stay
+    /// f32, being small and, in half-precision models, applied in f32.
+    pub fn held_as(self, dtype: WeightDtype) -> HostTensor {
+        if self.shape.len() < 2 || dtype == self.dtype() {
+            return self;
+        }
+        let shape = self.shape.clone();
+        let data = self.data();
+        let values = match dtype {
+            WeightDtype::F32 => Values::F32(data.into_owned()),
+            WeightDtype::Bf16 => Values::Bf16(data.iter().map(|&x| bf16::from_f32(x)).collect()),
+            WeightDtype::F16 => Values::F16(data.iter().map(|&x| f16::from_f32(x)).collect()),
+        };
+        HostTensor { shape, values }
+    }
+
+    /// Transposes a matrix (Hugging Face `nn.Linear` `[out, in]` to `x @ W` `[in, out]`), at
+    /// the precision it is held in.
     pub fn transposed(&self) -> HostTensor {
+        self.transposed_as(self.dtype())
+    }
+
+    /// Transposes a matrix into one held as `dtype`, writing only the narrow copy (a tied
+    /// unembedding made from an f32 embedding never exists in f32).
+    pub fn transposed_as(&self, dtype: WeightDtype) -> HostTensor {
         assert_eq!(self.shape.len(), 2, "transpose needs a matrix");
         let (r, c) = (self.shape[0], self.shape[1]);
-        let mut out = vec![0f32; r * c];
-        // Cache-friendly 32x32 tiles: loading a large checkpoint is dominated by transposes.
-        const TILE: usize = 32;
-        for i0 in (0..r).step_by(TILE) {
-            for j0 in (0..c).step_by(TILE) {
-                for i in i0..(i0 + TILE).min(r) {
-                    for j in j0..(j0 + TILE).min(c) {
-                        out[j * r + i] = self.data[i * c + j];
-                    }
-                }
-            }
+        let values = match (&self.values, dtype) {
+            (Values::Bf16(v), WeightDtype::Bf16) => Values::Bf16(transpose(v, r, c, |x| x)),
+            (Values::F16(v), WeightDtype::F16) => Values::F16(transpose(v, r, c, |x| x)),
+            (_, WeightDtype::F32) => Values::F32(transpose(&self.data(), r, c, |x| x)),
+            (_, WeightDtype::Bf16) => Values::Bf16(transpose(&self.data(), r, c, bf16::from_f32)),
+            (_, WeightDtype::F16) => Values::F16(transpose(&self.data(), r, c, f16::from_f32)),
+        };
+        HostTensor {
+            shape: vec![c, r],
+            values,
         }
-        HostTensor::new(vec![c, r], out)
     }
 
     /// Rows `[from, to)` of a matrix (one part of a fused projection stored `[out, in]`).
     pub fn rows(&self, from: usize, to: usize) -> HostTensor {
         let c = self.shape[1];
-        HostTensor::new(vec![to - from, c], self.data[from * c..to * c].to_vec())
+        HostTensor::new(vec![to - from, c], self.data()[from * c..to * c].to_vec())
     }
 
     /// Columns `[from, to)` of a matrix.
     pub fn columns(&self, from: usize, to: usize) -> HostTensor {
         let (r, c) = (self.shape[0], self.shape[1]);
+        let data = self.data();
         let mut out = Vec::with_capacity(r * (to - from));
         for i in 0..r {
-            out.extend_from_slice(&self.data[i * c + from..i * c + to]);
+            out.extend_from_slice(&data[i * c + from..i * c + to]);
         }
         HostTensor::new(vec![r, to - from], out)
     }
 
     pub fn to_tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
+        self.clone().into_tensor(device)
+    }
+
+    /// The tensor on `device` at the precision it is held in, moving the values.
+    pub fn into_tensor<const D: usize>(self, device: &Device) -> Tensor<D> {
+        let shape = self.shape;
+        let (data, dtype) = match self.values {
+            Values::F32(v) => (TensorData::new(v, shape), DType::F32),
+            Values::Bf16(v) => (TensorData::new(v, shape), DType::BF16),
+            Values::F16(v) => (TensorData::new(v, shape), DType::F16),
+        };
         Tensor::from_data(
-            TensorData::new(self.data.clone(), self.shape.clone()),
-            device,
+            data,
+            TensorCreationOptions::new(device.clone()).with_dtype(dtype),
         )
     }
 
+    /// A host copy of `t`, at its precision when that is bf16 or f16, else as f32.
     pub fn from_tensor<const D: usize>(t: &Tensor<D>) -> HostTensor {
-        HostTensor::new(t.dims().to_vec(), host_values(t))
+        let shape = t.dims().to_vec();
+        let values = match t.dtype() {
+            DType::BF16 => {
+                Values::Bf16(t.to_data().as_slice::<bf16>().expect("bf16 data").to_vec())
+            }
+            DType::F16 => Values::F16(t.to_data().as_slice::<f16>().expect("f16 data").to_vec()),
+            _ => Values::F32(host_values(t)),
+        };
+        HostTensor { shape, values }
     }
+}
+
+/// The `[c, r]` transpose of the row-major `[r, c]` matrix `src`, each value through `f`.
+fn transpose<S: Copy, D: Copy + Default>(
+    src: &[S],
+    r: usize,
+    c: usize,
+    f: impl Fn(S) -> D,
+) -> Vec<D> {
+    let mut out = vec![D::default(); r * c];
+    // Cache-friendly 32x32 tiles: loading a large checkpoint is dominated by transposes.
+    const TILE: usize = 32;
+    for i0 in (0..r).step_by(TILE) {
+        for j0 in (0..c).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(r) {
+                for j in j0..(j0 + TILE).min(c) {
+                    out[j * r + i] = f(src[i * c + j]);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Weights under canonical names, with the configuration they belong to and their source file.
@@ -292,12 +427,13 @@ impl Weights {
     /// of every value is too much for each model built from weights already checked.
     pub(crate) fn check_finite(&self) -> Result<(), LoadError> {
         for (name, t) in &self.tensors {
-            if let Some(index) = t.data.iter().position(|x| !x.is_finite()) {
+            let data = t.data();
+            if let Some(index) = data.iter().position(|x| !x.is_finite()) {
                 return Err(LoadError::NonFinite {
                     path: self.source.clone(),
                     name: name.clone(),
                     index,
-                    value: t.data[index],
+                    value: data[index],
                 });
             }
         }
@@ -305,23 +441,45 @@ impl Weights {
     }
 }
 
-impl Transformer {
-    /// Builds a model on `device` from checked canonical weights.
-    pub fn from_weights(weights: &Weights, device: &Device) -> Result<Transformer, LoadError> {
-        weights.check()?;
-        let cfg = weights.config.clone();
-        let get = |name: &str| weights.tensors.get(name);
-        let p1 = |name: &str| get(name).map(|t| Param::from_tensor(t.to_tensor::<1>(device)));
-        let p2 =
-            |name: &str| Param::from_tensor(get(name).expect("checked").to_tensor::<2>(device));
-        let opt2 = |name: &str| get(name).map(|t| Param::from_tensor(t.to_tensor::<2>(device)));
-        let norm_of = |kind: NormKind, w: &str, b: &str| Norm {
-            w: p1(w),
-            b: p1(b),
+/// Moves checked canonical tensors onto a device as parameters, each at the precision it is
+/// held in.
+struct Parameters<'a> {
+    tensors: BTreeMap<String, HostTensor>,
+    device: &'a Device,
+}
+
+impl Parameters<'_> {
+    fn optional<const D: usize>(&mut self, name: &str) -> Option<Param<Tensor<D>>> {
+        self.tensors
+            .remove(name)
+            .map(|t| Param::from_tensor(t.into_tensor::<D>(self.device)))
+    }
+
+    fn required<const D: usize>(&mut self, name: &str) -> Param<Tensor<D>> {
+        self.optional(name).expect("checked weights")
+    }
+
+    fn norm(&mut self, kind: NormKind, eps: f64, w: &str, b: &str) -> Norm {
+        Norm {
+            w: self.optional(w),
+            b: self.optional(b),
             kind,
-            eps: cfg.norm_eps,
+            eps,
+        }
+    }
+}
+
+impl Transformer {
+    /// Builds a model on `device` from checked canonical weights, moving each tensor there at
+    /// the precision it is held in (see [`HostTensor::held_as`]).
+    pub fn from_weights(weights: Weights, device: &Device) -> Result<Transformer, LoadError> {
+        weights.check()?;
+        let cfg = weights.config;
+        let mut p = Parameters {
+            tensors: weights.tensors,
+            device,
         };
-        let norm = |w: &str, b: &str| norm_of(cfg.norm, w, b);
+        let eps = cfg.norm_eps;
         let kept = cfg.norm.unfolded();
         let (pre, post, mlp) = (
             cfg.block_norms.pre(),
@@ -329,52 +487,57 @@ impl Transformer {
             !cfg.attn_only,
         );
         let qk = cfg.qk_norm != QkNorm::None;
-        let blocks = (0..cfg.n_layers)
-            .map(|l| {
-                let n = BlockNames::new(l);
-                Block {
-                    ln1: pre.then(|| norm(&n.ln1_w, &n.ln1_b)),
-                    ln1_post: post.then(|| norm_of(kept, &n.ln1_post_w, &n.ln1_post_b)),
-                    attn: Attention {
-                        w_q: p2(&n.w_q),
-                        b_q: p1(&n.b_q),
-                        w_k: p2(&n.w_k),
-                        b_k: p1(&n.b_k),
-                        w_v: p2(&n.w_v),
-                        b_v: p1(&n.b_v),
-                        w_o: p2(&n.w_o),
-                        b_o: p1(&n.b_o),
-                        q_norm: qk.then(|| norm_of(NormKind::RmsNorm, &n.q_norm_w, "")),
-                        k_norm: qk.then(|| norm_of(NormKind::RmsNorm, &n.k_norm_w, "")),
-                        qk_norm: cfg.qk_norm,
-                        divisor: cfg.attn_divisor(),
-                        softcap: cfg.attn_softcap,
-                        n_heads: cfg.n_heads,
-                        n_kv_heads: cfg.n_kv_heads,
-                        d_head: cfg.d_head,
-                    },
-                    ln2: (mlp && pre).then(|| norm(&n.ln2_w, &n.ln2_b)),
-                    ln2_post: (mlp && post).then(|| norm_of(kept, &n.ln2_post_w, &n.ln2_post_b)),
-                    parallel: cfg.parallel_attn_mlp,
-                    mlp: mlp.then(|| Mlp {
-                        w_in: p2(&n.w_in),
-                        b_in: p1(&n.b_in),
-                        w_gate: opt2(&n.w_gate),
-                        b_gate: p1(&n.b_gate),
-                        w_out: p2(&n.w_out),
-                        b_out: p1(&n.b_out),
-                        act_fn: cfg.act_fn,
-                    }),
-                }
-            })
-            .collect();
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for l in 0..cfg.n_layers {
+            let n = BlockNames::new(l);
+            let ln1 = pre.then(|| p.norm(cfg.norm, eps, &n.ln1_w, &n.ln1_b));
+            let ln1_post = post.then(|| p.norm(kept, eps, &n.ln1_post_w, &n.ln1_post_b));
+            let attn = Attention {
+                w_q: p.required(&n.w_q),
+                b_q: p.optional(&n.b_q),
+                w_k: p.required(&n.w_k),
+                b_k: p.optional(&n.b_k),
+                w_v: p.required(&n.w_v),
+                b_v: p.optional(&n.b_v),
+                w_o: p.required(&n.w_o),
+                b_o: p.optional(&n.b_o),
+                q_norm: qk.then(|| p.norm(NormKind::RmsNorm, eps, &n.q_norm_w, "")),
+                k_norm: qk.then(|| p.norm(NormKind::RmsNorm, eps, &n.k_norm_w, "")),
+                qk_norm: cfg.qk_norm,
+                divisor: cfg.attn_divisor(),
+                softcap: cfg.attn_softcap,
+                n_heads: cfg.n_heads,
+                n_kv_heads: cfg.n_kv_heads,
+                d_head: cfg.d_head,
+            };
+            let ln2 = (mlp && pre).then(|| p.norm(cfg.norm, eps, &n.ln2_w, &n.ln2_b));
+            let ln2_post = (mlp && post).then(|| p.norm(kept, eps, &n.ln2_post_w, &n.ln2_post_b));
+            let mlp = mlp.then(|| Mlp {
+                w_in: p.required(&n.w_in),
+                b_in: p.optional(&n.b_in),
+                w_gate: p.optional(&n.w_gate),
+                b_gate: p.optional(&n.b_gate),
+                w_out: p.required(&n.w_out),
+                b_out: p.optional(&n.b_out),
+                act_fn: cfg.act_fn,
+            });
+            blocks.push(Block {
+                ln1,
+                ln1_post,
+                attn,
+                ln2,
+                ln2_post,
+                parallel: cfg.parallel_attn_mlp,
+                mlp,
+            });
+        }
         Ok(Transformer {
-            w_e: p2(names::W_E),
-            w_pos: opt2(names::W_POS),
+            w_e: p.required(names::W_E),
+            w_pos: p.optional(names::W_POS),
             blocks,
-            ln_final: norm(names::LN_FINAL_W, names::LN_FINAL_B),
-            w_u: p2(names::W_U),
-            b_u: p1(names::B_U),
+            ln_final: p.norm(cfg.norm, eps, names::LN_FINAL_W, names::LN_FINAL_B),
+            w_u: p.required(names::W_U),
+            b_u: p.optional(names::B_U),
             config: cfg,
         })
     }
@@ -443,5 +606,46 @@ impl Transformer {
             tensors: t,
             source: source.to_path_buf(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix() -> HostTensor {
+        // 1/3 and 1 + 2^-10 are not bf16 values; 0.5 and -2 are.
+        HostTensor::new(vec![2, 2], vec![1.0 / 3.0, 0.5, -2.0, 1.0 + 1.0 / 1024.0])
+    }
+
+    #[test]
+    fn vectors_stay_f32_and_matrices_round() {
+        let v = HostTensor::new(vec![2], vec![1.0 / 3.0, 0.1]);
+        assert_eq!(v.clone().held_as(WeightDtype::Bf16), v);
+        let m = matrix().held_as(WeightDtype::Bf16);
+        assert_eq!(m.dtype(), WeightDtype::Bf16);
+        assert_eq!(*m.data(), [0.333_984_38, 0.5, -2.0, 1.0]);
+        assert!(m.as_f32().is_none());
+    }
+
+    #[test]
+    fn updates_keep_the_precision_and_round_once() {
+        let mut m = matrix().held_as(WeightDtype::Bf16);
+        m.update(|t| t.data_mut().iter_mut().for_each(|x| *x *= 2.0));
+        assert_eq!(m.dtype(), WeightDtype::Bf16);
+        assert_eq!(*m.data(), [0.667_968_75, 1.0, -4.0, 2.0]);
+    }
+
+    #[test]
+    fn transposes_at_either_precision() {
+        let m = matrix();
+        let narrow = m.transposed_as(WeightDtype::Bf16);
+        assert_eq!(narrow.shape, [2, 2]);
+        assert_eq!(narrow.dtype(), WeightDtype::Bf16);
+        assert_eq!(*narrow.data(), [0.333_984_38, -2.0, 0.5, 1.0]);
+        assert_eq!(narrow.transposed().dtype(), WeightDtype::Bf16);
+        assert_eq!(narrow.transposed(), m.held_as(WeightDtype::Bf16));
+        let wide = HostTensor::new(vec![2, 3], (0..6).map(|x| x as f32).collect()).transposed();
+        assert_eq!(*wide.data(), [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
     }
 }

@@ -60,8 +60,8 @@ fn every_converted_architecture_loads_the_hugging_face_weights() {
         // The same weights run to the same logits.
         let device = Device::flex();
         let tokens = TokenBatch::unpadded(&[vec![1, 5, 7, 3, 9, 2, 11, 4]], &device);
-        let a = Transformer::from_weights(&from_gguf, &device).unwrap();
-        let b = Transformer::from_weights(&from_hf, &device).unwrap();
+        let a = Transformer::from_weights(from_gguf, &device).unwrap();
+        let b = Transformer::from_weights(from_hf, &device).unwrap();
         let diff: f32 = (a.logits(&tokens) - b.logits(&tokens))
             .abs()
             .max()
@@ -161,7 +161,7 @@ fn llama3_frequency_factors_rotate_as_hugging_face_llama3() {
     let ids: Vec<u32> = (0..48).map(|i| (i * 7 + 3) % 64).collect();
     let tokens = TokenBatch::unpadded(&[ids], &device);
     let logits = |w: &Weights| {
-        Transformer::from_weights(w, &device)
+        Transformer::from_weights(w.clone(), &device)
             .unwrap()
             .logits(&tokens)
     };

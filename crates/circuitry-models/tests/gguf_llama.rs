@@ -88,7 +88,7 @@ fn gguf_and_hugging_face_layouts_give_identical_weights() {
     assert!(gguf.tensors.contains_key("blocks.1.attn.b_K"));
 
     // And it runs.
-    let model = Transformer::from_weights(&gguf, &Device::flex()).unwrap();
+    let model = Transformer::from_weights(gguf, &Device::flex()).unwrap();
     let logits = model.logits(&circuitry_models::TokenBatch::unpadded(
         &[vec![1, 5, 7]],
         &Device::flex(),

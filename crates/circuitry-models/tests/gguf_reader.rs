@@ -91,14 +91,14 @@ fn dequantized_values_match_gguf_py() {
             .collect();
         let got = file.read(&name).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got.shape, view.shape(), "{name}");
-        for (i, (g, w)) in got.data.iter().zip(&want).enumerate() {
+        for (i, (g, w)) in got.data().iter().zip(&want).enumerate() {
             assert!(
                 (g - w).abs() <= 1e-6 * w.abs().max(1.0),
                 "{name}[{i}]: got {g}, gguf-py gives {w}"
             );
         }
         // The kernels follow ggml's arithmetic exactly, so agreement is in fact bit for bit.
-        assert_eq!(got.data, want, "{name} is not bit-identical");
+        assert_eq!(*got.data(), want, "{name} is not bit-identical");
         checked.push(name.trim_start_matches("dequant.").to_string());
     }
     checked.sort();

@@ -10,6 +10,7 @@ mod gguf_corrupt;
 mod gguf_llama;
 mod gguf_reader;
 mod gguf_tokenizer;
+mod half_precision;
 mod hf_layouts;
 mod long_context;
 mod processing_and_padding;

@@ -139,7 +139,7 @@ fn run(model: &Transformer, ids: &[u32]) -> (Vec<Vec<f32>>, Vec<Vec<f64>>) {
     );
     let logits = HostTensor::from_tensor(&out.logits.expect("full pass"));
     let vocab = logits.shape[2];
-    let rows = logits.data.chunks(vocab).map(<[f32]>::to_vec).collect();
+    let rows = logits.data().chunks(vocab).map(<[f32]>::to_vec).collect();
     let norms = (0..n_layers)
         .map(|l| {
             let resid = HostTensor::from_tensor(
@@ -147,7 +147,7 @@ fn run(model: &Transformer, ids: &[u32]) -> (Vec<Vec<f32>>, Vec<Vec<f64>>) {
             );
             let d = resid.shape[2];
             resid
-                .data
+                .data()
                 .chunks(d)
                 .map(|x| {
                     x.iter()
@@ -252,9 +252,8 @@ fn processing_changes_logits_only_by_a_per_position_constant() {
     let raw = weights();
     let device = Device::flex();
     let processed =
-        Transformer::from_weights(&process(raw.clone(), Processing::all()), &device).unwrap();
-    let unprocessed = Transformer::from_weights(&raw, &device).unwrap();
-    drop(raw);
+        Transformer::from_weights(process(raw.clone(), Processing::all()), &device).unwrap();
+    let unprocessed = Transformer::from_weights(raw, &device).unwrap();
     for prompt in reference()["prompts"].as_array().unwrap() {
         let ids = ids_of(&prompt["ids"]);
         let (a, _) = run(&unprocessed, &ids);

@@ -422,14 +422,18 @@ impl Execution<'_> {
         )
     }
 
-    /// The loaded model `name` of variant `v` (loaded once per content and processing).
+    /// The loaded model `name` of variant `v` (loaded once per content, processing, precision
+    /// and tokenizer).
     fn ensure_model(&mut self, v: &VariantPlan, name: &str) -> Result<ModelKey, RunError> {
         let exp = &v.experiment;
         let spec = &exp.models[name];
         let node = v.model(name);
         let key = (
             node.identity.clone(),
-            format!("{:?}|{:?}", spec.processing, spec.tokenizer),
+            format!(
+                "{:?}|{:?}|{:?}",
+                spec.processing, spec.dtype, spec.tokenizer
+            ),
         );
         if self.models.contains_key(&key) {
             return Ok(key);

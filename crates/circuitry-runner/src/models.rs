@@ -6,7 +6,7 @@ use circuitry_models::burn::prelude::Device;
 use circuitry_models::load::{load_tokenizer, read_config};
 use circuitry_models::loading::hub;
 use circuitry_models::{
-    ModelConfig, ModelSource, Processing, Tokenizer, Transformer, load_weights, processing,
+    ModelConfig, ModelSource, Processing, Tokenizer, Transformer, load_weights_as, processing,
 };
 use circuitry_spec::{ModelLocation, ModelSpec};
 
@@ -93,10 +93,10 @@ pub fn load(
     device: &Device,
 ) -> Result<ReadyModel, RunError> {
     let err = |e: circuitry_models::LoadError| model_err(name, e.to_string());
-    let weights = load_weights(&source).map_err(err)?;
+    let weights = load_weights_as(&source, spec.dtype).map_err(err)?;
     let tokenizer = tokenizer(name, spec, &source, base_dir, &weights.config)?;
     let weights = processing::process(weights, processing_of(spec));
-    let model = Transformer::from_weights(&weights, device).map_err(err)?;
+    let model = Transformer::from_weights(weights, device).map_err(err)?;
     Ok(ReadyModel {
         name: name.to_string(),
         model,

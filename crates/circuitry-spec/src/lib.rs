@@ -119,7 +119,7 @@ pub use circuitry_vocab::checkpoints;
 pub use circuitry_vocab::expr;
 pub use circuitry_vocab::{
     Direction, FeatureSite, FileFormat, HeadInput, HeadSweep, IoiCorruption, MeanOver, PaddingSide,
-    Processing, Site,
+    Processing, Site, WeightDtype,
 };
 pub use dataset::{
     AnswerToken, CAUSAL_OUTPUT_ANSWER, COUNTERFACTUAL_ANSWERS, CausalModelDataset,

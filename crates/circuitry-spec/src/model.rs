@@ -1,4 +1,5 @@
-//! `[models.NAME]`: where a model's weights are, how they are processed, how batches are padded.
+//! `[models.NAME]`: where a model's weights are, how they are processed and held, how batches are
+//! padded.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use circuitry_vocab::{PaddingSide, Processing};
+use circuitry_vocab::{PaddingSide, Processing, WeightDtype};
 
 use crate::paths::resolve_path;
 use crate::spec_struct::spec_struct;
@@ -43,6 +44,13 @@ spec_struct! {
         /// Which side batches of prompts of different lengths are padded on.
         #[serde(default)]
         pub padding_side: PaddingSide,
+        /// The precision the weight matrices are held in: `f32` (default), or `bf16`/`f16` for
+        /// half the memory (a multi-billion-parameter model that does not fit in f32).
+        /// Computation, hooks and tables stay f32; results differ from f32 by the rounding of the
+        /// weights.
+        // Left out of the canonical form when f32, so that hashes from before the key existed hold.
+        #[serde(default, skip_serializing_if = "WeightDtype::is_f32")]
+        pub dtype: WeightDtype,
         /// A `tokenizer.json` to use instead of the model's own (relative to the experiment file).
         pub tokenizer: Option<String>,
     }
@@ -223,6 +231,7 @@ mod tests {
             hub: None,
             processing: Processing::ALL,
             padding_side: PaddingSide::Right,
+            dtype: WeightDtype::F32,
             tokenizer: None,
             checkpoints: None,
             steps: None,

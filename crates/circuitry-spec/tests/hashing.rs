@@ -114,6 +114,22 @@ fn every_semantic_change_changes_the_right_hashes() {
     assert_eq!(h.analyses["next"], base.analyses["next"]);
     assert_ne!(h.experiment, base.experiment);
 
+    // Holding the weights at half precision changes the model's results; writing out the
+    // default does not.
+    let h = changed(
+        "path = \"models/a\"",
+        "path = \"models/a\"\ndtype = \"bf16\"",
+    )
+    .hashes();
+    assert_ne!(h.models["toy"], base.models["toy"]);
+    assert_ne!(h.analyses["heads"], base.analyses["heads"]);
+    let h = changed(
+        "path = \"models/a\"",
+        "path = \"models/a\"\ndtype = \"f32\"",
+    )
+    .hashes();
+    assert_eq!(h.models["toy"], base.models["toy"]);
+
     // A dataset change.
     let h = changed("length = 5", "length = 6").hashes();
     assert_ne!(h.datasets["rep"], base.datasets["rep"]);

@@ -117,17 +117,17 @@ mod tests {
         let w = init_weights(&cfg);
         w.check().unwrap();
         let t = &w.tensors;
-        assert!(t["blocks.0.ln1.w"].data.iter().all(|&x| x == 1.0));
-        assert!(t["blocks.1.attn.b_Q"].data.iter().all(|&x| x == 0.0));
+        assert!(t["blocks.0.ln1.w"].data().iter().all(|&x| x == 1.0));
+        assert!(t["blocks.1.attn.b_Q"].data().iter().all(|&x| x == 0.0));
         let sd = |v: &[f32]| {
             (v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
         };
-        let q = sd(&t["blocks.0.attn.W_Q"].data);
-        let o = sd(&t["blocks.0.attn.W_O"].data);
+        let q = sd(&t["blocks.0.attn.W_Q"].data());
+        let o = sd(&t["blocks.0.attn.W_O"].data());
         assert!((q - 0.02).abs() < 0.002, "{q}");
         assert!((o - 0.01).abs() < 0.001, "{o}");
         // independent streams per tensor
-        assert_ne!(t["blocks.0.attn.W_Q"].data, t["blocks.0.attn.W_K"].data);
+        assert_ne!(t["blocks.0.attn.W_Q"].data(), t["blocks.0.attn.W_K"].data());
         assert_eq!(init_weights(&cfg).tensors, w.tensors);
     }
 }

@@ -87,7 +87,7 @@ pub fn save_model_dir(
             .map(|(k, t)| {
                 (
                     k,
-                    t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    t.data().iter().flat_map(|x| x.to_le_bytes()).collect(),
                     t.shape,
                 )
             })

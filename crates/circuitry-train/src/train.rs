@@ -80,7 +80,7 @@ pub fn train_with(
     cfg.validate()?;
     let steps = cfg.optim.steps;
     let autodiff = device.clone().autodiff();
-    let mut model = Transformer::from_weights(&init_weights(cfg), &autodiff)?;
+    let mut model = Transformer::from_weights(init_weights(cfg), &autodiff)?;
     let eval = eval_rows(cfg);
     let mut opt = AdamW::new(&cfg.optim);
     let mut curve = Vec::new();

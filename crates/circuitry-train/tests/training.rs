@@ -53,7 +53,7 @@ fn weights_bits(model: &circuitry_models::Transformer) -> Vec<(String, Vec<u32>)
         .to_weights(Path::new("mem"))
         .tensors
         .into_iter()
-        .map(|(k, t)| (k, t.data.iter().map(|x| x.to_bits()).collect()))
+        .map(|(k, t)| (k, t.data().iter().map(|x| x.to_bits()).collect()))
         .collect()
 }
 
@@ -296,7 +296,7 @@ fn checkpoints_hold_the_weights_after_their_step() {
         .model
     };
     assert_eq!(weights_bits(&load("step6")), weights_bits(&saving.model));
-    let init = circuitry_models::Transformer::from_weights(&init_weights(&cfg), &device).unwrap();
+    let init = circuitry_models::Transformer::from_weights(init_weights(&cfg), &device).unwrap();
     assert_eq!(weights_bits(&load("step0")), weights_bits(&init));
     let mid = weights_bits(&load("step3"));
     assert_ne!(mid, weights_bits(&init));

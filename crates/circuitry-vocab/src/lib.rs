@@ -35,4 +35,4 @@ mod model;
 pub use dataset::{FileFormat, IoiCorruption};
 pub use feature::FeatureSite;
 pub use intervention::{Direction, HeadInput, HeadSweep, MeanOver, Site};
-pub use model::{PaddingSide, Processing};
+pub use model::{PaddingSide, Processing, WeightDtype};

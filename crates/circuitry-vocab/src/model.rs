@@ -1,4 +1,5 @@
-//! How a model is run: which side batches are padded on and which weight-processing steps apply.
+//! How a model is run: which side batches are padded on, which weight-processing steps apply,
+//! and at what precision its weights are held.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -70,5 +71,38 @@ impl Processing {
     /// No processing: the checkpoint's weights as they are.
     pub fn none() -> Processing {
         Processing::NONE
+    }
+}
+
+/// The precision a model's weight matrices are held in. Computation is f32 either way: a
+/// half-precision matrix is widened where it is used, so activations, hooks and tables are f32
+/// and only the memory the weights take changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightDtype {
+    /// 32-bit floats (default): a checkpoint stored at half precision is widened exactly.
+    #[default]
+    F32,
+    /// bfloat16, as most recent checkpoints are stored: half the memory of f32. Matrices (the
+    /// embeddings, unembedding, attention and MLP weights) are held as bf16 after loading and
+    /// weight processing (done in f32, one tensor at a time, then rounded); norm weights and
+    /// biases stay f32.
+    Bf16,
+    /// IEEE half precision, as older checkpoints are stored; held as `bf16` describes.
+    F16,
+}
+
+impl WeightDtype {
+    pub fn is_f32(&self) -> bool {
+        *self == WeightDtype::F32
+    }
+
+    /// The name experiment files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightDtype::F32 => "f32",
+            WeightDtype::Bf16 => "bf16",
+            WeightDtype::F16 => "f16",
+        }
     }
 }

@@ -76,6 +76,13 @@ fn inspect_describes_every_architecture() {
     }
 }
 
+/// Two clean/corrupt pairs, each differing in its second token, with two answers.
+const PAIR: &str = r#"[datasets.pair]
+tokens = [
+  { ids = [5, 6, 7, 8, 9, 10, 11, 12], corrupt = [5, 40, 7, 8, 9, 10, 11, 12], answers = { A = 20, B = 21 } },
+  { ids = [30, 31, 32, 33, 34, 35], corrupt = [30, 50, 32, 33, 34, 35], answers = { A = 22, B = 23 } },
+]"#;
+
 #[test]
 fn patching_runs_and_behaves_on_every_architecture() {
     let tmp = tempfile::tempdir().unwrap();
@@ -86,11 +93,7 @@ name = "architectures"
 [models.m]
 path = "{path}"
 tokenizer = "{tokenizer}"
-[datasets.pair]
-tokens = [
-  {{ ids = [5, 6, 7, 8, 9, 10, 11, 12], corrupt = [5, 40, 7, 8, 9, 10, 11, 12], answers = {{ A = 20, B = 21 }} }},
-  {{ ids = [30, 31, 32, 33, 34, 35], corrupt = [30, 50, 32, 33, 34, 35], answers = {{ A = 22, B = 23 }} }},
-]
+{pair}
 [analyses.resid]
 kind = "activation_patching"
 model = "m"
@@ -110,6 +113,7 @@ dataset = "pair"
 "#,
             path = fixture(name).display(),
             tokenizer = fixture("llama-tiny").join("tokenizer.json").display(),
+            pair = PAIR,
         );
         let file = tmp.path().join(format!("{name}.toml"));
         std::fs::write(&file, toml).unwrap();
@@ -201,4 +205,54 @@ fn inspect_describes_a_converted_gguf_file_as_its_hugging_face_checkpoint() {
         assert!(from_gguf.contains("hook points"), "{gguf}:\n{from_gguf}");
         assert_eq!(from_gguf, describe(fixture(hf)), "{gguf} vs {hf}");
     }
+}
+
+#[test]
+fn a_bf16_model_runs_the_same_experiment_within_its_rounding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = fixture("llama-tiny");
+    let mut toml = format!(
+        r#"
+name = "half"
+[models.full]
+path = "{path}"
+[models.half]
+path = "{path}"
+dtype = "bf16"
+{pair}
+"#,
+        path = path.display(),
+        pair = PAIR,
+    );
+    for model in ["full", "half"] {
+        toml.push_str(&format!(
+            r#"
+[analyses.{model}]
+kind = "activation_patching"
+model = "{model}"
+dataset = "pair"
+site = "resid_pre"
+positions = "each"
+metric = {{ logit_diff = ["A", "B"] }}
+"#
+        ));
+    }
+    let out = run_text(tmp.path(), &toml, "half");
+    let (full, half) = (
+        read_table(&out.join("full.parquet")),
+        read_table(&out.join("half.parquet")),
+    );
+    assert_eq!(full.rows(), half.rows());
+    let mut largest = 0f64;
+    for column in ["metric", "metric_clean", "metric_corrupt"] {
+        for (a, b) in full.f64(column).iter().zip(half.f64(column)) {
+            largest = largest.max((a - b).abs());
+        }
+    }
+    // bf16 keeps 8 bits of mantissa: the logit differences move, by little.
+    assert!(
+        largest > 0.0,
+        "the bf16 model computed exactly the f32 numbers"
+    );
+    assert!(largest < 0.05, "bf16 moved a metric by {largest}");
 }

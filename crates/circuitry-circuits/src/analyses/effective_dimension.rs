@@ -180,7 +180,7 @@ impl Analysis for EffectiveDimension {
             let acts = acts::host(batch.clean_output, HookPoint::layer(layer, self.site))?;
             let stream = &mut self.site_streams[li];
             let width = stream.width;
-            absorb(stream, &acts.data, &flat, width, 0);
+            absorb(stream, acts::dense(&acts), &flat, width, 0);
             if self.heads.is_empty() {
                 continue;
             }
@@ -190,7 +190,13 @@ impl Analysis for EffectiveDimension {
             };
             for (hi, &head) in self.heads.iter().enumerate() {
                 let stream = &mut self.head_streams[li][hi];
-                absorb(stream, &z.data, &flat, n_heads * d_head, head * d_head);
+                absorb(
+                    stream,
+                    acts::dense(&z),
+                    &flat,
+                    n_heads * d_head,
+                    head * d_head,
+                );
             }
         }
         Ok(())

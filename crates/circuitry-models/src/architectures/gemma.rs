@@ -8,13 +8,15 @@
 //! All three are also read from GGUF files (`general.architecture` gemma, gemma2, gemma3).
 
 use super::llama::{GgufArch, HF_NAMES, map_weights, rotary_from_json, validate_json};
+use circuitry_vocab::WeightDtype;
+
 use super::{JsonConfig, Mapper};
 use crate::config::{
     ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm, SlidingWindow,
 };
 use crate::error::LoadError;
 use crate::loading::TensorSource;
-use crate::weights::{BlockNames, Weights, names as canonical};
+use crate::weights::{BlockNames, HostTensor, Weights, names as canonical};
 
 /// Which Gemma generation a config describes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -161,9 +163,10 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
 pub(crate) fn load_weights(
     config: ModelConfig,
     source: &dyn TensorSource,
+    dtype: WeightDtype,
 ) -> Result<Weights, LoadError> {
-    let mut m = Mapper::new(source);
-    map_weights(&mut m, &config, source, &HF_NAMES)?;
+    let mut m = Mapper::new(source, dtype);
+    let w_e = map_weights(&mut m, &config, source, &HF_NAMES)?;
     let mut norms = vec![canonical::LN_FINAL_W.to_string()];
     for l in 0..config.n_layers {
         let c = BlockNames::new(l);
@@ -178,10 +181,10 @@ pub(crate) fn load_weights(
     }
     for name in norms {
         if let Some(t) = m.out.get_mut(&name) {
-            t.data.iter_mut().for_each(|w| *w += 1.0);
+            t.data_mut().iter_mut().for_each(|w| *w += 1.0);
         }
     }
-    scale_embedding(&mut m, &config);
+    m.put(canonical::W_E, scaled_embedding(w_e, &config));
     m.finish(config, "gemma", HF_NAMES.ignored)
 }
 
@@ -191,19 +194,19 @@ pub(crate) fn load_gguf_weights(
     config: ModelConfig,
     arch: GgufArch,
     source: &dyn TensorSource,
+    dtype: WeightDtype,
 ) -> Result<Weights, LoadError> {
     let names = arch.names();
-    let mut m = Mapper::new(source);
-    map_weights(&mut m, &config, source, names)?;
-    scale_embedding(&mut m, &config);
+    let mut m = Mapper::new(source, dtype);
+    let w_e = map_weights(&mut m, &config, source, names)?;
+    m.put(canonical::W_E, scaled_embedding(w_e, &config));
     m.finish(config, arch.name(), names.ignored)
 }
 
 /// Folds Gemma's `sqrt(d_model)` input scaling into `W_E` (after the tied unembedding was
 /// taken from it), in f32 as transformers' `normalizer` (a tensor of the hidden states' dtype).
-fn scale_embedding(m: &mut Mapper, config: &ModelConfig) {
+fn scaled_embedding(mut w_e: HostTensor, config: &ModelConfig) -> HostTensor {
     let scale = (config.d_model as f64).sqrt() as f32;
-    if let Some(w_e) = m.out.get_mut(canonical::W_E) {
-        w_e.data.iter_mut().for_each(|x| *x *= scale);
-    }
+    w_e.data_mut().iter_mut().for_each(|x| *x *= scale);
+    w_e
 }

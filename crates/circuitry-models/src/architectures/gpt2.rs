@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use circuitry_vocab::WeightDtype;
+
 use super::{JsonConfig, Mapper};
 use crate::config::{ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm};
 use crate::error::LoadError;
@@ -92,8 +94,9 @@ pub(crate) fn config_from_json(cfg: &JsonConfig) -> Result<ModelConfig, LoadErro
 pub(crate) fn load_weights(
     config: ModelConfig,
     source: &dyn TensorSource,
+    dtype: WeightDtype,
 ) -> Result<Weights, LoadError> {
-    let mut m = Mapper::new(source);
+    let mut m = Mapper::new(source, dtype);
     let prefix = if m.has("transformer.wte.weight") {
         "transformer."
     } else {
@@ -114,7 +117,7 @@ pub(crate) fn load_weights(
         let qkv_b = m.read(&h("attn.c_attn.bias"), &[3 * d])?;
         for (i, (w, b)) in c.qkv().into_iter().enumerate() {
             m.put(w, qkv.columns(i * d, (i + 1) * d));
-            let bias = qkv_b.data[i * d..(i + 1) * d].to_vec();
+            let bias = qkv_b.data()[i * d..(i + 1) * d].to_vec();
             m.put(b, HostTensor::new(vec![d], bias));
         }
         let t = m.read(&h("attn.c_proj.weight"), &[d, d])?;
@@ -199,9 +202,10 @@ pub fn to_hf_tensors(weights: &Weights) -> Result<BTreeMap<String, HostTensor>, 
         out.insert(h("ln_1.bias"), get(&c.ln1_b)?);
         let (q, k, v) = (get(&c.w_q)?, get(&c.w_k)?, get(&c.w_v)?);
         let mut fused = Vec::with_capacity(d * 3 * d);
+        let (q, k, v) = (q.data(), k.data(), v.data());
         for i in 0..d {
             for w in [&q, &k, &v] {
-                fused.extend_from_slice(&w.data[i * d..(i + 1) * d]);
+                fused.extend_from_slice(&w[i * d..(i + 1) * d]);
             }
         }
         out.insert(
@@ -210,7 +214,7 @@ pub fn to_hf_tensors(weights: &Weights) -> Result<BTreeMap<String, HostTensor>, 
         );
         let mut fused_b = Vec::with_capacity(3 * d);
         for (_, b) in c.qkv() {
-            fused_b.extend_from_slice(&get(b)?.data);
+            fused_b.extend_from_slice(&get(b)?.data());
         }
         out.insert(h("attn.c_attn.bias"), HostTensor::new(vec![3 * d], fused_b));
         out.insert(h("attn.c_proj.weight"), get(&c.w_o)?);

@@ -7,6 +7,8 @@
 //! converter has reordered to `[q; k; v]`.
 
 use super::llama::{rope_scaling, validate_gguf, validate_json};
+use circuitry_vocab::WeightDtype;
+
 use super::{JsonConfig, Mapper};
 use crate::config::{
     ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm, RopeScaling,
@@ -157,24 +159,27 @@ const GGUF_NAMES: NameScheme = NameScheme {
 pub(crate) fn load_weights(
     config: ModelConfig,
     source: &dyn TensorSource,
+    dtype: WeightDtype,
 ) -> Result<Weights, LoadError> {
-    map_weights(config, source, &HF_NAMES)
+    map_weights(config, source, &HF_NAMES, dtype)
 }
 
 /// Maps a `gptneox` GGUF file to canonical weights.
 pub(crate) fn load_gguf_weights(
     config: ModelConfig,
     source: &dyn TensorSource,
+    dtype: WeightDtype,
 ) -> Result<Weights, LoadError> {
-    map_weights(config, source, &GGUF_NAMES)
+    map_weights(config, source, &GGUF_NAMES, dtype)
 }
 
 fn map_weights(
     config: ModelConfig,
     source: &dyn TensorSource,
     names: &NameScheme,
+    dtype: WeightDtype,
 ) -> Result<Weights, LoadError> {
-    let mut m = Mapper::new(source);
+    let mut m = Mapper::new(source, dtype);
     let (d, v, mlp) = (config.d_model, config.d_vocab, config.d_mlp);
     let (h, dh) = (config.n_heads, config.d_head);
     let w_e = m.read(names.embed, &[v, d])?;
@@ -206,8 +211,8 @@ fn map_weights(
         for (i, (ours_w, ours_b)) in [c_q, c_k, c_v].into_iter().enumerate() {
             m.put(ours_w, part(&qkv, i).transposed());
             if let Some(b) = &qkv_b {
-                let column = part(&HostTensor::new(vec![3 * h * dh, 1], b.data.clone()), i);
-                m.put(ours_b, HostTensor::new(vec![h * dh], column.data));
+                let column = part(&HostTensor::new(vec![3 * h * dh, 1], b.data().to_vec()), i);
+                m.put(ours_b, HostTensor::new(vec![h * dh], column.into_data()));
             }
         }
         let t = m.read(&n(names.attn_out, "weight"), &[d, h * dh])?;
@@ -331,10 +336,11 @@ pub(crate) fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig, LoadError
 /// rows hold, head by head, that head's query, key and value rows: `[n_heads * d_head, in]`.
 fn head_part(fused: &HostTensor, n_heads: usize, d_head: usize, i: usize) -> HostTensor {
     let cols = fused.shape[1];
+    let data = fused.data();
     let mut out = Vec::with_capacity(n_heads * d_head * cols);
     for head in 0..n_heads {
         let from = (head * 3 + i) * d_head * cols;
-        out.extend_from_slice(&fused.data[from..from + d_head * cols]);
+        out.extend_from_slice(&data[from..from + d_head * cols]);
     }
     HostTensor::new(vec![n_heads * d_head, cols], out)
 }
@@ -347,8 +353,8 @@ mod tests {
     fn fused_rows_split_head_by_head() {
         // 2 heads of 2 features, 1 input: rows q0 q0 k0 k0 v0 v0 q1 q1 k1 k1 v1 v1.
         let fused = HostTensor::new(vec![12, 1], (0..12).map(|x| x as f32).collect());
-        assert_eq!(head_part(&fused, 2, 2, 0).data, [0.0, 1.0, 6.0, 7.0]);
-        assert_eq!(head_part(&fused, 2, 2, 1).data, [2.0, 3.0, 8.0, 9.0]);
-        assert_eq!(head_part(&fused, 2, 2, 2).data, [4.0, 5.0, 10.0, 11.0]);
+        assert_eq!(*head_part(&fused, 2, 2, 0).data(), [0.0, 1.0, 6.0, 7.0]);
+        assert_eq!(*head_part(&fused, 2, 2, 1).data(), [2.0, 3.0, 8.0, 9.0]);
+        assert_eq!(*head_part(&fused, 2, 2, 2).data(), [4.0, 5.0, 10.0, 11.0]);
     }
 }

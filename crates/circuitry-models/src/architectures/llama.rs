@@ -11,6 +11,8 @@
 //! llama.cpp's converter has permuted the rows of the query and key projections for its
 //! interleaved rotary layout; loading undoes that permutation as transformers does.
 
+use circuitry_vocab::WeightDtype;
+
 use super::{JsonConfig, Mapper};
 use crate::config::{
     ActFn, Architecture, BlockNorms, ModelConfig, NormKind, Positional, QkNorm, RopeScaling,
@@ -351,9 +353,11 @@ const GGUF_NEOX_NAMES: NameScheme = NameScheme {
 pub(crate) fn load_weights(
     config: ModelConfig,
     source: &dyn TensorSource,
+    dtype: WeightDtype,
 ) -> Result<Weights, LoadError> {
-    let mut m = Mapper::new(source);
-    map_weights(&mut m, &config, source, &HF_NAMES)?;
+    let mut m = Mapper::new(source, dtype);
+    let w_e = map_weights(&mut m, &config, source, &HF_NAMES)?;
+    m.put(canonical::W_E, w_e);
     m.finish(config, "llama", HF_NAMES.ignored)
 }
 
@@ -364,19 +368,23 @@ pub(crate) fn load_gguf_weights(
     config: ModelConfig,
     arch: GgufArch,
     source: &dyn TensorSource,
+    dtype: WeightDtype,
 ) -> Result<Weights, LoadError> {
-    let mut m = Mapper::new(source);
-    map_weights(&mut m, &config, source, arch.names())?;
+    let mut m = Mapper::new(source, dtype);
+    let w_e = map_weights(&mut m, &config, source, arch.names())?;
+    m.put(canonical::W_E, w_e);
     m.finish(config, arch.name(), arch.names().ignored)
 }
 
-/// Reads every tensor of a Llama-layout checkpoint into `m` under canonical names.
+/// Reads every tensor of a Llama-layout checkpoint into `m` under canonical names, but for the
+/// embedding `W_E`, which it returns in f32 for the caller to put (Gemma scales it first, so that
+/// a half-precision embedding is rounded once).
 pub(crate) fn map_weights(
     m: &mut Mapper,
     config: &ModelConfig,
     source: &dyn TensorSource,
     names: &NameScheme,
-) -> Result<(), LoadError> {
+) -> Result<HostTensor, LoadError> {
     let (d, v, mlp) = (config.d_model, config.d_vocab, config.d_mlp);
     let qd = config.n_heads * config.d_head;
     let kvd = config.n_kv_heads * config.d_head;
@@ -487,9 +495,8 @@ pub(crate) fn map_weights(
     let t = m.read(names.final_norm, &[d])?;
     m.put(canonical::LN_FINAL_W, t);
     let w_u = m.unembedding(names.lm_head, &w_e, config)?;
-    m.put(canonical::W_E, w_e);
     m.put(canonical::W_U, w_u);
-    Ok(())
+    Ok(w_e)
 }
 
 /// The GGUF architectures read through the Llama layout (llama.cpp's `general.architecture`
@@ -885,11 +892,11 @@ fn rope_freq_factors(file: &GgufFile, rotary_dim: usize) -> Result<RopeScaling, 
             ),
         ));
     }
-    if let Some(bad) = t.data.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+    if let Some(bad) = t.data().iter().find(|f| !(f.is_finite() && **f > 0.0)) {
         return Err(meta.error(ROPE_FREQS, format!("factor {bad} is not a positive number")));
     }
     Ok(RopeScaling::Factors {
-        factors: t.data.iter().map(|&f| f64::from(f)).collect(),
+        factors: t.data().iter().map(|&f| f64::from(f)).collect(),
     })
 }
 
@@ -913,16 +920,17 @@ fn unpermute_rows(
             ),
         });
     }
-    let cols = t.data.len() / rows;
+    let data = t.data();
+    let cols = data.len() / rows;
     let half = rows / n_heads / 2;
-    let mut out = vec![0f32; t.data.len()];
+    let mut out = vec![0f32; data.len()];
     for h in 0..n_heads {
         for i in 0..2 {
             for j in 0..half {
                 let dst = h * 2 * half + i * half + j;
                 let src = h * 2 * half + j * 2 + i;
                 out[dst * cols..(dst + 1) * cols]
-                    .copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
+                    .copy_from_slice(&data[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -940,16 +948,17 @@ mod tests {
     /// `w.reshape(n_head, 2, rows // n_head // 2, *rest).swapaxes(1, 2).reshape(w.shape)`.
     fn permute(t: &HostTensor, n_heads: usize) -> HostTensor {
         let rows = t.shape[0];
-        let cols = t.data.len() / rows;
+        let data = t.data();
+        let cols = data.len() / rows;
         let half = rows / n_heads / 2;
-        let mut out = vec![0f32; t.data.len()];
+        let mut out = vec![0f32; data.len()];
         for h in 0..n_heads {
             for i in 0..2 {
                 for j in 0..half {
                     let src = h * 2 * half + i * half + j;
                     let dst = h * 2 * half + j * 2 + i;
                     out[dst * cols..(dst + 1) * cols]
-                        .copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
+                        .copy_from_slice(&data[src * cols..(src + 1) * cols]);
                 }
             }
         }
@@ -1033,7 +1042,7 @@ mod tests {
         );
         // Row 1 of a permuted head is Hugging Face's row d_head/2 (the second rotary half).
         let p = permute(&bias, heads);
-        assert_eq!(p.data[1], (d_head / 2) as f32);
+        assert_eq!(p.data()[1], (d_head / 2) as f32);
         assert!(
             unpermute_rows(&HostTensor::new(vec![6], vec![0.0; 6]), 4, &NoSource, "odd").is_err()
         );

@@ -9,24 +9,30 @@ pub mod llama;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use circuitry_vocab::WeightDtype;
+
 use crate::config::ModelConfig;
 use crate::error::LoadError;
 use crate::loading::TensorSource;
 use crate::weights::{HostTensor, Weights};
 
-/// Reads checkpoint tensors by name, checks their shapes, and remembers which were used.
+/// Reads checkpoint tensors by name, checks their shapes, and remembers which were used; the
+/// canonical tensors it is given are held at the model's precision as they arrive, so that a
+/// half-precision model is never whole in f32.
 pub(crate) struct Mapper<'a> {
     source: &'a dyn TensorSource,
+    dtype: WeightDtype,
     shapes: BTreeMap<String, Vec<usize>>,
     used: BTreeSet<String>,
     pub(crate) out: BTreeMap<String, HostTensor>,
 }
 
 impl<'a> Mapper<'a> {
-    pub(crate) fn new(source: &'a dyn TensorSource) -> Self {
+    pub(crate) fn new(source: &'a dyn TensorSource, dtype: WeightDtype) -> Self {
         Mapper {
             shapes: source.shapes(),
             source,
+            dtype,
             used: BTreeSet::new(),
             out: BTreeMap::new(),
         }
@@ -58,7 +64,8 @@ impl<'a> Mapper<'a> {
         }
     }
 
-    /// The unembedding `[d_model, d_vocab]`: `lm_head` (stored `[d_vocab, d_model]`) transposed,
+    /// The unembedding `[d_model, d_vocab]` at the model's precision: `lm_head` (stored
+    /// `[d_vocab, d_model]`) transposed,
     /// or the embedding `w_e` transposed when the embeddings are tied or there is no `lm_head`.
     pub(crate) fn unembedding(
         &mut self,
@@ -67,19 +74,19 @@ impl<'a> Mapper<'a> {
         config: &ModelConfig,
     ) -> Result<HostTensor, LoadError> {
         if !self.has(lm_head) {
-            return Ok(w_e.transposed());
+            return Ok(w_e.transposed_as(self.dtype));
         }
         // Read even when tied, so a redundant copy is not reported as unused.
         let t = self.read(lm_head, &[config.d_vocab, config.d_model])?;
         Ok(if config.tied_embeddings {
-            w_e.transposed()
+            w_e.transposed_as(self.dtype)
         } else {
-            t.transposed()
+            t.transposed_as(self.dtype)
         })
     }
 
     pub(crate) fn put(&mut self, canonical: impl Into<String>, t: HostTensor) {
-        self.out.insert(canonical.into(), t);
+        self.out.insert(canonical.into(), t.held_as(self.dtype));
     }
 
     /// Fails on checkpoint tensors that were neither used nor match an `ignored` suffix.

@@ -9,7 +9,7 @@ use crate::components::norm::Norm;
 use crate::components::rotary::RotaryTables;
 use crate::config::QkNorm;
 use crate::hooks::{HookKind, HookPoint};
-use crate::linear;
+use crate::{linear, weight};
 
 /// Attention weights in `x @ W` layout, heads concatenated along the output axis:
 /// `w_q` is `[d_model, n_heads * d_head]`, `w_k`/`w_v` are `[d_model, n_kv_heads * d_head]`,
@@ -183,13 +183,13 @@ impl Attention {
         let z = pattern.matmul(v).swap_dims(1, 2); // [b, t, h, dh]
         let z = hooks.h4(hp(HookKind::Z), z);
         let out = if hooks.touches(hp(HookKind::Result)) {
-            let w_o = self.w_o.val().reshape([1, h, dh, self.w_o.dims()[1]]);
+            let w_o = weight(&self.w_o).reshape([1, h, dh, self.w_o.dims()[1]]);
             let result = z.swap_dims(1, 2).matmul(w_o).swap_dims(1, 2); // [b, t, h, d_model]
             let result = hooks.h4(hp(HookKind::Result), result);
             result.sum_dim(2).squeeze_dim::<3>(2)
         } else {
             z.reshape([b as i64, t as i64, -1])
-                .matmul(self.w_o.val().unsqueeze::<3>())
+                .matmul(weight(&self.w_o).unsqueeze::<3>())
         };
         let out = match &self.b_o {
             Some(b_o) => out + b_o.val().unsqueeze::<3>(),
@@ -225,7 +225,7 @@ impl Attention {
 
     /// `W_Q`, `[d_model, n_heads * d_head]`.
     pub fn w_q(&self) -> Tensor<2> {
-        self.w_q.val()
+        weight(&self.w_q)
     }
     /// `b_Q`, `[n_heads * d_head]`.
     pub fn b_q(&self) -> Option<Tensor<1>> {
@@ -233,7 +233,7 @@ impl Attention {
     }
     /// `W_K`, `[d_model, n_kv_heads * d_head]`.
     pub fn w_k(&self) -> Tensor<2> {
-        self.w_k.val()
+        weight(&self.w_k)
     }
     /// `b_K`, `[n_kv_heads * d_head]`.
     pub fn b_k(&self) -> Option<Tensor<1>> {
@@ -241,7 +241,7 @@ impl Attention {
     }
     /// `W_V`, `[d_model, n_kv_heads * d_head]`.
     pub fn w_v(&self) -> Tensor<2> {
-        self.w_v.val()
+        weight(&self.w_v)
     }
     /// `b_V`, `[n_kv_heads * d_head]`.
     pub fn b_v(&self) -> Option<Tensor<1>> {
@@ -249,7 +249,7 @@ impl Attention {
     }
     /// `W_O`, `[n_heads * d_head, d_model]`.
     pub fn w_o(&self) -> Tensor<2> {
-        self.w_o.val()
+        weight(&self.w_o)
     }
     /// `b_O`, `[d_model]`.
     pub fn b_o(&self) -> Option<Tensor<1>> {
@@ -267,22 +267,22 @@ impl Attention {
 
     /// `W_Q` per head, `[n_heads, d_model, d_head]` (TransformerLens layout).
     pub fn w_q_heads(&self) -> Tensor<3> {
-        split_in_heads(self.w_q.val(), self.n_heads, self.d_head)
+        split_in_heads(weight(&self.w_q), self.n_heads, self.d_head)
     }
     /// `W_K` per query head (key/value heads repeated under GQA), `[n_heads, d_model, d_head]`.
     pub fn w_k_heads(&self) -> Tensor<3> {
-        let kv = split_in_heads(self.w_k.val(), self.n_kv_heads, self.d_head);
+        let kv = split_in_heads(weight(&self.w_k), self.n_kv_heads, self.d_head);
         repeat_heads(kv, self.n_heads / self.n_kv_heads)
     }
     /// `W_V` per query head, `[n_heads, d_model, d_head]`.
     pub fn w_v_heads(&self) -> Tensor<3> {
-        let kv = split_in_heads(self.w_v.val(), self.n_kv_heads, self.d_head);
+        let kv = split_in_heads(weight(&self.w_v), self.n_kv_heads, self.d_head);
         repeat_heads(kv, self.n_heads / self.n_kv_heads)
     }
     /// `W_O` per head, `[n_heads, d_head, d_model]`.
     pub fn w_o_heads(&self) -> Tensor<3> {
         let d_model = self.w_o.dims()[1];
-        self.w_o.val().reshape([self.n_heads, self.d_head, d_model])
+        weight(&self.w_o).reshape([self.n_heads, self.d_head, d_model])
     }
 }
 

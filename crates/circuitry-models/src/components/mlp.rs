@@ -7,7 +7,7 @@ use burn::tensor::activation;
 use crate::cache::HookContext;
 use crate::config::ActFn;
 use crate::hooks::{HookKind, HookPoint};
-use crate::linear;
+use crate::{linear, weight};
 
 /// Weights in `x @ W` layout: `w_in`/`w_gate` are `[d_model, d_mlp]`, `w_out` is `[d_mlp, d_model]`.
 #[derive(Module, Debug)]
@@ -47,21 +47,21 @@ impl Mlp {
 
     /// `W_in` (for gated MLPs the up projection), `[d_model, d_mlp]`.
     pub fn w_in(&self) -> Tensor<2> {
-        self.w_in.val()
+        weight(&self.w_in)
     }
     pub fn b_in(&self) -> Option<Tensor<1>> {
         self.b_in.as_ref().map(Param::val)
     }
     /// `W_gate`, `[d_model, d_mlp]`, for gated MLPs.
     pub fn w_gate(&self) -> Option<Tensor<2>> {
-        self.w_gate.as_ref().map(Param::val)
+        self.w_gate.as_ref().map(weight)
     }
     pub fn b_gate(&self) -> Option<Tensor<1>> {
         self.b_gate.as_ref().map(Param::val)
     }
     /// `W_out`, `[d_mlp, d_model]`.
     pub fn w_out(&self) -> Tensor<2> {
-        self.w_out.val()
+        weight(&self.w_out)
     }
     pub fn b_out(&self) -> Option<Tensor<1>> {
         self.b_out.as_ref().map(Param::val)
